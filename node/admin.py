@@ -1,0 +1,247 @@
+"""Admin operations on a node home: init, peers, convenants, users, imports, status.
+
+The CLI, the demo and the tests all go through these functions, so each operation has
+one implementation. Each state change is written with its log entry in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, Literal
+
+from node.config import CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, render_config
+from node.context import NodeContext
+from node.errors import ConfigError, ConvenantNotInForce, InputError, NotAParty
+from node.keys import NodeKeys
+from node.policy.convenant import in_force
+from node.protocol import jws
+from node.protocol.convenant import (
+    Convenant,
+    draft_from_toml,
+    parse_convenant,
+    party_signatures,
+)
+from node.protocol.peer_card import PeerCard, issue_card, verify_card
+from node.registration import Registration, RowError, iter_file
+from node.store import convenants, db, log, peers, registry, tag_sets, users
+from node.store.db import tx
+from node.tag_sets import apply_changes, rebuild
+
+CARD_FILE = "card.json"
+IMPORT_BATCH = 20_000
+
+
+def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.SignedDocument:
+    """Create a node home: config, keys (0600), self-signed peer card, database."""
+    now = now or datetime.now(UTC)
+    home = home.expanduser()
+    if (home / CONFIG_FILE).exists():
+        raise ConfigError(f"{home} already holds a node ({CONFIG_FILE} exists)")
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys = NodeKeys.generate()
+    keys.save(home / KEYS_DIR)
+    (home / CONFIG_FILE).write_text(render_config(cfg))
+    card = issue_card(cfg, keys, now)
+    (home / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2) + "\n")
+    conn = db.connect(home / DB_FILE)
+    with tx(conn):
+        log.append(conn, keys.signing, cfg.node_id, [log.LogEntry(
+            kind="node.initialised", outcome="ok",
+            data={"signing_key_fingerprint": keys.signing_fingerprint,
+                  "org_type": cfg.org_type})], now)
+    conn.close()
+    return card
+
+
+def own_card(ctx: NodeContext) -> tuple[PeerCard, jws.SignedDocument]:
+    return verify_card(json.loads((ctx.home / CARD_FILE).read_text()))
+
+
+def load_json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise InputError(f"no such file: {path}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is not JSON: {e}") from e
+
+
+def add_peer(
+    ctx: NodeContext, card_json: Any, rotate: bool = False
+) -> tuple[PeerCard, Literal["added", "unchanged", "updated", "rotated"]]:
+    card, doc = verify_card(card_json, ctx.clock())
+    if card.node_id == ctx.node_id:
+        raise InputError("that is this node's own card")
+    with tx(ctx.conn):
+        outcome = peers.add(ctx.conn, doc, ctx.clock(), rotate=rotate)
+        if outcome != "unchanged":
+            log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
+                kind="peer." + outcome, counterparty=card.node_id, outcome=outcome,
+                data={"signing_key_fingerprint": card.signing_fingerprint})], ctx.clock())
+    return card, outcome
+
+
+def revoke_peer(ctx: NodeContext, node_id: str) -> None:
+    with tx(ctx.conn):
+        peers.revoke(ctx.conn, node_id, ctx.clock())
+        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
+            kind="peer.revoked", counterparty=node_id, outcome="revoked")], ctx.clock())
+
+
+def _known_keys(ctx: NodeContext) -> dict[str, bytes]:
+    keys = peers.signing_keys(ctx.conn)
+    keys[ctx.keys.signing_fingerprint] = ctx.keys.signing_public
+    return keys
+
+
+def draft_convenant(ctx: NodeContext, toml_text: str) -> jws.SignedDocument:
+    cards: dict[str, dict[str, Any]] = {}
+    for p in [*peers.all_peers(ctx.conn), None]:
+        card = p.card if p else own_card(ctx)[0]
+        cards[card.node_id] = {
+            "organisation": card.organisation, "org_type": card.org_type,
+            "signing_fingerprint": card.signing_fingerprint,
+            "encryption_fingerprint": card.encryption_fingerprint,
+        }
+    return draft_from_toml(toml_text, cards)
+
+
+def sign_convenant(ctx: NodeContext, doc_json: Any) -> jws.SignedDocument:
+    conv, doc = parse_convenant(doc_json)
+    party = conv.party(ctx.node_id)
+    if party is None:
+        raise NotAParty(f"this node ({ctx.node_id}) is not a party to {conv.id}")
+    if party.signing_key_fingerprint != ctx.keys.signing_fingerprint:
+        raise InputError(f"the convenant names another signing key for {ctx.node_id}")
+    return doc.with_signature(ctx.keys.signing)
+
+
+@dataclass(frozen=True)
+class PartyStatus:
+    node_id: str
+    organisation: str
+    roles: tuple[str, ...]
+    signature: str
+
+
+def convenant_status(ctx: NodeContext, doc_json: Any) -> tuple[Convenant, list[PartyStatus], str | None]:
+    """Per party signature state, and why the convenant is not in force (None if it is)."""
+    conv, doc = parse_convenant(doc_json)
+    keys = _known_keys(ctx)
+    sigs = {s.node_id: s.state for s in party_signatures(conv, doc, keys)}
+    rows = [PartyStatus(p.node_id, p.organisation, p.roles, sigs[p.node_id]) for p in conv.parties]
+    refusal = in_force(conv, doc, keys, ctx.clock())
+    return conv, rows, refusal.detail if refusal else None
+
+
+def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
+    """Install a convenant signed by every party; then publish our tag set under it."""
+    conv, doc = parse_convenant(doc_json)
+    if conv.party(ctx.node_id) is None:
+        raise NotAParty(f"this node ({ctx.node_id}) is not a party to {conv.id}")
+    keys = _known_keys(ctx)
+    missing = [s.node_id for s in party_signatures(conv, doc, keys) if s.state != "signed"]
+    if missing:
+        raise ConvenantNotInForce(f"not signed (validly) by: {', '.join(missing)}")
+    if ctx.clock() >= conv.valid_until:
+        raise ConvenantNotInForce(f"convenant {conv.id} v{conv.version} has expired")
+    with tx(ctx.conn):
+        new = convenants.install(ctx.conn, doc, ctx.clock())
+        if new:
+            log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
+                kind="convenant.installed", convenant_id=conv.id,
+                convenant_version=conv.version, outcome="installed",
+                data={"parties": [p.node_id for p in conv.parties]})], ctx.clock())
+    party = conv.party(ctx.node_id)
+    if party is not None and "provider" in party.roles:
+        rebuild(ctx, conv)
+    return conv
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    upserted: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    tag_set_versions: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self, max_errors: int = 1000) -> dict[str, Any]:
+        return {
+            "rows": self.rows, "upserted": self.upserted, "unchanged": self.unchanged,
+            "invalid": len(self.errors),
+            "errors": [{"line": e.line, "reason": e.reason} for e in self.errors[:max_errors]],
+            "tag_set_versions": self.tag_set_versions,
+        }
+
+
+def import_registrations(
+    ctx: NodeContext, path: Path, fmt: Literal["csv", "jsonl"] | None = None, actor: str = "import"
+) -> ImportReport:
+    """Stream a CSV or JSON Lines file into the registry in batches.
+
+    Invalid rows are reported with their line number and skipped; valid rows are kept.
+    Each batch is one transaction, so an interruption leaves whole batches; importing the
+    same file again changes nothing.
+    """
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    report = ImportReport()
+    rows = iter_file(path, fmt)
+    while True:
+        chunk = list(islice(rows, IMPORT_BATCH))
+        if not chunk:
+            break
+        good: dict[str, Registration] = {}
+        for line, item in chunk:
+            report.rows += 1
+            if isinstance(item, RowError):
+                report.errors.append(item)
+            else:
+                good[item.ref] = item  # a ref repeated in one file: the last row wins
+        summary = apply_changes(ctx, list(good.values()), actor=actor)
+        report.upserted += summary.upserted
+        report.unchanged += summary.unchanged
+        report.tag_set_versions.update(summary.published)
+        del line
+    return report
+
+
+def create_user(ctx: NodeContext, name: str, role: str) -> str:
+    with tx(ctx.conn):
+        token = users.create(ctx.conn, name, role, ctx.clock())
+        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
+            kind="user.created", actor=name, outcome="created", data={"role": role})], ctx.clock())
+    return token
+
+
+def status(ctx: NodeContext) -> dict[str, Any]:
+    head = log.latest_head(ctx.conn)
+    provided = {}
+    for inst in convenants.latest_versions(ctx.conn):
+        h = tag_sets.head(ctx.conn, inst.convenant.id)
+        provided[inst.convenant.id] = {"version": inst.convenant.version,
+                                       "tag_set_version": h.version, "tag_set_count": h.count}
+    return {
+        "node_id": ctx.node_id,
+        "organisation": ctx.cfg.organisation,
+        "org_type": ctx.cfg.org_type,
+        "signing_key_fingerprint": ctx.keys.signing_fingerprint,
+        "registrations": registry.count(ctx.conn),
+        "peers": [p.node_id for p in peers.all_peers(ctx.conn)],
+        "convenants": provided,
+        "log_size": head.tree_size if head else 0,
+    }
+
+
+def verify_report_json(report: log.VerifyReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "entries": report.entries,
+        "heads": report.heads,
+        "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems],
+    }

@@ -1,0 +1,236 @@
+"""The node's HTTP server: peer endpoints and the local API (docs/protocol.md §6, docs/api.md).
+
+Cross-cutting concerns are middlewares: every error becomes RFC 9457 problem+json in one
+place; ``/api/`` routes need a bearer token whose role the route allows. Database work
+is quick and local, so handlers call the store directly; the event loop owns the one
+connection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from node import admin, provider
+from node.context import NodeContext
+from node.errors import (
+    AuthError,
+    Forbidden,
+    InputError,
+    NotFound,
+    PayloadTooLarge,
+    VhnodeError,
+)
+from node.identifiers import SubjectIdentifier
+from node.protocol.client import ask_bekendheid
+from node.registration import parse_registration
+from node.store import log, users
+from node.store.users import User
+from node.tag_sets import apply_changes
+
+CTX = web.AppKey("ctx", NodeContext)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+USER = web.RequestKey("user", User)
+JOSE = "application/jose+json"
+PROBLEM = "application/problem+json"
+
+logger = structlog.get_logger("vhnode.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, type_: str, title: str, detail: str, instance: str) -> web.Response:
+    body = {"type": type_, "title": title, "status": status, "detail": detail, "instance": instance}
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as problem+json with a stable ``type`` (docs/api.md "Errors")."""
+    try:
+        return await handler(request)
+    except VhnodeError as e:
+        logger.info("request_failed", path=request.path, code=e.code, status=e.http_status)
+        return problem(e.http_status, e.problem_type, e.title, e.detail, request.path)
+    except web.HTTPRequestEntityTooLarge as e:
+        err = PayloadTooLarge(f"body larger than {e.body and len(e.body) or 'the'} limit")
+        err.detail = "request body exceeds the node's max_body_bytes"
+        return problem(413, err.problem_type, err.title, err.detail, request.path)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
+        return problem(e.status, "https://vhnode.nl/problems/" + code, e.reason, e.text or e.reason, request.path)
+    except Exception:  # the one place an unexpected error is caught: log it, leak nothing
+        logger.exception("unhandled_error", path=request.path)
+        return problem(500, "https://vhnode.nl/problems/internal", "Internal error",
+                       "the node failed to handle the request; see its log", request.path)
+
+
+ROUTE_ROLES: dict[str, frozenset[str]] = {}
+
+
+def roles(*allowed: str) -> Callable[[Handler], Handler]:
+    def mark(handler: Handler) -> Handler:
+        ROUTE_ROLES[handler.__name__] = frozenset(allowed)
+        return handler
+
+    return mark
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``/api/`` needs ``Authorization: Bearer <token>`` of a user whose role the route allows."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise AuthError("missing 'Authorization: Bearer <token>' header")
+    user = users.authenticate(request.app[CTX].conn, header.removeprefix("Bearer ").strip())
+    allowed = ROUTE_ROLES.get(getattr(request.match_info.handler, "__name__", ""), frozenset())
+    if user.role not in allowed and user.role != "admin":
+        raise Forbidden(f"role {user.role} may not use {request.method} {request.path}")
+    request[USER] = user
+    return await handler(request)
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError("body is not valid JSON") from e
+
+
+def _jose(answer: provider.Answer) -> web.Response:
+    return web.Response(
+        status=answer.http_status, text=json.dumps(answer.document.to_json()), content_type=JOSE
+    )
+
+
+# --- peer endpoints (signed requests; docs/protocol.md §6) -----------------------------
+
+
+async def peer_card(request: web.Request) -> web.Response:
+    doc = admin.own_card(request.app[CTX])[1]
+    return web.Response(text=json.dumps(doc.to_json()), content_type=JOSE)
+
+
+async def peer_evaluate(request: web.Request) -> web.Response:
+    return _jose(provider.answer_evaluate(request.app[CTX], await request.read()))
+
+
+async def peer_tag_set(request: web.Request) -> web.Response:
+    return _jose(provider.answer_tag_set(request.app[CTX], await request.read()))
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "node_id": request.app[CTX].node_id})
+
+
+# --- local API (bearer tokens; docs/api.md) --------------------------------------------
+
+
+@roles("source")
+async def put_registration(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    data = await _json_body(request)
+    if not isinstance(data, dict):
+        raise InputError("body must be a JSON object")
+    ref = request.match_info["ref"]
+    if data.setdefault("ref", ref) != ref:
+        raise InputError("'ref' in the body differs from the URL")
+    reg = parse_registration(data)
+    summary = apply_changes(ctx, [reg], actor=request[USER].name)
+    return web.json_response(
+        {"ref": ref, "changed": summary.upserted == 1, "tag_set_versions": summary.published}
+    )
+
+
+@roles("source")
+async def delete_registration(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    ref = request.match_info["ref"]
+    summary = apply_changes(ctx, [], [ref], actor=request[USER].name)
+    if summary.removed == 0:
+        raise NotFound(f"no registration {ref}")
+    return web.json_response({"ref": ref, "removed": True, "tag_set_versions": summary.published})
+
+
+class BekendheidQuery(BaseModel):
+    """Body of POST /api/v1/bekendheid (docs/api.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    convenant_id: str
+    purpose: str
+    case_ref: str = Field(min_length=1, max_length=128)
+    subjects: list[SubjectIdentifier] = Field(min_length=1, max_length=64)
+    partners: list[str] | None = None
+
+
+@roles("coordinator")
+async def post_bekendheid(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    data = await _json_body(request)
+    try:
+        q = BekendheidQuery.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{where}: {first['msg']}") from e
+    result = await ask_bekendheid(
+        ctx, request.app[SESSION], q.convenant_id, q.purpose, q.case_ref,
+        request[USER].name, q.subjects, q.partners,
+    )
+    return web.json_response(result.as_json())
+
+
+@roles("privacy_officer")
+async def get_audit_verify(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    report = log.verify(ctx.conn, ctx.node_id, ctx.keys.signing_public)
+    return web.json_response(admin.verify_report_json(report))
+
+
+@roles("coordinator", "liaison", "privacy_officer", "source")
+async def get_node(request: web.Request) -> web.Response:
+    return web.json_response(admin.status(request.app[CTX]))
+
+
+def make_app(ctx: NodeContext) -> web.Application:
+    app = web.Application(
+        middlewares=[problem_middleware, auth_middleware],
+        client_max_size=ctx.cfg.http.max_body_bytes,
+    )
+    app[CTX] = ctx
+
+    async def client_session(app: web.Application) -> Any:
+        # One session per node, reused; per-partner timeouts are applied per call.
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=ctx.cfg.peers.timeout_seconds),
+            headers={"User-Agent": f"vhnode/{ctx.node_id}"},
+        ) as session:
+            app[SESSION] = session
+            yield
+
+    app.cleanup_ctx.append(client_session)
+    app.router.add_routes([
+        web.get("/healthz", health),
+        web.get("/peer/v1/card", peer_card),
+        web.post("/peer/v1/evaluate", peer_evaluate),
+        web.post("/peer/v1/tag-set", peer_tag_set),
+        web.get("/api/v1/node", get_node),
+        web.put("/api/v1/registrations/{ref}", put_registration),
+        web.delete("/api/v1/registrations/{ref}", delete_registration),
+        web.post("/api/v1/bekendheid", post_bekendheid),
+        web.get("/api/v1/audit/verify", get_audit_verify),
+    ])
+    return app
+
+
+__all__ = ["CTX", "User", "make_app"]

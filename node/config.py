@@ -1,0 +1,102 @@
+"""Node configuration: ``<home>/node.toml``, validated with pydantic (README "Configuration")."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
+
+from node.errors import ConfigError
+
+OrgType = Literal[
+    "politie",
+    "om",
+    "reclassering",
+    "rvdk",
+    "jeugdzorg",
+    "ggz",
+    "gemeente",
+    "woningcorporatie",
+    "dji",
+    "veiligheidshuis",
+]
+NODE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+CONFIG_FILE = "node.toml"
+DB_FILE = "node.db"
+KEYS_DIR = "keys"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8400, ge=0, le=65535)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+
+class LimitsConfig(_Strict):
+    # Token bucket per requester and convenant, counted in evaluated elements (subjects).
+    evaluations_per_minute: float = Field(600.0, gt=0)
+    evaluation_burst: int = Field(200, ge=1)
+    max_subjects_per_request: int = Field(64, ge=1)
+    clock_skew_seconds: int = Field(120, ge=1)
+
+
+class PeersConfig(_Strict):
+    timeout_seconds: float = Field(3.0, gt=0)
+    tag_set_timeout_seconds: float = Field(60.0, gt=0)
+
+
+class NodeConfig(_Strict):
+    node_id: str = Field(pattern=NODE_ID_PATTERN)
+    organisation: str = Field(min_length=1, max_length=200)
+    org_type: OrgType
+    endpoint: AnyHttpUrl
+    card_validity_days: int = Field(730, ge=1, le=3650)
+    http: HttpConfig = HttpConfig()
+    limits: LimitsConfig = LimitsConfig()
+    peers: PeersConfig = PeersConfig()
+
+
+def load_config(home: Path) -> NodeConfig:
+    path = home / CONFIG_FILE
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"no {CONFIG_FILE} in {home}; run 'vhnode init' first") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from e
+    try:
+        return NodeConfig.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from e
+
+
+def render_config(cfg: NodeConfig) -> str:
+    """TOML text for a config (no TOML writer in the stdlib; the shape is flat enough)."""
+
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [
+        f"node_id = {value(cfg.node_id)}",
+        f"organisation = {value(cfg.organisation)}",
+        f"org_type = {value(cfg.org_type)}",
+        f"endpoint = {value(str(cfg.endpoint).rstrip('/'))}",
+        f"card_validity_days = {cfg.card_validity_days}",
+    ]
+    for section in ("http", "limits", "peers"):
+        lines.append(f"\n[{section}]")
+        for k, v in getattr(cfg, section).model_dump().items():
+            lines.append(f"{k} = {value(v)}")
+    return "\n".join(lines) + "\n"

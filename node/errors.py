@@ -1,0 +1,244 @@
+"""One error hierarchy for the whole node.
+
+Every error carries a stable ``code``. The same code is the reason in a signed refusal
+(docs/protocol.md §8), the last path segment of the problem+json ``type`` on HTTP, and
+what the CLI prints. Protocol and crypto code raise these; only the HTTP middleware and
+the CLI turn them into responses.
+"""
+
+from __future__ import annotations
+
+PROBLEM_TYPE_BASE = "https://vhnode.nl/problems/"
+
+
+class VhnodeError(Exception):
+    """Root of every error the node raises on purpose."""
+
+    code = "error"
+    http_status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+
+    @property
+    def problem_type(self) -> str:
+        return PROBLEM_TYPE_BASE + self.code
+
+
+# --- input and configuration -------------------------------------------------------
+
+
+class InputError(VhnodeError):
+    code = "invalid_input"
+    http_status = 400
+    title = "Invalid input"
+
+
+class InvalidIdentifier(InputError):
+    code = "invalid_identifier"
+    title = "Invalid identifier"
+
+
+class InvalidBsn(InvalidIdentifier):
+    code = "invalid_bsn"
+    title = "Invalid BSN"
+
+
+class ConfigError(VhnodeError):
+    code = "config_error"
+    http_status = 500
+    title = "Configuration error"
+
+
+class NotFound(VhnodeError):
+    code = "not_found"
+    http_status = 404
+    title = "Not found"
+
+
+class Conflict(VhnodeError):
+    code = "conflict"
+    http_status = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(InputError):
+    code = "payload_too_large"
+    http_status = 413
+    title = "Payload too large"
+
+
+# --- local authentication -----------------------------------------------------------
+
+
+class AuthError(VhnodeError):
+    code = "unauthorized"
+    http_status = 401
+    title = "Missing or invalid bearer token"
+
+
+class Forbidden(AuthError):
+    code = "forbidden"
+    http_status = 403
+    title = "Role not allowed"
+
+
+# --- cryptography and signed documents ---------------------------------------------
+
+
+class ProtocolError(VhnodeError):
+    """A message or document that does not follow docs/protocol.md."""
+
+    code = "protocol_error"
+    http_status = 400
+    title = "Protocol error"
+
+
+class MalformedMessage(ProtocolError):
+    code = "malformed_message"
+    title = "Malformed message"
+
+
+class BadSignature(ProtocolError):
+    code = "bad_signature"
+    http_status = 401
+    title = "Bad signature"
+
+
+class InvalidGroupElement(ProtocolError):
+    code = "invalid_group_element"
+    title = "Invalid group element"
+
+
+class InvalidProof(ProtocolError):
+    code = "invalid_proof"
+    title = "DLEQ proof does not verify"
+
+
+class KeyMismatch(ProtocolError):
+    code = "key_mismatch"
+    http_status = 409
+    title = "Key differs from the one on record"
+
+
+class ExpiredDocument(ProtocolError):
+    code = "expired"
+    title = "Document outside its validity window"
+
+
+class InvalidTagSet(ProtocolError):
+    code = "invalid_tag_set"
+    title = "Tag set does not match its signed head"
+
+
+class LogCorrupted(VhnodeError):
+    code = "log_corrupted"
+    http_status = 500
+    title = "Log verification failed"
+
+
+# --- policy refusals (signed, with a reason code; docs/protocol.md §8) --------------
+
+
+class Refusal(VhnodeError):
+    """A decision not to answer. Carried in a signed refusal, never as a bare HTTP error."""
+
+    code = "refused"
+    http_status = 403
+    title = "Refused"
+
+
+class UnknownRequester(Refusal):
+    code = "unknown_requester"
+    title = "Requester is not a known peer"
+
+
+class RevokedRequester(Refusal):
+    code = "revoked_requester"
+    title = "Requester's peer card is revoked or expired"
+
+
+class UnknownConvenant(Refusal):
+    code = "unknown_convenant"
+    title = "Convenant is not installed at this node"
+
+
+class ConvenantNotInForce(Refusal):
+    code = "convenant_not_in_force"
+    title = "Convenant is not in force"
+
+
+class NotAParty(Refusal):
+    code = "not_a_party"
+    title = "Requester is not a party to the convenant"
+
+
+class NotAProvider(Refusal):
+    code = "not_a_provider"
+    title = "This node provides no bekendheid under the convenant"
+
+
+class NoQueryRight(Refusal):
+    code = "no_query_right"
+    title = "The convenant grants no bekendheid query for this purpose"
+
+
+class ReplayedRequest(Refusal):
+    code = "replayed_request"
+    title = "Request nonce was seen before"
+
+
+class StaleRequest(Refusal):
+    code = "stale_request"
+    title = "Request timestamp outside the allowed clock skew"
+
+
+class RateLimited(Refusal):
+    code = "rate_limited"
+    http_status = 429
+    title = "Evaluation rate limit exceeded"
+
+
+class Misaddressed(Refusal):
+    code = "misaddressed"
+    title = "Request is addressed to another node"
+
+
+class BadRequestSignature(Refusal):
+    code = "bad_signature"
+    http_status = 401
+    title = "Request signature does not verify"
+
+
+class UnusableElements(Refusal):
+    code = "invalid_group_element"
+    http_status = 400
+    title = "A blinded element is not a valid group element"
+
+
+class TooManySubjects(Refusal):
+    code = "too_many_subjects"
+    title = "Too many subjects in one request"
+
+
+REFUSAL_CODES: tuple[str, ...] = tuple(
+    cls.code
+    for cls in (
+        UnknownRequester,
+        RevokedRequester,
+        UnknownConvenant,
+        ConvenantNotInForce,
+        NotAParty,
+        NotAProvider,
+        NoQueryRight,
+        ReplayedRequest,
+        StaleRequest,
+        RateLimited,
+        Misaddressed,
+        BadRequestSignature,
+        TooManySubjects,
+        UnusableElements,
+    )
+)

@@ -1,0 +1,1 @@
+"""Convenant policy: pure decisions over installed convenants (docs/protocol.md §7)."""

@@ -1,0 +1,113 @@
+"""Is a bekendheid question allowed under a convenant? Pure decisions (docs/protocol.md §7).
+
+Each check is one small rule; ``decide_evaluation`` runs them in the spec's order and
+stops at the first that fails, so every refusal names the rule that made it. An empty
+or unknown convenant fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from node.errors import (
+    ConvenantNotInForce,
+    NoQueryRight,
+    NotAParty,
+    NotAProvider,
+    Refusal,
+    UnknownConvenant,
+)
+from node.protocol import jws
+from node.protocol.convenant import Convenant, party_signatures
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule: str
+    refusal: Refusal | None = None
+
+    @property
+    def reason(self) -> str | None:
+        return self.refusal.code if self.refusal else None
+
+
+ALLOW = "allow"
+
+
+@dataclass(frozen=True)
+class ConvenantState:
+    """What the node holds of one convenant id: the version asked for and the newest."""
+
+    asked: Convenant | None
+    asked_document: jws.SignedDocument | None
+    newest_version: int | None
+
+
+def in_force(
+    conv: Convenant, doc: jws.SignedDocument, party_keys: Mapping[str, bytes], now: datetime
+) -> Refusal | None:
+    """None if in force at ``now``: inside its window and signed by every party."""
+    if now < conv.valid_from:
+        return ConvenantNotInForce(f"convenant {conv.id} v{conv.version} starts {conv.valid_from:%Y-%m-%d}")
+    if now >= conv.valid_until:
+        return ConvenantNotInForce(f"convenant {conv.id} v{conv.version} expired {conv.valid_until:%Y-%m-%d}")
+    unsigned = [s.node_id for s in party_signatures(conv, doc, party_keys) if s.state != "signed"]
+    if unsigned:
+        return ConvenantNotInForce(f"convenant {conv.id} v{conv.version} lacks a valid signature of {unsigned[0]}")
+    return None
+
+
+def decide_evaluation(
+    state: ConvenantState,
+    convenant_id: str,
+    version: int,
+    requester: str,
+    provider: str,
+    purpose: str,
+    party_keys: Mapping[str, bytes],
+    now: datetime,
+) -> Decision:
+    """§7.1: may ``requester`` ask ``provider`` bekendheid under this convenant and purpose?"""
+    conv, doc = state.asked, state.asked_document
+    if conv is None or doc is None:
+        return Decision(False, "convenant-installed", UnknownConvenant(f"convenant {convenant_id} v{version} is not installed here"))
+    if state.newest_version is not None and state.newest_version > version:
+        return Decision(False, "convenant-current-version", ConvenantNotInForce(f"convenant {convenant_id} v{version} is superseded by v{state.newest_version}"))
+    refusal = in_force(conv, doc, party_keys, now)
+    if refusal is not None:
+        return Decision(False, "convenant-in-force", refusal)
+    asking = conv.party(requester)
+    if asking is None:
+        return Decision(False, "requester-is-party", NotAParty(f"{requester} is not a party to {convenant_id}"))
+    answering = conv.party(provider)
+    if answering is None or "provider" not in answering.roles:
+        return Decision(False, "provider-has-scope", NotAProvider(f"{provider} provides no bekendheid under {convenant_id}"))
+    if purpose not in asking.query_purposes:
+        return Decision(False, "purpose-granted", NoQueryRight(f"{requester} may not ask bekendheid for purpose {purpose!r}"))
+    return Decision(True, ALLOW)
+
+
+def decide_tag_set(
+    state: ConvenantState,
+    convenant_id: str,
+    version: int,
+    requester: str,
+    provider: str,
+    party_keys: Mapping[str, bytes],
+    now: datetime,
+) -> Decision:
+    """§7.2: a tag set goes only to a party holding a query right for some purpose."""
+    conv = state.asked
+    if conv is not None:
+        asking = conv.party(requester)
+        if asking is not None and asking.query_purposes:
+            return decide_evaluation(
+                state, convenant_id, version, requester, provider,
+                asking.query_purposes[0], party_keys, now,
+            )
+    if conv is not None and conv.party(requester) is not None:
+        return Decision(False, "requester-may-query", NoQueryRight(f"{requester} holds no bekendheid query right under {convenant_id}"))
+    return decide_evaluation(state, convenant_id, version, requester, provider, "", party_keys, now)

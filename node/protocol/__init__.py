@@ -1,0 +1,1 @@
+"""Wire protocol: messages, canonical encoding, signatures, OPRF, peer client (docs/protocol.md)."""

@@ -1,0 +1,361 @@
+"""The asking side of bekendheid: fan out to every provider of a convenant (docs/protocol.md §6.8).
+
+Per partner, in parallel, within the per-partner timeout:
+
+1. blind every subject key afresh (partners never see the same blinded element);
+2. sign an evaluate request and POST it;
+3. verify the response: signature by the key the convenant names, ``request_hash``,
+   addressing; a signed refusal becomes ``refused`` with its reason;
+4. verify the DLEQ proof against the OPRF key of the partner's tag-set head, unblind;
+5. bring our copy of the partner's tag set to (at least) the head's version — a delta
+   when we hold an earlier version, else the full set — and check its digest;
+6. a subject is ``hit`` when its tag is in the set, else ``no_hit``.
+
+Any failure is classified into exactly one status; nothing becomes ``no_hit`` unless
+the partner signed an evaluation and a tag set that together say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from node.context import NodeContext
+from node.errors import (
+    ConvenantNotInForce,
+    InvalidTagSet,
+    NotAParty,
+    ProtocolError,
+    UnknownConvenant,
+    VhnodeError,
+)
+from node.identifiers import SubjectIdentifier, subject_key
+from node.policy.convenant import in_force
+from node.protocol import jws, oprf
+from node.protocol.bekendheid import (
+    EVALUATE_REQUEST_TYP,
+    EVALUATE_RESPONSE_TYP,
+    TAG_SET_REQUEST_TYP,
+    TAG_SET_RESPONSE_TYP,
+    EvaluateRequest,
+    EvaluateResponse,
+    Status,
+    TagSetHead,
+    TagSetRequest,
+    TagSetResponse,
+)
+from node.protocol.convenant import Convenant, ConvenantParty
+from node.protocol.models import parse_model
+from node.protocol.peer_card import PeerCard
+from node.protocol.tag_set import tag_from_output, unpack
+from node.store import convenants, log, peers, tag_sets
+from node.store.db import tx
+
+EVALUATE_PATH = "/peer/v1/evaluate"
+TAG_SET_PATH = "/peer/v1/tag-set"
+MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+
+
+class PartnerFailure(Exception):
+    """Internal: ends one partner's exchange with a status other than hit/no_hit."""
+
+    def __init__(self, status: Status, reason: str | None, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class PartnerResult:
+    partner: str
+    organisation: str
+    org_type: str
+    status: Status  # overall: hit if any subject is a hit
+    subjects: list[Status]
+    reason: str | None = None
+    detail: str | None = None
+    tag_set_version: int | None = None
+    elapsed_ms: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "partner": self.partner,
+            "organisation": self.organisation,
+            "org_type": self.org_type,
+            "status": self.status,
+            "subjects": self.subjects,
+            "reason": self.reason,
+            "detail": self.detail,
+            "tag_set_version": self.tag_set_version,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+        }
+
+
+@dataclass
+class QueryResult:
+    trace_id: str
+    convenant_id: str
+    convenant_version: int
+    purpose: str
+    case_ref: str
+    subject_count: int
+    partners: list[PartnerResult] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "convenant_id": self.convenant_id,
+            "convenant_version": self.convenant_version,
+            "purpose": self.purpose,
+            "case_ref": self.case_ref,
+            "subject_count": self.subject_count,
+            "partners": [p.as_json() for p in self.partners],
+        }
+
+
+def _now_b64_nonce() -> str:
+    return jws.b64u_encode(secrets.token_bytes(16))
+
+
+async def _post(
+    session: aiohttp.ClientSession, url: str, doc: jws.SignedDocument, typ: str
+) -> jws.SignedDocument:
+    try:
+        async with session.post(url, json=doc.to_json()) as resp:
+            if resp.status >= 500:
+                raise PartnerFailure("unreachable", None, f"partner answered HTTP {resp.status}")
+            body = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+            if len(body) > MAX_RESPONSE_BYTES:
+                raise PartnerFailure("invalid", None, "response too large")
+            if resp.content_type == "application/problem+json":
+                raise PartnerFailure(
+                    "invalid", None, f"partner rejected the request (HTTP {resp.status}): {body[:200]!r}"
+                )
+    except (aiohttp.ClientConnectionError, OSError) as e:
+        raise PartnerFailure("unreachable", None, f"{type(e).__name__}: {e}") from e
+    try:
+        return jws.parse_bytes(body, typ)
+    except ProtocolError as e:
+        raise PartnerFailure("invalid", e.code, e.detail) from e
+
+
+def _verify_from(doc: jws.SignedDocument, party: ConvenantParty, card: PeerCard | None) -> None:
+    """The response is signed by the key the convenant names for this partner."""
+    if card is None:
+        raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
+    if card.signing_fingerprint != party.signing_key_fingerprint:
+        raise PartnerFailure("invalid", "key_mismatch", "peer card key differs from the convenant's")
+    try:
+        doc.verify(party.signing_key_fingerprint, card.signing_key_bytes)
+    except ProtocolError as e:
+        raise PartnerFailure("invalid", e.code, e.detail) from e
+
+
+@dataclass(frozen=True)
+class _Round:
+    ctx: NodeContext
+    session: aiohttp.ClientSession
+    conv: Convenant
+    purpose: str
+    case_ref: str
+    user: str
+    trace_id: str
+    keys: list[bytes]  # subject keys, UTF-8
+
+
+async def _sync_tag_set(
+    r: _Round, party: ConvenantParty, card: PeerCard, head: TagSetHead
+) -> int:
+    """Step 5: our copy of the partner's tag set at ≥ head.version, digest checked."""
+    ctx = r.ctx
+    held = tag_sets.peer_head(ctx.conn, party.node_id, r.conv.id)
+    pk = jws.b64u_decode(head.oprf_public_key)
+    if held is not None and held.oprf_public_key == pk and held.version == head.version:
+        if held.digest != jws.b64u_decode(head.digest):
+            raise PartnerFailure("invalid", "invalid_tag_set", "partner signed two digests for one version")
+        return held.version
+    since = held.version if held is not None and held.oprf_public_key == pk else 0
+    if held is not None and held.oprf_public_key == pk and held.version > head.version:
+        raise PartnerFailure("invalid", "invalid_tag_set", "partner's tag-set version went backwards")
+    req = TagSetRequest(
+        requester=ctx.node_id, partner=party.node_id, convenant_id=r.conv.id,
+        convenant_version=r.conv.version, since_version=since, nonce=_now_b64_nonce(),
+        issued_at=ctx.clock(),
+    )
+    doc = jws.sign(TAG_SET_REQUEST_TYP, req.wire(), ctx.keys.signing)
+    answer = await asyncio.wait_for(
+        _post(r.session, card.endpoint_url + TAG_SET_PATH, doc, TAG_SET_RESPONSE_TYP),
+        ctx.cfg.peers.tag_set_timeout_seconds,
+    )
+    _verify_from(answer, party, card)
+    try:
+        resp = parse_model(TagSetResponse, answer.payload)
+    except ProtocolError as e:
+        raise PartnerFailure("invalid", e.code, e.detail) from e
+    if resp.request_hash != jws.b64u_encode(doc.digest()) or resp.partner != party.node_id:
+        raise PartnerFailure("invalid", "bad_binding", "tag-set response does not answer our request")
+    if resp.outcome == "refused":
+        raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
+    assert resp.head is not None and resp.added is not None and resp.removed is not None
+    new = resp.head
+    if new.oprf_public_key != head.oprf_public_key or new.version < head.version:
+        raise PartnerFailure("invalid", "invalid_tag_set", "tag set does not match the evaluation's head")
+    full = resp.base_version == 0
+    if not full and resp.base_version != since:
+        raise PartnerFailure("invalid", "invalid_tag_set", "delta starts at a version we do not hold")
+    try:
+        added = unpack(jws.b64u_decode(resp.added))
+        removed = unpack(jws.b64u_decode(resp.removed))
+        with tx(ctx.conn):
+            tag_sets.store_peer_set(
+                ctx.conn, party.node_id, r.conv.id,
+                tag_sets.PeerHead(new.version, new.count, jws.b64u_decode(new.digest), pk),
+                added, removed, full,
+            )
+            count, digest = tag_sets.peer_digest(ctx.conn, party.node_id, r.conv.id)
+            if count != new.count or digest != jws.b64u_decode(new.digest):
+                raise InvalidTagSet("tag set does not match its signed count and digest")
+    except ProtocolError as e:
+        raise PartnerFailure("invalid", e.code, e.detail) from e
+    return new.version
+
+
+async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
+    ctx = r.ctx
+    peer = peers.by_id(ctx.conn, party.node_id)
+    card = peer.card if peer else None
+    if party.node_id == ctx.node_id:
+        card = _own_card(ctx)
+    result = PartnerResult(
+        partner=party.node_id, organisation=party.organisation, org_type=party.org_type,
+        status="invalid", subjects=[],
+    )
+    started = time.perf_counter()
+    try:
+        if card is None:
+            raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
+        blinds, blinded = oprf.blind(r.keys)  # step 1
+        req = EvaluateRequest(  # step 2
+            requester=ctx.node_id, partner=party.node_id, convenant_id=r.conv.id,
+            convenant_version=r.conv.version, purpose=r.purpose, case_ref=r.case_ref,
+            requesting_user=r.user, trace_id=r.trace_id, nonce=_now_b64_nonce(),
+            issued_at=ctx.clock(), blinded_elements=tuple(jws.b64u_encode(b) for b in blinded),
+        )
+        doc = jws.sign(EVALUATE_REQUEST_TYP, req.wire(), ctx.keys.signing)
+        answer = await asyncio.wait_for(
+            _post(r.session, card.endpoint_url + EVALUATE_PATH, doc, EVALUATE_RESPONSE_TYP),
+            ctx.cfg.peers.timeout_seconds,
+        )
+        _verify_from(answer, party, card)  # step 3
+        try:
+            resp = parse_model(EvaluateResponse, answer.payload)
+        except ProtocolError as e:
+            raise PartnerFailure("invalid", e.code, e.detail) from e
+        if (
+            resp.request_hash != jws.b64u_encode(doc.digest())
+            or resp.partner != party.node_id
+            or resp.requester != ctx.node_id
+        ):
+            raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
+        if resp.outcome == "refused":
+            raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
+        assert resp.evaluated_elements is not None and resp.proof is not None
+        assert resp.tag_set is not None
+        if resp.tag_set.convenant_id != r.conv.id:
+            raise PartnerFailure("invalid", "bad_binding", "tag-set head names another convenant")
+        try:  # step 4
+            outputs = oprf.finalize(
+                r.keys, blinds, blinded,
+                [jws.b64u_decode(e) for e in resp.evaluated_elements],
+                jws.b64u_decode(resp.tag_set.oprf_public_key), jws.b64u_decode(resp.proof),
+            )
+        except ProtocolError as e:
+            raise PartnerFailure("invalid", e.code, e.detail) from e
+        result.tag_set_version = await _sync_tag_set(r, party, card, resp.tag_set)  # step 5
+        result.subjects = [  # step 6
+            "hit" if tag_sets.peer_has(ctx.conn, party.node_id, r.conv.id, tag_from_output(o))
+            else "no_hit"
+            for o in outputs
+        ]
+        result.status = "hit" if "hit" in result.subjects else "no_hit"
+    except PartnerFailure as f:
+        result.status, result.reason, result.detail = f.status, f.reason, f.detail
+        result.subjects = [f.status] * len(r.keys)
+    except TimeoutError:
+        result.status, result.detail = "timeout", f"no answer within {ctx.cfg.peers.timeout_seconds:g} s"
+        result.subjects = ["timeout"] * len(r.keys)
+    result.elapsed_ms = (time.perf_counter() - started) * 1000
+    return result
+
+
+def _own_card(ctx: NodeContext) -> PeerCard:
+    from node.admin import own_card  # the node's card is kept in its home
+
+    return own_card(ctx)[0]
+
+
+def _current_convenant(ctx: NodeContext, convenant_id: str) -> Convenant:
+    inst = convenants.latest(ctx.conn, convenant_id)
+    if inst is None:
+        raise UnknownConvenant(f"convenant {convenant_id} is not installed here")
+    keys = peers.signing_keys(ctx.conn)
+    keys[ctx.keys.signing_fingerprint] = ctx.keys.signing_public
+    refusal = in_force(inst.convenant, inst.document, keys, ctx.clock())
+    if refusal is not None:
+        raise ConvenantNotInForce(refusal.detail)
+    if inst.convenant.party(ctx.node_id) is None:
+        raise NotAParty(f"this node is not a party to {convenant_id}")
+    return inst.convenant
+
+
+async def ask_bekendheid(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    convenant_id: str,
+    purpose: str,
+    case_ref: str,
+    user: str,
+    subjects: Sequence[SubjectIdentifier],
+    partners: Sequence[str] | None = None,
+) -> QueryResult:
+    """Ask every provider of the convenant (or the named ``partners``) in one round.
+
+    Raises a Refusal only when this node itself cannot ask (convenant unknown, not in
+    force, not a party); every partner-side outcome is a per-partner status.
+    """
+    conv = _current_convenant(ctx, convenant_id)
+    providers = [p for p in conv.providers() if partners is None or p.node_id in partners]
+    if partners is not None:
+        unknown = set(partners) - {p.node_id for p in providers}
+        if unknown:
+            raise NotAParty(f"{sorted(unknown)[0]} provides no bekendheid under {convenant_id}")
+    keys = [subject_key(s).encode() for s in subjects]
+    trace_id = secrets.token_hex(16)
+    r = _Round(ctx, session, conv, purpose, case_ref, user, trace_id, keys)
+    results = await asyncio.gather(*(_ask_partner(r, p) for p in providers))
+    query = QueryResult(trace_id, conv.id, conv.version, purpose, case_ref, len(keys), list(results))
+    pseudonyms = tuple(log.pseudonym(ctx.keys.pseudonym_key(), k.decode()) for k in keys)
+    now = ctx.clock()
+    with tx(ctx.conn):
+        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [
+            log.LogEntry(
+                kind="bekendheid.asked", trace_id=trace_id, convenant_id=conv.id,
+                convenant_version=conv.version, purpose=purpose, actor=user,
+                counterparty=res.partner, subjects=pseudonyms, outcome=res.status,
+                reason=res.reason,
+                data={"case_ref": case_ref, "subjects": res.subjects,
+                      "tag_set_version": res.tag_set_version},
+            )
+            for res in results
+        ], now)
+    return query
+
+
+__all__ = ["PartnerResult", "QueryResult", "VhnodeError", "ask_bekendheid"]

@@ -1,0 +1,185 @@
+"""Convenant: the data-sharing agreement, signed by every party (docs/protocol.md §5).
+
+The document is a JWS whose payload is a ``Convenant``; it carries one signature per
+party, each by the Ed25519 key whose fingerprint the convenant lists for that party (the
+FSC contract shape: valid only when every named peer has signed). This module parses and
+verifies; whether a convenant is *in force* for a request is decided in
+``node.policy.convenant``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from node.config import NODE_ID_PATTERN, OrgType
+from node.errors import InputError, MalformedMessage
+from node.protocol import jws
+from node.protocol.models import Timestamp, WireModel, parse_model
+
+CONVENANT_TYP = "vhnode-convenant/v1"
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,127}$"
+FINGERPRINT_PATTERN = r"^[0-9a-f]{64}$"
+THEME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+Role = Literal["requester", "provider"]
+
+
+class Purpose(WireModel):
+    id: str = Field(pattern=ID_PATTERN)
+    description: str = Field(min_length=1, max_length=1000)
+
+
+class ConvenantParty(WireModel):
+    node_id: str = Field(pattern=NODE_ID_PATTERN)
+    organisation: str = Field(min_length=1, max_length=200)
+    org_type: OrgType
+    signing_key_fingerprint: str = Field(pattern=FINGERPRINT_PATTERN)
+    encryption_key_fingerprint: str = Field(pattern=FINGERPRINT_PATTERN)
+    roles: tuple[Role, ...] = Field(min_length=1)
+    # Purposes for which this party may ask bekendheid (role requester).
+    query_purposes: tuple[str, ...] = ()
+    # Themes of this party's registry in scope of the convenant (role provider).
+    scope_themes: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _roles_match_rights(self) -> ConvenantParty:
+        if ("requester" in self.roles) != bool(self.query_purposes):
+            raise ValueError(f"{self.node_id}: role requester iff query_purposes is non-empty")
+        if ("provider" in self.roles) != bool(self.scope_themes):
+            raise ValueError(f"{self.node_id}: role provider iff scope_themes is non-empty")
+        if len(set(self.roles)) != len(self.roles):
+            raise ValueError(f"{self.node_id}: duplicate role")
+        for theme in self.scope_themes:
+            if not _matches(THEME_PATTERN, theme):
+                raise ValueError(f"{self.node_id}: bad theme {theme!r}")
+        return self
+
+
+class Convenant(WireModel):
+    type: Literal["vhnode.convenant"] = "vhnode.convenant"
+    id: str = Field(pattern=ID_PATTERN)
+    version: int = Field(ge=1)
+    title: str = Field(min_length=1, max_length=300)
+    legal_basis: str = Field(min_length=1, max_length=2000)
+    valid_from: Timestamp
+    valid_until: Timestamp
+    purposes: tuple[Purpose, ...] = Field(min_length=1)
+    parties: tuple[ConvenantParty, ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Convenant:
+        if self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        ids = [p.node_id for p in self.parties]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a party is listed twice")
+        purpose_ids = {p.id for p in self.purposes}
+        if len(purpose_ids) != len(self.purposes):
+            raise ValueError("a purpose is listed twice")
+        for party in self.parties:
+            unknown = set(party.query_purposes) - purpose_ids
+            if unknown:
+                raise ValueError(f"{party.node_id}: unknown purpose {sorted(unknown)[0]!r}")
+        return self
+
+    def party(self, node_id: str) -> ConvenantParty | None:
+        for p in self.parties:
+            if p.node_id == node_id:
+                return p
+        return None
+
+    def providers(self) -> tuple[ConvenantParty, ...]:
+        return tuple(p for p in self.parties if "provider" in p.roles)
+
+
+def _matches(pattern: str, value: str) -> bool:
+    return re.fullmatch(pattern, value) is not None
+
+
+@dataclass(frozen=True)
+class SignatureStatus:
+    node_id: str
+    state: Literal["signed", "missing", "bad"]
+
+
+def party_signatures(
+    conv: Convenant, doc: jws.SignedDocument, keys: Mapping[str, bytes]
+) -> list[SignatureStatus]:
+    """Signature state per party: has it signed with the key the convenant names for it?
+
+    The convenant lists fingerprints only, so ``keys`` (fingerprint → public key, from the
+    peer cards we hold) supplies the keys; a signature we hold no key for is ``missing``.
+    """
+    out = []
+    for party in conv.parties:
+        fp = party.signing_key_fingerprint
+        if fp not in doc.kids():
+            out.append(SignatureStatus(party.node_id, "missing"))
+        elif fp not in keys:
+            out.append(SignatureStatus(party.node_id, "missing"))
+        elif doc.has_valid_signature(fp, keys[fp]):
+            out.append(SignatureStatus(party.node_id, "signed"))
+        else:
+            out.append(SignatureStatus(party.node_id, "bad"))
+    return out
+
+
+def fully_signed(conv: Convenant, doc: jws.SignedDocument, keys: Mapping[str, bytes]) -> bool:
+    return all(s.state == "signed" for s in party_signatures(conv, doc, keys))
+
+
+def parse_convenant(obj: Any) -> tuple[Convenant, jws.SignedDocument]:
+    doc = jws.parse(obj, CONVENANT_TYP)
+    return parse_model(Convenant, doc.payload), doc
+
+
+def draft_from_toml(text: str, cards: Mapping[str, Mapping[str, Any]]) -> jws.SignedDocument:
+    """Build an unsigned convenant from its TOML source (config/convenant.example.toml).
+
+    A party's organisation, org_type and key fingerprints are taken from the TOML if given,
+    otherwise from the peer card of that node id in ``cards`` (node id → card fields
+    ``organisation``, ``org_type``, ``signing_fingerprint``, ``encryption_fingerprint``).
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"convenant TOML: {e}") from e
+    parties = []
+    for raw in data.get("parties", []):
+        if not isinstance(raw, dict) or "node_id" not in raw:
+            raise InputError("convenant TOML: every [[parties]] entry needs node_id")
+        card = cards.get(raw["node_id"], {})
+        party = {
+            "node_id": raw["node_id"],
+            "organisation": raw.get("organisation", card.get("organisation")),
+            "org_type": raw.get("org_type", card.get("org_type")),
+            "signing_key_fingerprint": raw.get(
+                "signing_key_fingerprint", card.get("signing_fingerprint")
+            ),
+            "encryption_key_fingerprint": raw.get(
+                "encryption_key_fingerprint", card.get("encryption_fingerprint")
+            ),
+            "roles": raw.get("roles", []),
+            "query_purposes": raw.get("query_purposes", []),
+            "scope_themes": raw.get("scope_themes", []),
+        }
+        missing = [k for k, v in party.items() if v is None]
+        if missing:
+            raise InputError(
+                f"convenant TOML: party {raw['node_id']}: no {missing[0]} and no peer card for it"
+            )
+        parties.append(party)
+    body = {k: v for k, v in data.items() if k != "parties"}
+    body["parties"] = parties
+    body.setdefault("type", "vhnode.convenant")
+    try:
+        conv = parse_model(Convenant, body)
+    except MalformedMessage as e:
+        raise InputError(f"convenant TOML: {e.detail}") from e
+    return jws.unsigned(CONVENANT_TYP, conv.wire())

@@ -1,0 +1,59 @@
+"""Shared pydantic building blocks for the message models (docs/protocol.md §2)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from node.errors import MalformedMessage
+
+
+def _utc(v: datetime) -> datetime:
+    if v.tzinfo is None:
+        raise ValueError("timestamp needs a time zone (use Z)")
+    return v.astimezone(UTC)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+
+def rfc3339(t: datetime) -> str:
+    """The one timestamp form on the wire: UTC, whole seconds, 'Z'."""
+    return t.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class WireModel(BaseModel):
+    """Strict: unknown fields are errors, so every accepted message matches the spec."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object as signed: datetimes as RFC 3339, no None-valued optionals dropped."""
+        out: dict[str, Any] = {}
+        for key, val in self.model_dump(mode="python").items():
+            out[key] = _wire_value(val)
+        return out
+
+
+def _wire_value(val: Any) -> Any:
+    if isinstance(val, datetime):
+        return rfc3339(val)
+    if isinstance(val, dict):
+        return {k: _wire_value(v) for k, v in val.items()}
+    if isinstance(val, list | tuple):
+        return [_wire_value(v) for v in val]
+    return val
+
+
+def parse_model(model: type[M], data: Any) -> M:
+    """Validate wire data into ``model``; one readable MalformedMessage on failure."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or model.__name__
+        raise MalformedMessage(f"{model.__name__}: {where}: {first['msg']}") from e

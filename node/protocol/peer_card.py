@@ -1,0 +1,83 @@
+"""Peer card: a node's self-signed identity document (docs/protocol.md §4)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, Field
+
+from node.config import NODE_ID_PATTERN, NodeConfig, OrgType
+from node.errors import ExpiredDocument
+from node.keys import NodeKeys
+from node.protocol import jws
+from node.protocol.models import Timestamp, WireModel, parse_model
+
+PEER_CARD_TYP = "vhnode-peer-card/v1"
+KEY_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # 32 bytes, unpadded base64url
+
+
+class PeerCard(WireModel):
+    type: Literal["vhnode.peer-card"] = "vhnode.peer-card"
+    node_id: str = Field(pattern=NODE_ID_PATTERN)
+    organisation: str = Field(min_length=1, max_length=200)
+    org_type: OrgType
+    endpoint: AnyHttpUrl
+    signing_key: str = Field(pattern=KEY_PATTERN)
+    encryption_key: str = Field(pattern=KEY_PATTERN)
+    valid_from: Timestamp
+    valid_until: Timestamp
+    issued_at: Timestamp
+
+    @property
+    def signing_key_bytes(self) -> bytes:
+        return jws.b64u_decode(self.signing_key)
+
+    @property
+    def encryption_key_bytes(self) -> bytes:
+        return jws.b64u_decode(self.encryption_key)
+
+    @property
+    def signing_fingerprint(self) -> str:
+        return jws.fingerprint(self.signing_key_bytes)
+
+    @property
+    def encryption_fingerprint(self) -> str:
+        return jws.fingerprint(self.encryption_key_bytes)
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(self.endpoint).rstrip("/")
+
+    def valid_at(self, now: datetime) -> bool:
+        return self.valid_from <= now < self.valid_until
+
+    def wire(self) -> dict[str, Any]:
+        out = super().wire()
+        out["endpoint"] = self.endpoint_url
+        return out
+
+
+def issue_card(cfg: NodeConfig, keys: NodeKeys, now: datetime) -> jws.SignedDocument:
+    card = PeerCard(
+        node_id=cfg.node_id,
+        organisation=cfg.organisation,
+        org_type=cfg.org_type,
+        endpoint=cfg.endpoint,
+        signing_key=jws.b64u_encode(keys.signing_public),
+        encryption_key=jws.b64u_encode(keys.encryption_public),
+        valid_from=now,
+        valid_until=now + timedelta(days=cfg.card_validity_days),
+        issued_at=now,
+    )
+    return jws.sign(PEER_CARD_TYP, card.wire(), keys.signing)
+
+
+def verify_card(obj: Any, now: datetime | None = None) -> tuple[PeerCard, jws.SignedDocument]:
+    """Parse a peer card JWS and check its self-signature (and validity, if ``now`` given)."""
+    doc = jws.parse(obj, PEER_CARD_TYP)
+    card = parse_model(PeerCard, doc.payload)
+    doc.verify(card.signing_fingerprint, card.signing_key_bytes)
+    if now is not None and not card.valid_at(now):
+        raise ExpiredDocument(f"peer card of {card.node_id} is not valid at {now:%Y-%m-%d}")
+    return card, doc

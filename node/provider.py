@@ -1,0 +1,236 @@
+"""The answering side of bekendheid: evaluation and tag-set requests (docs/protocol.md §6.6).
+
+Each handler follows the spec's numbered steps. Anything that cannot be parsed raises
+(and becomes problem+json); every decision about a well-formed request, including
+refusals, is answered with a signed response and logged in the same transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from node.context import NodeContext
+from node.errors import (
+    BadRequestSignature,
+    BadSignature,
+    InvalidGroupElement,
+    MalformedMessage,
+    Misaddressed,
+    Refusal,
+    RateLimited,
+    RevokedRequester,
+    StaleRequest,
+    TooManySubjects,
+    UnknownRequester,
+    UnusableElements,
+)
+from node.policy.convenant import ConvenantState, Decision, decide_evaluation, decide_tag_set
+from node.protocol import jws, oprf
+from node.protocol.bekendheid import (
+    EVALUATE_REQUEST_TYP,
+    EVALUATE_RESPONSE_TYP,
+    TAG_SET_REQUEST_TYP,
+    TAG_SET_RESPONSE_TYP,
+    EvaluateRequest,
+    EvaluateResponse,
+    TagSetHead,
+    TagSetRequest,
+    TagSetResponse,
+)
+from node.protocol.models import parse_model
+from node.protocol.tag_set import pack
+from node.store import convenants, log, nonces, peers, tag_sets
+from node.store.db import tx
+
+
+@dataclass(frozen=True)
+class Answer:
+    http_status: int
+    document: jws.SignedDocument
+
+
+def _authenticate(
+    ctx: NodeContext, doc: jws.SignedDocument, claimed: str, partner: str, now: datetime
+) -> Refusal | None:
+    """§6.6 steps 3–5: a known, valid peer signed this, addressed to us."""
+    if len(doc.signatures) != 1:
+        raise MalformedMessage("a request carries exactly one signature")
+    kid = doc.signatures[0].kid
+    if kid == ctx.keys.signing_fingerprint:
+        # The node asks its own registry through the same protocol as any partner.
+        from node.admin import own_card
+
+        card, card_doc = own_card(ctx)
+        peer: peers.Peer | None = peers.Peer(card, card_doc, None)
+    else:
+        peer = peers.by_fingerprint(ctx.conn, kid)
+    if peer is None:
+        return UnknownRequester("no peer card for the signing key")
+    if peer.node_id != claimed:
+        return UnknownRequester("signing key belongs to another node than the requester named")
+    if peer.revoked_at is not None or not peer.card.valid_at(now):
+        return RevokedRequester(f"peer card of {claimed} is revoked or expired")
+    try:
+        doc.verify(peer.card.signing_fingerprint, peer.card.signing_key_bytes)
+    except BadSignature as e:
+        return BadRequestSignature(e.detail)
+    if partner != ctx.node_id:
+        return Misaddressed(f"request is addressed to {partner}, not to {ctx.node_id}")
+    return None
+
+
+def _fresh(ctx: NodeContext, issued_at: datetime, requester: str, nonce: str, now: datetime) -> Refusal | None:
+    """§6.6 step 6: timestamp within the skew window and nonce never seen."""
+    skew = ctx.cfg.limits.clock_skew_seconds
+    if abs((now - issued_at).total_seconds()) > skew:
+        return StaleRequest(f"issued_at is more than {skew} s from this node's clock")
+    try:
+        nonces.check_and_record(ctx.conn, requester, nonce, now.timestamp(), skew)
+    except Refusal as e:
+        return e
+    return None
+
+
+def _convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> ConvenantState:
+    asked = convenants.get(ctx.conn, convenant_id, version)
+    newest = convenants.latest(ctx.conn, convenant_id)
+    return ConvenantState(
+        asked=asked.convenant if asked else None,
+        asked_document=asked.document if asked else None,
+        newest_version=newest.convenant.version if newest else None,
+    )
+
+
+def _party_keys(ctx: NodeContext) -> dict[str, bytes]:
+    keys = peers.signing_keys(ctx.conn)
+    keys[ctx.keys.signing_fingerprint] = ctx.keys.signing_public
+    return keys
+
+
+def _sign(ctx: NodeContext, typ: str, payload: dict[str, Any], refusal: Refusal | None) -> Answer:
+    doc = jws.sign(typ, payload, ctx.keys.signing)
+    status = 200 if refusal is None else (429 if isinstance(refusal, RateLimited) else 403)
+    return Answer(status, doc)
+
+
+def _head(ctx: NodeContext, convenant_id: str) -> TagSetHead:
+    h = tag_sets.head(ctx.conn, convenant_id)
+    _, pk = ctx.oprf_key(convenant_id)
+    return TagSetHead(
+        convenant_id=convenant_id,
+        version=h.version,
+        count=h.count,
+        digest=jws.b64u_encode(h.digest),
+        oprf_public_key=jws.b64u_encode(pk),
+    )
+
+
+def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
+    """§6.6: verify, decide, evaluate, sign, log — one transaction."""
+    doc = jws.parse_bytes(body, EVALUATE_REQUEST_TYP)  # step 1
+    req = parse_model(EvaluateRequest, doc.payload)  # step 2
+    now = ctx.clock()
+    request_hash = jws.b64u_encode(doc.digest())
+    with tx(ctx.conn):
+        refusal = _authenticate(ctx, doc, req.requester, req.partner, now)
+        refusal = refusal or _fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        decision: Decision | None = None
+        if refusal is None:  # step 7
+            decision = decide_evaluation(
+                _convenant_state(ctx, req.convenant_id, req.convenant_version),
+                req.convenant_id, req.convenant_version, req.requester, ctx.node_id,
+                req.purpose, _party_keys(ctx), now,
+            )
+            refusal = decision.refusal
+        n = len(req.blinded_elements)
+        if refusal is None and n > ctx.cfg.limits.max_subjects_per_request:  # step 8
+            refusal = TooManySubjects(f"at most {ctx.cfg.limits.max_subjects_per_request} subjects per request")
+        if refusal is None and not ctx.limiter.allow(req.requester, req.convenant_id, n, time.monotonic()):
+            refusal = RateLimited(
+                f"more than {ctx.cfg.limits.evaluations_per_minute:g} evaluations per minute "
+                f"for {req.requester} under {req.convenant_id}"
+            )
+        payload: dict[str, Any]
+        base = {
+            "partner": ctx.node_id, "requester": req.requester, "request_hash": request_hash,
+            "trace_id": req.trace_id, "issued_at": now,
+        }
+        if refusal is None:  # step 9
+            sk, pk = ctx.oprf_key(req.convenant_id)
+            try:
+                evaluated, proof = oprf.blind_evaluate(
+                    sk, pk, [jws.b64u_decode(e) for e in req.blinded_elements]
+                )
+            except (InvalidGroupElement, MalformedMessage) as e:
+                refusal = UnusableElements(e.detail)
+            else:
+                head = _head(ctx, req.convenant_id)
+                payload = EvaluateResponse(
+                    **base, outcome="evaluated",
+                    evaluated_elements=tuple(jws.b64u_encode(e) for e in evaluated),
+                    proof=jws.b64u_encode(proof), tag_set=head,
+                ).wire()
+        if refusal is not None:
+            payload = EvaluateResponse(
+                **base, outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
+            ).wire()
+        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
+            kind="bekendheid.refused" if refusal else "bekendheid.evaluated",
+            trace_id=req.trace_id, convenant_id=req.convenant_id,
+            convenant_version=req.convenant_version, purpose=req.purpose,
+            actor=req.requesting_user, counterparty=req.requester,
+            outcome="refused" if refusal else "evaluated",
+            reason=refusal.code if refusal else None,
+            data={"case_ref": req.case_ref, "elements": n,
+                  "rule": decision.rule if decision else "authentication",
+                  "tag_set_version": payload.get("tag_set", {}).get("version") if not refusal else None},
+        )], now)
+        return _sign(ctx, EVALUATE_RESPONSE_TYP, payload, refusal)
+
+
+def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
+    """§6.7: a full tag set or a delta, only for a party that may query."""
+    doc = jws.parse_bytes(body, TAG_SET_REQUEST_TYP)
+    req = parse_model(TagSetRequest, doc.payload)
+    now = ctx.clock()
+    base = {
+        "partner": ctx.node_id, "requester": req.requester,
+        "request_hash": jws.b64u_encode(doc.digest()), "issued_at": now,
+    }
+    with tx(ctx.conn):
+        refusal = _authenticate(ctx, doc, req.requester, req.partner, now)
+        refusal = refusal or _fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        if refusal is None:
+            refusal = decide_tag_set(
+                _convenant_state(ctx, req.convenant_id, req.convenant_version),
+                req.convenant_id, req.convenant_version, req.requester, ctx.node_id,
+                _party_keys(ctx), now,
+            ).refusal
+        data: dict[str, Any] = {"since_version": req.since_version}
+        if refusal is None:
+            head = _head(ctx, req.convenant_id)
+            delta = tag_sets.delta_since(ctx.conn, req.convenant_id, req.since_version, head.version)
+            if delta is None:
+                added, removed, base_version = tag_sets.members(ctx.conn, req.convenant_id), [], 0
+            else:
+                (added, removed), base_version = delta, req.since_version
+            payload = TagSetResponse(
+                **base, outcome="tag_set", head=head, base_version=base_version,
+                added=jws.b64u_encode(pack(added)), removed=jws.b64u_encode(pack(removed)),
+            ).wire()
+            data.update(version=head.version, base_version=base_version,
+                        added=len(added), removed=len(removed))
+        else:
+            payload = TagSetResponse(
+                **base, outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
+            ).wire()
+        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
+            kind="tag_set.refused" if refusal else "tag_set.served",
+            convenant_id=req.convenant_id, convenant_version=req.convenant_version,
+            counterparty=req.requester, outcome="refused" if refusal else "served",
+            reason=refusal.code if refusal else None, data=data,
+        )], now)
+        return _sign(ctx, TAG_SET_RESPONSE_TYP, payload, refusal)

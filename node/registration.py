@@ -1,0 +1,421 @@
+"""Registrations — what a partner's source system says it knows — and streaming import.
+
+A registration is one record of the source system: its own reference, the themes it falls
+under and the identifiers of its subject (a person, or an address). Import files are read
+row by row, never whole, and a bad row becomes a :class:`RowError` with its line number
+while the good rows around it still come through.
+
+JSONL (``.jsonl``, ``.ndjson``): one registration object per line, e.g.::
+
+    {"ref": "BPS-2026-000123", "themes": ["veelplegers"],
+     "identifiers": [{"kind": "bsn", "bsn": "123456782"},
+                     {"kind": "person", "surname": "Berg", "tussenvoegsel": "van der",
+                      "first_names": "Jan", "birth_date": "1990-01-31"}]}
+
+CSV: a header line naming some of :data:`CSV_COLUMNS` (``ref`` and ``themes`` required),
+delimiter ``,`` or ``;`` taken from the header line. ``themes`` holds one or more themes
+separated by ``;`` or ``|``. A row yields a BSN identifier when ``bsn`` is filled, a person
+identifier when ``surname``, ``first_names`` and ``birth_date`` are filled (partly filled
+is an error), an address identifier when ``postcode`` and ``house_number`` are filled
+(likewise).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TextIO
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from node.errors import InputError, InvalidIdentifier
+from node.identifiers import (
+    SubjectIdentifier,
+    field_error,
+    format_validation_error,
+    parse_identifier,
+    subject_key,
+)
+
+__all__ = [
+    "CSV_COLUMNS",
+    "MAX_IDENTIFIERS",
+    "MAX_LINE_CHARS",
+    "Registration",
+    "RowError",
+    "iter_csv",
+    "iter_file",
+    "iter_jsonl",
+    "parse_registration",
+]
+
+MAX_IDENTIFIERS = 16
+MAX_REF_CHARS = 128
+# A registration with 16 identifiers is a few kB; anything far beyond is not a registration,
+# and refusing it keeps one runaway line from exhausting memory.
+MAX_LINE_CHARS = 64 * 1024
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "ref",
+    "themes",
+    "bsn",
+    "surname",
+    "tussenvoegsel",
+    "first_names",
+    "birth_date",
+    "postcode",
+    "house_number",
+    "addition",
+)
+_REQUIRED_CSV_COLUMNS = ("ref", "themes")
+_PERSON_COLUMNS = ("surname", "first_names", "birth_date")
+_ADDRESS_COLUMNS = ("postcode", "house_number")
+
+_THEME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_THEME_SEPARATORS = re.compile(r"[;|]")
+# iter_file decodes with surrogateescape so that one bad byte costs one row, not the file;
+# such bytes show up as lone surrogates.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+_FIELDS = frozenset({"ref", "themes", "identifiers"})
+
+
+class Registration(BaseModel):
+    """One record of a partner's source system about one subject."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ref: str
+    themes: tuple[str, ...]
+    identifiers: tuple[SubjectIdentifier, ...]
+
+    @field_validator("ref", mode="before")
+    @classmethod
+    def _check_ref(cls, value: object) -> str:
+        if not isinstance(value, str):
+            raise field_error("invalid_ref", "ref must be a string")
+        ref = value.strip()
+        if not 1 <= len(ref) <= MAX_REF_CHARS:
+            raise field_error("invalid_ref", "ref must be 1 to {n} characters", n=MAX_REF_CHARS)
+        if not ref.isprintable():
+            raise field_error("invalid_ref", "ref contains control or unprintable characters")
+        return ref
+
+    @field_validator("themes", mode="before")
+    @classmethod
+    def _check_themes(cls, value: object) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple):
+            raise field_error("invalid_theme", "themes must be a list of theme names")
+        themes: set[str] = set()
+        for item in value:
+            if not isinstance(item, str):
+                raise field_error("invalid_theme", "themes must be strings")
+            theme = item.strip().lower()
+            if not _THEME.fullmatch(theme):
+                raise field_error(
+                    "invalid_theme",
+                    "theme {value} must be a-z, 0-9, '_' or '-' (at most 64, starting a-z0-9)",
+                    value=repr(item[:70]),
+                )
+            themes.add(theme)
+        if not themes:
+            raise field_error("invalid_theme", "themes: at least one theme is required")
+        return tuple(sorted(themes))
+
+    @field_validator("identifiers", mode="before")
+    @classmethod
+    def _check_identifier_count(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            if not value:
+                raise field_error(
+                    "invalid_identifiers", "identifiers: at least one identifier is required"
+                )
+            if len(value) > MAX_IDENTIFIERS:
+                raise field_error(
+                    "invalid_identifiers",
+                    "identifiers: at most {n} per registration, got {got}",
+                    n=MAX_IDENTIFIERS,
+                    got=len(value),
+                )
+        return value
+
+    def subject_keys(self) -> tuple[str, ...]:
+        """The subject keys of all identifiers, sorted and without duplicates."""
+        return tuple(sorted({subject_key(i) for i in self.identifiers}))
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the canonical content, so re-importing a row changes nothing.
+
+        The content is the JSON array ``[ref, themes, subject_keys]`` (UTF-8, no spaces,
+        non-ASCII unescaped). Two registrations that differ only in how a name was typed,
+        in theme order or in identifier order have the same fingerprint.
+        """
+        content = [self.ref, list(self.themes), list(self.subject_keys())]
+        encoded = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row that could not be imported; ``line`` is the 1-based physical line."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+def parse_registration(data: Mapping[str, object]) -> Registration:
+    """Validate one registration; InputError subclasses with a one-line message."""
+    if not isinstance(data, Mapping):
+        raise InputError("a registration must be a JSON object")
+    unknown = sorted(str(k) for k in data if k not in _FIELDS)
+    if unknown:
+        raise InputError(f"unknown field(s): {', '.join(unknown)}")
+    raw = data.get("identifiers")
+    if raw is None:
+        raise InputError("identifiers: field required")
+    if not isinstance(raw, list | tuple):
+        raise InputError("identifiers must be a list")
+    if not raw:
+        raise InputError("identifiers: at least one identifier is required")
+    if len(raw) > MAX_IDENTIFIERS:
+        raise InputError(f"identifiers: at most {MAX_IDENTIFIERS} per registration, got {len(raw)}")
+    identifiers: list[SubjectIdentifier] = []
+    for index, item in enumerate(raw):
+        try:
+            identifiers.append(parse_identifier(item))
+        except InvalidIdentifier as exc:
+            raise type(exc)(f"identifiers[{index}]: {exc.detail}") from None
+    fields: dict[str, object] = {k: data[k] for k in ("ref", "themes") if k in data}
+    fields["identifiers"] = identifiers
+    try:
+        return Registration.model_validate(fields)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc)) from None
+
+
+# --- JSONL ------------------------------------------------------------------------------
+
+
+def _read_lines(stream: TextIO) -> Iterator[str | None]:
+    """Physical lines, each at most MAX_LINE_CHARS; None stands for an over-long line."""
+    while True:
+        line = stream.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            # drain the rest of the line in bounded pieces rather than holding it
+            while True:
+                rest = stream.readline(MAX_LINE_CHARS)
+                if not rest or rest.endswith(("\n", "\r")):
+                    break
+            yield None
+            continue
+        yield line
+
+
+def iter_jsonl(stream: TextIO) -> Iterator[tuple[int, Registration | RowError]]:
+    """Registrations from a JSON-lines stream; blank lines are skipped."""
+    line_no = 0
+    for line in _read_lines(stream):
+        line_no += 1
+        if line is None:
+            yield line_no, RowError(line_no, f"line longer than {MAX_LINE_CHARS} characters")
+            continue
+        if not line.strip():
+            continue
+        yield line_no, _jsonl_row(line_no, line)
+
+
+def _jsonl_row(line_no: int, line: str) -> Registration | RowError:
+    if _UNDECODABLE.search(line):
+        return RowError(line_no, "line is not valid UTF-8")
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return RowError(line_no, f"invalid JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return RowError(line_no, "invalid JSON: nested too deeply")
+    if not isinstance(data, dict):
+        return RowError(line_no, "a registration must be a JSON object")
+    try:
+        return parse_registration(data)
+    except InputError as exc:
+        return RowError(line_no, exc.detail)
+
+
+# --- CSV --------------------------------------------------------------------------------
+
+
+def _sniff_delimiter(header: str) -> str:
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def _header_problem(columns: list[str]) -> str | None:
+    unknown = [c for c in columns if c not in CSV_COLUMNS]
+    if unknown:
+        return (
+            f"unknown column(s): {', '.join(repr(c) for c in unknown)}; "
+            f"allowed: {', '.join(CSV_COLUMNS)}"
+        )
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        return f"duplicate column(s): {', '.join(duplicates)}"
+    missing = [c for c in _REQUIRED_CSV_COLUMNS if c not in columns]
+    if missing:
+        return f"missing required column(s): {', '.join(missing)}"
+    return None
+
+
+def iter_csv(stream: TextIO) -> Iterator[tuple[int, Registration | RowError]]:
+    """Registrations from a CSV stream with a header line (see the module docstring)."""
+    header = stream.readline(MAX_LINE_CHARS + 1)
+    if not header.strip():
+        yield 1, RowError(1, "missing header line")
+        return
+    if len(header) > MAX_LINE_CHARS:
+        yield 1, RowError(1, f"header line longer than {MAX_LINE_CHARS} characters")
+        return
+    delimiter = _sniff_delimiter(header)
+    try:
+        names = next(csv.reader([header.lstrip("\ufeff")], delimiter=delimiter))
+    except csv.Error as exc:
+        yield 1, RowError(1, f"unreadable header line: {exc}")
+        return
+    columns = [n.strip().lower() for n in names]
+    problem = _header_problem(columns)
+    if problem is not None:
+        yield 1, RowError(1, problem)
+        return
+
+    too_long: list[int] = []  # physical line numbers, ascending
+    reader = csv.reader(_bounded_lines(stream, too_long), delimiter=delimiter)
+    consumed = 1  # physical lines read so far, the header included
+    while True:
+        start = consumed + 1
+        problem = ""
+        try:
+            fields: list[str] | None = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            fields, problem = None, f"unreadable CSV row: {exc}"
+        consumed = 1 + reader.line_num
+        while too_long and too_long[0] < start:
+            too_long.pop(0)
+        if too_long and too_long[0] <= consumed:
+            yield start, RowError(too_long[0], f"line longer than {MAX_LINE_CHARS} characters")
+            continue
+        if fields is None:
+            yield start, RowError(start, problem)
+            continue
+        if not any(f.strip() for f in fields):
+            continue
+        yield start, _csv_row(start, columns, fields)
+
+
+def _bounded_lines(stream: TextIO, too_long: list[int]) -> Iterator[str]:
+    """Physical lines after the header; an over-long one is noted and yielded empty."""
+    line_no = 1
+    for line in _read_lines(stream):
+        line_no += 1
+        if line is None:
+            too_long.append(line_no)
+            yield "\n"
+        else:
+            yield line
+
+
+def _csv_row(line_no: int, columns: list[str], fields: list[str]) -> Registration | RowError:
+    if len(fields) != len(columns):
+        return RowError(line_no, f"expected {len(columns)} fields, found {len(fields)}")
+    row = {c: f.strip() for c, f in zip(columns, fields, strict=True)}
+    if any(_UNDECODABLE.search(v) for v in row.values()):
+        return RowError(line_no, "row is not valid UTF-8")
+    try:
+        return parse_registration(_csv_to_registration(row))
+    except InputError as exc:
+        return RowError(line_no, exc.detail)
+
+
+def _csv_to_registration(row: Mapping[str, str]) -> dict[str, object]:
+    def filled(name: str) -> bool:
+        return bool(row.get(name))
+
+    identifiers: list[dict[str, object]] = []
+    if filled("bsn"):
+        identifiers.append({"kind": "bsn", "bsn": row["bsn"]})
+    person_fields = (*_PERSON_COLUMNS, "tussenvoegsel")
+    if any(filled(c) for c in person_fields):
+        missing = [c for c in _PERSON_COLUMNS if not filled(c)]
+        if missing:
+            raise InvalidIdentifier(f"person identifier incomplete: {', '.join(missing)} empty")
+        identifiers.append(
+            {
+                "kind": "person",
+                "surname": row["surname"],
+                "tussenvoegsel": row.get("tussenvoegsel") or None,
+                "first_names": row["first_names"],
+                "birth_date": row["birth_date"],
+            }
+        )
+    if any(filled(c) for c in (*_ADDRESS_COLUMNS, "addition")):
+        missing = [c for c in _ADDRESS_COLUMNS if not filled(c)]
+        if missing:
+            raise InvalidIdentifier(f"address identifier incomplete: {', '.join(missing)} empty")
+        identifiers.append(
+            {
+                "kind": "address",
+                "postcode": row["postcode"],
+                "house_number": row["house_number"],
+                "addition": row.get("addition") or None,
+            }
+        )
+    themes = [t for t in _THEME_SEPARATORS.split(row.get("themes", "")) if t.strip()]
+    return {"ref": row.get("ref", ""), "themes": themes, "identifiers": identifiers}
+
+
+# --- files ------------------------------------------------------------------------------
+
+_SUFFIX_FORMATS: dict[str, Literal["csv", "jsonl"]] = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+_READERS: dict[str, Callable[[TextIO], Iterator[tuple[int, Registration | RowError]]]] = {
+    "csv": iter_csv,
+    "jsonl": iter_jsonl,
+}
+
+
+def iter_file(
+    path: Path, fmt: Literal["csv", "jsonl"] | None = None
+) -> Iterator[tuple[int, Registration | RowError]]:
+    """Registrations from a file; the format comes from ``fmt`` or the file's suffix.
+
+    An unknown format or an unreadable file raises InputError at once, before iteration.
+    """
+    path = Path(path)
+    chosen = fmt or _SUFFIX_FORMATS.get(path.suffix.lower())
+    if chosen is None or chosen not in _READERS:
+        raise InputError(
+            f"{path.name}: cannot tell the format; use a .csv, .jsonl or .ndjson file or name it"
+        )
+    try:
+        stream = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}") from None
+    return _close_after(stream, _READERS[chosen](stream))
+
+
+def _close_after(
+    stream: TextIO, rows: Iterable[tuple[int, Registration | RowError]]
+) -> Iterator[tuple[int, Registration | RowError]]:
+    with stream:
+        yield from rows

@@ -1,0 +1,1 @@
+"""SQLite storage: one database file per node (docs/protocol.md §10)."""

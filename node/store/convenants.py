@@ -1,0 +1,72 @@
+"""Installed convenants: fully signed documents this node acts under (docs/protocol.md §5.3)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from node.errors import Conflict
+from node.protocol import jws
+from node.protocol.convenant import Convenant, parse_convenant
+from node.protocol.models import rfc3339
+
+
+@dataclass(frozen=True)
+class Installed:
+    convenant: Convenant
+    document: jws.SignedDocument
+    installed_at: str
+
+
+def install(conn: sqlite3.Connection, doc: jws.SignedDocument, now: datetime) -> bool:
+    """Store a verified, fully signed convenant; False if this exact text is installed."""
+    conv, _ = parse_convenant(doc.to_json())
+    row = conn.execute(
+        "SELECT document FROM convenants WHERE id = ? AND version = ?", (conv.id, conv.version)
+    ).fetchone()
+    if row:
+        held, _ = parse_convenant(json.loads(row[0]))
+        if held.wire() != conv.wire():
+            raise Conflict(f"another text of convenant {conv.id} v{conv.version} is installed")
+        # More signatures than before are fine; the text is the same.
+        conn.execute(
+            "UPDATE convenants SET document = ? WHERE id = ? AND version = ?",
+            (json.dumps(doc.to_json()), conv.id, conv.version),
+        )
+        return False
+    conn.execute(
+        "INSERT INTO convenants (id, version, document, installed_at) VALUES (?,?,?,?)",
+        (conv.id, conv.version, json.dumps(doc.to_json()), rfc3339(now)),
+    )
+    return True
+
+
+def _load(row: tuple[str, str]) -> Installed:
+    conv, doc = parse_convenant(json.loads(row[0]))
+    return Installed(convenant=conv, document=doc, installed_at=row[1])
+
+
+def get(conn: sqlite3.Connection, convenant_id: str, version: int) -> Installed | None:
+    row = conn.execute(
+        "SELECT document, installed_at FROM convenants WHERE id = ? AND version = ?",
+        (convenant_id, version),
+    ).fetchone()
+    return _load(row) if row else None
+
+
+def latest(conn: sqlite3.Connection, convenant_id: str) -> Installed | None:
+    row = conn.execute(
+        "SELECT document, installed_at FROM convenants WHERE id = ? ORDER BY version DESC LIMIT 1",
+        (convenant_id,),
+    ).fetchone()
+    return _load(row) if row else None
+
+
+def latest_versions(conn: sqlite3.Connection) -> list[Installed]:
+    rows = conn.execute(
+        "SELECT c.document, c.installed_at FROM convenants c "
+        "WHERE c.version = (SELECT MAX(version) FROM convenants d WHERE d.id = c.id) ORDER BY c.id"
+    ).fetchall()
+    return [_load(r) for r in rows]

@@ -1,0 +1,133 @@
+"""Opening the node database and creating its schema (docs/protocol.md §10).
+
+One SQLite file per node, WAL mode, autocommit connection with explicit transactions
+(``tx``). The schema is idempotent DDL (``IF NOT EXISTS``); its version is kept in
+``meta`` so later steps can migrate.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from node.store import log
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS peers (
+    node_id TEXT PRIMARY KEY,
+    signing_fingerprint TEXT NOT NULL UNIQUE,
+    card TEXT NOT NULL,               -- the peer card JWS as received
+    added_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+
+CREATE TABLE IF NOT EXISTS convenants (
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    document TEXT NOT NULL,           -- the fully signed convenant JWS
+    installed_at TEXT NOT NULL,
+    PRIMARY KEY (id, version)
+);
+
+CREATE TABLE IF NOT EXISTS registrations (
+    ref TEXT PRIMARY KEY,
+    themes TEXT NOT NULL,             -- JSON list
+    subject_keys TEXT NOT NULL,       -- JSON list
+    fingerprint TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS tag_set_members (
+    convenant_id TEXT NOT NULL,
+    tag BLOB NOT NULL,
+    refs INTEGER NOT NULL,            -- registrations that yield this tag
+    PRIMARY KEY (convenant_id, tag)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tag_set_versions (
+    convenant_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (convenant_id, version)
+);
+
+CREATE TABLE IF NOT EXISTS tag_set_changes (
+    convenant_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    tag BLOB NOT NULL,
+    op TEXT NOT NULL CHECK (op IN ('+', '-'))
+);
+CREATE INDEX IF NOT EXISTS tag_set_changes_by_version ON tag_set_changes (convenant_id, version);
+
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+
+CREATE TABLE IF NOT EXISTS seen_nonces (
+    requester TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (requester, nonce)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_nonces_by_time ON seen_nonces (seen_at);
+
+-- Requester side: the tag sets we hold of our partners.
+CREATE TABLE IF NOT EXISTS peer_tag_sets (
+    partner TEXT NOT NULL,
+    convenant_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    oprf_public_key BLOB NOT NULL,
+    PRIMARY KEY (partner, convenant_id)
+);
+CREATE TABLE IF NOT EXISTS peer_tags (
+    partner TEXT NOT NULL,
+    convenant_id TEXT NOT NULL,
+    tag BLOB NOT NULL,
+    PRIMARY KEY (partner, convenant_id, tag)
+) WITHOUT ROWID;
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (and if new, create) the node database. Autocommit mode: callers use ``tx``."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    _migrate(conn)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.executescript("BEGIN;" + SCHEMA + log.SCHEMA + "COMMIT;")
+    with tx(conn):
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+
+
+@contextmanager
+def tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: a state change and its log entries commit together or not."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

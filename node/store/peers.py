@@ -1,0 +1,102 @@
+"""Known peers: their peer cards as received (docs/protocol.md §4.2)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from node.errors import KeyMismatch, NotFound
+from node.protocol import jws
+from node.protocol.models import rfc3339
+from node.protocol.peer_card import PeerCard, verify_card
+
+
+@dataclass(frozen=True)
+class Peer:
+    card: PeerCard
+    document: jws.SignedDocument
+    revoked_at: str | None
+
+    @property
+    def node_id(self) -> str:
+        return self.card.node_id
+
+
+def _row_to_peer(row: tuple[str, str | None]) -> Peer:
+    card, doc = verify_card(json.loads(row[0]))
+    return Peer(card=card, document=doc, revoked_at=row[1])
+
+
+def add(
+    conn: sqlite3.Connection, document: jws.SignedDocument, now: datetime, rotate: bool = False
+) -> Literal["added", "unchanged", "updated", "rotated"]:
+    """Store a verified peer card. Inside the caller's transaction.
+
+    A card for a known node id with a different signing key is refused (KeyMismatch)
+    unless ``rotate`` is set: a swapped key is exactly what an attacker would send.
+    """
+    card, _ = verify_card(document.to_json())
+    existing = by_id(conn, card.node_id)
+    text = json.dumps(document.to_json())
+    if existing is None:
+        other = conn.execute(
+            "SELECT node_id FROM peers WHERE signing_fingerprint = ?", (card.signing_fingerprint,)
+        ).fetchone()
+        if other:
+            raise KeyMismatch(f"signing key already belongs to peer {other[0]}")
+        conn.execute(
+            "INSERT INTO peers (node_id, signing_fingerprint, card, added_at) VALUES (?,?,?,?)",
+            (card.node_id, card.signing_fingerprint, text, rfc3339(now)),
+        )
+        return "added"
+    if existing.card.signing_fingerprint != card.signing_fingerprint and not rotate:
+        raise KeyMismatch(
+            f"peer {card.node_id} is known with another signing key; "
+            "use --rotate after confirming the new fingerprint out of band"
+        )
+    if existing.document.payload_b64 == document.payload_b64:
+        return "unchanged"
+    outcome: Literal["updated", "rotated"] = (
+        "rotated" if existing.card.signing_fingerprint != card.signing_fingerprint else "updated"
+    )
+    if existing.card.issued_at > card.issued_at:
+        raise KeyMismatch(f"peer card of {card.node_id} is older than the one on record")
+    conn.execute(
+        "UPDATE peers SET signing_fingerprint = ?, card = ?, revoked_at = NULL WHERE node_id = ?",
+        (card.signing_fingerprint, text, card.node_id),
+    )
+    return outcome
+
+
+def by_id(conn: sqlite3.Connection, node_id: str) -> Peer | None:
+    row = conn.execute("SELECT card, revoked_at FROM peers WHERE node_id = ?", (node_id,)).fetchone()
+    return _row_to_peer(row) if row else None
+
+
+def by_fingerprint(conn: sqlite3.Connection, fp: str) -> Peer | None:
+    row = conn.execute(
+        "SELECT card, revoked_at FROM peers WHERE signing_fingerprint = ?", (fp,)
+    ).fetchone()
+    return _row_to_peer(row) if row else None
+
+
+def all_peers(conn: sqlite3.Connection) -> list[Peer]:
+    rows = conn.execute("SELECT card, revoked_at FROM peers ORDER BY node_id").fetchall()
+    return [_row_to_peer(r) for r in rows]
+
+
+def revoke(conn: sqlite3.Connection, node_id: str, now: datetime) -> None:
+    cur = conn.execute(
+        "UPDATE peers SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
+        (rfc3339(now), node_id),
+    )
+    if cur.rowcount == 0 and by_id(conn, node_id) is None:
+        raise NotFound(f"no peer {node_id}")
+
+
+def signing_keys(conn: sqlite3.Connection) -> dict[str, bytes]:
+    """Fingerprint → public key for every known peer (revoked included: for history)."""
+    return {p.card.signing_fingerprint: p.card.signing_key_bytes for p in all_peers(conn)}

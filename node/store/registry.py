@@ -1,0 +1,85 @@
+"""The partner's own registry of subjects it knows (docs/protocol.md §10).
+
+Registrations are the partner's own data and stay on its premises; only tags derived
+from them under a convenant key ever leave the node (node/tag_sets.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from node.protocol.models import rfc3339
+from node.registration import Registration
+
+
+@dataclass(frozen=True)
+class Stored:
+    ref: str
+    themes: tuple[str, ...]
+    subject_keys: tuple[str, ...]
+    fingerprint: str
+
+
+def get(conn: sqlite3.Connection, ref: str) -> Stored | None:
+    row = conn.execute(
+        "SELECT ref, themes, subject_keys, fingerprint FROM registrations WHERE ref = ?", (ref,)
+    ).fetchone()
+    if row is None:
+        return None
+    return Stored(row[0], tuple(json.loads(row[1])), tuple(json.loads(row[2])), row[3])
+
+
+def upsert(conn: sqlite3.Connection, reg: Registration, now: datetime) -> Stored | None:
+    """Insert or replace; returns the previous version, or None if new.
+
+    Raises nothing for an identical registration: the caller sees ``previous.fingerprint
+    == reg.fingerprint()`` and can skip it, which makes re-imports idempotent.
+    """
+    previous = get(conn, reg.ref)
+    if previous is not None and previous.fingerprint == reg.fingerprint():
+        return previous
+    conn.execute(
+        "INSERT INTO registrations (ref, themes, subject_keys, fingerprint, updated_at) "
+        "VALUES (?,?,?,?,?) ON CONFLICT (ref) DO UPDATE SET themes = excluded.themes, "
+        "subject_keys = excluded.subject_keys, fingerprint = excluded.fingerprint, "
+        "updated_at = excluded.updated_at",
+        (
+            reg.ref,
+            json.dumps(list(reg.themes)),
+            json.dumps(list(reg.subject_keys())),
+            reg.fingerprint(),
+            rfc3339(now),
+        ),
+    )
+    return previous
+
+
+def remove(conn: sqlite3.Connection, ref: str) -> Stored | None:
+    previous = get(conn, ref)
+    if previous is not None:
+        conn.execute("DELETE FROM registrations WHERE ref = ?", (ref,))
+    return previous
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM registrations").fetchone()[0])
+
+
+def iter_all(conn: sqlite3.Connection, batch: int = 10_000) -> Iterator[Stored]:
+    """All registrations in ref order, fetched in batches (a registry may hold 10^7)."""
+    last = ""
+    while True:
+        rows = conn.execute(
+            "SELECT ref, themes, subject_keys, fingerprint FROM registrations "
+            "WHERE ref > ? ORDER BY ref LIMIT ?",
+            (last, batch),
+        ).fetchall()
+        if not rows:
+            return
+        for r in rows:
+            yield Stored(r[0], tuple(json.loads(r[1])), tuple(json.loads(r[2])), r[3])
+        last = rows[-1][0]

@@ -1,0 +1,182 @@
+"""Keeping this node's published tag sets in step with its registry (docs/protocol.md §6.4).
+
+A registration is in scope of a convenant when one of its themes is among the scope
+themes the convenant gives this node; each of its subject keys then yields one tag. A
+batch of registry changes becomes at most one new tag-set version per convenant, written
+in the same transaction as the registry change and its log entries.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from node.context import NodeContext
+from node.policy.convenant import in_force
+from node.protocol import oprf
+from node.protocol.convenant import Convenant
+from node.protocol.tag_set import tag_from_output
+from node.registration import Registration
+from node.store import convenants, log, peers, registry, tag_sets
+from node.store.registry import Stored
+
+
+@dataclass(frozen=True)
+class Scope:
+    convenant_id: str
+    themes: frozenset[str]
+
+
+def provider_scopes(ctx: NodeContext) -> list[Scope]:
+    """Convenants under which this node provides bekendheid, newest installed version each."""
+    keys = peers.signing_keys(ctx.conn)
+    keys[ctx.keys.signing_fingerprint] = ctx.keys.signing_public
+    out = []
+    now = ctx.clock()
+    for inst in convenants.latest_versions(ctx.conn):
+        party = inst.convenant.party(ctx.node_id)
+        if party is None or "provider" not in party.roles:
+            continue
+        if in_force(inst.convenant, inst.document, keys, now) is not None:
+            continue
+        out.append(Scope(inst.convenant.id, frozenset(party.scope_themes)))
+    return out
+
+
+def tags_for(ctx: NodeContext, convenant_id: str, subject_keys: Sequence[str]) -> list[bytes]:
+    sk, _ = ctx.oprf_key(convenant_id)
+    outputs = oprf.evaluate(sk, [k.encode() for k in subject_keys])
+    return [tag_from_output(o) for o in outputs]
+
+
+@dataclass
+class ChangeSummary:
+    upserted: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    published: dict[str, int] = field(default_factory=dict)  # convenant id → new version
+
+
+def _in_scope(themes: Iterable[str], scope: Scope) -> bool:
+    return not scope.themes.isdisjoint(themes)
+
+
+def apply_changes(
+    ctx: NodeContext,
+    upserts: Sequence[Registration],
+    removals: Sequence[str] = (),
+    actor: str | None = None,
+) -> ChangeSummary:
+    """Write registry changes, the tag-set versions they cause and their log entries.
+
+    One transaction: either all of it is stored or none of it.
+    """
+    summary = ChangeSummary()
+    scopes = provider_scopes(ctx)
+    now = ctx.clock()
+    ref_deltas: dict[str, Counter[str]] = {s.convenant_id: Counter() for s in scopes}
+
+    def account(before: Stored | None, after_themes: tuple[str, ...], after_keys: tuple[str, ...]) -> None:
+        for scope in scopes:
+            c = ref_deltas[scope.convenant_id]
+            if before is not None and _in_scope(before.themes, scope):
+                c.subtract(before.subject_keys)
+            if _in_scope(after_themes, scope):
+                c.update(after_keys)
+
+    with_db = ctx.conn
+    from node.store.db import tx  # local: keeps the import graph of store/ one-way
+
+    with tx(with_db):
+        for reg in upserts:
+            before = registry.upsert(with_db, reg, now)
+            if before is not None and before.fingerprint == reg.fingerprint():
+                summary.unchanged += 1
+                continue
+            summary.upserted += 1
+            account(before, reg.themes, reg.subject_keys())
+        for ref in removals:
+            before = registry.remove(with_db, ref)
+            if before is not None:
+                summary.removed += 1
+                account(before, (), ())
+        entries: list[log.LogEntry] = []
+        for scope in scopes:
+            key_deltas = {k: d for k, d in ref_deltas[scope.convenant_id].items() if d}
+            if not key_deltas:
+                continue
+            subject_keys = sorted(key_deltas)
+            tags = tags_for(ctx, scope.convenant_id, subject_keys)
+            tag_deltas: Counter[bytes] = Counter()
+            for key, tag in zip(subject_keys, tags, strict=True):
+                tag_deltas[tag] += key_deltas[key]
+            entered, left = tag_sets.change_refs(with_db, scope.convenant_id, dict(tag_deltas))
+            if entered or left:
+                head = tag_sets.publish(with_db, scope.convenant_id, entered, left, now)
+                summary.published[scope.convenant_id] = head.version
+                entries.append(
+                    log.LogEntry(
+                        kind="tag_set.published",
+                        convenant_id=scope.convenant_id,
+                        actor=actor,
+                        outcome="published",
+                        data={"version": head.version, "count": head.count,
+                              "added": len(entered), "removed": len(left)},
+                    )
+                )
+        if summary.upserted or summary.removed:
+            entries.insert(
+                0,
+                log.LogEntry(
+                    kind="registry.changed",
+                    actor=actor,
+                    outcome="changed",
+                    data={"upserted": summary.upserted, "removed": summary.removed,
+                          "unchanged": summary.unchanged},
+                ),
+            )
+        if entries:
+            log.append(with_db, ctx.keys.signing, ctx.node_id, entries, now)
+    return summary
+
+
+def rebuild(ctx: NodeContext, conv: Convenant, actor: str | None = None) -> int | None:
+    """Recompute one convenant's tag set from the whole registry (after install or a scope
+    change); publishes a version only if membership changed. Returns the new version."""
+    from node.store.db import tx
+
+    party = conv.party(ctx.node_id)
+    themes = frozenset(party.scope_themes) if party and "provider" in party.roles else frozenset()
+    wanted: Counter[str] = Counter()
+    for stored in registry.iter_all(ctx.conn):
+        if not themes.isdisjoint(stored.themes):
+            wanted.update(stored.subject_keys)
+    keys = sorted(wanted)
+    target: Counter[bytes] = Counter()
+    for i in range(0, len(keys), 5000):
+        chunk = keys[i : i + 5000]
+        for key, tag in zip(chunk, tags_for(ctx, conv.id, chunk), strict=True):
+            target[tag] += wanted[key]
+    now = ctx.clock()
+    with tx(ctx.conn):
+        current = {
+            row[0]: row[1]
+            for row in ctx.conn.execute(
+                "SELECT tag, refs FROM tag_set_members WHERE convenant_id = ?", (conv.id,)
+            )
+        }
+        deltas = {t: target.get(t, 0) - current.get(t, 0) for t in set(target) | set(current)}
+        entered, left = tag_sets.change_refs(ctx.conn, conv.id, deltas)
+        if not entered and not left and tag_sets.head(ctx.conn, conv.id).version > 0:
+            return None
+        head = tag_sets.publish(ctx.conn, conv.id, entered, left, now)
+        log.append(
+            ctx.conn, ctx.keys.signing, ctx.node_id,
+            [log.LogEntry(kind="tag_set.published", convenant_id=conv.id,
+                          convenant_version=conv.version, actor=actor, outcome="published",
+                          data={"version": head.version, "count": head.count,
+                                "added": len(entered), "removed": len(left)})],
+            now,
+        )
+        return head.version
