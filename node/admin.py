@@ -49,10 +49,22 @@ def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.S
     (home / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2) + "\n")
     conn = db.connect(home / DB_FILE)
     with tx(conn):
-        log.append(conn, keys.signing, cfg.node_id, [log.LogEntry(
-            kind="node.initialised", outcome="ok",
-            data={"signing_key_fingerprint": keys.signing_fingerprint,
-                  "org_type": cfg.org_type})], now)
+        log.append(
+            conn,
+            keys.signing,
+            cfg.node_id,
+            [
+                log.LogEntry(
+                    kind="node.initialised",
+                    outcome="ok",
+                    data={
+                        "signing_key_fingerprint": keys.signing_fingerprint,
+                        "org_type": cfg.org_type,
+                    },
+                )
+            ],
+            now,
+        )
     conn.close()
     return card
 
@@ -79,17 +91,33 @@ def add_peer(
     with tx(ctx.conn):
         outcome = peers.add(ctx.conn, doc, ctx.clock(), rotate=rotate)
         if outcome != "unchanged":
-            log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
-                kind="peer." + outcome, counterparty=card.node_id, outcome=outcome,
-                data={"signing_key_fingerprint": card.signing_fingerprint})], ctx.clock())
+            log.append(
+                ctx.conn,
+                ctx.keys.signing,
+                ctx.node_id,
+                [
+                    log.LogEntry(
+                        kind="peer." + outcome,
+                        counterparty=card.node_id,
+                        outcome=outcome,
+                        data={"signing_key_fingerprint": card.signing_fingerprint},
+                    )
+                ],
+                ctx.clock(),
+            )
     return card, outcome
 
 
 def revoke_peer(ctx: NodeContext, node_id: str) -> None:
     with tx(ctx.conn):
         peers.revoke(ctx.conn, node_id, ctx.clock())
-        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
-            kind="peer.revoked", counterparty=node_id, outcome="revoked")], ctx.clock())
+        log.append(
+            ctx.conn,
+            ctx.keys.signing,
+            ctx.node_id,
+            [log.LogEntry(kind="peer.revoked", counterparty=node_id, outcome="revoked")],
+            ctx.clock(),
+        )
 
 
 def _known_keys(ctx: NodeContext) -> dict[str, bytes]:
@@ -103,7 +131,8 @@ def draft_convenant(ctx: NodeContext, toml_text: str) -> jws.SignedDocument:
     for p in [*peers.all_peers(ctx.conn), None]:
         card = p.card if p else own_card(ctx)[0]
         cards[card.node_id] = {
-            "organisation": card.organisation, "org_type": card.org_type,
+            "organisation": card.organisation,
+            "org_type": card.org_type,
             "signing_fingerprint": card.signing_fingerprint,
             "encryption_fingerprint": card.encryption_fingerprint,
         }
@@ -128,7 +157,9 @@ class PartyStatus:
     signature: str
 
 
-def convenant_status(ctx: NodeContext, doc_json: Any) -> tuple[Convenant, list[PartyStatus], str | None]:
+def convenant_status(
+    ctx: NodeContext, doc_json: Any
+) -> tuple[Convenant, list[PartyStatus], str | None]:
     """Per party signature state, and why the convenant is not in force (None if it is)."""
     conv, doc = parse_convenant(doc_json)
     keys = _known_keys(ctx)
@@ -152,10 +183,21 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
     with tx(ctx.conn):
         new = convenants.install(ctx.conn, doc, ctx.clock())
         if new:
-            log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
-                kind="convenant.installed", convenant_id=conv.id,
-                convenant_version=conv.version, outcome="installed",
-                data={"parties": [p.node_id for p in conv.parties]})], ctx.clock())
+            log.append(
+                ctx.conn,
+                ctx.keys.signing,
+                ctx.node_id,
+                [
+                    log.LogEntry(
+                        kind="convenant.installed",
+                        convenant_id=conv.id,
+                        convenant_version=conv.version,
+                        outcome="installed",
+                        data={"parties": [p.node_id for p in conv.parties]},
+                    )
+                ],
+                ctx.clock(),
+            )
     party = conv.party(ctx.node_id)
     if party is not None and "provider" in party.roles:
         rebuild(ctx, conv)
@@ -172,7 +214,9 @@ class ImportReport:
 
     def as_json(self, max_errors: int = 1000) -> dict[str, Any]:
         return {
-            "rows": self.rows, "upserted": self.upserted, "unchanged": self.unchanged,
+            "rows": self.rows,
+            "upserted": self.upserted,
+            "unchanged": self.unchanged,
             "invalid": len(self.errors),
             "errors": [{"line": e.line, "reason": e.reason} for e in self.errors[:max_errors]],
             "tag_set_versions": self.tag_set_versions,
@@ -197,7 +241,7 @@ def import_registrations(
         if not chunk:
             break
         good: dict[str, Registration] = {}
-        for line, item in chunk:
+        for _line, item in chunk:
             report.rows += 1
             if isinstance(item, RowError):
                 report.errors.append(item)
@@ -207,15 +251,19 @@ def import_registrations(
         report.upserted += summary.upserted
         report.unchanged += summary.unchanged
         report.tag_set_versions.update(summary.published)
-        del line
     return report
 
 
 def create_user(ctx: NodeContext, name: str, role: str) -> str:
     with tx(ctx.conn):
         token = users.create(ctx.conn, name, role, ctx.clock())
-        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
-            kind="user.created", actor=name, outcome="created", data={"role": role})], ctx.clock())
+        log.append(
+            ctx.conn,
+            ctx.keys.signing,
+            ctx.node_id,
+            [log.LogEntry(kind="user.created", actor=name, outcome="created", data={"role": role})],
+            ctx.clock(),
+        )
     return token
 
 
@@ -224,8 +272,11 @@ def status(ctx: NodeContext) -> dict[str, Any]:
     provided = {}
     for inst in convenants.latest_versions(ctx.conn):
         h = tag_sets.head(ctx.conn, inst.convenant.id)
-        provided[inst.convenant.id] = {"version": inst.convenant.version,
-                                       "tag_set_version": h.version, "tag_set_count": h.count}
+        provided[inst.convenant.id] = {
+            "version": inst.convenant.version,
+            "tag_set_version": h.version,
+            "tag_set_count": h.count,
+        }
     return {
         "node_id": ctx.node_id,
         "organisation": ctx.cfg.organisation,

@@ -59,18 +59,29 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         logger.info("request_failed", path=request.path, code=e.code, status=e.http_status)
         return problem(e.http_status, e.problem_type, e.title, e.detail, request.path)
     except web.HTTPRequestEntityTooLarge as e:
-        err = PayloadTooLarge(f"body larger than {e.body and len(e.body) or 'the'} limit")
+        err = PayloadTooLarge(f"body larger than {(e.body and len(e.body)) or 'the'} limit")
         err.detail = "request body exceeds the node's max_body_bytes"
         return problem(413, err.problem_type, err.title, err.detail, request.path)
     except web.HTTPException as e:
         if e.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
-        return problem(e.status, "https://vhnode.nl/problems/" + code, e.reason, e.text or e.reason, request.path)
+        return problem(
+            e.status,
+            "https://vhnode.nl/problems/" + code,
+            e.reason,
+            e.text or e.reason,
+            request.path,
+        )
     except Exception:  # the one place an unexpected error is caught: log it, leak nothing
         logger.exception("unhandled_error", path=request.path)
-        return problem(500, "https://vhnode.nl/problems/internal", "Internal error",
-                       "the node failed to handle the request; see its log", request.path)
+        return problem(
+            500,
+            "https://vhnode.nl/problems/internal",
+            "Internal error",
+            "the node failed to handle the request; see its log",
+            request.path,
+        )
 
 
 ROUTE_ROLES: dict[str, frozenset[str]] = {}
@@ -184,8 +195,14 @@ async def post_bekendheid(request: web.Request) -> web.Response:
         where = ".".join(str(p) for p in first["loc"])
         raise InputError(f"{where}: {first['msg']}") from e
     result = await ask_bekendheid(
-        ctx, request.app[SESSION], q.convenant_id, q.purpose, q.case_ref,
-        request[USER].name, q.subjects, q.partners,
+        ctx,
+        request.app[SESSION],
+        q.convenant_id,
+        q.purpose,
+        q.case_ref,
+        request[USER].name,
+        q.subjects,
+        q.partners,
     )
     return web.json_response(result.as_json())
 
@@ -219,17 +236,19 @@ def make_app(ctx: NodeContext) -> web.Application:
             yield
 
     app.cleanup_ctx.append(client_session)
-    app.router.add_routes([
-        web.get("/healthz", health),
-        web.get("/peer/v1/card", peer_card),
-        web.post("/peer/v1/evaluate", peer_evaluate),
-        web.post("/peer/v1/tag-set", peer_tag_set),
-        web.get("/api/v1/node", get_node),
-        web.put("/api/v1/registrations/{ref}", put_registration),
-        web.delete("/api/v1/registrations/{ref}", delete_registration),
-        web.post("/api/v1/bekendheid", post_bekendheid),
-        web.get("/api/v1/audit/verify", get_audit_verify),
-    ])
+    app.router.add_routes(
+        [
+            web.get("/healthz", health),
+            web.get("/peer/v1/card", peer_card),
+            web.post("/peer/v1/evaluate", peer_evaluate),
+            web.post("/peer/v1/tag-set", peer_tag_set),
+            web.get("/api/v1/node", get_node),
+            web.put("/api/v1/registrations/{ref}", put_registration),
+            web.delete("/api/v1/registrations/{ref}", delete_registration),
+            web.post("/api/v1/bekendheid", post_bekendheid),
+            web.get("/api/v1/audit/verify", get_audit_verify),
+        ]
+    )
     return app
 
 

@@ -32,8 +32,8 @@ Folding (applied to surname, tussenvoegsel and first names)
 1. Typographic apostrophes (U+2018, U+2019, U+201A, U+201B, U+02BC, U+02B9, U+2032, the
    grave accent ````` and the acute accent ``´``) become ``'``.
 2. Unicode case folding (``str.casefold``: "ß" → "ss").
-3. NFKD normalisation, then every combining mark is dropped: "Çelik" → "celik",
-   "Daniëlle" → "danielle", the ligature "Ĳ" → "ij".
+3. NFKD normalisation, then every nonspacing mark (Unicode general category Mn) is
+   removed: "Çelik" → "celik", "Daniëlle" → "danielle", the ligature "Ĳ" → "ij".
 4. Letters that NFKD does not decompose are mapped: ı→i, ø→o, æ→ae, œ→oe, ł→l, đ→d, ð→d,
    þ→th, ħ→h (so "Yılmaz", "YILMAZ" and "Yilmaz" agree).
 
@@ -41,9 +41,10 @@ Surname key
 ===========
 
 1. Join the tussenvoegsel field (if any) and the surname field with a space, and fold.
-2. Every character that is neither a letter nor an apostrophe separates tokens. Hyphens,
-   commas, dots and slashes are therefore separators, so "Jansen-van der Berg",
-   "Berg, van der" and "v.d. Berg" / "v/d Berg" split into plain tokens.
+2. Every character that is neither a letter (``str.isalpha``) nor an apostrophe becomes a
+   space. Hyphens, commas, dots, slashes and digits therefore separate tokens, so
+   "Jansen-van der Berg", "Berg, van der" and "v.d. Berg" / "v/d Berg" split into plain
+   tokens.
 3. Split on whitespace. Then, per token:
 
    a. a token that is only apostrophes is dropped;
@@ -77,11 +78,11 @@ says a partner *may* know the person, and detail sharing confirms it.
 Initial
 =======
 
-Fold the first-names field, take the first run of letters (so "Jan Pieter", "J.P." and
-"Jan-Pieter" all start with "j"); the initial is its first letter, except that a run
-starting with "ij" gives ``ij`` because the Dutch IJ digraph is one letter
-("IJsbrand", "IJ." → ``ij``). Written as "I.J." the first run is "i", so the initial is
-``i``. A first-names field without letters is invalid.
+Fold the first-names field and take its first run of letters (``str.isalpha``), so
+"Jan Pieter", "J.P." and "Jan-Pieter" all start with "j". The initial is the run's first
+letter, except that a run starting with "ij" gives ``ij`` because the Dutch IJ digraph is
+one letter ("IJsbrand", "Ijsbrand", "IJ." → ``ij``). Written as "I.J." the first run is
+"i", so the initial is ``i``. A first-names field without letters is invalid.
 """
 
 from __future__ import annotations
@@ -136,9 +137,6 @@ _APOSTROPHES = str.maketrans(
 _UNDECOMPOSABLE = str.maketrans(
     {"ı": "i", "ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ħ": "h"}
 )
-# Letters and apostrophes survive; digits and underscore are \w but not name letters.
-_SEPARATORS = re.compile(r"[^\w']|[\d_]")
-_LETTER_RUN = re.compile(r"[^\W\d_]+")
 _ELISION = re.compile(r"([dl]')(.+)")
 _JOINED_T_OR_S = re.compile(r"(.+?)('[ts])")
 _POSTCODE = re.compile(r"([1-9][0-9]{3}) *([A-Za-z]{2})")
@@ -161,8 +159,12 @@ def _fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = "".join(c for c in text if unicodedata.category(c) != "Mn")
     return text.translate(_UNDECOMPOSABLE)
+
+
+def _letters_and_apostrophes(text: str) -> str:
+    return "".join(c if c.isalpha() or c == "'" else " " for c in text)
 
 
 def _split_token(token: str) -> list[str]:
@@ -182,7 +184,7 @@ def _split_token(token: str) -> list[str]:
 def _surname_tokens(surname: str, tussenvoegsel: str | None) -> list[str]:
     joined = f"{tussenvoegsel} {surname}" if tussenvoegsel else surname
     tokens: list[str] = []
-    for raw in _SEPARATORS.sub(" ", _fold(joined)).split():
+    for raw in _letters_and_apostrophes(_fold(joined)).split():
         tokens.extend(_split_token(raw))
     return tokens
 
@@ -194,11 +196,10 @@ def _surname_key(surname: str, tussenvoegsel: str | None) -> str:
 
 
 def _initial(first_names: str) -> str:
-    m = _LETTER_RUN.search(_fold(first_names))
-    if m is None:
+    runs = "".join(c if c.isalpha() else " " for c in _fold(first_names)).split()
+    if not runs:
         return ""
-    run = m.group(0)
-    return "ij" if run.startswith("ij") else run[0]
+    return "ij" if runs[0].startswith("ij") else runs[0][0]
 
 
 def normalise_surname(surname: str, tussenvoegsel: str | None = None) -> str:

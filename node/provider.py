@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from node.admin import own_card
 from node.context import NodeContext
 from node.errors import (
     BadRequestSignature,
@@ -19,8 +20,8 @@ from node.errors import (
     InvalidGroupElement,
     MalformedMessage,
     Misaddressed,
-    Refusal,
     RateLimited,
+    Refusal,
     RevokedRequester,
     StaleRequest,
     TooManySubjects,
@@ -61,8 +62,6 @@ def _authenticate(
     kid = doc.signatures[0].kid
     if kid == ctx.keys.signing_fingerprint:
         # The node asks its own registry through the same protocol as any partner.
-        from node.admin import own_card
-
         card, card_doc = own_card(ctx)
         peer: peers.Peer | None = peers.Peer(card, card_doc, None)
     else:
@@ -82,7 +81,9 @@ def _authenticate(
     return None
 
 
-def _fresh(ctx: NodeContext, issued_at: datetime, requester: str, nonce: str, now: datetime) -> Refusal | None:
+def _fresh(
+    ctx: NodeContext, issued_at: datetime, requester: str, nonce: str, now: datetime
+) -> Refusal | None:
     """§6.6 step 6: timestamp within the skew window and nonce never seen."""
     skew = ctx.cfg.limits.clock_skew_seconds
     if abs((now - issued_at).total_seconds()) > skew:
@@ -141,22 +142,34 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
         if refusal is None:  # step 7
             decision = decide_evaluation(
                 _convenant_state(ctx, req.convenant_id, req.convenant_version),
-                req.convenant_id, req.convenant_version, req.requester, ctx.node_id,
-                req.purpose, _party_keys(ctx), now,
+                req.convenant_id,
+                req.convenant_version,
+                req.requester,
+                ctx.node_id,
+                req.purpose,
+                _party_keys(ctx),
+                now,
             )
             refusal = decision.refusal
         n = len(req.blinded_elements)
         if refusal is None and n > ctx.cfg.limits.max_subjects_per_request:  # step 8
-            refusal = TooManySubjects(f"at most {ctx.cfg.limits.max_subjects_per_request} subjects per request")
-        if refusal is None and not ctx.limiter.allow(req.requester, req.convenant_id, n, time.monotonic()):
+            refusal = TooManySubjects(
+                f"at most {ctx.cfg.limits.max_subjects_per_request} subjects per request"
+            )
+        if refusal is None and not ctx.limiter.allow(
+            req.requester, req.convenant_id, n, time.monotonic()
+        ):
             refusal = RateLimited(
                 f"more than {ctx.cfg.limits.evaluations_per_minute:g} evaluations per minute "
                 f"for {req.requester} under {req.convenant_id}"
             )
         payload: dict[str, Any]
         base = {
-            "partner": ctx.node_id, "requester": req.requester, "request_hash": request_hash,
-            "trace_id": req.trace_id, "issued_at": now,
+            "partner": ctx.node_id,
+            "requester": req.requester,
+            "request_hash": request_hash,
+            "trace_id": req.trace_id,
+            "issued_at": now,
         }
         if refusal is None:  # step 9
             sk, pk = ctx.oprf_key(req.convenant_id)
@@ -169,25 +182,43 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
             else:
                 head = _head(ctx, req.convenant_id)
                 payload = EvaluateResponse(
-                    **base, outcome="evaluated",
+                    **base,
+                    outcome="evaluated",
                     evaluated_elements=tuple(jws.b64u_encode(e) for e in evaluated),
-                    proof=jws.b64u_encode(proof), tag_set=head,
+                    proof=jws.b64u_encode(proof),
+                    tag_set=head,
                 ).wire()
         if refusal is not None:
             payload = EvaluateResponse(
                 **base, outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
             ).wire()
-        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
-            kind="bekendheid.refused" if refusal else "bekendheid.evaluated",
-            trace_id=req.trace_id, convenant_id=req.convenant_id,
-            convenant_version=req.convenant_version, purpose=req.purpose,
-            actor=req.requesting_user, counterparty=req.requester,
-            outcome="refused" if refusal else "evaluated",
-            reason=refusal.code if refusal else None,
-            data={"case_ref": req.case_ref, "elements": n,
-                  "rule": decision.rule if decision else "authentication",
-                  "tag_set_version": payload.get("tag_set", {}).get("version") if not refusal else None},
-        )], now)
+        log.append(
+            ctx.conn,
+            ctx.keys.signing,
+            ctx.node_id,
+            [
+                log.LogEntry(
+                    kind="bekendheid.refused" if refusal else "bekendheid.evaluated",
+                    trace_id=req.trace_id,
+                    convenant_id=req.convenant_id,
+                    convenant_version=req.convenant_version,
+                    purpose=req.purpose,
+                    actor=req.requesting_user,
+                    counterparty=req.requester,
+                    outcome="refused" if refusal else "evaluated",
+                    reason=refusal.code if refusal else None,
+                    data={
+                        "case_ref": req.case_ref,
+                        "elements": n,
+                        "rule": decision.rule if decision else "authentication",
+                        "tag_set_version": payload.get("tag_set", {}).get("version")
+                        if not refusal
+                        else None,
+                    },
+                )
+            ],
+            now,
+        )
         return _sign(ctx, EVALUATE_RESPONSE_TYP, payload, refusal)
 
 
@@ -197,8 +228,10 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
     req = parse_model(TagSetRequest, doc.payload)
     now = ctx.clock()
     base = {
-        "partner": ctx.node_id, "requester": req.requester,
-        "request_hash": jws.b64u_encode(doc.digest()), "issued_at": now,
+        "partner": ctx.node_id,
+        "requester": req.requester,
+        "request_hash": jws.b64u_encode(doc.digest()),
+        "issued_at": now,
     }
     with tx(ctx.conn):
         refusal = _authenticate(ctx, doc, req.requester, req.partner, now)
@@ -206,31 +239,56 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
         if refusal is None:
             refusal = decide_tag_set(
                 _convenant_state(ctx, req.convenant_id, req.convenant_version),
-                req.convenant_id, req.convenant_version, req.requester, ctx.node_id,
-                _party_keys(ctx), now,
+                req.convenant_id,
+                req.convenant_version,
+                req.requester,
+                ctx.node_id,
+                _party_keys(ctx),
+                now,
             ).refusal
         data: dict[str, Any] = {"since_version": req.since_version}
         if refusal is None:
             head = _head(ctx, req.convenant_id)
-            delta = tag_sets.delta_since(ctx.conn, req.convenant_id, req.since_version, head.version)
+            delta = tag_sets.delta_since(
+                ctx.conn, req.convenant_id, req.since_version, head.version
+            )
             if delta is None:
                 added, removed, base_version = tag_sets.members(ctx.conn, req.convenant_id), [], 0
             else:
                 (added, removed), base_version = delta, req.since_version
             payload = TagSetResponse(
-                **base, outcome="tag_set", head=head, base_version=base_version,
-                added=jws.b64u_encode(pack(added)), removed=jws.b64u_encode(pack(removed)),
+                **base,
+                outcome="tag_set",
+                head=head,
+                base_version=base_version,
+                added=jws.b64u_encode(pack(added)),
+                removed=jws.b64u_encode(pack(removed)),
             ).wire()
-            data.update(version=head.version, base_version=base_version,
-                        added=len(added), removed=len(removed))
+            data.update(
+                version=head.version,
+                base_version=base_version,
+                added=len(added),
+                removed=len(removed),
+            )
         else:
             payload = TagSetResponse(
                 **base, outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
             ).wire()
-        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
-            kind="tag_set.refused" if refusal else "tag_set.served",
-            convenant_id=req.convenant_id, convenant_version=req.convenant_version,
-            counterparty=req.requester, outcome="refused" if refusal else "served",
-            reason=refusal.code if refusal else None, data=data,
-        )], now)
+        log.append(
+            ctx.conn,
+            ctx.keys.signing,
+            ctx.node_id,
+            [
+                log.LogEntry(
+                    kind="tag_set.refused" if refusal else "tag_set.served",
+                    convenant_id=req.convenant_id,
+                    convenant_version=req.convenant_version,
+                    counterparty=req.requester,
+                    outcome="refused" if refusal else "served",
+                    reason=refusal.code if refusal else None,
+                    data=data,
+                )
+            ],
+            now,
+        )
         return _sign(ctx, TAG_SET_RESPONSE_TYP, payload, refusal)

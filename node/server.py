@@ -32,7 +32,7 @@ _stop_events: dict[asyncio.AbstractEventLoop, set[asyncio.Event]] = {}
 
 def check_host(ctx: NodeContext, host: str) -> None:
     """Allow loopback addresses and the host named in the node's config; refuse the rest."""
-    if host == ctx.cfg.http.host or host == "localhost":
+    if host in (ctx.cfg.http.host, "localhost"):
         return
     try:
         loopback = ipaddress.ip_address(host).is_loopback

@@ -531,7 +531,7 @@ def iter_bulk_registrations(n: int, rng: random.Random) -> Iterator[Registration
                 )
             )
         if roll > 0.8:
-            town, low, high = _TOWNS[rng.randrange(len(_TOWNS))]
+            _, low, high = _TOWNS[rng.randrange(len(_TOWNS))]
             letters = _POSTCODE_LETTERS[rng.randrange(20)] + _POSTCODE_LETTERS[rng.randrange(20)]
             if letters in ("SA", "SD", "SS"):
                 letters = "AB"

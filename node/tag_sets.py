@@ -19,6 +19,7 @@ from node.protocol.convenant import Convenant
 from node.protocol.tag_set import tag_from_output
 from node.registration import Registration
 from node.store import convenants, log, peers, registry, tag_sets
+from node.store.db import tx
 from node.store.registry import Stored
 
 
@@ -77,7 +78,9 @@ def apply_changes(
     now = ctx.clock()
     ref_deltas: dict[str, Counter[str]] = {s.convenant_id: Counter() for s in scopes}
 
-    def account(before: Stored | None, after_themes: tuple[str, ...], after_keys: tuple[str, ...]) -> None:
+    def account(
+        before: Stored | None, after_themes: tuple[str, ...], after_keys: tuple[str, ...]
+    ) -> None:
         for scope in scopes:
             c = ref_deltas[scope.convenant_id]
             if before is not None and _in_scope(before.themes, scope):
@@ -85,19 +88,17 @@ def apply_changes(
             if _in_scope(after_themes, scope):
                 c.update(after_keys)
 
-    with_db = ctx.conn
-    from node.store.db import tx  # local: keeps the import graph of store/ one-way
-
-    with tx(with_db):
+    conn = ctx.conn
+    with tx(conn):
         for reg in upserts:
-            before = registry.upsert(with_db, reg, now)
+            before = registry.upsert(conn, reg, now)
             if before is not None and before.fingerprint == reg.fingerprint():
                 summary.unchanged += 1
                 continue
             summary.upserted += 1
             account(before, reg.themes, reg.subject_keys())
         for ref in removals:
-            before = registry.remove(with_db, ref)
+            before = registry.remove(conn, ref)
             if before is not None:
                 summary.removed += 1
                 account(before, (), ())
@@ -111,9 +112,9 @@ def apply_changes(
             tag_deltas: Counter[bytes] = Counter()
             for key, tag in zip(subject_keys, tags, strict=True):
                 tag_deltas[tag] += key_deltas[key]
-            entered, left = tag_sets.change_refs(with_db, scope.convenant_id, dict(tag_deltas))
+            entered, left = tag_sets.change_refs(conn, scope.convenant_id, dict(tag_deltas))
             if entered or left:
-                head = tag_sets.publish(with_db, scope.convenant_id, entered, left, now)
+                head = tag_sets.publish(conn, scope.convenant_id, entered, left, now)
                 summary.published[scope.convenant_id] = head.version
                 entries.append(
                     log.LogEntry(
@@ -121,8 +122,12 @@ def apply_changes(
                         convenant_id=scope.convenant_id,
                         actor=actor,
                         outcome="published",
-                        data={"version": head.version, "count": head.count,
-                              "added": len(entered), "removed": len(left)},
+                        data={
+                            "version": head.version,
+                            "count": head.count,
+                            "added": len(entered),
+                            "removed": len(left),
+                        },
                     )
                 )
         if summary.upserted or summary.removed:
@@ -132,20 +137,21 @@ def apply_changes(
                     kind="registry.changed",
                     actor=actor,
                     outcome="changed",
-                    data={"upserted": summary.upserted, "removed": summary.removed,
-                          "unchanged": summary.unchanged},
+                    data={
+                        "upserted": summary.upserted,
+                        "removed": summary.removed,
+                        "unchanged": summary.unchanged,
+                    },
                 ),
             )
         if entries:
-            log.append(with_db, ctx.keys.signing, ctx.node_id, entries, now)
+            log.append(conn, ctx.keys.signing, ctx.node_id, entries, now)
     return summary
 
 
 def rebuild(ctx: NodeContext, conv: Convenant, actor: str | None = None) -> int | None:
     """Recompute one convenant's tag set from the whole registry (after install or a scope
     change); publishes a version only if membership changed. Returns the new version."""
-    from node.store.db import tx
-
     party = conv.party(ctx.node_id)
     themes = frozenset(party.scope_themes) if party and "provider" in party.roles else frozenset()
     wanted: Counter[str] = Counter()
@@ -172,11 +178,24 @@ def rebuild(ctx: NodeContext, conv: Convenant, actor: str | None = None) -> int 
             return None
         head = tag_sets.publish(ctx.conn, conv.id, entered, left, now)
         log.append(
-            ctx.conn, ctx.keys.signing, ctx.node_id,
-            [log.LogEntry(kind="tag_set.published", convenant_id=conv.id,
-                          convenant_version=conv.version, actor=actor, outcome="published",
-                          data={"version": head.version, "count": head.count,
-                                "added": len(entered), "removed": len(left)})],
+            ctx.conn,
+            ctx.keys.signing,
+            ctx.node_id,
+            [
+                log.LogEntry(
+                    kind="tag_set.published",
+                    convenant_id=conv.id,
+                    convenant_version=conv.version,
+                    actor=actor,
+                    outcome="published",
+                    data={
+                        "version": head.version,
+                        "count": head.count,
+                        "added": len(entered),
+                        "removed": len(left),
+                    },
+                )
+            ],
             now,
         )
         return head.version

@@ -117,14 +117,16 @@ class Federation:
     def add_node(self, node_id: str, org_type: str) -> SimNode:
         port = free_port()
         home = self.root / node_id
-        cfg = NodeConfig.model_validate({
-            "node_id": node_id,
-            "organisation": f"{org_type.capitalize()} testregio",
-            "org_type": org_type,
-            "endpoint": f"http://127.0.0.1:{port}",
-            "http": {"host": "127.0.0.1", "port": port},
-            "peers": {"timeout_seconds": 2.0, "tag_set_timeout_seconds": 10.0},
-        })
+        cfg = NodeConfig.model_validate(
+            {
+                "node_id": node_id,
+                "organisation": f"{org_type.capitalize()} testregio",
+                "org_type": org_type,
+                "endpoint": f"http://127.0.0.1:{port}",
+                "http": {"host": "127.0.0.1", "port": port},
+                "peers": {"timeout_seconds": 2.0, "tag_set_timeout_seconds": 10.0},
+            }
+        )
         admin.init_node(home, cfg)
         clock = Clock()
         node = SimNode(node_id, home, port, clock, open_node(home, clock=clock))
@@ -187,8 +189,14 @@ class Federation:
     # --- the coordinator's view ---------------------------------------------------
 
     async def api(
-        self, node_id: str, method: str, path: str, role: str = "coordinator",
-        json: Any = None, data: bytes | None = None, token: str | None = None,
+        self,
+        node_id: str,
+        method: str,
+        path: str,
+        role: str = "coordinator",
+        json: Any = None,
+        data: bytes | None = None,
+        token: str | None = None,
     ) -> tuple[int, Any]:
         assert self.session is not None
         node = self.nodes[node_id]
@@ -199,12 +207,18 @@ class Federation:
             return resp.status, await resp.json(content_type=None)
 
     async def query(
-        self, requester: str, subjects: Sequence[dict[str, Any]], purpose: str = PURPOSE,
-        convenant_id: str = CONVENANT_ID, case_ref: str = "CASUS-2026-001",
+        self,
+        requester: str,
+        subjects: Sequence[dict[str, Any]],
+        purpose: str = PURPOSE,
+        convenant_id: str = CONVENANT_ID,
+        case_ref: str = "CASUS-2026-001",
         partners: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "convenant_id": convenant_id, "purpose": purpose, "case_ref": case_ref,
+            "convenant_id": convenant_id,
+            "purpose": purpose,
+            "case_ref": case_ref,
             "subjects": list(subjects),
         }
         if partners is not None:
@@ -251,10 +265,15 @@ class Interposer:
         self.requests.append((request.path, body))
         if self.delay:
             await asyncio.sleep(self.delay)
-        async with aiohttp.ClientSession() as s, s.request(
-            request.method, f"http://127.0.0.1:{self.target_port}{request.path}",
-            data=body, headers={"Content-Type": request.content_type},
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(
+                request.method,
+                f"http://127.0.0.1:{self.target_port}{request.path}",
+                data=body,
+                headers={"Content-Type": request.content_type},
+            ) as resp,
+        ):
             out = await resp.read()
             status, ctype = resp.status, resp.content_type
         if self.rewrite is not None:

@@ -6,8 +6,13 @@ from typing import Any
 
 from tests.federation import Federation, interpose, statuses
 
-JAN = {"kind": "person", "surname": "Berg", "tussenvoegsel": "van der",
-       "first_names": "Jan Pieter", "birth_date": "1990-01-31"}
+JAN = {
+    "kind": "person",
+    "surname": "Berg",
+    "tussenvoegsel": "van der",
+    "first_names": "Jan Pieter",
+    "birth_date": "1990-01-31",
+}
 JAN_BSN = {"kind": "bsn", "bsn": "123456782"}
 ADDRESS = {"kind": "address", "postcode": "4811 AB", "house_number": 12, "addition": "a"}
 NOBODY = {"kind": "bsn", "bsn": "111222333"}
@@ -22,7 +27,10 @@ async def test_known_person_is_hit_only_where_registered(federation: Federation)
     federation.register("om-test", _reg("COMPAS-1", ["veelplegers"], JAN_BSN))
     result = await federation.query("vh-test", [JAN_BSN])
     assert statuses(result) == {
-        "vh-test": "no_hit", "politie-test": "hit", "om-test": "hit", "ggz-test": "no_hit",
+        "vh-test": "no_hit",
+        "politie-test": "hit",
+        "om-test": "hit",
+        "ggz-test": "no_hit",
     }
 
 
@@ -71,7 +79,14 @@ async def test_family_query_answers_each_member_in_one_round(federation: Federat
     child = {"kind": "bsn", "bsn": "111222333"}
     father = {"kind": "bsn", "bsn": "200000019"}
     federation.register("politie-test", _reg("BPS-10", ["huiselijk_geweld"], father))
-    federation.register("om-test", _reg("COMPAS-10", ["veelplegers"], mother, ))
+    federation.register(
+        "om-test",
+        _reg(
+            "COMPAS-10",
+            ["veelplegers"],
+            mother,
+        ),
+    )
     result = await federation.query("vh-test", [mother, child, father])
     by_partner = {p["partner"]: p["subjects"] for p in result["partners"]}
     assert by_partner["politie-test"] == ["no_hit", "no_hit", "hit"]
@@ -82,7 +97,10 @@ async def test_family_query_answers_each_member_in_one_round(federation: Federat
 
 async def test_registration_api_changes_answers_at_once(federation: Federation) -> None:
     status, body = await federation.api(
-        "politie-test", "PUT", "/api/v1/registrations/BPS-77", role="source",
+        "politie-test",
+        "PUT",
+        "/api/v1/registrations/BPS-77",
+        role="source",
         json=_reg("BPS-77", ["veelplegers"], JAN_BSN),
     )
     assert status == 200 and body["changed"] is True
@@ -127,7 +145,9 @@ async def test_both_sides_log_the_exchange_under_one_trace_id(federation: Federa
         conn = federation.nodes[node_id].ctx.conn
         rows = conn.execute("SELECT kind FROM log_entries WHERE trace_id = ?", (trace,)).fetchall()
         assert rows, node_id
-    body = federation.nodes["vh-test"].ctx.conn.execute(
-        "SELECT body FROM log_entries WHERE trace_id = ?", (trace,)
-    ).fetchone()[0]
+    body = (
+        federation.nodes["vh-test"]
+        .ctx.conn.execute("SELECT body FROM log_entries WHERE trace_id = ?", (trace,))
+        .fetchone()[0]
+    )
     assert "123456782" not in body  # pseudonyms, not identities

@@ -51,12 +51,18 @@ def in_force(
 ) -> Refusal | None:
     """None if in force at ``now``: inside its window and signed by every party."""
     if now < conv.valid_from:
-        return ConvenantNotInForce(f"convenant {conv.id} v{conv.version} starts {conv.valid_from:%Y-%m-%d}")
+        return ConvenantNotInForce(
+            f"convenant {conv.id} v{conv.version} starts {conv.valid_from:%Y-%m-%d}"
+        )
     if now >= conv.valid_until:
-        return ConvenantNotInForce(f"convenant {conv.id} v{conv.version} expired {conv.valid_until:%Y-%m-%d}")
+        return ConvenantNotInForce(
+            f"convenant {conv.id} v{conv.version} expired {conv.valid_until:%Y-%m-%d}"
+        )
     unsigned = [s.node_id for s in party_signatures(conv, doc, party_keys) if s.state != "signed"]
     if unsigned:
-        return ConvenantNotInForce(f"convenant {conv.id} v{conv.version} lacks a valid signature of {unsigned[0]}")
+        return ConvenantNotInForce(
+            f"convenant {conv.id} v{conv.version} lacks a valid signature of {unsigned[0]}"
+        )
     return None
 
 
@@ -73,20 +79,40 @@ def decide_evaluation(
     """§7.1: may ``requester`` ask ``provider`` bekendheid under this convenant and purpose?"""
     conv, doc = state.asked, state.asked_document
     if conv is None or doc is None:
-        return Decision(False, "convenant-installed", UnknownConvenant(f"convenant {convenant_id} v{version} is not installed here"))
+        return Decision(
+            False,
+            "convenant-installed",
+            UnknownConvenant(f"convenant {convenant_id} v{version} is not installed here"),
+        )
     if state.newest_version is not None and state.newest_version > version:
-        return Decision(False, "convenant-current-version", ConvenantNotInForce(f"convenant {convenant_id} v{version} is superseded by v{state.newest_version}"))
+        return Decision(
+            False,
+            "convenant-current-version",
+            ConvenantNotInForce(
+                f"convenant {convenant_id} v{version} is superseded by v{state.newest_version}"
+            ),
+        )
     refusal = in_force(conv, doc, party_keys, now)
     if refusal is not None:
         return Decision(False, "convenant-in-force", refusal)
     asking = conv.party(requester)
     if asking is None:
-        return Decision(False, "requester-is-party", NotAParty(f"{requester} is not a party to {convenant_id}"))
+        return Decision(
+            False, "requester-is-party", NotAParty(f"{requester} is not a party to {convenant_id}")
+        )
     answering = conv.party(provider)
     if answering is None or "provider" not in answering.roles:
-        return Decision(False, "provider-has-scope", NotAProvider(f"{provider} provides no bekendheid under {convenant_id}"))
+        return Decision(
+            False,
+            "provider-has-scope",
+            NotAProvider(f"{provider} provides no bekendheid under {convenant_id}"),
+        )
     if purpose not in asking.query_purposes:
-        return Decision(False, "purpose-granted", NoQueryRight(f"{requester} may not ask bekendheid for purpose {purpose!r}"))
+        return Decision(
+            False,
+            "purpose-granted",
+            NoQueryRight(f"{requester} may not ask bekendheid for purpose {purpose!r}"),
+        )
     return Decision(True, ALLOW)
 
 
@@ -105,9 +131,19 @@ def decide_tag_set(
         asking = conv.party(requester)
         if asking is not None and asking.query_purposes:
             return decide_evaluation(
-                state, convenant_id, version, requester, provider,
-                asking.query_purposes[0], party_keys, now,
+                state,
+                convenant_id,
+                version,
+                requester,
+                provider,
+                asking.query_purposes[0],
+                party_keys,
+                now,
             )
     if conv is not None and conv.party(requester) is not None:
-        return Decision(False, "requester-may-query", NoQueryRight(f"{requester} holds no bekendheid query right under {convenant_id}"))
+        return Decision(
+            False,
+            "requester-may-query",
+            NoQueryRight(f"{requester} holds no bekendheid query right under {convenant_id}"),
+        )
     return decide_evaluation(state, convenant_id, version, requester, provider, "", party_keys, now)

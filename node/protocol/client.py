@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from node.admin import own_card
 from node.context import NodeContext
 from node.errors import (
     ConvenantNotInForce,
@@ -136,7 +137,9 @@ async def _post(
                 raise PartnerFailure("invalid", None, "response too large")
             if resp.content_type == "application/problem+json":
                 raise PartnerFailure(
-                    "invalid", None, f"partner rejected the request (HTTP {resp.status}): {body[:200]!r}"
+                    "invalid",
+                    None,
+                    f"partner rejected the request (HTTP {resp.status}): {body[:200]!r}",
                 )
     except (aiohttp.ClientConnectionError, OSError) as e:
         raise PartnerFailure("unreachable", None, f"{type(e).__name__}: {e}") from e
@@ -151,7 +154,9 @@ def _verify_from(doc: jws.SignedDocument, party: ConvenantParty, card: PeerCard 
     if card is None:
         raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
     if card.signing_fingerprint != party.signing_key_fingerprint:
-        raise PartnerFailure("invalid", "key_mismatch", "peer card key differs from the convenant's")
+        raise PartnerFailure(
+            "invalid", "key_mismatch", "peer card key differs from the convenant's"
+        )
     try:
         doc.verify(party.signing_key_fingerprint, card.signing_key_bytes)
     except ProtocolError as e:
@@ -170,23 +175,29 @@ class _Round:
     keys: list[bytes]  # subject keys, UTF-8
 
 
-async def _sync_tag_set(
-    r: _Round, party: ConvenantParty, card: PeerCard, head: TagSetHead
-) -> int:
+async def _sync_tag_set(r: _Round, party: ConvenantParty, card: PeerCard, head: TagSetHead) -> int:
     """Step 5: our copy of the partner's tag set at ≥ head.version, digest checked."""
     ctx = r.ctx
     held = tag_sets.peer_head(ctx.conn, party.node_id, r.conv.id)
     pk = jws.b64u_decode(head.oprf_public_key)
     if held is not None and held.oprf_public_key == pk and held.version == head.version:
         if held.digest != jws.b64u_decode(head.digest):
-            raise PartnerFailure("invalid", "invalid_tag_set", "partner signed two digests for one version")
+            raise PartnerFailure(
+                "invalid", "invalid_tag_set", "partner signed two digests for one version"
+            )
         return held.version
     since = held.version if held is not None and held.oprf_public_key == pk else 0
     if held is not None and held.oprf_public_key == pk and held.version > head.version:
-        raise PartnerFailure("invalid", "invalid_tag_set", "partner's tag-set version went backwards")
+        raise PartnerFailure(
+            "invalid", "invalid_tag_set", "partner's tag-set version went backwards"
+        )
     req = TagSetRequest(
-        requester=ctx.node_id, partner=party.node_id, convenant_id=r.conv.id,
-        convenant_version=r.conv.version, since_version=since, nonce=_now_b64_nonce(),
+        requester=ctx.node_id,
+        partner=party.node_id,
+        convenant_id=r.conv.id,
+        convenant_version=r.conv.version,
+        since_version=since,
+        nonce=_now_b64_nonce(),
         issued_at=ctx.clock(),
     )
     doc = jws.sign(TAG_SET_REQUEST_TYP, req.wire(), ctx.keys.signing)
@@ -200,24 +211,35 @@ async def _sync_tag_set(
     except ProtocolError as e:
         raise PartnerFailure("invalid", e.code, e.detail) from e
     if resp.request_hash != jws.b64u_encode(doc.digest()) or resp.partner != party.node_id:
-        raise PartnerFailure("invalid", "bad_binding", "tag-set response does not answer our request")
+        raise PartnerFailure(
+            "invalid", "bad_binding", "tag-set response does not answer our request"
+        )
     if resp.outcome == "refused":
         raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
-    assert resp.head is not None and resp.added is not None and resp.removed is not None
+    if resp.head is None or resp.added is None or resp.removed is None:  # the model forbids it
+        raise PartnerFailure("invalid", "malformed_message", "tag-set response lacks its tags")
     new = resp.head
     if new.oprf_public_key != head.oprf_public_key or new.version < head.version:
-        raise PartnerFailure("invalid", "invalid_tag_set", "tag set does not match the evaluation's head")
+        raise PartnerFailure(
+            "invalid", "invalid_tag_set", "tag set does not match the evaluation's head"
+        )
     full = resp.base_version == 0
     if not full and resp.base_version != since:
-        raise PartnerFailure("invalid", "invalid_tag_set", "delta starts at a version we do not hold")
+        raise PartnerFailure(
+            "invalid", "invalid_tag_set", "delta starts at a version we do not hold"
+        )
     try:
         added = unpack(jws.b64u_decode(resp.added))
         removed = unpack(jws.b64u_decode(resp.removed))
         with tx(ctx.conn):
             tag_sets.store_peer_set(
-                ctx.conn, party.node_id, r.conv.id,
+                ctx.conn,
+                party.node_id,
+                r.conv.id,
                 tag_sets.PeerHead(new.version, new.count, jws.b64u_decode(new.digest), pk),
-                added, removed, full,
+                added,
+                removed,
+                full,
             )
             count, digest = tag_sets.peer_digest(ctx.conn, party.node_id, r.conv.id)
             if count != new.count or digest != jws.b64u_decode(new.digest):
@@ -232,10 +254,13 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
     peer = peers.by_id(ctx.conn, party.node_id)
     card = peer.card if peer else None
     if party.node_id == ctx.node_id:
-        card = _own_card(ctx)
+        card = own_card(ctx)[0]
     result = PartnerResult(
-        partner=party.node_id, organisation=party.organisation, org_type=party.org_type,
-        status="invalid", subjects=[],
+        partner=party.node_id,
+        organisation=party.organisation,
+        org_type=party.org_type,
+        status="invalid",
+        subjects=[],
     )
     started = time.perf_counter()
     try:
@@ -243,10 +268,17 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
             raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
         blinds, blinded = oprf.blind(r.keys)  # step 1
         req = EvaluateRequest(  # step 2
-            requester=ctx.node_id, partner=party.node_id, convenant_id=r.conv.id,
-            convenant_version=r.conv.version, purpose=r.purpose, case_ref=r.case_ref,
-            requesting_user=r.user, trace_id=r.trace_id, nonce=_now_b64_nonce(),
-            issued_at=ctx.clock(), blinded_elements=tuple(jws.b64u_encode(b) for b in blinded),
+            requester=ctx.node_id,
+            partner=party.node_id,
+            convenant_id=r.conv.id,
+            convenant_version=r.conv.version,
+            purpose=r.purpose,
+            case_ref=r.case_ref,
+            requesting_user=r.user,
+            trace_id=r.trace_id,
+            nonce=_now_b64_nonce(),
+            issued_at=ctx.clock(),
+            blinded_elements=tuple(jws.b64u_encode(b) for b in blinded),
         )
         doc = jws.sign(EVALUATE_REQUEST_TYP, req.wire(), ctx.keys.signing)
         answer = await asyncio.wait_for(
@@ -266,21 +298,25 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
             raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
         if resp.outcome == "refused":
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
-        assert resp.evaluated_elements is not None and resp.proof is not None
-        assert resp.tag_set is not None
+        if resp.evaluated_elements is None or resp.proof is None or resp.tag_set is None:
+            raise PartnerFailure("invalid", "malformed_message", "evaluation lacks its elements")
         if resp.tag_set.convenant_id != r.conv.id:
             raise PartnerFailure("invalid", "bad_binding", "tag-set head names another convenant")
         try:  # step 4
             outputs = oprf.finalize(
-                r.keys, blinds, blinded,
+                r.keys,
+                blinds,
+                blinded,
                 [jws.b64u_decode(e) for e in resp.evaluated_elements],
-                jws.b64u_decode(resp.tag_set.oprf_public_key), jws.b64u_decode(resp.proof),
+                jws.b64u_decode(resp.tag_set.oprf_public_key),
+                jws.b64u_decode(resp.proof),
             )
         except ProtocolError as e:
             raise PartnerFailure("invalid", e.code, e.detail) from e
         result.tag_set_version = await _sync_tag_set(r, party, card, resp.tag_set)  # step 5
         result.subjects = [  # step 6
-            "hit" if tag_sets.peer_has(ctx.conn, party.node_id, r.conv.id, tag_from_output(o))
+            "hit"
+            if tag_sets.peer_has(ctx.conn, party.node_id, r.conv.id, tag_from_output(o))
             else "no_hit"
             for o in outputs
         ]
@@ -289,16 +325,13 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
         result.status, result.reason, result.detail = f.status, f.reason, f.detail
         result.subjects = [f.status] * len(r.keys)
     except TimeoutError:
-        result.status, result.detail = "timeout", f"no answer within {ctx.cfg.peers.timeout_seconds:g} s"
+        result.status, result.detail = (
+            "timeout",
+            f"no answer within {ctx.cfg.peers.timeout_seconds:g} s",
+        )
         result.subjects = ["timeout"] * len(r.keys)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result
-
-
-def _own_card(ctx: NodeContext) -> PeerCard:
-    from node.admin import own_card  # the node's card is kept in its home
-
-    return own_card(ctx)[0]
 
 
 def _current_convenant(ctx: NodeContext, convenant_id: str) -> Convenant:
@@ -340,21 +373,38 @@ async def ask_bekendheid(
     trace_id = secrets.token_hex(16)
     r = _Round(ctx, session, conv, purpose, case_ref, user, trace_id, keys)
     results = await asyncio.gather(*(_ask_partner(r, p) for p in providers))
-    query = QueryResult(trace_id, conv.id, conv.version, purpose, case_ref, len(keys), list(results))
+    query = QueryResult(
+        trace_id, conv.id, conv.version, purpose, case_ref, len(keys), list(results)
+    )
     pseudonyms = tuple(log.pseudonym(ctx.keys.pseudonym_key(), k.decode()) for k in keys)
     now = ctx.clock()
     with tx(ctx.conn):
-        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [
-            log.LogEntry(
-                kind="bekendheid.asked", trace_id=trace_id, convenant_id=conv.id,
-                convenant_version=conv.version, purpose=purpose, actor=user,
-                counterparty=res.partner, subjects=pseudonyms, outcome=res.status,
-                reason=res.reason,
-                data={"case_ref": case_ref, "subjects": res.subjects,
-                      "tag_set_version": res.tag_set_version},
-            )
-            for res in results
-        ], now)
+        log.append(
+            ctx.conn,
+            ctx.keys.signing,
+            ctx.node_id,
+            [
+                log.LogEntry(
+                    kind="bekendheid.asked",
+                    trace_id=trace_id,
+                    convenant_id=conv.id,
+                    convenant_version=conv.version,
+                    purpose=purpose,
+                    actor=user,
+                    counterparty=res.partner,
+                    subjects=pseudonyms,
+                    outcome=res.status,
+                    reason=res.reason,
+                    data={
+                        "case_ref": case_ref,
+                        "subjects": res.subjects,
+                        "tag_set_version": res.tag_set_version,
+                    },
+                )
+                for res in results
+            ],
+            now,
+        )
     return query
 
 

@@ -119,9 +119,7 @@ def party_signatures(
     out = []
     for party in conv.parties:
         fp = party.signing_key_fingerprint
-        if fp not in doc.kids():
-            out.append(SignatureStatus(party.node_id, "missing"))
-        elif fp not in keys:
+        if fp not in doc.kids() or fp not in keys:
             out.append(SignatureStatus(party.node_id, "missing"))
         elif doc.has_valid_signature(fp, keys[fp]):
             out.append(SignatureStatus(party.node_id, "signed"))

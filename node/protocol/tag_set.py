@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from itertools import pairwise
 
 from node.errors import InvalidTagSet
 
@@ -36,7 +37,7 @@ def unpack(blob: bytes) -> list[bytes]:
     if len(blob) % TAG_BYTES:
         raise InvalidTagSet("tag blob length is not a multiple of 16")
     tags = [blob[i : i + TAG_BYTES] for i in range(0, len(blob), TAG_BYTES)]
-    for a, b in zip(tags, tags[1:], strict=False):
+    for a, b in pairwise(tags):
         if a >= b:
             raise InvalidTagSet("tags must be strictly ascending")
     return tags

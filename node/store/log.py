@@ -455,6 +455,10 @@ class _Problems:
     def add(
         self, seq: int | None, kind: ProblemKind, detail: str, tree_size: int | None = None
     ) -> None:
+        # One problem per location and kind, the first cause found kept. Findings come in
+        # log order, so a duplicate can only be among the last few.
+        if any((p.seq, p.kind) == (seq, kind) for p in self.items[-4:]):
+            return
         self.items.append(LogProblem(seq, kind, detail, tree_size))
         if len(self.items) >= 10 * MAX_PROBLEMS:
             self._trim()
@@ -583,6 +587,11 @@ def _span(lo: int, hi: int) -> str:
     return f"entry {lo}" if lo == hi else f"entries {lo}..{hi}"
 
 
+def _span_is(lo: int, hi: int, verb: str) -> str:
+    """``entry 5 appears`` / ``entries 5..7 appear``."""
+    return f"{_span(lo, hi)} {verb + 's' if lo == hi else verb}"
+
+
 class _Verifier:
     def __init__(self, conn: sqlite3.Connection, node_id: str, verify_key: bytes) -> None:
         self.conn = conn
@@ -625,6 +634,7 @@ class _Verifier:
             self._orphan_subject(seq)
         self._resolve_jumps()
         self._check_tail()
+        self._check_frontier()
         return VerifyReport(self.entries, self.heads, self.problems.result())
 
     # -- entries --
@@ -667,8 +677,10 @@ class _Verifier:
         offset = b - s
         contiguous = s == self.prev_row + 1
         if not self.seen.add(b):
+            # A copy stands in for whatever entry was here: an edit in place, so keep the
+            # offset and let the next row's broken link fold into this problem.
             self.problems.add(s, "edited", f"row {s} holds a second copy of entry {b}")
-            return offset
+            return self.offset
         if offset == self.offset:
             # Entries continue in order (also inside a renumbered stretch): check the link.
             if contiguous and bytes.fromhex(body["prev"]) not in self.prev_hashes:
@@ -738,13 +750,13 @@ class _Verifier:
             if unseen_now == 0:
                 self.problems.add(
                     j.row, "reordered",
-                    f"row {j.row} holds entry {j.entry}; {_span(j.lo, j.hi)} appear later",
+                    f"row {j.row} holds entry {j.entry}; {_span_is(j.lo, j.hi, 'appear')} later",
                 )
             elif unseen_now == j.unseen:
                 self.problems.add(
                     j.lo, "missing",
                     f"{_span(j.lo, j.hi)} not in the log; row {j.row} holds entry {j.entry}"
-                    " (later rows renumbered)",
+                    " (the rows after it were renumbered)",
                 )
             else:
                 self.problems.add(
@@ -811,6 +823,25 @@ class _Verifier:
             self.problems.add(
                 latest, "bad_head",
                 f"{_span(latest, size - 1)} not covered by any signed tree head", latest,
+            )
+
+
+    def _check_frontier(self) -> None:
+        # Derived state, but append trusts it: a wrong frontier would make the next head
+        # sign a root over leaves that are not there. When entries are already damaged it
+        # differs as a mere consequence, so only an otherwise intact log reports it.
+        if self.problems.items:
+            return
+        stored = {
+            int(level): bytes(h)
+            for level, h in self.conn.execute("SELECT level, hash FROM log_frontier")
+        }
+        if stored != self.frontier.levels:
+            size = self.frontier.size
+            self.problems.add(
+                size - 1 if size else None, "inconsistent_columns",
+                "log_frontier differs from the tree recomputed from the entries"
+                " (the next append would fail or sign a wrong root)",
             )
 
 

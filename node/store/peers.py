@@ -72,7 +72,9 @@ def add(
 
 
 def by_id(conn: sqlite3.Connection, node_id: str) -> Peer | None:
-    row = conn.execute("SELECT card, revoked_at FROM peers WHERE node_id = ?", (node_id,)).fetchone()
+    row = conn.execute(
+        "SELECT card, revoked_at FROM peers WHERE node_id = ?", (node_id,)
+    ).fetchone()
     return _row_to_peer(row) if row else None
 
 

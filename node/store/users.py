@@ -32,7 +32,11 @@ def create(conn: sqlite3.Connection, name: str, role: str, now: datetime) -> str
     """Create a user and return its token (shown once, never stored in clear)."""
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
-    if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+    if (
+        not name
+        or len(name) > 64
+        or not name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+    ):
         raise InputError("user name: 1-64 letters, digits, '-', '_' or '.'")
     if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
         raise Conflict(f"user {name} exists")
@@ -55,7 +59,8 @@ def authenticate(conn: sqlite3.Connection, token: str) -> User:
 
 def revoke(conn: sqlite3.Connection, name: str, now: datetime) -> None:
     cur = conn.execute(
-        "UPDATE users SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (rfc3339(now), name)
+        "UPDATE users SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+        (rfc3339(now), name),
     )
     if cur.rowcount == 0:
         raise NotFound(f"no active user {name}")
