@@ -58,9 +58,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except VhnodeError as e:
         logger.info("request_failed", path=request.path, code=e.code, status=e.http_status)
         return problem(e.http_status, e.problem_type, e.title, e.detail, request.path)
-    except web.HTTPRequestEntityTooLarge as e:
-        err = PayloadTooLarge(f"body larger than {(e.body and len(e.body)) or 'the'} limit")
-        err.detail = "request body exceeds the node's max_body_bytes"
+    except web.HTTPRequestEntityTooLarge:
+        err = PayloadTooLarge("request body exceeds the node's max_body_bytes")
         return problem(413, err.problem_type, err.title, err.detail, request.path)
     except web.HTTPException as e:
         if e.status < 400:

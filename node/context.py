@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ class NodeContext:
     clock: Clock = system_clock
     limiter: RateLimiter = field(init=False)
     _oprf_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, init=False)
+    # Requester side: one tag-set sync at a time per (partner, convenant).
+    sync_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(

@@ -132,9 +132,14 @@ async def _post(
         async with session.post(url, json=doc.to_json()) as resp:
             if resp.status >= 500:
                 raise PartnerFailure("unreachable", None, f"partner answered HTTP {resp.status}")
-            body = await resp.content.read(MAX_RESPONSE_BYTES + 1)
-            if len(body) > MAX_RESPONSE_BYTES:
-                raise PartnerFailure("invalid", None, "response too large")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.content.iter_chunked(1 << 16):
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise PartnerFailure("invalid", None, "response too large")
+                chunks.append(chunk)
+            body = b"".join(chunks)
             if resp.content_type == "application/problem+json":
                 raise PartnerFailure(
                     "invalid",
@@ -176,7 +181,19 @@ class _Round:
 
 
 async def _sync_tag_set(r: _Round, party: ConvenantParty, card: PeerCard, head: TagSetHead) -> int:
-    """Step 5: our copy of the partner's tag set at ≥ head.version, digest checked."""
+    """Step 5: our copy of the partner's tag set at ≥ head.version, digest checked.
+
+    Serialised per partner and convenant: two concurrent rounds must not apply the same
+    delta twice on top of each other.
+    """
+    lock = r.ctx.sync_locks.setdefault((party.node_id, r.conv.id), asyncio.Lock())
+    async with lock:
+        return await _sync_tag_set_locked(r, party, card, head)
+
+
+async def _sync_tag_set_locked(
+    r: _Round, party: ConvenantParty, card: PeerCard, head: TagSetHead
+) -> int:
     ctx = r.ctx
     held = tag_sets.peer_head(ctx.conn, party.node_id, r.conv.id)
     pk = jws.b64u_decode(head.oprf_public_key)
@@ -186,11 +203,11 @@ async def _sync_tag_set(r: _Round, party: ConvenantParty, card: PeerCard, head: 
                 "invalid", "invalid_tag_set", "partner signed two digests for one version"
             )
         return held.version
-    since = held.version if held is not None and held.oprf_public_key == pk else 0
     if held is not None and held.oprf_public_key == pk and held.version > head.version:
-        raise PartnerFailure(
-            "invalid", "invalid_tag_set", "partner's tag-set version went backwards"
-        )
+        # A concurrent round already synced past this answer's version; we hold that
+        # newer set signed by the same partner, so it is at least as current.
+        return held.version
+    since = held.version if held is not None and held.oprf_public_key == pk else 0
     req = TagSetRequest(
         requester=ctx.node_id,
         partner=party.node_id,

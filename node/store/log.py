@@ -606,7 +606,6 @@ class _Verifier:
         # Order tracking. Offset = body seq - row seq; it is 0 in an intact log and a
         # change of offset between rows is where entries were moved, removed or renumbered.
         self.prev_row = -1
-        self.prev_entry = -1
         self.offset = 0
         self.prev_hashes: tuple[bytes, ...] = (bytes(32),)
         self.seen = _SeenSeqs()
