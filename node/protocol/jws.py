@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -59,6 +60,26 @@ def canonical(obj: Any) -> bytes:
 def fingerprint(public_key: bytes) -> str:
     """Key fingerprint: lowercase hex SHA-256 of the raw 32-byte public key."""
     return hashlib.sha256(public_key).hexdigest()
+
+
+def _ed25519_valid(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    # Peer cards and convenants are re-checked on every request; verification is a pure
+    # function of these bytes, so small documents' results are remembered (~60 µs each).
+    # Large ones (tag sets) are not kept, so the cache cannot hold megabytes.
+    if len(message) <= 65536:
+        return _ed25519_valid_cached(public_key, message, signature)
+    return _ed25519_check(public_key, message, signature)
+
+
+def _ed25519_check(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, ValueError):
+        return False
+    return True
+
+
+_ed25519_valid_cached = functools.lru_cache(maxsize=4096)(_ed25519_check)
 
 
 def _protected_header(typ: str, kid: str) -> str:
@@ -116,10 +137,8 @@ class SignedDocument:
             if sig.kid != kid:
                 continue
             message = f"{sig.protected}.{self.payload_b64}".encode("ascii")
-            try:
-                nacl.signing.VerifyKey(public_key).verify(message, sig.signature)
-            except (nacl.exceptions.BadSignatureError, ValueError) as e:
-                raise BadSignature(f"signature by {kid[:16]}… does not verify") from e
+            if not _ed25519_valid(public_key, message, sig.signature):
+                raise BadSignature(f"signature by {kid[:16]}… does not verify")
             return
         raise BadSignature(f"no signature by key {kid[:16]}…")
 

@@ -15,8 +15,9 @@ migration):
   the root of a tree of n entries is the RFC 9162 Merkle Tree Hash of the n leaf hashes;
 - every ``append`` call signs one tree head (JWS, typ ``vhnode-tree-head/v1``) for the
   new size. Peers keep the heads they receive, which is what stops this node from
-  quietly rebuilding its history: a local attacker can delete the tail *and* its heads,
-  which ``verify`` alone cannot see, but no peer's copy of a later head will then verify.
+  quietly rebuilding its history: a local attacker who cuts the tail, deletes its heads
+  and rebuilds ``log_frontier`` leaves a log ``verify`` cannot fault on its own, but no
+  peer's copy of a later head will then match.
 
 ``append`` keeps the compact-range right frontier (one subtree root per set bit of the
 tree size) in ``log_frontier``, so an append costs O(entries + log n) and never reads
