@@ -110,7 +110,8 @@ def add_peer(
 
 def revoke_peer(ctx: NodeContext, node_id: str) -> None:
     with tx(ctx.conn):
-        peers.revoke(ctx.conn, node_id, ctx.clock())
+        if not peers.revoke(ctx.conn, node_id, ctx.clock()):
+            return  # already revoked: nothing changes, nothing to log
         log.append(
             ctx.conn,
             ctx.keys.signing,
@@ -265,6 +266,18 @@ def create_user(ctx: NodeContext, name: str, role: str) -> str:
             ctx.clock(),
         )
     return token
+
+
+def revoke_user(ctx: NodeContext, name: str) -> None:
+    with tx(ctx.conn):
+        users.revoke(ctx.conn, name, ctx.clock())
+        log.append(
+            ctx.conn,
+            ctx.keys.signing,
+            ctx.node_id,
+            [log.LogEntry(kind="user.revoked", actor=name, outcome="revoked")],
+            ctx.clock(),
+        )
 
 
 def status(ctx: NodeContext) -> dict[str, Any]:

@@ -56,7 +56,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except VhnodeError as e:
-        logger.info("request_failed", path=request.path, code=e.code, status=e.http_status)
+        # The route template, not the path: a path may carry a source system's record ref.
+        logger.info("request_failed", route=_route(request), code=e.code, status=e.http_status)
         return problem(e.http_status, e.problem_type, e.title, e.detail, request.path)
     except web.HTTPRequestEntityTooLarge:
         err = PayloadTooLarge("request body exceeds the node's max_body_bytes")
@@ -73,7 +74,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             request.path,
         )
     except Exception:  # the one place an unexpected error is caught: log it, leak nothing
-        logger.exception("unhandled_error", path=request.path)
+        logger.exception("unhandled_error", route=_route(request))
         return problem(
             500,
             "https://vhnode.nl/problems/internal",
@@ -81,6 +82,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             "the node failed to handle the request; see its log",
             request.path,
         )
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "?"
 
 
 ROUTE_ROLES: dict[str, frozenset[str]] = {}

@@ -1,4 +1,4 @@
-"""The ``vhnode`` command line: a thin layer over ``node.admin`` (README "Commands").
+"""The ``vhnode`` command line: a thin layer over ``node.admin`` (README "Setting up a real node").
 
 Every command takes ``--home`` (env ``VHNODE_HOME``); commands that print data take
 ``--json``. Failures are handled once, in ``VhnodeGroup.main``: an expected error prints
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ from typing import Any, Literal, NoReturn, TypeVar, cast, get_args
 
 import aiohttp
 import click
+from click.exceptions import NoArgsIsHelpError
 from pydantic import ValidationError
 
 from node import admin
@@ -33,7 +35,6 @@ from node.protocol.convenant import parse_convenant
 from node.protocol.models import rfc3339
 from node.protocol.peer_card import verify_card
 from node.store import convenants, log, peers, users
-from node.store.db import tx
 
 DEFAULT_HOME = "./vhnode-home"
 BEKENDHEID_PATH = "/api/v1/bekendheid"
@@ -78,6 +79,9 @@ class VhnodeGroup(click.Group):
         try:
             rv = run()
             code = rv if isinstance(rv, int) else 0
+        except NoArgsIsHelpError as e:  # a bare group: its help is the useful answer
+            e.show()
+            code = e.exit_code
         except click.UsageError as e:
             where = e.ctx.command_path if e.ctx is not None else "vhnode"
             message, code = f"{e.format_message()} (see '{where} --help')", e.exit_code
@@ -89,6 +93,8 @@ class VhnodeGroup(click.Group):
             message, code = e.detail, 1
         except OSError as e:
             message, code = _os_error(e), 1
+        except sqlite3.Error as e:  # e.g. "database is locked" by a long write elsewhere
+            message, code = f"node database: {e}", 1
         except Exception as e:  # a bug: still one line, unless asked for the traceback
             if os.environ.get("VHNODE_DEBUG"):
                 raise
@@ -435,22 +441,13 @@ def user_list(home: Path, as_json: bool) -> None:
         )
 
 
-def _revoke_user(ctx: NodeContext, name: str) -> None:
-    # Belongs in node.admin next to create_user (the state change and its log entry in one
-    # transaction); kept here until admin has it.
-    with tx(ctx.conn):
-        users.revoke(ctx.conn, name, ctx.clock())
-        log.append(ctx.conn, ctx.keys.signing, ctx.node_id, [log.LogEntry(
-            kind="user.revoked", actor=name, outcome="revoked")], ctx.clock())
-
-
 @user.command("revoke")
 @home_option
 @click.argument("name")
 def user_revoke(home: Path, name: str) -> None:
     """Revoke a user's token."""
     with node_at(home) as ctx:
-        _revoke_user(ctx, name)
+        admin.revoke_user(ctx, name)
     click.echo(f"revoked user {name}")
 
 

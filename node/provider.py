@@ -252,8 +252,9 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
             delta = tag_sets.delta_since(
                 ctx.conn, req.convenant_id, req.since_version, head.version
             )
+            removed: list[bytes] = []
             if delta is None:
-                added, removed, base_version = tag_sets.members(ctx.conn, req.convenant_id), [], 0
+                added, base_version = tag_sets.members(ctx.conn, req.convenant_id), 0
             else:
                 (added, removed), base_version = delta, req.since_version
             payload = TagSetResponse(

@@ -297,3 +297,202 @@ async def interpose(fed: Federation, node_id: str) -> Interposer:
     fed_cleanup = fed.__dict__.setdefault("_extra_runners", [])
     fed_cleanup.append(proxy.runner)
     return proxy
+
+
+# --- crafting peer messages and reading what nodes did (refusal and attack tests) ---------
+# Appended helpers; the imports live here so this block stays self-contained.
+
+import hashlib  # noqa: E402
+import json as jsonlib  # noqa: E402
+import secrets  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+import nacl.signing  # noqa: E402
+
+from node.protocol import jws, oprf  # noqa: E402
+from node.protocol.bekendheid import (  # noqa: E402
+    EVALUATE_REQUEST_TYP,
+    TAG_SET_REQUEST_TYP,
+    EvaluateRequest,
+    TagSetRequest,
+)
+
+EVALUATE_PATH = "/peer/v1/evaluate"
+TAG_SET_PATH = "/peer/v1/tag-set"
+JOSE = "application/jose+json"
+PROBLEM = "application/problem+json"
+BSN_KEY = b"bsn:123456782"
+
+Rewrite = Callable[[str, bytes], bytes]
+
+
+def toml_time(t: datetime) -> str:
+    """A TOML datetime literal for ``convenant_toml``'s validity window."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def outsider(
+    fed: Federation, node_id: str = "gemeente-test", org_type: str = "gemeente",
+    known_by: Sequence[str] = (),
+) -> SimNode:
+    """A real node outside the convenant whose card only ``known_by`` have added."""
+    node = fed.add_node(node_id, org_type)
+    for other in known_by:
+        admin.add_peer(fed.nodes[other].ctx, node.card_json())
+    return node
+
+
+def evaluate_request(
+    fed: Federation, requester: str, partner: str, *,
+    elements: Sequence[bytes] | None = None,
+    signer: nacl.signing.SigningKey | None = None,
+    **fields: Any,
+) -> jws.SignedDocument:
+    """A signed evaluate request as ``requester``'s client would send it; ``fields``
+    override any message field (``blinded_elements`` as base64url text)."""
+    if elements is None:
+        _, elements = oprf.blind([BSN_KEY])
+    values: dict[str, Any] = {
+        "requester": requester, "partner": partner, "convenant_id": CONVENANT_ID,
+        "convenant_version": 1, "purpose": PURPOSE, "case_ref": "CASUS-TEST",
+        "requesting_user": "tester", "trace_id": secrets.token_hex(16),
+        "nonce": jws.b64u_encode(secrets.token_bytes(16)),
+        "issued_at": fed.nodes[requester].clock(),
+        "blinded_elements": tuple(jws.b64u_encode(e) for e in elements),
+    }
+    values.update(fields)
+    req = EvaluateRequest(**values)
+    key = signer or fed.nodes[requester].ctx.keys.signing
+    return jws.sign(EVALUATE_REQUEST_TYP, req.wire(), key)
+
+
+def tag_set_request(
+    fed: Federation, requester: str, partner: str, *,
+    signer: nacl.signing.SigningKey | None = None, **fields: Any,
+) -> jws.SignedDocument:
+    """A signed tag-set request (full set unless ``since_version`` is given)."""
+    values: dict[str, Any] = {
+        "requester": requester, "partner": partner, "convenant_id": CONVENANT_ID,
+        "convenant_version": 1, "since_version": 0,
+        "nonce": jws.b64u_encode(secrets.token_bytes(16)),
+        "issued_at": fed.nodes[requester].clock(),
+    }
+    values.update(fields)
+    req = TagSetRequest(**values)
+    key = signer or fed.nodes[requester].ctx.keys.signing
+    return jws.sign(TAG_SET_REQUEST_TYP, req.wire(), key)
+
+
+def jws_bytes(doc: jws.SignedDocument) -> bytes:
+    return jsonlib.dumps(doc.to_json()).encode()
+
+
+@dataclass(frozen=True)
+class PeerReply:
+    status: int
+    content_type: str
+    body: bytes
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.body)
+
+
+async def post_peer(
+    fed: Federation, node_id: str, path: str, body: bytes | jws.SignedDocument,
+    content_type: str = JOSE,
+) -> PeerReply:
+    """POST raw bytes (or a signed document) to a node's peer endpoint."""
+    assert fed.session is not None
+    data = jws_bytes(body) if isinstance(body, jws.SignedDocument) else body
+    async with fed.session.post(
+        fed.nodes[node_id].url + path, data=data, headers={"Content-Type": content_type}
+    ) as resp:
+        return PeerReply(resp.status, resp.content_type, await resp.read())
+
+
+def open_signed(fed: Federation, signer: str, body: bytes, typ: str) -> dict[str, Any]:
+    """Parse a JWS and verify it with ``signer``'s signing key (raises if it does not
+    verify); returns the payload."""
+    doc = jws.parse_bytes(body, typ)
+    keys = fed.nodes[signer].ctx.keys
+    assert doc.kids() == (keys.signing_fingerprint,)
+    doc.verify(keys.signing_fingerprint, keys.signing_public)
+    return doc.payload
+
+
+def log_entries(node: SimNode, kind: str | None = None) -> list[dict[str, Any]]:
+    """The node's transparency-log entry bodies, oldest first (of one kind if given)."""
+    if kind is None:
+        rows = node.ctx.conn.execute("SELECT body FROM log_entries ORDER BY seq")
+    else:
+        rows = node.ctx.conn.execute(
+            "SELECT body FROM log_entries WHERE kind = ? ORDER BY seq", (kind,)
+        )
+    return [jsonlib.loads(r[0]) for r in rows]
+
+
+STATE_TABLES = (
+    "log_entries", "tree_heads", "registrations", "tag_set_versions", "tag_set_members",
+    "seen_nonces", "peers", "convenants", "users", "peer_tag_sets", "peer_tags",
+)
+
+
+def state_counts(fed: Federation) -> dict[str, dict[str, int]]:
+    """Row counts of every stateful table at every node: equal before and after means
+    nothing was stored, logged or published."""
+    return {
+        node_id: {
+            t: int(node.ctx.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+            for t in STATE_TABLES
+        }
+        for node_id, node in fed.nodes.items()
+    }
+
+
+def only_on(path: str, rewrite: Rewrite) -> Rewrite:
+    """An Interposer rewrite that touches only responses to ``path``."""
+
+    def apply(p: str, body: bytes) -> bytes:
+        return rewrite(p, body) if p == path else body
+
+    return apply
+
+
+def replace_response(status: int, body: bytes | str, content_type: str) -> Rewrite:
+    """An Interposer rewrite that answers with this response instead of the node's."""
+    cls = type("ReplacedResponse", (web.HTTPException,), {"status_code": status})
+    payload = body.encode() if isinstance(body, str) else body
+
+    def rewrite(path: str, original: bytes) -> bytes:
+        raise cls(body=payload, content_type=content_type)
+
+    return rewrite
+
+
+def flip_signature_byte(body: bytes, index: int = 0) -> bytes:
+    """The same JWS with one byte of its (first) signature inverted."""
+    obj = jsonlib.loads(body)
+    sig = bytearray(jws.b64u_decode(obj["signatures"][0]["signature"]))
+    sig[index] ^= 0xFF
+    obj["signatures"][0]["signature"] = jws.b64u_encode(bytes(sig))
+    return jsonlib.dumps(obj).encode()
+
+
+def resign(
+    body: bytes, key: nacl.signing.SigningKey,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> bytes:
+    """The JWS's payload, optionally edited in place by ``edit``, signed by ``key`` alone."""
+    doc = jws.parse_bytes(body)
+    payload = jsonlib.loads(jsonlib.dumps(doc.payload))
+    if edit is not None:
+        edit(payload)
+    return jws_bytes(jws.sign(doc.typ, payload, key))
+
+
+def partner_result(result: dict[str, Any], partner: str) -> dict[str, Any]:
+    return next(p for p in result["partners"] if p["partner"] == partner)
+
+
+def sha256_b64u(data: bytes) -> str:
+    return jws.b64u_encode(hashlib.sha256(data).digest())

@@ -388,7 +388,7 @@ def _output(data: bytes, element: bytes) -> bytes:
 
 
 @_sodium_errors
-def finalize(  # noqa: PLR0917 - the RFC's Finalize arguments, in its order
+def finalize(
     inputs: Sequence[bytes],
     blinds: Sequence[bytes],
     blinded_elements: Sequence[bytes],

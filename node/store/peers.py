@@ -90,13 +90,15 @@ def all_peers(conn: sqlite3.Connection) -> list[Peer]:
     return [_row_to_peer(r) for r in rows]
 
 
-def revoke(conn: sqlite3.Connection, node_id: str, now: datetime) -> None:
+def revoke(conn: sqlite3.Connection, node_id: str, now: datetime) -> bool:
+    """Mark a peer revoked; False if it already was. NotFound for an unknown node id."""
     cur = conn.execute(
         "UPDATE peers SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
         (rfc3339(now), node_id),
     )
     if cur.rowcount == 0 and by_id(conn, node_id) is None:
         raise NotFound(f"no peer {node_id}")
+    return cur.rowcount > 0
 
 
 def signing_keys(conn: sqlite3.Connection) -> dict[str, bytes]:
