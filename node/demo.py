@@ -424,7 +424,8 @@ def build_scenario(subjects_per_partner: int, seed: int) -> Scenario:
     queries.append(DemoQuery(
         "family",
         f"a household of {len(family)} in one signed round (huiselijk geweld)",
-        tuple(_bsn_subject(p, "member") for p in family),
+        tuple(_bsn_subject(p, "the person of a." if p is several else
+                           "adult" if _age(p) >= 18 else "child") for p in family),
         purpose=PURPOSE_HUISELIJK_GEWELD,
     ))
     queries.append(_address_query(truth, by_address, several, rng))
@@ -624,14 +625,23 @@ def _stop(nodes: Sequence[DemoNode], deadline_s: float = STOP_DEADLINE_SECONDS) 
             node.process.send_signal(signal.SIGTERM)
         node.stopped_by = "sigterm"
     deadline = time.monotonic() + deadline_s
-    for node in running:
-        assert node.process is not None
-        try:
-            node.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            node.process.kill()
-            node.process.wait()
-            node.stopped_by = "sigkill"
+    try:
+        for node in running:
+            assert node.process is not None
+            try:
+                node.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
+                node.stopped_by = "sigkill"
+    except BaseException:  # a second Ctrl-C while waiting: do not wait politely any more
+        for node in running:
+            assert node.process is not None
+            if node.process.poll() is None:
+                node.process.kill()
+                node.process.wait()
+                node.stopped_by = "sigkill"
+        raise
 
 
 @contextmanager

@@ -7,6 +7,7 @@ shifting its clock, tampering with what it sends, or calling the peer endpoints 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import textwrap
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from node.app import make_app
 from node.config import NodeConfig
 from node.context import NodeContext, open_node
 from node.registration import Registration, parse_registration
+from node.tag_sets import apply_changes
 
 CONVENANT_ID = "vh-test-veelplegers"
 PURPOSE = "casusoverleg-veelplegers"
@@ -155,8 +157,6 @@ class Federation:
 
     def register(self, node_id: str, *records: dict[str, Any]) -> None:
         regs: list[Registration] = [parse_registration(r) for r in records]
-        from node.tag_sets import apply_changes
-
         apply_changes(self.nodes[node_id].ctx, regs, actor="test")
 
     # --- running ----------------------------------------------------------------
@@ -259,8 +259,6 @@ class Interposer:
     runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        import asyncio
-
         body = await request.read()
         self.requests.append((request.path, body))
         if self.delay:
@@ -332,7 +330,9 @@ def toml_time(t: datetime) -> str:
 
 
 def outsider(
-    fed: Federation, node_id: str = "gemeente-test", org_type: str = "gemeente",
+    fed: Federation,
+    node_id: str = "gemeente-test",
+    org_type: str = "gemeente",
     known_by: Sequence[str] = (),
 ) -> SimNode:
     """A real node outside the convenant whose card only ``known_by`` have added."""
@@ -343,7 +343,10 @@ def outsider(
 
 
 def evaluate_request(
-    fed: Federation, requester: str, partner: str, *,
+    fed: Federation,
+    requester: str,
+    partner: str,
+    *,
     elements: Sequence[bytes] | None = None,
     signer: nacl.signing.SigningKey | None = None,
     **fields: Any,
@@ -353,9 +356,14 @@ def evaluate_request(
     if elements is None:
         _, elements = oprf.blind([BSN_KEY])
     values: dict[str, Any] = {
-        "requester": requester, "partner": partner, "convenant_id": CONVENANT_ID,
-        "convenant_version": 1, "purpose": PURPOSE, "case_ref": "CASUS-TEST",
-        "requesting_user": "tester", "trace_id": secrets.token_hex(16),
+        "requester": requester,
+        "partner": partner,
+        "convenant_id": CONVENANT_ID,
+        "convenant_version": 1,
+        "purpose": PURPOSE,
+        "case_ref": "CASUS-TEST",
+        "requesting_user": "tester",
+        "trace_id": secrets.token_hex(16),
         "nonce": jws.b64u_encode(secrets.token_bytes(16)),
         "issued_at": fed.nodes[requester].clock(),
         "blinded_elements": tuple(jws.b64u_encode(e) for e in elements),
@@ -367,13 +375,20 @@ def evaluate_request(
 
 
 def tag_set_request(
-    fed: Federation, requester: str, partner: str, *,
-    signer: nacl.signing.SigningKey | None = None, **fields: Any,
+    fed: Federation,
+    requester: str,
+    partner: str,
+    *,
+    signer: nacl.signing.SigningKey | None = None,
+    **fields: Any,
 ) -> jws.SignedDocument:
     """A signed tag-set request (full set unless ``since_version`` is given)."""
     values: dict[str, Any] = {
-        "requester": requester, "partner": partner, "convenant_id": CONVENANT_ID,
-        "convenant_version": 1, "since_version": 0,
+        "requester": requester,
+        "partner": partner,
+        "convenant_id": CONVENANT_ID,
+        "convenant_version": 1,
+        "since_version": 0,
         "nonce": jws.b64u_encode(secrets.token_bytes(16)),
         "issued_at": fed.nodes[requester].clock(),
     }
@@ -398,7 +413,10 @@ class PeerReply:
 
 
 async def post_peer(
-    fed: Federation, node_id: str, path: str, body: bytes | jws.SignedDocument,
+    fed: Federation,
+    node_id: str,
+    path: str,
+    body: bytes | jws.SignedDocument,
     content_type: str = JOSE,
 ) -> PeerReply:
     """POST raw bytes (or a signed document) to a node's peer endpoint."""
@@ -432,8 +450,17 @@ def log_entries(node: SimNode, kind: str | None = None) -> list[dict[str, Any]]:
 
 
 STATE_TABLES = (
-    "log_entries", "tree_heads", "registrations", "tag_set_versions", "tag_set_members",
-    "seen_nonces", "peers", "convenants", "users", "peer_tag_sets", "peer_tags",
+    "log_entries",
+    "tree_heads",
+    "registrations",
+    "tag_set_versions",
+    "tag_set_members",
+    "seen_nonces",
+    "peers",
+    "convenants",
+    "users",
+    "peer_tag_sets",
+    "peer_tags",
 )
 
 
@@ -479,7 +506,8 @@ def flip_signature_byte(body: bytes, index: int = 0) -> bytes:
 
 
 def resign(
-    body: bytes, key: nacl.signing.SigningKey,
+    body: bytes,
+    key: nacl.signing.SigningKey,
     edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> bytes:
     """The JWS's payload, optionally edited in place by ``edit``, signed by ``key`` alone."""
