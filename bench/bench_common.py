@@ -76,6 +76,13 @@ def cpu_seconds_pid(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on this machine have been busy (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of a non-empty sequence."""
     s = sorted(values)
@@ -300,7 +307,14 @@ def _category(filename: str, funcname: str) -> str:
 
 
 def profile_report(stats: pstats.Stats, top: int = 25, title: str = "profile") -> str:
-    """Self time by category, then the top functions by self and by cumulative time."""
+    """Self time by category, then the top functions by self and by cumulative time.
+
+    With BENCH_PROFILE_DIR set, the raw profile is also dumped there for pstats/snakeviz.
+    """
+    dump_dir = os.environ.get("BENCH_PROFILE_DIR")
+    if dump_dir:
+        safe = "".join(c if c.isalnum() else "_" for c in title)[:80]
+        stats.dump_stats(str(Path(dump_dir) / f"{safe}.prof"))
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     total = sum(v[2] for v in raw.values()) or 1e-9
     by_cat: dict[str, float] = defaultdict(float)
@@ -312,8 +326,11 @@ def profile_report(stats: pstats.Stats, top: int = 25, title: str = "profile") -
         print(f"  {cat:<18} {by_cat[cat]:8.2f} s  {100 * by_cat[cat] / total:5.1f} %", file=out)
     for key, label in (("tottime", "self"), ("cumulative", "cumulative")):
         buf = io.StringIO()
-        st = pstats.Stats(stats, stream=buf)
-        st.sort_stats(key).print_stats(top)
+        saved, stats.stream = stats.stream, buf  # type: ignore[attr-defined]
+        try:
+            stats.sort_stats(key).print_stats(top)
+        finally:
+            stats.stream = saved  # type: ignore[attr-defined]
         lines = buf.getvalue().splitlines()
         start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
         print(f"--- {title}: top {top} by {label} time ---", file=out)

@@ -46,6 +46,7 @@ from bench_common import (  # noqa: E402
     add_node,
     cpu_seconds_pid,
     cpu_seconds_self,
+    machine_busy_seconds,
     machine_line,
     partner_ids,
     percentile,
@@ -153,6 +154,7 @@ async def run_rounds(
     partner_max: list[float] = []
     wrong: list[str] = []
     cpu0 = cpu()
+    busy0 = machine_busy_seconds()
     wall0 = time.perf_counter()
     for i in range(rounds):
         t0 = time.perf_counter()
@@ -163,14 +165,16 @@ async def run_rounds(
         if problem:
             wrong.append(problem)
     wall = time.perf_counter() - wall0
+    ours = cpu() - cpu0
     return {
+        "other_cores": max(0.0, (machine_busy_seconds() - busy0 - ours) / wall),
         "rounds": rounds,
         "p50": percentile(lat, 50),
         "p99": percentile(lat, 99),
         "mean": sum(lat) / len(lat),
         "max": max(lat),
         "partner_max_p50": percentile(partner_max, 50),
-        "cpu_ms_per_round": (cpu() - cpu0) * 1000 / rounds,
+        "cpu_ms_per_round": ours * 1000 / rounds,
         "wall_s": wall,
         "wrong": wrong,
     }
@@ -192,7 +196,7 @@ def print_case(layout: str, n: int, label: str, k: int, r: dict[str, Any], costs
     print(
         f"{layout:<10} {n:>3} {label:<8} {r['rounds']:>6} {r['p50']:>8.1f} {r['p99']:>8.1f} "
         f"{r['mean']:>8.1f} {r['max']:>8.1f} {r['partner_max_p50']:>10.1f} "
-        f"{r['cpu_ms_per_round']:>9.1f} {b:>9.2f} {r['p50'] / b:>7.1f}x"
+        f"{r['cpu_ms_per_round']:>9.1f} {b:>9.2f} {r['p50'] / b:>7.1f}x {r['other_cores']:>6.2f}"
     )
     for w in r["wrong"][:3]:
         print(f"   ! wrong answer: {w}")
@@ -203,7 +207,7 @@ def print_case(layout: str, n: int, label: str, k: int, r: dict[str, Any], costs
 HEADER = (
     f"{'layout':<10} {'N':>3} {'query':<8} {'rounds':>6} {'p50 ms':>8} {'p99 ms':>8} "
     f"{'mean ms':>8} {'max ms':>8} {'slowest':>10} {'CPU ms':>9} {'bound ms':>9} "
-    f"{'p50/bd':>8}"
+    f"{'p50/bd':>8} {'other':>6}"
 )
 
 
@@ -327,7 +331,9 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"{args.registrations} registrations per partner; {args.rounds} rounds per case after "
           "a warm-up round; 'slowest' = median over rounds of the slowest partner's elapsed_ms "
           "as the requester measured it;\n'CPU ms' = CPU time of all processes per round; "
-          "'bound ms' = crypto-only time of one round on one core (N x per partner).")
+          "'bound ms' = crypto-only time of one round on one core (N x per partner);\n"
+          "'other' = cores used by processes outside this bench meanwhile (from /proc/stat): "
+          "load that was competing for the 2 cores.")
     print(HEADER)
     for n in args.partners:
         await in_process(args, n, costs, prims, args.profile and n == max(args.partners))

@@ -181,6 +181,7 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
         raise ConvenantNotInForce(f"not signed (validly) by: {', '.join(missing)}")
     if ctx.clock() >= conv.valid_until:
         raise ConvenantNotInForce(f"convenant {conv.id} v{conv.version} has expired")
+    party = conv.party(ctx.node_id)
     with tx(ctx.conn):
         new = convenants.install(ctx.conn, doc, ctx.clock())
         if new:
@@ -199,9 +200,11 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
                 ],
                 ctx.clock(),
             )
-    party = conv.party(ctx.node_id)
-    if party is not None and "provider" in party.roles:
-        rebuild(ctx, conv)
+        newest = convenants.latest(ctx.conn, conv.id)
+        is_newest = newest is not None and newest.convenant.version == conv.version
+        if party is not None and "provider" in party.roles and is_newest:
+            # Same transaction: never an installed convenant with a stale or empty set.
+            rebuild(ctx, conv)
     return conv
 
 

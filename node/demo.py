@@ -218,7 +218,8 @@ class GroundTruth:
 
     @classmethod
     def build(
-        cls, registries: Mapping[str, Sequence[RegistryEntry]],
+        cls,
+        registries: Mapping[str, Sequence[RegistryEntry]],
         scopes: Mapping[str, Sequence[str]],
     ) -> GroundTruth:
         truth = cls()
@@ -352,8 +353,13 @@ def _typed_differently(p: Person) -> DemoSubject:
         surname, tussenvoegsel = p.surname, p.tussenvoegsel
     first = initials[0].first_names if initials else p.first_names
     dob = p.birth_date.strftime("%d-%m-%Y")
-    wire = {"kind": "person", "surname": surname, "tussenvoegsel": tussenvoegsel,
-            "first_names": first, "birth_date": dob}
+    wire = {
+        "kind": "person",
+        "surname": surname,
+        "tussenvoegsel": tussenvoegsel,
+        "first_names": first,
+        "birth_date": dob,
+    }
     typed = " ".join(x for x in (first, tussenvoegsel, surname) if x)
     return DemoSubject(f'"{typed}", born {dob}', wire, "person", pid=p.pid)
 
@@ -361,8 +367,12 @@ def _typed_differently(p: Person) -> DemoSubject:
 def _address_subject(addr: Address, who: Person | None) -> DemoSubject:
     postcode, number, addition = addr
     # typed with a space in the postcode and a lower-case addition
-    wire = {"kind": "address", "postcode": f"{postcode[:4]} {postcode[4:]}",
-            "house_number": number, "addition": addition.lower() if addition else None}
+    wire = {
+        "kind": "address",
+        "postcode": f"{postcode[:4]} {postcode[4:]}",
+        "house_number": number,
+        "addition": addition.lower() if addition else None,
+    }
     where = f"{who.street} {number}{addition or ''}, {who.city}" if who else ""
     label = f"{postcode[:4]} {postcode[4:]} {number}{(' ' + addition.lower()) if addition else ''}"
     return DemoSubject(f"{label} ({where})" if where else label, wire, "address", address=addr)
@@ -390,8 +400,10 @@ def build_scenario(subjects_per_partner: int, seed: int) -> Scenario:
     ids = [p.node_id for p in PARTNERS]
 
     def reach(person: Person) -> tuple[int, int]:
-        return (sum(person.pid in truth.bsn[k] for k in ids),
-                sum(person.pid in truth.person[k] for k in ids))
+        return (
+            sum(person.pid in truth.bsn[k] for k in ids),
+            sum(person.pid in truth.person[k] for k in ids),
+        )
 
     several = max(candidates, key=reach)
     by_pid = {p.pid: p for p in population}
@@ -404,45 +416,63 @@ def build_scenario(subjects_per_partner: int, seed: int) -> Scenario:
 
     queries: list[DemoQuery] = []
     hits = [k for k in ids if several.pid in truth.bsn[k]]
-    queries.append(DemoQuery(
-        "known-to-several",
-        f"a person known to several partners ({len(hits)} in scope), asked by BSN",
-        (_bsn_subject(several),),
-    ))
-    queries.append(DemoQuery(
-        "name-variant",
-        "the same person by name and date of birth, typed differently; a hit wherever a "
-        "partner registered name+dob in scope",
-        (_typed_differently(several),),
-    ))
+    queries.append(
+        DemoQuery(
+            "known-to-several",
+            f"a person known to several partners ({len(hits)} in scope), asked by BSN",
+            (_bsn_subject(several),),
+        )
+    )
+    queries.append(
+        DemoQuery(
+            "name-variant",
+            "the same person by name and date of birth, typed differently; a hit wherever a "
+            "partner registered name+dob in scope",
+            (_typed_differently(several),),
+        )
+    )
     nobody = next(p for p in order if p.pid not in anywhere and _age(p) >= 18)
-    queries.append(DemoQuery(
-        "known-to-none", "a person no partner has registered", (_bsn_subject(nobody),)
-    ))
-    family = sorted((p for p in population if p.family_id == several.family_id),
-                    key=lambda p: p.birth_date)
-    queries.append(DemoQuery(
-        "family",
-        f"a household of {len(family)} in one signed round (huiselijk geweld)",
-        tuple(_bsn_subject(p, "the person of a." if p is several else
-                           "adult" if _age(p) >= 18 else "child") for p in family),
-        purpose=PURPOSE_HUISELIJK_GEWELD,
-    ))
+    queries.append(
+        DemoQuery("known-to-none", "a person no partner has registered", (_bsn_subject(nobody),))
+    )
+    family = sorted(
+        (p for p in population if p.family_id == several.family_id), key=lambda p: p.birth_date
+    )
+    queries.append(
+        DemoQuery(
+            "family",
+            f"a household of {len(family)} in one signed round (huiselijk geweld)",
+            tuple(
+                _bsn_subject(
+                    p, "the person of a." if p is several else "adult" if _age(p) >= 18 else "child"
+                )
+                for p in family
+            ),
+            purpose=PURPOSE_HUISELIJK_GEWELD,
+        )
+    )
     queries.append(_address_query(truth, by_address, several, rng))
     hidden = _out_of_scope_query(truth, ids, by_pid, order)
     if hidden is not None:
         queries.append(hidden)
-    queries.append(DemoQuery(
-        "refused-purpose",
-        f"purpose {PURPOSE_JEUGD}: in the convenant, but no party may ask it — every "
-        "partner answers a signed refusal",
-        (_bsn_subject(several),), purpose=PURPOSE_JEUGD, refused=True,
-    ))
-    queries.append(DemoQuery(
-        "partner-down",
-        f"{DOWN_PARTNER} is stopped first: it must be reported unreachable, never no_hit",
-        (_bsn_subject(several),), down=frozenset({DOWN_PARTNER}),
-    ))
+    queries.append(
+        DemoQuery(
+            "refused-purpose",
+            f"purpose {PURPOSE_JEUGD}: in the convenant, but no party may ask it — every "
+            "partner answers a signed refusal",
+            (_bsn_subject(several),),
+            purpose=PURPOSE_JEUGD,
+            refused=True,
+        )
+    )
+    queries.append(
+        DemoQuery(
+            "partner-down",
+            f"{DOWN_PARTNER} is stopped first: it must be reported unreachable, never no_hit",
+            (_bsn_subject(several),),
+            down=frozenset({DOWN_PARTNER}),
+        )
+    )
     return Scenario(population, registries, truth, queries)
 
 
@@ -451,10 +481,14 @@ def _address_query(
 ) -> DemoQuery:
     corporation = "woningcorporatie-breda"
     municipality = "gemeente-breda"
-    both = sorted(truth.address[corporation] & truth.address[municipality],
-                  key=lambda a: (a[0], a[1], a[2] or ""))
-    either = sorted(truth.address[corporation] | truth.address[municipality],
-                    key=lambda a: (a[0], a[1], a[2] or ""))
+    both = sorted(
+        truth.address[corporation] & truth.address[municipality],
+        key=lambda a: (a[0], a[1], a[2] or ""),
+    )
+    either = sorted(
+        truth.address[corporation] | truth.address[municipality],
+        key=lambda a: (a[0], a[1], a[2] or ""),
+    )
     addr = rng.choice(both) if both else rng.choice(either) if either else several.address
     return DemoQuery(
         "address",
@@ -525,8 +559,10 @@ class DemoNode:
             "query_purposes": list(self.spec.query_purposes),
             "registrations": self.import_report.get("rows", 0),
             "in_scope_registrations": truth.in_scope_count[self.node_id] if truth else None,
-            "import": {k: self.import_report.get(k)
-                       for k in ("rows", "upserted", "invalid", "tag_set_versions")},
+            "import": {
+                k: self.import_report.get(k)
+                for k in ("rows", "upserted", "invalid", "tag_set_versions")
+            },
             "pid": proc.pid if proc else None,
             "started": self.started,
             "returncode": proc.returncode if proc else None,
@@ -562,8 +598,13 @@ def _tail(path: Path, max_chars: int = 4000) -> str:
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 
 
-def _http(method: str, url: str, token: str | None = None, body: Any = None,
-          timeout: float = HTTP_TIMEOUT_SECONDS) -> tuple[int, Any]:
+def _http(
+    method: str,
+    url: str,
+    token: str | None = None,
+    body: Any = None,
+    timeout: float = HTTP_TIMEOUT_SECONDS,
+) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     headers = {"Accept": "application/json"}
     if data is not None:
@@ -587,8 +628,12 @@ def _start(nodes: Sequence[DemoNode]) -> None:
     for node in nodes:
         with node.stderr_path.open("wb") as err:
             node.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                serve_command(node.home), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=node.home,
+                serve_command(node.home),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+                cwd=node.home,
             )
 
 
@@ -665,13 +710,24 @@ def verify_home(home: Path, node_id: str) -> dict[str, Any]:
     """Verify a stopped node's log from its database, with the key of its peer card."""
     card, _ = verify_card(json.loads((home / admin.CARD_FILE).read_text()))
     if card.node_id != node_id:
-        return {"ok": False, "entries": 0, "heads": 0,
-                "problems": [{"seq": None, "kind": "bad_head", "detail": "card of another node"}]}
+        return {
+            "ok": False,
+            "entries": 0,
+            "heads": 0,
+            "problems": [{"seq": None, "kind": "bad_head", "detail": "card of another node"}],
+        }
     db_path = home / DB_FILE
+    wal = db_path.with_name(db_path.name + "-wal")
+    # A cleanly stopped node has checkpointed everything into the main file: read it as
+    # immutable, which creates no -wal/-shm files. A WAL with frames (a killed process)
+    # must be read through SQLite's WAL index; mode=ro does that without writing the log.
+    clean = not wal.exists() or wal.stat().st_size == 0
     try:
-        conn = sqlite3.connect(db_path.as_uri() + "?mode=ro", uri=True)
+        conn = sqlite3.connect(
+            db_path.as_uri() + ("?immutable=1" if clean else "?mode=ro"), uri=True
+        )
         conn.execute("SELECT count(*) FROM log_entries").fetchone()
-    except sqlite3.Error:  # e.g. a WAL left by a killed process needs a writable open
+    except sqlite3.Error:  # read-only WAL access needs the -shm file; fall back
         conn = sqlite3.connect(db_path)
     try:
         return admin.verify_report_json(log.verify(conn, node_id, card.signing_key_bytes))
@@ -682,17 +738,25 @@ def verify_home(home: Path, node_id: str) -> dict[str, Any]:
 # --- set-up -----------------------------------------------------------------------------
 
 
-def _setup(nodes: Sequence[DemoNode], scenario: Scenario, say: Callable[[str], None],
-           timings: dict[str, float]) -> str:
+def _setup(
+    nodes: Sequence[DemoNode],
+    scenario: Scenario,
+    say: Callable[[str], None],
+    timings: dict[str, float],
+) -> str:
     """Init, peer cards, convenant, imports, coordinator user. Returns the coordinator's token."""
     t0 = time.perf_counter()
     now = datetime.now(UTC)
     for node in nodes:
-        cfg = NodeConfig.model_validate({
-            "node_id": node.node_id, "organisation": node.spec.organisation,
-            "org_type": node.spec.org_type, "endpoint": node.url,
-            "http": {"host": "127.0.0.1", "port": node.port},
-        })
+        cfg = NodeConfig.model_validate(
+            {
+                "node_id": node.node_id,
+                "organisation": node.spec.organisation,
+                "org_type": node.spec.org_type,
+                "endpoint": node.url,
+                "http": {"host": "127.0.0.1", "port": node.port},
+            }
+        )
         admin.init_node(node.home, cfg, now)
     with ExitStack() as stack:
         ctxs: dict[str, NodeContext] = {}
@@ -705,15 +769,23 @@ def _setup(nodes: Sequence[DemoNode], scenario: Scenario, say: Callable[[str], N
             for b in nodes:
                 if a is not b:
                     admin.add_peer(ctxs[a.node_id], cards[b.node_id])
-        say(f"initialised {len(nodes)} nodes and exchanged peer cards "
-            f"({len(nodes) * (len(nodes) - 1)} cards added)")
-        doc = admin.draft_convenant(ctxs[COORDINATOR_NODE], convenant_toml(PARTNERS, now))
+        say(
+            f"initialised {len(nodes)} nodes and exchanged peer cards "
+            f"({len(nodes) * (len(nodes) - 1)} cards added)"
+        )
+        root = nodes[0].home.parent
+        source = convenant_toml(PARTNERS, now)
+        (root / "convenant.toml").write_text(source)
+        doc = admin.draft_convenant(ctxs[COORDINATOR_NODE], source)
         for node in nodes:
             doc = admin.sign_convenant(ctxs[node.node_id], doc.to_json())
+        (root / "convenant.json").write_text(json.dumps(doc.to_json(), indent=2) + "\n")
         for node in nodes:
             admin.install_convenant(ctxs[node.node_id], doc.to_json())
-        say(f"convenant {CONVENANT_ID}: drafted at {COORDINATOR_NODE}, signed by all "
-            f"{len(doc.signatures)} parties, installed everywhere")
+        say(
+            f"convenant {CONVENANT_ID}: drafted at {COORDINATOR_NODE}, signed by all "
+            f"{len(doc.signatures)} parties, installed everywhere"
+        )
         timings["init_and_convenant"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()
@@ -729,12 +801,16 @@ def _setup(nodes: Sequence[DemoNode], scenario: Scenario, say: Callable[[str], N
             )
             node.import_report = report.as_json(max_errors=5)
             if report.errors:
-                raise DemoError(f"{node.node_id}: {len(report.errors)} invalid rows in {path}: "
-                                f"{report.errors[0].reason}")
+                raise DemoError(
+                    f"{node.node_id}: {len(report.errors)} invalid rows in {path}: "
+                    f"{report.errors[0].reason}"
+                )
         total = sum(n.import_report["rows"] for n in nodes)
         timings["import"] = time.perf_counter() - t1
-        say(f"imported {total} registrations ({total // len(nodes)} per partner, JSON Lines "
-            f"through admin.import_registrations) in {timings['import']:.1f} s")
+        say(
+            f"imported {total} registrations ({total // len(nodes)} per partner, JSON Lines "
+            f"through admin.import_registrations) in {timings['import']:.1f} s"
+        )
         return admin.create_user(ctxs[COORDINATOR_NODE], COORDINATOR_USER, "coordinator")
 
 
@@ -745,8 +821,9 @@ _MARK = {True: "✓", False: "✗"}
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in rows]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
 
 
 def _render_query(letter: str, q: Mapping[str, Any], query: DemoQuery) -> list[str]:
@@ -756,16 +833,26 @@ def _render_query(letter: str, q: Mapping[str, Any], query: DemoQuery) -> list[s
     if not isinstance(result, dict) or "partners" not in result:
         lines.append(f"     the API did not answer: {result}")
         return lines
-    lines.append(f"     purpose {result['purpose']}, case {result['case_ref']}, "
-                 f"trace {result['trace_id'][:16]}…")
+    lines.append(
+        f"     purpose {result['purpose']}, case {result['case_ref']}, "
+        f"trace {result['trace_id'][:16]}…"
+    )
     rows = [["partner", "org type", "status per subject", "reason", "ms", "truth"]]
     for p in result["partners"]:
         expected = q["expected"].get(p["partner"], [])
         ok = partner_agrees(query, expected, p)
         status = " ".join(p["subjects"])
         truth = _MARK[ok] if ok else f"✗ expected {' '.join(expected)}"
-        rows.append([p["partner"], p["org_type"], status, p.get("reason") or "",
-                     f"{p['elapsed_ms']:.1f}", truth])
+        rows.append(
+            [
+                p["partner"],
+                p["org_type"],
+                status,
+                p.get("reason") or "",
+                f"{p['elapsed_ms']:.1f}",
+                truth,
+            ]
+        )
     lines += ["   " + line for line in _table(rows)]
     return lines
 
@@ -787,8 +874,14 @@ def run_demo(
     emit = say or (lambda _text: None)
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    report: dict[str, Any] = {"ok": False, "error": None, "nodes": [], "queries": [], "logs": {},
-                              "timings_s": timings}
+    report: dict[str, Any] = {
+        "ok": False,
+        "error": None,
+        "nodes": [],
+        "queries": [],
+        "logs": {},
+        "timings_s": timings,
+    }
     nodes: list[DemoNode] = []
     scenario: Scenario | None = None
     with ExitStack() as stack:
@@ -801,17 +894,25 @@ def run_demo(
             root.mkdir(parents=True, exist_ok=True)
         report["dir"] = str(root)
         ports = _free_ports(len(PARTNERS))
-        nodes = [DemoNode(spec, root / spec.node_id, port)
-                 for spec, port in zip(PARTNERS, ports, strict=True)]
+        nodes = [
+            DemoNode(spec, root / spec.node_id, port)
+            for spec, port in zip(PARTNERS, ports, strict=True)
+        ]
         stack.enter_context(_sigterm_raises())
         try:
             t = time.perf_counter()
             scenario = build_scenario(subjects_per_partner, seed)
             timings["generate"] = time.perf_counter() - t
-            emit(f"generated {len(scenario.population)} synthetic persons (seed {seed}) and "
-                 f"{len(PARTNERS)} registries of {subjects_per_partner} in "
-                 f"{timings['generate']:.1f} s")
+            emit(
+                f"generated {len(scenario.population)} synthetic persons (seed {seed}) and "
+                f"{len(PARTNERS)} registries of {subjects_per_partner} in "
+                f"{timings['generate']:.1f} s"
+            )
             token = _setup(nodes, scenario, emit, timings)
+            if keep is not None:  # to ask the kept federation again with `vhnode query`
+                token_file = root / "coordinator.token"
+                token_file.touch(mode=0o600)
+                token_file.write_text(token + "\n")
 
             t = time.perf_counter()
             _start(nodes)
@@ -823,8 +924,11 @@ def run_demo(
             t = time.perf_counter()
             _run_queries(nodes, scenario, token, report, emit)
             timings["queries"] = time.perf_counter() - t
-        except DemoError as e:
+        except VhnodeError as e:  # DemoError, or an admin step refusing (reported, not raised)
             report["error"] = e.detail
+        except KeyboardInterrupt:
+            emit("interrupted: stopping the node processes")
+            raise
         finally:
             t = time.perf_counter()
             _stop(nodes)
@@ -835,8 +939,6 @@ def run_demo(
                 report["logs"][node.node_id] = verify_home(node.home, node.node_id)
         timings["verify_logs"] = time.perf_counter() - t
         report["nodes"] = [n.as_json(scenario.truth if scenario else None) for n in nodes]
-        if keep is not None:
-            report["dir"] = str(root)
     timings["total"] = time.perf_counter() - started
     for k, v in timings.items():
         timings[k] = round(v, 3)
@@ -851,27 +953,41 @@ def run_demo(
     return report
 
 
-def _run_queries(nodes: Sequence[DemoNode], scenario: Scenario, token: str,
-                 report: dict[str, Any], emit: Callable[[str], None]) -> None:
+def _run_queries(
+    nodes: Sequence[DemoNode],
+    scenario: Scenario,
+    token: str,
+    report: dict[str, Any],
+    emit: Callable[[str], None],
+) -> None:
     by_id = {n.node_id: n for n in nodes}
     url = by_id[COORDINATOR_NODE].url + "/api/v1/bekendheid"
     providers = [p.node_id for p in PARTNERS]
     for i, query in enumerate(scenario.queries):
         for down in sorted(query.down):
             _stop([by_id[down]])
-            emit(f"stopped {down} (SIGTERM, exit code {by_id[down].process.returncode})"  # type: ignore[union-attr]
-                 if by_id[down].process else f"{down} was not running")
-        body = {"convenant_id": CONVENANT_ID, "purpose": query.purpose,
-                "case_ref": f"ZVH-BRD-2026-{i + 1:04d}",
-                "subjects": [s.wire for s in query.subjects]}
+            proc = by_id[down].process
+            code = proc.returncode if proc is not None else None
+            emit(f"stopped {down} ({by_id[down].stopped_by}, exit code {code}) before asking")
+        body = {
+            "convenant_id": CONVENANT_ID,
+            "purpose": query.purpose,
+            "case_ref": f"ZVH-BRD-2026-{i + 1:04d}",
+            "subjects": [s.wire for s in query.subjects],
+        }
         status, result = _http("POST", url, token, body)
         expected = query.expected(scenario.truth, providers)
         agrees = (
             status == 200 and isinstance(result, dict) and result_agrees(query, expected, result)
         )
-        entry = {"name": query.name, "description": query.description,
-                 "subjects": len(query.subjects), "expected": expected,
-                 "result": result, "agrees": agrees}
+        entry = {
+            "name": query.name,
+            "description": query.description,
+            "subjects": len(query.subjects),
+            "expected": expected,
+            "result": result,
+            "agrees": agrees,
+        }
         report["queries"].append(entry)
         for line in _render_query(chr(ord("a") + i), entry, query):
             emit(line)
@@ -884,31 +1000,54 @@ def _print_summary(report: Mapping[str, Any]) -> None:
     queries = report["queries"]
     agreed = sum(q["agrees"] for q in queries)
     click.echo(f"queries: {agreed}/{len(queries)} agree with the ground truth")
+    for q in queries:
+        if not q["agrees"]:
+            click.echo(f"  ✗ {q['name']}")
     logs = report["logs"]
     for node in report["nodes"]:
         v = logs.get(node["node_id"])
-        state = "no log" if v is None else (
-            f"log OK ({v['entries']} entries, {v['heads']} signed heads)" if v["ok"]
-            else f"log FAILS: {v['problems'][:1]}")
-        click.echo(f"  {node['node_id']:<24} pid {node['pid']!s:<8} exit {node['returncode']!s:<4} "
-                   f"{node['in_scope_registrations'] or 0:>6}/{node['registrations']:<6} in scope  "
-                   f"{state}")
+        state = (
+            "no log"
+            if v is None
+            else (
+                f"log OK ({v['entries']} entries, {v['heads']} signed heads)"
+                if v["ok"]
+                else f"log FAILS: {v['problems'][:1]}"
+            )
+        )
+        click.echo(
+            f"  {node['node_id']:<24} pid {node['pid']!s:<8} exit {node['returncode']!s:<4} "
+            f"{node['in_scope_registrations'] or 0:>6}/{node['registrations']:<6} in scope  "
+            f"{state}"
+        )
     t = report["timings_s"]
     click.echo("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()))
     if report.get("error"):
         click.echo(f"error: {report['error']}", err=True)
-    click.echo("OK: every answer matches the ground truth and every log verifies"
-               if report["ok"] else "FAILED")
+    click.echo(
+        "OK: every answer matches the ground truth and every log verifies"
+        if report["ok"]
+        else "FAILED"
+    )
 
 
 @click.command("demo")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (docs/demo.md).")
-@click.option("--subjects-per-partner", type=click.IntRange(min=50), default=3000,
-              show_default=True, help="Registrations per partner.")
-@click.option("--seed", type=int, default=2026, show_default=True,
-              help="Seed of the synthetic data.")
-@click.option("--keep", type=click.Path(file_okay=False, path_type=Path),
-              help="Build the federation in this (new or empty) directory and keep it.")
+@click.option(
+    "--subjects-per-partner",
+    type=click.IntRange(min=50),
+    default=3000,
+    show_default=True,
+    help="Registrations per partner.",
+)
+@click.option(
+    "--seed", type=int, default=2026, show_default=True, help="Seed of the synthetic data."
+)
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Build the federation in this (new or empty) directory and keep it.",
+)
 def demo(as_json: bool, subjects_per_partner: int, seed: int, keep: Path | None) -> None:
     """Run a seven-node federation on loopback and check every answer against the truth.
 

@@ -13,12 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from node.context import NodeContext
-from node.policy.convenant import in_force
 from node.protocol import oprf
 from node.protocol.convenant import Convenant
 from node.protocol.tag_set import tag_from_output
 from node.registration import Registration
-from node.store import convenants, log, peers, registry, tag_sets
+from node.store import convenants, log, registry, tag_sets
 from node.store.db import tx
 from node.store.registry import Stored
 
@@ -30,16 +29,18 @@ class Scope:
 
 
 def provider_scopes(ctx: NodeContext) -> list[Scope]:
-    """Convenants under which this node provides bekendheid, newest installed version each."""
-    keys = peers.signing_keys(ctx.conn)
-    keys[ctx.keys.signing_fingerprint] = ctx.keys.signing_public
-    out = []
+    """Convenants whose tag sets this node maintains: newest installed version of each,
+    where it is a provider, until the convenant expires.
+
+    Not only those in force now: a convenant installed before its ``valid_from`` must
+    have a current tag set the moment it comes into force. Installed documents were fully
+    signed when installed; answering still checks "in force" per request (§7.1).
+    """
     now = ctx.clock()
+    out = []
     for inst in convenants.latest_versions(ctx.conn):
         party = inst.convenant.party(ctx.node_id)
-        if party is None or "provider" not in party.roles:
-            continue
-        if in_force(inst.convenant, inst.document, keys, now) is not None:
+        if party is None or "provider" not in party.roles or now >= inst.convenant.valid_until:
             continue
         out.append(Scope(inst.convenant.id, frozenset(party.scope_themes)))
     return out
@@ -150,8 +151,14 @@ def apply_changes(
 
 
 def rebuild(ctx: NodeContext, conv: Convenant, actor: str | None = None) -> int | None:
-    """Recompute one convenant's tag set from the whole registry (after install or a scope
-    change); publishes a version only if membership changed. Returns the new version."""
+    """Recompute one convenant's tag set from the whole registry; publishes a version only
+    if membership changed (or none was published yet). Returns the new version or None.
+
+    Runs inside the caller's transaction, so a convenant's installation and its first tag
+    set commit together: there is no moment at which the node answers under an installed
+    convenant with an empty set. The registry is read inside the same transaction, so no
+    concurrent registry change can slip between reading and publishing.
+    """
     party = conv.party(ctx.node_id)
     themes = frozenset(party.scope_themes) if party and "provider" in party.roles else frozenset()
     wanted: Counter[str] = Counter()
@@ -165,37 +172,36 @@ def rebuild(ctx: NodeContext, conv: Convenant, actor: str | None = None) -> int 
         for key, tag in zip(chunk, tags_for(ctx, conv.id, chunk), strict=True):
             target[tag] += wanted[key]
     now = ctx.clock()
-    with tx(ctx.conn):
-        current = {
-            row[0]: row[1]
-            for row in ctx.conn.execute(
-                "SELECT tag, refs FROM tag_set_members WHERE convenant_id = ?", (conv.id,)
-            )
-        }
-        deltas = {t: target.get(t, 0) - current.get(t, 0) for t in set(target) | set(current)}
-        entered, left = tag_sets.change_refs(ctx.conn, conv.id, deltas)
-        if not entered and not left and tag_sets.head(ctx.conn, conv.id).version > 0:
-            return None
-        head = tag_sets.publish(ctx.conn, conv.id, entered, left, now)
-        log.append(
-            ctx.conn,
-            ctx.keys.signing,
-            ctx.node_id,
-            [
-                log.LogEntry(
-                    kind="tag_set.published",
-                    convenant_id=conv.id,
-                    convenant_version=conv.version,
-                    actor=actor,
-                    outcome="published",
-                    data={
-                        "version": head.version,
-                        "count": head.count,
-                        "added": len(entered),
-                        "removed": len(left),
-                    },
-                )
-            ],
-            now,
+    current = {
+        row[0]: row[1]
+        for row in ctx.conn.execute(
+            "SELECT tag, refs FROM tag_set_members WHERE convenant_id = ?", (conv.id,)
         )
-        return head.version
+    }
+    deltas = {t: target.get(t, 0) - current.get(t, 0) for t in set(target) | set(current)}
+    entered, left = tag_sets.change_refs(ctx.conn, conv.id, deltas)
+    if not entered and not left and tag_sets.head(ctx.conn, conv.id).version > 0:
+        return None
+    head = tag_sets.publish(ctx.conn, conv.id, entered, left, now)
+    log.append(
+        ctx.conn,
+        ctx.keys.signing,
+        ctx.node_id,
+        [
+            log.LogEntry(
+                kind="tag_set.published",
+                convenant_id=conv.id,
+                convenant_version=conv.version,
+                actor=actor,
+                outcome="published",
+                data={
+                    "version": head.version,
+                    "count": head.count,
+                    "added": len(entered),
+                    "removed": len(left),
+                },
+            )
+        ],
+        now,
+    )
+    return head.version

@@ -485,13 +485,12 @@ def only_on(path: str, rewrite: Rewrite) -> Rewrite:
     return apply
 
 
-def replace_response(status: int, body: bytes | str, content_type: str) -> Rewrite:
+def replace_response(status: int, text: str, content_type: str) -> Rewrite:
     """An Interposer rewrite that answers with this response instead of the node's."""
     cls = type("ReplacedResponse", (web.HTTPException,), {"status_code": status})
-    payload = body.encode() if isinstance(body, str) else body
 
     def rewrite(path: str, original: bytes) -> bytes:
-        raise cls(body=payload, content_type=content_type)
+        raise cls(text=text, content_type=content_type)
 
     return rewrite
 
