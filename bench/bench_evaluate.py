@@ -48,6 +48,7 @@ from bench_common import (  # noqa: E402
     add_node,
     cpu_seconds_pid,
     cpu_seconds_self,
+    machine_busy_seconds,
     machine_line,
     percentile,
     profile_report,
@@ -190,9 +191,14 @@ async def run_case(
     prepared = [factory.body() for _ in range(need)]
     prep_s = time.perf_counter() - t0
     node_cpu0, gen_cpu0 = cpu_seconds_pid(pid), cpu_seconds_self()
+    busy0 = machine_busy_seconds()
     r = await load(url, factory, concurrency, seconds, prepared, partner_key)
-    r["node_cpu"] = (cpu_seconds_pid(pid) - node_cpu0) / r["wall"]
-    r["gen_cpu"] = (cpu_seconds_self() - gen_cpu0) / r["wall"]
+    node_cpu = cpu_seconds_pid(pid) - node_cpu0
+    gen_cpu = cpu_seconds_self() - gen_cpu0
+    r["node_cpu_s"] = node_cpu
+    r["node_cpu"] = node_cpu / r["wall"]
+    r["gen_cpu"] = gen_cpu / r["wall"]
+    r["other_cores"] = max(0.0, (machine_busy_seconds() - busy0 - node_cpu - gen_cpu) / r["wall"])
     r["prepared"] = need
     r["prep_s"] = prep_s
     return r
@@ -202,11 +208,13 @@ def print_case(k: int, c: int, r: dict[str, Any], costs: dict[str, float]) -> No
     rps = r["ok"] / r["wall"]
     bound = 1 / (costs["verify"] + costs["sign"] + costs[f"blind_evaluate:{k}"])
     lat = r["lat"] or [0.0]
+    per_cpu = r["ok"] / r["node_cpu_s"] if r["node_cpu_s"] else 0.0
     print(
         f"{k:>8} {c:>6} {r['wall']:>6.1f} {r['ok']:>8} {rps:>9.0f} {rps * k:>10.0f} "
         f"{percentile(lat, 50) * 1000:>8.1f} {percentile(lat, 99) * 1000:>8.1f} "
         f"{100 * r['node_cpu']:>6.0f}% {100 * r['gen_cpu']:>6.0f}% {bound:>9.0f} "
-        f"{bound * k:>10.0f} {100 * rps / bound:>6.0f}%"
+        f"{bound * k:>10.0f} {100 * rps / bound:>6.0f}% {per_cpu:>9.0f} {per_cpu * k:>10.0f} "
+        f"{r['other_cores']:>6.2f}"
     )
     if r["errors"]:
         shown = [e for e in r["errors"] if e][:3]
@@ -233,6 +241,10 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"bound, {k} element(s)/request: verify + sign + blind_evaluate({k}) = "
               f"{per * 1e6:.0f} µs -> {1 / per:,.0f} requests/s, {k / per:,.0f} elements/s "
               "on one core (the node also signs a log tree head per request: +1 sign)")
+    print("'node'/'loadgen' = CPU use of the node / the load generator (1 core = 100%); "
+          "'bd' = crypto-only bound on one core; 'req/cpu-s' = requests per CPU-second of\n"
+          "the node (its capacity on one whole core, robust to other load); 'other' = cores "
+          "used meanwhile by processes outside this bench (from /proc/stat).")
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
         fed, home, url, partner_key = build(Path(tmp), args.registrations)
         requester_ctx = fed.nodes[REQUESTER].ctx
@@ -245,7 +257,8 @@ async def main_async(args: argparse.Namespace) -> None:
             pid = procs.pid(PARTNER)
             print(f"{'elements':>8} {'conc':>6} {'secs':>6} {'ok':>8} {'req/s':>9} "
                   f"{'elem/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'node':>7} {'loadgen':>7} "
-                  f"{'bd req/s':>9} {'bd elem/s':>10} {'of bd':>7}")
+                  f"{'bd req/s':>9} {'bd elem/s':>10} {'of bd':>7} {'req/cpu-s':>9} "
+                  f"{'el/cpu-s':>10} {'other':>6}")
             for k in args.elements:
                 for c in args.concurrency:
                     r = await run_case(url, pid, signing, partner_key, k, c, args.seconds)

@@ -29,6 +29,7 @@ from node.errors import (
 )
 from node.identifiers import SubjectIdentifier
 from node.protocol.client import ask_bekendheid
+from node.protocol.convenant import ID_PATTERN
 from node.registration import parse_registration
 from node.store import log, users
 from node.store.users import User
@@ -182,8 +183,8 @@ class BekendheidQuery(BaseModel):
     """Body of POST /api/v1/bekendheid (docs/api.md)."""
 
     model_config = ConfigDict(extra="forbid")
-    convenant_id: str
-    purpose: str
+    convenant_id: str = Field(pattern=ID_PATTERN)
+    purpose: str = Field(pattern=ID_PATTERN)
     case_ref: str = Field(min_length=1, max_length=128)
     subjects: list[SubjectIdentifier] = Field(min_length=1, max_length=64)
     partners: list[str] | None = None

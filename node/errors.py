@@ -208,13 +208,11 @@ class Misaddressed(Refusal):
 
 class BadRequestSignature(Refusal):
     code = "bad_signature"
-    http_status = 401
     title = "Request signature does not verify"
 
 
 class UnusableElements(Refusal):
     code = "invalid_group_element"
-    http_status = 400
     title = "A blinded element is not a valid group element"
 
 

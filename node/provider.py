@@ -113,7 +113,7 @@ def _party_keys(ctx: NodeContext) -> dict[str, bytes]:
 
 def _sign(ctx: NodeContext, typ: str, payload: dict[str, Any], refusal: Refusal | None) -> Answer:
     doc = jws.sign(typ, payload, ctx.keys.signing)
-    status = 200 if refusal is None else (429 if isinstance(refusal, RateLimited) else 403)
+    status = 200 if refusal is None else refusal.http_status  # 403, or 429 when rate-limited
     return Answer(status, doc)
 
 

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from node.config import NODE_ID_PATTERN
 from node.protocol.convenant import ID_PATTERN
-from node.protocol.models import Timestamp, WireModel
+from node.protocol.models import Timestamp, WireInt, WireModel
 
 EVALUATE_REQUEST_TYP = "vhnode-evaluate-request/v1"
 EVALUATE_RESPONSE_TYP = "vhnode-evaluate-response/v1"
@@ -35,7 +35,7 @@ class EvaluateRequest(WireModel):
     requester: str = Field(pattern=NODE_ID_PATTERN)
     partner: str = Field(pattern=NODE_ID_PATTERN)
     convenant_id: str = Field(pattern=ID_PATTERN)
-    convenant_version: int = Field(ge=1)
+    convenant_version: WireInt = Field(ge=1)
     purpose: str = Field(pattern=ID_PATTERN)
     case_ref: str = Field(min_length=1, max_length=128)
     requesting_user: str = Field(min_length=1, max_length=128)
@@ -56,8 +56,8 @@ class TagSetHead(WireModel):
     """§6.4: what a partner commits to about one version of its tag set."""
 
     convenant_id: str = Field(pattern=ID_PATTERN)
-    version: int = Field(ge=0)
-    count: int = Field(ge=0)
+    version: WireInt = Field(ge=0)
+    count: WireInt = Field(ge=0)
     digest: str = Field(pattern=HASH)
     oprf_public_key: str = Field(pattern=ELEMENT)
 
@@ -94,8 +94,8 @@ class TagSetRequest(WireModel):
     requester: str = Field(pattern=NODE_ID_PATTERN)
     partner: str = Field(pattern=NODE_ID_PATTERN)
     convenant_id: str = Field(pattern=ID_PATTERN)
-    convenant_version: int = Field(ge=1)
-    since_version: int = Field(ge=0)
+    convenant_version: WireInt = Field(ge=1)
+    since_version: WireInt = Field(ge=0)
     nonce: str = Field(pattern=NONCE)
     issued_at: Timestamp
 
@@ -111,7 +111,7 @@ class TagSetResponse(WireModel):
     reason: str | None = None
     reason_detail: str | None = Field(None, max_length=500)
     head: TagSetHead | None = None
-    base_version: int | None = Field(None, ge=0)
+    base_version: WireInt | None = Field(None, ge=0)
     added: str | None = Field(None, pattern=B64U)
     removed: str | None = Field(None, pattern=B64U)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import structlog
 
 from node.admin import own_card
 from node.context import NodeContext
@@ -32,6 +33,7 @@ from node.errors import (
     ConvenantNotInForce,
     InvalidTagSet,
     NotAParty,
+    NotAProvider,
     ProtocolError,
     UnknownConvenant,
     VhnodeError,
@@ -61,6 +63,8 @@ from node.store.db import tx
 EVALUATE_PATH = "/peer/v1/evaluate"
 TAG_SET_PATH = "/peer/v1/tag-set"
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
+
+logger = structlog.get_logger("vhnode.client")
 
 
 class PartnerFailure(Exception):
@@ -146,7 +150,8 @@ async def _post(
                     None,
                     f"partner rejected the request (HTTP {resp.status}): {body[:200]!r}",
                 )
-    except (aiohttp.ClientConnectionError, OSError) as e:
+    except (aiohttp.ClientError, OSError) as e:
+        # Connection refused or reset, a truncated body, a redirect loop: no signed answer.
         raise PartnerFailure("unreachable", None, f"{type(e).__name__}: {e}") from e
     try:
         return jws.parse_bytes(body, typ)
@@ -196,9 +201,13 @@ async def _sync_tag_set_locked(
 ) -> int:
     ctx = r.ctx
     held = tag_sets.peer_head(ctx.conn, party.node_id, r.conv.id)
-    pk = jws.b64u_decode(head.oprf_public_key)
+    try:
+        pk = jws.b64u_decode(head.oprf_public_key)
+        head_digest = jws.b64u_decode(head.digest)
+    except ProtocolError as e:
+        raise PartnerFailure("invalid", e.code, e.detail) from e
     if held is not None and held.oprf_public_key == pk and held.version == head.version:
-        if held.digest != jws.b64u_decode(head.digest):
+        if held.digest != head_digest:
             raise PartnerFailure(
                 "invalid", "invalid_tag_set", "partner signed two digests for one version"
             )
@@ -283,6 +292,13 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
     try:
         if card is None:
             raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
+        if (peer is not None and peer.revoked_at is not None) or not card.valid_at(ctx.clock()):
+            # We would not trust its signature, so we do not ask: fail closed.
+            raise PartnerFailure(
+                "invalid",
+                "revoked_partner",
+                "this node revoked the partner's peer card or it expired",
+            )
         blinds, blinded = oprf.blind(r.keys)  # step 1
         req = EvaluateRequest(  # step 2
             requester=ctx.node_id,
@@ -342,11 +358,13 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
         result.status, result.reason, result.detail = f.status, f.reason, f.detail
         result.subjects = [f.status] * len(r.keys)
     except TimeoutError:
-        result.status, result.detail = (
-            "timeout",
-            f"no answer within {ctx.cfg.peers.timeout_seconds:g} s",
-        )
+        result.status, result.detail = "timeout", "no answer within the per-partner timeout"
         result.subjects = ["timeout"] * len(r.keys)
+    except Exception as e:  # one partner's surprise must not lose the others' answers
+        logger.exception("partner_exchange_failed", partner=party.node_id)
+        result.status, result.reason = "invalid", "internal_error"
+        result.detail = f"{type(e).__name__} while handling this partner's answer"
+        result.subjects = ["invalid"] * len(r.keys)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result
 
@@ -385,7 +403,10 @@ async def ask_bekendheid(
     if partners is not None:
         unknown = set(partners) - {p.node_id for p in providers}
         if unknown:
-            raise NotAParty(f"{sorted(unknown)[0]} provides no bekendheid under {convenant_id}")
+            name = sorted(unknown)[0]
+            if conv.party(name) is None:
+                raise NotAParty(f"{name} is not a party to {convenant_id}")
+            raise NotAProvider(f"{name} provides no bekendheid under {convenant_id}")
     keys = [subject_key(s).encode() for s in subjects]
     trace_id = secrets.token_hex(16)
     r = _Round(ctx, session, conv, purpose, case_ref, user, trace_id, keys)

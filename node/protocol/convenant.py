@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from node.config import NODE_ID_PATTERN, OrgType
 from node.errors import InputError, MalformedMessage
 from node.protocol import jws
-from node.protocol.models import Timestamp, WireModel, parse_model
+from node.protocol.models import Timestamp, WireInt, WireModel, parse_model
 
 CONVENANT_TYP = "vhnode-convenant/v1"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,127}$"
@@ -64,7 +64,7 @@ class ConvenantParty(WireModel):
 class Convenant(WireModel):
     type: Literal["vhnode.convenant"] = "vhnode.convenant"
     id: str = Field(pattern=ID_PATTERN)
-    version: int = Field(ge=1)
+    version: WireInt = Field(ge=1)
     title: str = Field(min_length=1, max_length=300)
     legal_basis: str = Field(min_length=1, max_length=2000)
     valid_from: Timestamp

@@ -192,7 +192,7 @@ def parse(obj: Any, expected_typ: str | None = None) -> SignedDocument:
     payload_bytes = b64u_decode(payload_b64)
     try:
         payload = json.loads(payload_bytes)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:
         raise MalformedMessage("JWS payload is not JSON") from e
     if not isinstance(payload, dict):
         raise MalformedMessage("JWS payload must be a JSON object")
@@ -208,7 +208,7 @@ def parse(obj: Any, expected_typ: str | None = None) -> SignedDocument:
             raise MalformedMessage("'protected' must be text")
         try:
             header = json.loads(b64u_decode(protected))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (ValueError, RecursionError) as e:
             raise MalformedMessage("protected header is not JSON") from e
         if (
             not isinstance(header, dict)
@@ -239,6 +239,8 @@ def parse(obj: Any, expected_typ: str | None = None) -> SignedDocument:
 def parse_bytes(body: bytes, expected_typ: str | None = None) -> SignedDocument:
     try:
         obj = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MalformedMessage("body is not JSON") from e
+    except (ValueError, RecursionError) as e:
+        # ValueError covers bad JSON, bad UTF-8 and over-long numbers; RecursionError
+        # deep nesting. All are a malformed message, never a crash.
+        raise MalformedMessage("body is not acceptable JSON") from e
     return parse(obj, expected_typ)

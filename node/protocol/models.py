@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    ValidationError,
+)
 
 from node.errors import MalformedMessage
 
@@ -16,9 +24,24 @@ def _utc(v: datetime) -> datetime:
     return v.astimezone(UTC)
 
 
+_RFC3339_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def _one_form(v: Any) -> Any:
+    # On the wire exactly one form is accepted (§2): "YYYY-MM-DDTHH:MM:SSZ". Numbers,
+    # fractions and other offsets would give one instant several signed encodings.
+    if isinstance(v, datetime):
+        return v
+    if not isinstance(v, str) or not _RFC3339_Z.fullmatch(v):
+        raise ValueError("timestamp must be RFC 3339 UTC, whole seconds: YYYY-MM-DDTHH:MM:SSZ")
+    return v
+
+
 M = TypeVar("M", bound=BaseModel)
 
-Timestamp = Annotated[datetime, AfterValidator(_utc)]
+Timestamp = Annotated[datetime, BeforeValidator(_one_form), AfterValidator(_utc)]
+# Integers on the wire are JSON integers, never "1", 1.0 or true.
+WireInt = Annotated[int, Strict()]
 
 
 def rfc3339(t: datetime) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, model_validator
 
 from node.config import NODE_ID_PATTERN, NodeConfig, OrgType
 from node.errors import ExpiredDocument
@@ -48,6 +48,12 @@ class PeerCard(WireModel):
     @property
     def endpoint_url(self) -> str:
         return str(self.endpoint).rstrip("/")
+
+    @model_validator(mode="after")
+    def _window(self) -> PeerCard:
+        if self.valid_until <= self.valid_from:
+            raise ValueError("valid_until must be after valid_from")
+        return self
 
     def valid_at(self, now: datetime) -> bool:
         return self.valid_from <= now < self.valid_until
