@@ -50,6 +50,7 @@ from bench_common import (  # noqa: E402
     cpu_seconds_self,
     machine_busy_seconds,
     machine_line,
+    partner_ids,
     percentile,
     profile_report,
     protocol_crypto_costs,
@@ -162,14 +163,20 @@ async def load(
     }
 
 
-def build(root: Path, registrations: int) -> tuple[Federation, Path, str, bytes]:
+def build(root: Path, registrations: int, parties: int) -> tuple[Federation, Path, str, bytes]:
+    """Requester + answering node (+ parties-2 further partners that only sign the
+    convenant and are known as peers, as in a region with more partners)."""
     fed = Federation(root)
     add_node(fed, REQUESTER, "veiligheidshuis")
     add_node(fed, PARTNER, "politie")
+    extra = partner_ids(parties - 1)[1:]
+    for node_id, org in extra:
+        add_node(fed, node_id, org)
     fed.exchange_cards()
     fed.sign_and_install(convenant_toml([
         (REQUESTER, "veiligheidshuis", (), True),
         (PARTNER, "politie", POLICE_THEMES, False),
+        *((node_id, org, POLICE_THEMES, False) for node_id, org in extra),
     ]))
     regs = list(iter_bulk_registrations(registrations, random.Random(11)))
     apply_changes(fed.nodes[PARTNER].ctx, regs, actor="bench")
@@ -204,17 +211,18 @@ async def run_case(
     return r
 
 
-def print_case(k: int, c: int, r: dict[str, Any], costs: dict[str, float]) -> None:
+def print_case(parties: int, k: int, c: int, r: dict[str, Any], costs: dict[str, float]
+               ) -> None:
     rps = r["ok"] / r["wall"]
     bound = 1 / (costs["verify"] + costs["sign"] + costs[f"blind_evaluate:{k}"])
     lat = r["lat"] or [0.0]
     per_cpu = r["ok"] / r["node_cpu_s"] if r["node_cpu_s"] else 0.0
     print(
-        f"{k:>8} {c:>6} {r['wall']:>6.1f} {r['ok']:>8} {rps:>9.0f} {rps * k:>10.0f} "
-        f"{percentile(lat, 50) * 1000:>8.1f} {percentile(lat, 99) * 1000:>8.1f} "
-        f"{100 * r['node_cpu']:>6.0f}% {100 * r['gen_cpu']:>6.0f}% {bound:>9.0f} "
-        f"{bound * k:>10.0f} {100 * rps / bound:>6.0f}% {per_cpu:>9.0f} {per_cpu * k:>10.0f} "
-        f"{r['other_cores']:>6.2f}"
+        f"{parties:>7} {k:>8} {c:>5} {r['wall']:>5.1f} {r['ok']:>7} {rps:>7.0f} {rps * k:>7.0f} "
+        f"{percentile(lat, 50) * 1000:>7.1f} {percentile(lat, 99) * 1000:>7.1f} "
+        f"{100 * r['node_cpu']:>4.0f}% {100 * r['gen_cpu']:>6.0f}% {bound:>8.0f} "
+        f"{bound * k:>8.0f} {100 * rps / bound:>4.0f}% {per_cpu:>9.0f} {per_cpu * k:>8.0f} "
+        f"{r['other_cores']:>5.2f}"
     )
     if r["errors"]:
         shown = [e for e in r["errors"] if e][:3]
@@ -245,42 +253,48 @@ async def main_async(args: argparse.Namespace) -> None:
           "'bd' = crypto-only bound on one core; 'req/cpu-s' = requests per CPU-second of\n"
           "the node (its capacity on one whole core, robust to other load); 'other' = cores "
           "used meanwhile by processes outside this bench (from /proc/stat).")
-    with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
-        fed, home, url, partner_key = build(Path(tmp), args.registrations)
-        requester_ctx = fed.nodes[REQUESTER].ctx
-        signing = nacl.signing.SigningKey(bytes(requester_ctx.keys.signing))
-        await fed.close()
-        procs = NodeProcesses()
-        try:
-            procs.start(PARTNER, home)
-            await procs.wait_ready({PARTNER: url})
-            pid = procs.pid(PARTNER)
-            print(f"{'elements':>8} {'conc':>6} {'secs':>6} {'ok':>8} {'req/s':>9} "
-                  f"{'elem/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'node':>7} {'loadgen':>7} "
-                  f"{'bd req/s':>9} {'bd elem/s':>10} {'of bd':>7} {'req/cpu-s':>9} "
-                  f"{'el/cpu-s':>10} {'other':>6}")
-            for k in args.elements:
-                for c in args.concurrency:
-                    r = await run_case(url, pid, signing, partner_key, k, c, args.seconds)
-                    print_case(k, c, r, costs)
-        finally:
-            procs.stop_all()
-        if args.profile:
-            prof_file = Path(tmp) / "node.prof"
+    header = (f"{'parties':>7} {'elements':>8} {'conc':>5} {'secs':>5} {'ok':>7} {'req/s':>7} "
+              f"{'elem/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'node':>5} {'loadgen':>7} "
+              f"{'bd req/s':>8} {'bd el/s':>8} {'of bd':>5} {'req/cpu-s':>9} "
+              f"{'el/cpu-s':>8} {'other':>5}")
+    for parties in args.parties:
+        with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
+            fed, home, url, partner_key = build(Path(tmp), args.registrations, parties)
+            requester_ctx = fed.nodes[REQUESTER].ctx
+            signing = nacl.signing.SigningKey(bytes(requester_ctx.keys.signing))
+            await fed.close()
             procs = NodeProcesses()
             try:
-                procs.start(PARTNER, home, prefix=[PYTHON, "-m", "cProfile", "-o",
-                                                   str(prof_file)])
+                procs.start(PARTNER, home)
                 await procs.wait_ready({PARTNER: url})
-                k, c = max(args.elements), max(args.concurrency)
-                r = await run_case(url, procs.pid(PARTNER), signing, partner_key, k, c,
-                                   args.seconds)
-                print(f"# under cProfile (slower): {k} elements, concurrency {c}: "
-                      f"{r['ok'] / r['wall']:.0f} req/s")
+                pid = procs.pid(PARTNER)
+                print(f"# convenant with {parties} parties (the answering node knows "
+                      f"{parties - 1} peers)")
+                print(header)
+                for k in args.elements:
+                    for c in args.concurrency:
+                        r = await run_case(url, pid, signing, partner_key, k, c, args.seconds)
+                        print_case(parties, k, c, r, costs)
             finally:
                 procs.stop_all()
-            print(profile_report(pstats.Stats(str(prof_file)),
-                                 title=f"answering node, {k} elements/request, concurrency {c}"))
+            if args.profile and parties == max(args.parties):
+                prof_file = Path(tmp) / "node.prof"
+                procs = NodeProcesses()
+                try:
+                    procs.start(PARTNER, home, prefix=[PYTHON, "-m", "cProfile", "-o",
+                                                       str(prof_file)])
+                    await procs.wait_ready({PARTNER: url})
+                    k, c = max(args.elements), max(args.concurrency)
+                    r = await run_case(url, procs.pid(PARTNER), signing, partner_key, k, c,
+                                       args.seconds)
+                    print(f"# under cProfile (slower): {parties} parties, {k} elements, "
+                          f"concurrency {c}: {r['ok'] / r['wall']:.0f} req/s")
+                finally:
+                    procs.stop_all()
+                print(profile_report(
+                    pstats.Stats(str(prof_file)),
+                    title=f"answering node, {parties} parties, {k} elements, concurrency {c}",
+                ))
 
 
 def main() -> None:
@@ -290,6 +304,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=None)
     ap.add_argument("--elements", type=int, nargs="+", default=None)
     ap.add_argument("--registrations", type=int, default=2000)
+    ap.add_argument("--parties", type=int, nargs="+", default=None,
+                    help="convenant sizes (requester + answering node + others); default 2 21")
     ap.add_argument("--profile", action="store_true", help="cProfile the node in a further run")
     args = ap.parse_args()
     if args.quick:
@@ -297,9 +313,11 @@ def main() -> None:
         args.concurrency = args.concurrency or [8]
         args.elements = args.elements or [1, 10]
         args.registrations = min(args.registrations, 200)
+        args.parties = args.parties or [2, 5]
     args.seconds = min(args.seconds or 10.0, 600.0)
     args.concurrency = args.concurrency or [16, 64]
     args.elements = args.elements or [1, 10]
+    args.parties = [max(2, min(p, 60)) for p in (args.parties or [2, 21])]
     asyncio.run(main_async(args))
 
 

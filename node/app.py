@@ -27,7 +27,7 @@ from node.errors import (
     PayloadTooLarge,
     VhnodeError,
 )
-from node.identifiers import SubjectIdentifier
+from node.identifiers import SubjectIdentifier, parse_identifier
 from node.protocol.client import ask_bekendheid
 from node.protocol.convenant import ID_PATTERN
 from node.registration import parse_registration
@@ -67,13 +67,16 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if e.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status, "http_error")
-        return problem(
+        resp = problem(
             e.status,
             "https://vhnode.nl/problems/" + code,
             e.reason,
             e.text or e.reason,
             request.path,
         )
+        if "Allow" in e.headers:  # RFC 9110 §15.5.6: a 405 names the allowed methods
+            resp.headers["Allow"] = e.headers["Allow"]
+        return resp
     except Exception:  # the one place an unexpected error is caught: log it, leak nothing
         logger.exception("unhandled_error", route=_route(request))
         return problem(
@@ -110,6 +113,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not header.startswith("Bearer "):
         raise AuthError("missing 'Authorization: Bearer <token>' header")
     user = users.authenticate(request.app[CTX].conn, header.removeprefix("Bearer ").strip())
+    if request.match_info.http_exception is not None:
+        raise request.match_info.http_exception  # 404/405 before any role question
     allowed = ROUTE_ROLES.get(getattr(request.match_info.handler, "__name__", ""), frozenset())
     if user.role not in allowed and user.role != "admin":
         raise Forbidden(f"role {user.role} may not use {request.method} {request.path}")
@@ -120,8 +125,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def _json_body(request: web.Request) -> Any:
     try:
         return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError("body is not valid JSON") from e
+    except (ValueError, RecursionError) as e:
+        # ValueError: bad JSON, bad UTF-8, over-long numbers; RecursionError: deep nesting.
+        raise InputError("body is not acceptable JSON") from e
 
 
 def _jose(answer: provider.Answer) -> web.Response:
@@ -186,7 +192,9 @@ class BekendheidQuery(BaseModel):
     convenant_id: str = Field(pattern=ID_PATTERN)
     purpose: str = Field(pattern=ID_PATTERN)
     case_ref: str = Field(min_length=1, max_length=128)
-    subjects: list[SubjectIdentifier] = Field(min_length=1, max_length=64)
+    # Parsed one by one with parse_identifier, so an invalid BSN has the same problem type
+    # (invalid_bsn) here as in a registration.
+    subjects: list[dict[str, Any]] = Field(min_length=1, max_length=64)
     partners: list[str] | None = None
 
 
@@ -200,6 +208,12 @@ async def post_bekendheid(request: web.Request) -> web.Response:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InputError(f"{where}: {first['msg']}") from e
+    subjects: list[SubjectIdentifier] = []
+    for i, raw in enumerate(q.subjects):
+        try:
+            subjects.append(parse_identifier(raw))
+        except InputError as e:
+            raise type(e)(f"subjects.{i}: {e.detail}") from e
     result = await ask_bekendheid(
         ctx,
         request.app[SESSION],
@@ -207,7 +221,7 @@ async def post_bekendheid(request: web.Request) -> web.Response:
         q.purpose,
         q.case_ref,
         request[USER].name,
-        q.subjects,
+        subjects,
         q.partners,
     )
     return web.json_response(result.as_json())

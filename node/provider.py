@@ -28,7 +28,12 @@ from node.errors import (
     UnknownRequester,
     UnusableElements,
 )
-from node.policy.convenant import ConvenantState, Decision, decide_evaluation, decide_tag_set
+from node.policy.convenant import (
+    ConvenantState,
+    decide_evaluation,
+    decide_tag_set,
+    in_force,
+)
 from node.protocol import jws, oprf
 from node.protocol.bekendheid import (
     EVALUATE_REQUEST_TYP,
@@ -97,11 +102,20 @@ def _fresh(
 
 def _convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> ConvenantState:
     asked = convenants.get(ctx.conn, convenant_id, version)
-    newest = convenants.latest(ctx.conn, convenant_id)
+    now = ctx.clock()
+    keys = _party_keys(ctx)
+    newest = next(
+        (
+            inst
+            for inst in convenants.all_versions(ctx.conn, convenant_id)
+            if in_force(inst.convenant, inst.document, keys, now) is None
+        ),
+        None,
+    )
     return ConvenantState(
         asked=asked.convenant if asked else None,
         asked_document=asked.document if asked else None,
-        newest_version=newest.convenant.version if newest else None,
+        newest_in_force=newest.convenant.version if newest else None,
     )
 
 
@@ -136,9 +150,12 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
     now = ctx.clock()
     request_hash = jws.b64u_encode(doc.digest())
     with tx(ctx.conn):
+        # The rule that decided, logged with the outcome (§6.6): each step names its own.
+        rule = "authentication"
         refusal = _authenticate(ctx, doc, req.requester, req.partner, now)
-        refusal = refusal or _fresh(ctx, req.issued_at, req.requester, req.nonce, now)
-        decision: Decision | None = None
+        if refusal is None:
+            rule = "freshness"
+            refusal = _fresh(ctx, req.issued_at, req.requester, req.nonce, now)
         if refusal is None:  # step 7
             decision = decide_evaluation(
                 _convenant_state(ctx, req.convenant_id, req.convenant_version),
@@ -150,15 +167,17 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
                 _party_keys(ctx),
                 now,
             )
-            refusal = decision.refusal
+            rule, refusal = decision.rule, decision.refusal
         n = len(req.blinded_elements)
         if refusal is None and n > ctx.cfg.limits.max_subjects_per_request:  # step 8
+            rule = "max-subjects"
             refusal = TooManySubjects(
                 f"at most {ctx.cfg.limits.max_subjects_per_request} subjects per request"
             )
         if refusal is None and not ctx.limiter.allow(
             req.requester, req.convenant_id, n, time.monotonic()
         ):
+            rule = "rate-limit"
             refusal = RateLimited(
                 f"more than {ctx.cfg.limits.evaluations_per_minute:g} evaluations per minute "
                 f"for {req.requester} under {req.convenant_id}"
@@ -178,7 +197,7 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
                     sk, pk, [jws.b64u_decode(e) for e in req.blinded_elements]
                 )
             except (InvalidGroupElement, MalformedMessage) as e:
-                refusal = UnusableElements(e.detail)
+                rule, refusal = "valid-elements", UnusableElements(e.detail)
             else:
                 head = _head(ctx, req.convenant_id)
                 payload = EvaluateResponse(
@@ -210,7 +229,7 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
                     data={
                         "case_ref": req.case_ref,
                         "elements": n,
-                        "rule": decision.rule if decision else "authentication",
+                        "rule": rule,
                         "tag_set_version": payload.get("tag_set", {}).get("version")
                         if not refusal
                         else None,

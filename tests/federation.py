@@ -300,7 +300,6 @@ async def interpose(fed: Federation, node_id: str) -> Interposer:
 # --- crafting peer messages and reading what nodes did (refusal and attack tests) ---------
 # Appended helpers; the imports live here so this block stays self-contained.
 
-import hashlib  # noqa: E402
 import json as jsonlib  # noqa: E402
 import secrets  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -519,7 +518,3 @@ def resign(
 
 def partner_result(result: dict[str, Any], partner: str) -> dict[str, Any]:
     return next(p for p in result["partners"] if p["partner"] == partner)
-
-
-def sha256_b64u(data: bytes) -> str:
-    return jws.b64u_encode(hashlib.sha256(data).digest())

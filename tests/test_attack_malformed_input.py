@@ -208,7 +208,7 @@ CASES = [
         _query(requester="politie-test"), node="vh-test"),
     Bad("query-missing-case-ref", "POST", "/api/v1/bekendheid", 400, "invalid_input",
         _query(case_ref=""), node="vh-test"),
-    Bad("query-unknown-subject-kind", "POST", "/api/v1/bekendheid", 400, "invalid_input",
+    Bad("query-unknown-subject-kind", "POST", "/api/v1/bekendheid", 400, "invalid_identifier",
         _query(subjects=[{"kind": "kenteken", "value": "AB-12-CD"}]), node="vh-test"),
     Bad("query-unknown-partner", "POST", "/api/v1/bekendheid", 403, "not_a_party",
         _query(partners=["nergens-test"]), node="vh-test"),
@@ -319,36 +319,37 @@ NESTED = b"[" * 100_000
 HUGE_NUMBER = b"9" * 5000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: JSON bodies are parsed with json.loads catching only JSONDecodeError/"
-    "UnicodeDecodeError (jws.parse_bytes, jws.parse, app._json_body); deeply nested JSON "
-    "raises RecursionError and a number over 4300 digits a plain ValueError, so the node "
-    "answers 500 internal instead of 400"
-))
+@pytest.mark.parametrize("body", [NESTED, HUGE_NUMBER], ids=["deeply-nested", "huge-number"])
+@pytest.mark.parametrize("path", [EVALUATE_PATH, TAG_SET_PATH], ids=["evaluate", "tag-set"])
+async def test_pathological_json_to_a_peer_endpoint_is_a_400_not_a_500(
+    federation: Federation, body: bytes, path: str
+) -> None:
+    """Deep nesting raises RecursionError in json.loads, a number over 4300 digits a
+    plain ValueError: both are malformed messages, not internal errors."""
+    bad = Bad("json", "POST", path, 400, "malformed_message", _raw(body), role=None)
+    before = state_counts(federation)
+    status, content_type, answer, _ = await _send(federation, bad)
+    _assert_problem(status, content_type, answer, bad)
+    assert state_counts(federation) == before
+
+
 @pytest.mark.parametrize("body", [NESTED, HUGE_NUMBER], ids=["deeply-nested", "huge-number"])
 @pytest.mark.parametrize(
     ("method", "path", "node", "role"),
     [
-        ("POST", EVALUATE_PATH, "politie-test", None),
-        ("POST", TAG_SET_PATH, "politie-test", None),
         ("POST", "/api/v1/bekendheid", "vh-test", "coordinator"),
         ("PUT", "/api/v1/registrations/BPS-9", "politie-test", "source"),
     ],
-    ids=["evaluate", "tag-set", "bekendheid", "registration"],
+    ids=["bekendheid", "registration"],
 )
-async def test_pathological_json_is_a_400_not_a_500(
-    federation: Federation, body: bytes, method: str, path: str, node: str, role: str | None
+async def test_pathological_json_to_the_api_is_a_400_not_a_500(
+    federation: Federation, body: bytes, method: str, path: str, node: str, role: str
 ) -> None:
-    code = "invalid_input" if path.startswith("/api/") else "malformed_message"
-    bad = Bad("json", method, path, 400, code, _raw(body), node=node, role=role)
+    bad = Bad("json", method, path, 400, "invalid_input", _raw(body), node=node, role=role)
     status, content_type, answer, _ = await _send(federation, bad)
     _assert_problem(status, content_type, answer, bad)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: app.problem_middleware rebuilds HTTP errors as problem+json without the "
-    "exception's headers, so a 405 lacks the Allow header RFC 9110 §15.5.6 requires"
-))
 async def test_method_not_allowed_names_the_allowed_methods(federation: Federation) -> None:
     bad = Bad("get-evaluate", "GET", EVALUATE_PATH, 405, "method_not_allowed")
     status, content_type, body, headers = await _send(federation, bad)
@@ -356,12 +357,6 @@ async def test_method_not_allowed_names_the_allowed_methods(federation: Federati
     assert headers.get("Allow") == "POST"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: app.auth_middleware checks the role against the matched handler before the "
-    "router's 404/405 is raised; for an unknown /api/ route or a wrong method the "
-    "match-info handler is in no role table, so any non-admin gets 403 forbidden "
-    "('role coordinator may not use GET /api/v1/bekendheid') instead of 404/405"
-))
 @pytest.mark.parametrize(
     ("method", "path", "status", "code"),
     [("GET", "/api/v1/bekendheid", 405, "method_not_allowed"),
@@ -376,11 +371,6 @@ async def test_api_routing_errors_are_not_reported_as_forbidden(
     _assert_problem(got, content_type, body, bad)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: app.post_bekendheid turns every pydantic ValidationError into InputError, so an "
-    "invalid BSN in a query is type .../invalid_input while the same BSN in a registration "
-    "is .../invalid_bsn; the stable code for one mistake differs by endpoint"
-))
 async def test_query_with_invalid_bsn_is_invalid_bsn(federation: Federation) -> None:
     bad = Bad("query-invalid-bsn", "POST", "/api/v1/bekendheid", 400, "invalid_bsn",
               _query(subjects=[{"kind": "bsn", "bsn": "123456789"}]), node="vh-test")

@@ -318,15 +318,10 @@ async def test_partner_signing_two_digests_for_one_version_is_invalid(
 # --- one broken answer must not spoil the round -----------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: jws.parse_bytes/parse catch only JSONDecodeError/UnicodeDecodeError; a deeply "
-    "nested JSON body raises RecursionError, which escapes client._post and _ask_partner "
-    "(they catch only ProtocolError/PartnerFailure/TimeoutError), so asyncio.gather fails "
-    "and the whole query answers HTTP 500: every other partner's answer is lost"
-))
 async def test_deeply_nested_json_answer_is_invalid_not_a_failed_round(
     federation: Federation,
 ) -> None:
+    """json.loads raises RecursionError here; it must not escape and fail the round."""
     _register(federation)
     proxy = await interpose(federation, TARGET)
     proxy.rewrite = only_on(EVALUATE_PATH, lambda p, b: b"[" * 100_000)
@@ -339,14 +334,10 @@ async def test_deeply_nested_json_answer_is_invalid_not_a_failed_round(
     assert statuses(result)["om-test"] == "hit"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a JSON number longer than Python's int_max_str_digits (4300) makes json.loads "
-    "raise a plain ValueError, which jws.parse_bytes does not turn into MalformedMessage; "
-    "it escapes _ask_partner and the whole query answers HTTP 500"
-))
 async def test_huge_json_number_answer_is_invalid_not_a_failed_round(
     federation: Federation,
 ) -> None:
+    """A number over int_max_str_digits makes json.loads raise a plain ValueError."""
     _register(federation)
     proxy = await interpose(federation, TARGET)
     proxy.rewrite = only_on(EVALUATE_PATH, lambda p, b: b"9" * 5000)
@@ -358,15 +349,11 @@ async def test_huge_json_number_answer_is_invalid_not_a_failed_round(
     assert statuses(result)[TARGET] == "invalid"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: client._sync_tag_set decodes head.digest with jws.b64u_decode outside its "
-    "try/except when the requester already holds that version; a digest with non-canonical "
-    "base64url trailing bits raises MalformedMessage, which is not a PartnerFailure, so "
-    "the whole query fails (HTTP 400 malformed_message) instead of this partner being invalid"
-))
 async def test_non_canonical_digest_in_a_known_version_is_invalid_not_a_failed_round(
     federation: Federation,
 ) -> None:
+    """The partner re-signs a head whose digest text is not canonical base64url, for the
+    version the requester already holds: an error outside the per-partner checks."""
     _register(federation)
     proxy = await interpose(federation, TARGET)
     assert statuses(await _round(federation))[TARGET] == "hit"

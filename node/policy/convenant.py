@@ -43,7 +43,9 @@ class ConvenantState:
 
     asked: Convenant | None
     asked_document: jws.SignedDocument | None
-    newest_version: int | None
+    # The newest installed version that is in force now: an installed renewal whose
+    # valid_from lies ahead does not yet supersede the version in force.
+    newest_in_force: int | None
 
 
 def in_force(
@@ -84,12 +86,12 @@ def decide_evaluation(
             "convenant-installed",
             UnknownConvenant(f"convenant {convenant_id} v{version} is not installed here"),
         )
-    if state.newest_version is not None and state.newest_version > version:
+    if state.newest_in_force is not None and state.newest_in_force > version:
         return Decision(
             False,
             "convenant-current-version",
             ConvenantNotInForce(
-                f"convenant {convenant_id} v{version} is superseded by v{state.newest_version}"
+                f"convenant {convenant_id} v{version} is superseded by v{state.newest_in_force}"
             ),
         )
     refusal = in_force(conv, doc, party_keys, now)

@@ -370,14 +370,18 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
 
 
 def _current_convenant(ctx: NodeContext, convenant_id: str) -> Convenant:
-    inst = convenants.latest(ctx.conn, convenant_id)
-    if inst is None:
+    """The newest installed version in force now (a renewal may be installed early)."""
+    versions = convenants.all_versions(ctx.conn, convenant_id)
+    if not versions:
         raise UnknownConvenant(f"convenant {convenant_id} is not installed here")
     keys = peers.signing_keys(ctx.conn)
     keys[ctx.keys.signing_fingerprint] = ctx.keys.signing_public
-    refusal = in_force(inst.convenant, inst.document, keys, ctx.clock())
-    if refusal is not None:
-        raise ConvenantNotInForce(refusal.detail)
+    now = ctx.clock()
+    refusals = [in_force(v.convenant, v.document, keys, now) for v in versions]
+    inst = next((v for v, r in zip(versions, refusals, strict=True) if r is None), None)
+    if inst is None:
+        first = refusals[0]
+        raise ConvenantNotInForce(first.detail if first else f"{convenant_id} is not in force")
     if inst.convenant.party(ctx.node_id) is None:
         raise NotAParty(f"this node is not a party to {convenant_id}")
     return inst.convenant

@@ -64,6 +64,15 @@ def latest(conn: sqlite3.Connection, convenant_id: str) -> Installed | None:
     return _load(row) if row else None
 
 
+def all_versions(conn: sqlite3.Connection, convenant_id: str) -> list[Installed]:
+    """Every installed version, newest first."""
+    rows = conn.execute(
+        "SELECT document, installed_at FROM convenants WHERE id = ? ORDER BY version DESC",
+        (convenant_id,),
+    ).fetchall()
+    return [_load(r) for r in rows]
+
+
 def latest_versions(conn: sqlite3.Connection) -> list[Installed]:
     rows = conn.execute(
         "SELECT c.document, c.installed_at FROM convenants c "
