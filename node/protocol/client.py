@@ -236,7 +236,11 @@ async def _sync_tag_set_locked(
         resp = parse_model(TagSetResponse, answer.payload)
     except ProtocolError as e:
         raise PartnerFailure("invalid", e.code, e.detail) from e
-    if resp.request_hash != jws.b64u_encode(doc.digest()) or resp.partner != party.node_id:
+    if (
+        resp.request_hash != jws.b64u_encode(doc.digest())
+        or resp.partner != party.node_id
+        or resp.requester != ctx.node_id
+    ):
         raise PartnerFailure(
             "invalid", "bad_binding", "tag-set response does not answer our request"
         )
@@ -245,6 +249,8 @@ async def _sync_tag_set_locked(
     if resp.head is None or resp.added is None or resp.removed is None:  # the model forbids it
         raise PartnerFailure("invalid", "malformed_message", "tag-set response lacks its tags")
     new = resp.head
+    if new.convenant_id != r.conv.id:
+        raise PartnerFailure("invalid", "bad_binding", "tag-set head names another convenant")
     if new.oprf_public_key != head.oprf_public_key or new.version < head.version:
         raise PartnerFailure(
             "invalid", "invalid_tag_set", "tag set does not match the evaluation's head"
