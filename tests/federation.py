@@ -39,6 +39,15 @@ DEFAULT_PARTIES: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
 )
 
 
+def bound_socket() -> socket.socket:
+    """A loopback socket bound to a free port and kept: no other socket (an outgoing
+    client connection's ephemeral port, say) can take the port before the server starts."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,6 +73,7 @@ class SimNode:
     ctx: NodeContext
     runner: web.AppRunner | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    sock: socket.socket | None = None  # held from init until the first start
 
     @property
     def url(self) -> str:
@@ -117,7 +127,8 @@ class Federation:
     # --- set-up -----------------------------------------------------------------
 
     def add_node(self, node_id: str, org_type: str) -> SimNode:
-        port = free_port()
+        sock = bound_socket()
+        port = int(sock.getsockname()[1])
         home = self.root / node_id
         cfg = NodeConfig.model_validate(
             {
@@ -131,7 +142,7 @@ class Federation:
         )
         admin.init_node(home, cfg)
         clock = Clock()
-        node = SimNode(node_id, home, port, clock, open_node(home, clock=clock))
+        node = SimNode(node_id, home, port, clock, open_node(home, clock=clock), sock=sock)
         for role in ("coordinator", "source", "privacy_officer", "admin"):
             node.tokens[role] = admin.create_user(node.ctx, f"{role}-{node_id}", role)
         self.nodes[node_id] = node
@@ -167,7 +178,11 @@ class Federation:
                 continue
             node.runner = web.AppRunner(make_app(node.ctx), access_log=None)
             await node.runner.setup()
-            await web.TCPSite(node.runner, "127.0.0.1", node.port).start()
+            if node.sock is not None:
+                await web.SockSite(node.runner, node.sock).start()
+                node.sock = None
+            else:
+                await web.TCPSite(node.runner, "127.0.0.1", node.port).start()
         if self.session is None:
             self.session = aiohttp.ClientSession()
 
@@ -182,7 +197,10 @@ class Federation:
             await runner.cleanup()
         for node_id in list(self.nodes):
             await self.stop(node_id)
-            self.nodes[node_id].ctx.close()
+            node = self.nodes[node_id]
+            if node.sock is not None:  # a node that was never started
+                node.sock.close()
+            node.ctx.close()
         if self.session is not None:
             await self.session.close()
 
@@ -282,10 +300,11 @@ class Interposer:
 async def interpose(fed: Federation, node_id: str) -> Interposer:
     node = fed.nodes[node_id]
     await fed.stop(node_id)
-    inner = free_port()
+    inner_sock = bound_socket()
+    inner = int(inner_sock.getsockname()[1])
     node.runner = web.AppRunner(make_app(node.ctx), access_log=None)
     await node.runner.setup()
-    await web.TCPSite(node.runner, "127.0.0.1", inner).start()
+    await web.SockSite(node.runner, inner_sock).start()
     proxy = Interposer(target_port=inner)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
