@@ -29,6 +29,7 @@ Printed: rows/s, total seconds (generation of the synthetic rows separately), pe
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import pstats
 import random
@@ -124,7 +125,37 @@ def _db_mb(ctx: Any) -> tuple[float, float]:
     return before, after
 
 
-def child_import(size: int, profile: bool) -> dict[str, Any]:
+async def _sync_phase(fed: Federation, subject: dict[str, Any], profile: bool
+                      ) -> dict[str, Any]:
+    """The requester fetches the provider's whole tag set over HTTP (first query), asks
+    again (in sync), then after a one-registration push asks again (a delta of one tag)."""
+    await fed.start()
+    out: dict[str, Any] = {}
+    try:
+        for label in ("full", "insync", "delta"):
+            if label == "delta":
+                reg = next(iter_bulk_registrations(1, random.Random(97)))
+                apply_changes(fed.nodes[PROVIDER].ctx, [Registration(
+                    ref="PUSH-DELTA", themes=reg.themes, identifiers=reg.identifiers)])
+            rss0 = peak_rss_mb()
+            t0 = time.perf_counter()
+            with profiled(profile and label == "delta") as prof:
+                result = await fed.query(REQUESTER, [subject])
+            out[f"sync_{label}_s"] = time.perf_counter() - t0
+            out[f"sync_{label}_rss_mb"] = peak_rss_mb() - rss0
+            status = {p["partner"]: p["status"] for p in result["partners"]}
+            if status.get(PROVIDER) != "hit":
+                print(f"  ! {label} query answered {result['partners']}", flush=True)
+            if prof is not None:
+                print(profile_report(pstats.Stats(prof), top=15, title=(
+                    "query after a one-registration push (requester fetches a delta "
+                    "of one tag; both nodes in this process)")), flush=True)
+    finally:
+        await fed.close()
+    return out
+
+
+def child_import(size: int, profile: bool, sync: bool = True) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-tagset-import-") as tmp:
         fed, _ = _federation(Path(tmp), install_at_provider=True)
         ctx = fed.nodes[PROVIDER].ctx
@@ -141,6 +172,13 @@ def child_import(size: int, profile: bool) -> dict[str, Any]:
             t1 = time.perf_counter()
             apply_changes(ctx, [one], actor="push")
             push.append(time.perf_counter() - t1)
+        push_prof = None
+        if profile:  # where a one-registration push spends its time on the full set
+            reg = next(iter_bulk_registrations(1, random.Random(98)))
+            one = Registration(ref="PUSH-PROFILED", themes=reg.themes,
+                               identifiers=reg.identifiers)
+            with profiled(True) as push_prof:
+                apply_changes(ctx, [one], actor="push")
         db_mb, db_ckpt_mb = _db_mb(ctx)
         out = {
             "mode": "import", "size": size, "total_s": total, **timing,
@@ -149,11 +187,20 @@ def child_import(size: int, profile: bool) -> dict[str, Any]:
             "home_mb": dir_size_mb(ctx.home), "push_ms_median": statistics.median(push) * 1000,
             "push_ms_max": max(push) * 1000,
         }
+        if sync:
+            print("  [sync] requester fetches the whole tag set over HTTP ...", flush=True)
+            first = next(iter_bulk_registrations(1, random.Random(2026)))
+            subject = first.identifiers[0].model_dump(mode="json", exclude_none=True)
+            out.update(asyncio.run(_sync_phase(fed, subject, profile)))
+            out["peak_rss_after_sync_mb"] = peak_rss_mb()
         for node in fed.nodes.values():
             node.ctx.close()
         if prof is not None:
-            print(profile_report(pstats.Stats(prof), title=f"import of {size:,} rows"),
-                  flush=True)
+            print(profile_report(pstats.Stats(prof), title=f"import of {size:,} rows "
+                                 "(including generating them)"), flush=True)
+        if push_prof is not None:
+            print(profile_report(pstats.Stats(push_prof), top=12,
+                                 title=f"one-registration push on {size:,} rows"), flush=True)
         return out
 
 
@@ -193,10 +240,12 @@ def child_rebuild(size: int, profile: bool) -> dict[str, Any]:
         return out
 
 
-def run_child(mode: str, size: int, profile: bool) -> dict[str, Any]:
+def run_child(mode: str, size: int, profile: bool, sync: bool) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--size", str(size)]
     if profile:
         cmd.append("--profile")
+    if not sync:
+        cmd.append("--no-sync")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     result: dict[str, Any] | None = None
     assert proc.stdout is not None
@@ -217,12 +266,17 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", choices=("import", "rebuild"),
                     default=["import", "rebuild"])
     ap.add_argument("--profile", action="store_true", help="cProfile the first size")
+    ap.add_argument("--no-sync", dest="sync", action="store_false",
+                    help="skip the requester's tag-set fetch after the import")
     ap.add_argument("--child", choices=("import", "rebuild"), help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        fn = child_import if args.child == "import" else child_rebuild
-        print("RESULT " + json.dumps(fn(args.size, args.profile)), flush=True)
+        if args.child == "import":
+            res = child_import(args.size, args.profile, args.sync)
+        else:
+            res = child_rebuild(args.size, args.profile)
+        print("RESULT " + json.dumps(res), flush=True)
         return
     sizes = args.sizes or ([10_000] if args.quick else [100_000, 1_000_000])
     sizes = [max(1, min(s, 20_000_000)) for s in sizes]
@@ -236,7 +290,7 @@ def main() -> None:
     for i, size in enumerate(sizes):
         for mode in args.modes:
             print(f"# {mode}, {size:,} registrations", flush=True)
-            r = run_child(mode, size, args.profile and i == 0)
+            r = run_child(mode, size, args.profile and i == 0, args.sync)
             results.append(r)
             bound = r["keys"] * per_eval
             if mode == "import":
@@ -253,7 +307,16 @@ def main() -> None:
                     f"{r['db_ckpt_mb']:.0f} MB after checkpoint\n"
                     f"  one-registration push on the full set: median "
                     f"{r['push_ms_median']:.0f} ms, max {r['push_ms_max']:.0f} ms "
-                    f"(crypto bound {3 * per_eval * 1000:.2f} ms)", flush=True)
+                    f"(crypto bound for its at most 3 keys {3 * per_eval * 1000:.2f} ms)",
+                    flush=True)
+                if "sync_full_s" in r:
+                    print(
+                        f"  requester's first query = full tag-set fetch over HTTP of "
+                        f"{r['keys']:,} tags: {r['sync_full_s']:.1f} s (+{r['sync_full_rss_mb']:.0f}"
+                        f" MB peak RSS, both nodes in one process); next query in sync: "
+                        f"{r['sync_insync_s'] * 1000:.0f} ms; query after a one-registration "
+                        f"push (delta of one tag): {r['sync_delta_s'] * 1000:.0f} ms",
+                        flush=True)
             else:
                 print(
                     f"  registry-only load {size:,} rows: {r['registry_load_s']:.1f} s "

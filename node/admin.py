@@ -91,10 +91,7 @@ def add_peer(
     with tx(ctx.conn):
         outcome = peers.add(ctx.conn, doc, ctx.clock(), rotate=rotate)
         if outcome != "unchanged":
-            log.append(
-                ctx.conn,
-                ctx.keys.signing,
-                ctx.node_id,
+            ctx.record(
                 [
                     log.LogEntry(
                         kind="peer." + outcome,
@@ -102,8 +99,7 @@ def add_peer(
                         outcome=outcome,
                         data={"signing_key_fingerprint": card.signing_fingerprint},
                     )
-                ],
-                ctx.clock(),
+                ]
             )
     return card, outcome
 
@@ -112,13 +108,7 @@ def revoke_peer(ctx: NodeContext, node_id: str) -> None:
     with tx(ctx.conn):
         if not peers.revoke(ctx.conn, node_id, ctx.clock()):
             return  # already revoked: nothing changes, nothing to log
-        log.append(
-            ctx.conn,
-            ctx.keys.signing,
-            ctx.node_id,
-            [log.LogEntry(kind="peer.revoked", counterparty=node_id, outcome="revoked")],
-            ctx.clock(),
-        )
+        ctx.record([log.LogEntry(kind="peer.revoked", counterparty=node_id, outcome="revoked")])
 
 
 def _known_keys(ctx: NodeContext) -> dict[str, bytes]:
@@ -185,10 +175,7 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
     with tx(ctx.conn):
         new = convenants.install(ctx.conn, doc, ctx.clock())
         if new:
-            log.append(
-                ctx.conn,
-                ctx.keys.signing,
-                ctx.node_id,
+            ctx.record(
                 [
                     log.LogEntry(
                         kind="convenant.installed",
@@ -197,8 +184,7 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
                         outcome="installed",
                         data={"parties": [p.node_id for p in conv.parties]},
                     )
-                ],
-                ctx.clock(),
+                ]
             )
         newest = convenants.latest(ctx.conn, conv.id)
         is_newest = newest is not None and newest.convenant.version == conv.version
@@ -261,12 +247,8 @@ def import_registrations(
 def create_user(ctx: NodeContext, name: str, role: str) -> str:
     with tx(ctx.conn):
         token = users.create(ctx.conn, name, role, ctx.clock())
-        log.append(
-            ctx.conn,
-            ctx.keys.signing,
-            ctx.node_id,
-            [log.LogEntry(kind="user.created", actor=name, outcome="created", data={"role": role})],
-            ctx.clock(),
+        ctx.record(
+            [log.LogEntry(kind="user.created", actor=name, outcome="created", data={"role": role})]
         )
     return token
 
@@ -274,13 +256,7 @@ def create_user(ctx: NodeContext, name: str, role: str) -> str:
 def revoke_user(ctx: NodeContext, name: str) -> None:
     with tx(ctx.conn):
         users.revoke(ctx.conn, name, ctx.clock())
-        log.append(
-            ctx.conn,
-            ctx.keys.signing,
-            ctx.node_id,
-            [log.LogEntry(kind="user.revoked", actor=name, outcome="revoked")],
-            ctx.clock(),
-        )
+        ctx.record([log.LogEntry(kind="user.revoked", actor=name, outcome="revoked")])
 
 
 def status(ctx: NodeContext) -> dict[str, Any]:

@@ -131,7 +131,10 @@ def json_option(f: F) -> F:
 
 def out_option(f: F) -> F:
     return click.option(
-        "-o", "--output", "output", type=click.Path(dir_okay=False, path_type=Path),
+        "-o",
+        "--output",
+        "output",
+        type=click.Path(dir_okay=False, path_type=Path),
         help="Write to this file instead of standard output.",
     )(f)
 
@@ -228,15 +231,26 @@ _HTTP_DEFAULTS = HttpConfig()
 )
 @click.option("--host", default=_HTTP_DEFAULTS.host, show_default=True, help="Listen address.")
 def init(
-    *, home: Path, node_id: str, organisation: str, org_type: str, endpoint: str, port: int,
+    *,
+    home: Path,
+    node_id: str,
+    organisation: str,
+    org_type: str,
+    endpoint: str,
+    port: int,
     host: str,
 ) -> None:
     """Create a node home: config, keys, self-signed peer card, database."""
     try:
-        cfg = NodeConfig.model_validate({
-            "node_id": node_id, "organisation": organisation, "org_type": org_type,
-            "endpoint": endpoint, "http": {"host": host, "port": port},
-        })
+        cfg = NodeConfig.model_validate(
+            {
+                "node_id": node_id,
+                "organisation": organisation,
+                "org_type": org_type,
+                "endpoint": endpoint,
+                "http": {"host": host, "port": port},
+            }
+        )
     except ValidationError as e:
         raise InputError(_first_error(e)) from e
     card, _ = verify_card(admin.init_node(home, cfg).to_json())
@@ -319,21 +333,37 @@ def peer_list(home: Path, as_json: bool) -> None:
         for p in known
     }
     if as_json:
-        print_json([{
-            "node_id": p.node_id, "organisation": p.card.organisation,
-            "org_type": p.card.org_type, "endpoint": p.card.endpoint_url,
-            "signing_key_fingerprint": p.card.signing_fingerprint,
-            "encryption_key_fingerprint": p.card.encryption_fingerprint,
-            "valid_until": rfc3339(p.card.valid_until), "revoked_at": p.revoked_at,
-            "state": state[p.node_id],
-        } for p in known])
+        print_json(
+            [
+                {
+                    "node_id": p.node_id,
+                    "organisation": p.card.organisation,
+                    "org_type": p.card.org_type,
+                    "endpoint": p.card.endpoint_url,
+                    "signing_key_fingerprint": p.card.signing_fingerprint,
+                    "encryption_key_fingerprint": p.card.encryption_fingerprint,
+                    "valid_until": rfc3339(p.card.valid_until),
+                    "revoked_at": p.revoked_at,
+                    "state": state[p.node_id],
+                }
+                for p in known
+            ]
+        )
     elif not known:
         click.echo("no peers; add one with 'vhnode peer add CARD.json'")
     else:
         print_table(
             ["node id", "org type", "state", "signing key", "endpoint"],
-            [[p.node_id, p.card.org_type, state[p.node_id], p.card.signing_fingerprint[:16] + "…",
-              p.card.endpoint_url] for p in known],
+            [
+                [
+                    p.node_id,
+                    p.card.org_type,
+                    state[p.node_id],
+                    p.card.signing_fingerprint[:16] + "…",
+                    p.card.endpoint_url,
+                ]
+                for p in known
+            ],
         )
 
 
@@ -436,8 +466,10 @@ def user_list(home: Path, as_json: bool) -> None:
     else:
         print_table(
             ["name", "role", "created", "revoked"],
-            [[str(r["name"]), str(r["role"]), str(r["created_at"]), r["revoked_at"] or ""]
-             for r in rows],
+            [
+                [str(r["name"]), str(r["role"]), str(r["created_at"]), r["revoked_at"] or ""]
+                for r in rows
+            ],
         )
 
 
@@ -514,13 +546,26 @@ def convenant_status(home: Path, file: Path, as_json: bool) -> None:
     with node_at(home) as ctx:
         conv, rows, why_not = admin.convenant_status(ctx, doc_json)
     if as_json:
-        print_json({
-            "id": conv.id, "version": conv.version, "title": conv.title,
-            "valid_from": rfc3339(conv.valid_from), "valid_until": rfc3339(conv.valid_until),
-            "in_force": why_not is None, "reason": why_not,
-            "parties": [{"node_id": r.node_id, "organisation": r.organisation,
-                         "roles": list(r.roles), "signature": r.signature} for r in rows],
-        })
+        print_json(
+            {
+                "id": conv.id,
+                "version": conv.version,
+                "title": conv.title,
+                "valid_from": rfc3339(conv.valid_from),
+                "valid_until": rfc3339(conv.valid_until),
+                "in_force": why_not is None,
+                "reason": why_not,
+                "parties": [
+                    {
+                        "node_id": r.node_id,
+                        "organisation": r.organisation,
+                        "roles": list(r.roles),
+                        "signature": r.signature,
+                    }
+                    for r in rows
+                ],
+            }
+        )
         return
     click.echo(f"convenant {conv.id} v{conv.version}: {conv.title}")
     click.echo(f"valid {rfc3339(conv.valid_from)} to {rfc3339(conv.valid_until)}")
@@ -552,12 +597,18 @@ def convenant_list(home: Path, as_json: bool) -> None:
         for inst in convenants.latest_versions(ctx.conn):
             conv, _, why_not = admin.convenant_status(ctx, inst.document.to_json())
             party = conv.party(ctx.node_id)
-            rows.append({
-                "id": conv.id, "version": conv.version, "title": conv.title,
-                "valid_until": rfc3339(conv.valid_until), "installed_at": inst.installed_at,
-                "roles": list(party.roles) if party else [],
-                "in_force": why_not is None, "reason": why_not,
-            })
+            rows.append(
+                {
+                    "id": conv.id,
+                    "version": conv.version,
+                    "title": conv.title,
+                    "valid_until": rfc3339(conv.valid_until),
+                    "installed_at": inst.installed_at,
+                    "roles": list(party.roles) if party else [],
+                    "in_force": why_not is None,
+                    "reason": why_not,
+                }
+            )
     if as_json:
         print_json(rows)
     elif not rows:
@@ -565,8 +616,16 @@ def convenant_list(home: Path, as_json: bool) -> None:
     else:
         print_table(
             ["id", "version", "our roles", "valid until", "state"],
-            [[r["id"], str(r["version"]), ",".join(r["roles"]), r["valid_until"],
-              "in force" if r["in_force"] else f"not in force: {r['reason']}"] for r in rows],
+            [
+                [
+                    r["id"],
+                    str(r["version"]),
+                    ",".join(r["roles"]),
+                    r["valid_until"],
+                    "in force" if r["in_force"] else f"not in force: {r['reason']}",
+                ]
+                for r in rows
+            ],
         )
 
 
@@ -594,20 +653,29 @@ def _person(text: str) -> SubjectIdentifier:
     if len(parts) != 4:
         raise InputError(f"--person: expected '{PERSON_FORMAT}' (4 fields), got {len(parts)}")
     surname, tussenvoegsel, first_names, birth_date = parts
-    return parse_identifier({
-        "kind": "person", "surname": surname, "tussenvoegsel": tussenvoegsel or None,
-        "first_names": first_names, "birth_date": birth_date,
-    })
+    return parse_identifier(
+        {
+            "kind": "person",
+            "surname": surname,
+            "tussenvoegsel": tussenvoegsel or None,
+            "first_names": first_names,
+            "birth_date": birth_date,
+        }
+    )
 
 
 def _address(text: str) -> SubjectIdentifier:
     parts = [p.strip() for p in text.split("|")]
     if len(parts) not in (2, 3):
         raise InputError(f"--address: expected '{ADDRESS_FORMAT}' (addition optional)")
-    return parse_identifier({
-        "kind": "address", "postcode": parts[0], "house_number": parts[1],
-        "addition": (parts[2] or None) if len(parts) == 3 else None,
-    })
+    return parse_identifier(
+        {
+            "kind": "address",
+            "postcode": parts[0],
+            "house_number": parts[1],
+            "addition": (parts[2] or None) if len(parts) == 3 else None,
+        }
+    )
 
 
 async def _post_json(url: str, token: str, body: Any) -> tuple[int, str, str]:
@@ -673,9 +741,18 @@ def print_query_result(result: dict[str, Any]) -> None:
 )
 @json_option
 def query(
-    *, home: Path, convenant_id: str, purpose: str, case_ref: str, bsns: tuple[str, ...],
-    persons: tuple[str, ...], addresses: tuple[str, ...], partners: tuple[str, ...],
-    url: str | None, token: str, as_json: bool,
+    *,
+    home: Path,
+    convenant_id: str,
+    purpose: str,
+    case_ref: str,
+    bsns: tuple[str, ...],
+    persons: tuple[str, ...],
+    addresses: tuple[str, ...],
+    partners: tuple[str, ...],
+    url: str | None,
+    token: str,
+    as_json: bool,
 ) -> None:
     """Ask bekendheid of every partner of a convenant, through the running node."""
     subjects: list[SubjectIdentifier] = [parse_identifier({"kind": "bsn", "bsn": b}) for b in bsns]
@@ -685,7 +762,9 @@ def query(
         raise click.UsageError("give at least one --bsn, --person or --address")
     base = url or str(load_config(home.expanduser()).endpoint)
     body: dict[str, Any] = {
-        "convenant_id": convenant_id, "purpose": purpose, "case_ref": case_ref,
+        "convenant_id": convenant_id,
+        "purpose": purpose,
+        "case_ref": case_ref,
         "subjects": [s.model_dump(mode="json") for s in subjects],
     }
     if partners:

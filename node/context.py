@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ from node.config import CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, load_config
 from node.errors import ConfigError
 from node.keys import NodeKeys
 from node.policy.rate_limit import RateLimiter
-from node.store import db
+from node.store import db, log
 
 Clock = Callable[[], datetime]
 
@@ -48,6 +48,11 @@ class NodeContext:
         if convenant_id not in self._oprf_keys:
             self._oprf_keys[convenant_id] = self.keys.oprf_key(convenant_id)
         return self._oprf_keys[convenant_id]
+
+    def record(self, entries: Sequence[log.LogEntry], now: datetime | None = None) -> None:
+        """Append log entries inside the caller's open transaction (docs/protocol.md §9),
+        so a state change and its record commit together."""
+        log.append(self.conn, self.keys.signing, self.node_id, entries, now or self.clock())
 
     def close(self) -> None:
         self.conn.close()

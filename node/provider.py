@@ -211,10 +211,7 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
             payload = EvaluateResponse(
                 **base, outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
             ).wire()
-        log.append(
-            ctx.conn,
-            ctx.keys.signing,
-            ctx.node_id,
+        ctx.record(
             [
                 log.LogEntry(
                     kind="bekendheid.refused" if refusal else "bekendheid.evaluated",
@@ -294,10 +291,7 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
             payload = TagSetResponse(
                 **base, outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
             ).wire()
-        log.append(
-            ctx.conn,
-            ctx.keys.signing,
-            ctx.node_id,
+        ctx.record(
             [
                 log.LogEntry(
                     kind="tag_set.refused" if refusal else "tag_set.served",

@@ -85,9 +85,7 @@ def _url(address: object, fallback_host: str, fallback_port: int) -> str:
     return f"http://{host}:{port}"
 
 
-async def serve(
-    ctx: NodeContext, host: str, port: int, ready: asyncio.Event | None = None
-) -> None:
+async def serve(ctx: NodeContext, host: str, port: int, ready: asyncio.Event | None = None) -> None:
     """Serve ``ctx`` on host:port until SIGTERM/SIGINT or cancellation; then close ``ctx``.
 
     ``ready`` is set once the socket listens. Raises ConfigError for a host that is

@@ -117,20 +117,7 @@ def apply_changes(
             if entered or left:
                 head = tag_sets.publish(conn, scope.convenant_id, entered, left, now)
                 summary.published[scope.convenant_id] = head.version
-                entries.append(
-                    log.LogEntry(
-                        kind="tag_set.published",
-                        convenant_id=scope.convenant_id,
-                        actor=actor,
-                        outcome="published",
-                        data={
-                            "version": head.version,
-                            "count": head.count,
-                            "added": len(entered),
-                            "removed": len(left),
-                        },
-                    )
-                )
+                entries.append(_published(scope.convenant_id, None, head, entered, left, actor))
         if summary.upserted or summary.removed:
             entries.insert(
                 0,
@@ -146,8 +133,31 @@ def apply_changes(
                 ),
             )
         if entries:
-            log.append(conn, ctx.keys.signing, ctx.node_id, entries, now)
+            ctx.record(entries, now)
     return summary
+
+
+def _published(
+    convenant_id: str,
+    convenant_version: int | None,
+    head: tag_sets.Head,
+    entered: Sequence[bytes],
+    left: Sequence[bytes],
+    actor: str | None,
+) -> log.LogEntry:
+    return log.LogEntry(
+        kind="tag_set.published",
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        actor=actor,
+        outcome="published",
+        data={
+            "version": head.version,
+            "count": head.count,
+            "added": len(entered),
+            "removed": len(left),
+        },
+    )
 
 
 def rebuild(ctx: NodeContext, conv: Convenant, actor: str | None = None) -> int | None:
@@ -183,25 +193,5 @@ def rebuild(ctx: NodeContext, conv: Convenant, actor: str | None = None) -> int 
     if not entered and not left and tag_sets.head(ctx.conn, conv.id).version > 0:
         return None
     head = tag_sets.publish(ctx.conn, conv.id, entered, left, now)
-    log.append(
-        ctx.conn,
-        ctx.keys.signing,
-        ctx.node_id,
-        [
-            log.LogEntry(
-                kind="tag_set.published",
-                convenant_id=conv.id,
-                convenant_version=conv.version,
-                actor=actor,
-                outcome="published",
-                data={
-                    "version": head.version,
-                    "count": head.count,
-                    "added": len(entered),
-                    "removed": len(left),
-                },
-            )
-        ],
-        now,
-    )
+    ctx.record([_published(conv.id, conv.version, head, entered, left, actor)], now)
     return head.version

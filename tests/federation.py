@@ -137,7 +137,7 @@ class Federation:
                 "org_type": org_type,
                 "endpoint": f"http://127.0.0.1:{port}",
                 "http": {"host": "127.0.0.1", "port": port},
-                "peers": {"timeout_seconds": 2.0, "tag_set_timeout_seconds": 10.0},
+                "peers": {"timeout_seconds": 4.0, "tag_set_timeout_seconds": 10.0},
             }
         )
         admin.init_node(home, cfg)

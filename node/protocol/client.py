@@ -427,10 +427,7 @@ async def ask_bekendheid(
     pseudonyms = tuple(log.pseudonym(ctx.keys.pseudonym_key(), k.decode()) for k in keys)
     now = ctx.clock()
     with tx(ctx.conn):
-        log.append(
-            ctx.conn,
-            ctx.keys.signing,
-            ctx.node_id,
+        ctx.record(
             [
                 log.LogEntry(
                     kind="bekendheid.asked",

@@ -327,8 +327,7 @@ def _tip(conn: sqlite3.Connection) -> tuple[int, bytes, _Frontier, TreeHead | No
     head_size = 0 if head is None else head.tree_size
     if head_size != size:
         raise LogCorrupted(
-            f"latest signed tree head covers {head_size} entries but the log has {size};"
-            " run verify"
+            f"latest signed tree head covers {head_size} entries but the log has {size}; run verify"
         )
     return size, prev, frontier, head
 
@@ -359,9 +358,7 @@ def append(
     if not entries:
         if head is not None:
             return head
-        return _sign_head(
-            conn, signing_key, node_id=node_id, tree_size=0, root=EMPTY_ROOT, now=now
-        )
+        return _sign_head(conn, signing_key, node_id=node_id, tree_size=0, root=EMPTY_ROOT, now=now)
 
     time = rfc3339(now)
     rows: list[tuple[Any, ...]] = []
@@ -374,10 +371,18 @@ def append(
             raise ValueError(f"{entry.kind}: entry is not JSON-serialisable: {e.detail}") from e
         prev = leaf_hash(body)
         frontier.push(prev)
-        rows.append((
-            seq, body.decode("utf-8"), prev, entry.kind, time,
-            entry.trace_id, entry.convenant_id, entry.counterparty,
-        ))
+        rows.append(
+            (
+                seq,
+                body.decode("utf-8"),
+                prev,
+                entry.kind,
+                time,
+                entry.trace_id,
+                entry.convenant_id,
+                entry.counterparty,
+            )
+        )
         subject_rows.extend((seq, s) for s in dict.fromkeys(entry.subjects))
 
     conn.executemany(
@@ -399,7 +404,12 @@ def append(
 # --- verify ----------------------------------------------------------------------------
 
 ProblemKind = Literal[
-    "edited", "missing", "reordered", "truncated", "bad_signature", "bad_head",
+    "edited",
+    "missing",
+    "reordered",
+    "truncated",
+    "bad_signature",
+    "bad_head",
     "inconsistent_columns",
 ]
 
@@ -544,10 +554,24 @@ class _Jump:
 
 _MAX_JUMPS = 1000
 
-_BODY_KEYS = frozenset({
-    "seq", "prev", "time", "node", "kind", "trace_id", "convenant", "purpose", "actor",
-    "counterparty", "subjects", "outcome", "reason", "data",
-})
+_BODY_KEYS = frozenset(
+    {
+        "seq",
+        "prev",
+        "time",
+        "node",
+        "kind",
+        "trace_id",
+        "convenant",
+        "purpose",
+        "actor",
+        "counterparty",
+        "subjects",
+        "outcome",
+        "reason",
+        "data",
+    }
+)
 
 
 def _parse_body(raw: bytes) -> dict[str, Any] | str:
@@ -570,7 +594,8 @@ def _parse_body(raw: bytes) -> dict[str, Any] | str:
             return f"body {key} is not text or null"
     conv = body["convenant"]
     if conv is not None and (
-        not isinstance(conv, dict) or set(conv) != {"id", "version"}
+        not isinstance(conv, dict)
+        or set(conv) != {"id", "version"}
         or not isinstance(conv["id"], str)
         or (conv["version"] is not None and type(conv["version"]) is not int)
     ):
@@ -614,12 +639,18 @@ class _Verifier:
         self.last_orphan: int | None = None
 
     def run(self) -> VerifyReport:
-        heads = _Peek(iter(self.conn.execute(
-            "SELECT tree_size, root_hash, signed_at, jws FROM tree_heads ORDER BY tree_size"
-        )))
-        subjects = _Peek(iter(self.conn.execute(
-            "SELECT seq, pseudonym FROM log_subjects ORDER BY seq, pseudonym"
-        )))
+        heads = _Peek(
+            iter(
+                self.conn.execute(
+                    "SELECT tree_size, root_hash, signed_at, jws FROM tree_heads ORDER BY tree_size"
+                )
+            )
+        )
+        subjects = _Peek(
+            iter(
+                self.conn.execute("SELECT seq, pseudonym FROM log_subjects ORDER BY seq, pseudonym")
+            )
+        )
         rows = self.conn.execute(
             "SELECT seq, body, leaf_hash, kind, time, trace_id, convenant_id, counterparty"
             " FROM log_entries ORDER BY seq"
@@ -685,7 +716,8 @@ class _Verifier:
             # Entries continue in order (also inside a renumbered stretch): check the link.
             if contiguous and bytes.fromhex(body["prev"]) not in self.prev_hashes:
                 self.problems.add(
-                    s - 1, "edited",
+                    s - 1,
+                    "edited",
                     f"entry {b} does not link to the entry before it (its prev is not that"
                     f" entry's leaf hash): row {s - 1} was rewritten with its leaf_hash"
                     " recomputed, or entries between them were removed and renumbered",
@@ -708,7 +740,8 @@ class _Verifier:
         elif offset != 0:
             # Backwards: this entry stands after entries that come after it.
             self.problems.add(
-                s, "reordered",
+                s,
+                "reordered",
                 f"row {s} holds entry {b}, which belongs before row {s - 1}'s entry",
             )
         return offset
@@ -716,8 +749,11 @@ class _Verifier:
     def _columns(self, s: int, body: dict[str, Any], columns: tuple[Any, ...]) -> None:
         conv = body["convenant"]
         want = (
-            body["kind"], body["time"], body["trace_id"],
-            None if conv is None else conv["id"], body["counterparty"],
+            body["kind"],
+            body["time"],
+            body["trace_id"],
+            None if conv is None else conv["id"],
+            body["counterparty"],
         )
         names = ("kind", "time", "trace_id", "convenant_id", "counterparty")
         wrong = [n for n, got, exp in zip(names, columns, want, strict=True) if got != exp]
@@ -740,7 +776,8 @@ class _Verifier:
         if self.last_orphan != seq:
             self.last_orphan = seq
             self.problems.add(
-                seq, "inconsistent_columns",
+                seq,
+                "inconsistent_columns",
                 f"log_subjects has rows for entry {seq}, which is not in the log",
             )
 
@@ -749,18 +786,21 @@ class _Verifier:
             unseen_now = (j.hi - j.lo + 1) - self.seen.count(j.lo, j.hi)
             if unseen_now == 0:
                 self.problems.add(
-                    j.row, "reordered",
+                    j.row,
+                    "reordered",
                     f"row {j.row} holds entry {j.entry}; {_span_is(j.lo, j.hi, 'appear')} later",
                 )
             elif unseen_now == j.unseen:
                 self.problems.add(
-                    j.lo, "missing",
+                    j.lo,
+                    "missing",
                     f"{_span(j.lo, j.hi)} not in the log; row {j.row} holds entry {j.entry}"
                     " (the rows after it were renumbered)",
                 )
             else:
                 self.problems.add(
-                    j.lo, "missing",
+                    j.lo,
+                    "missing",
                     f"of {_span(j.lo, j.hi)}, {unseen_now} not in the log and the rest moved;"
                     f" row {j.row} holds entry {j.entry}",
                 )
@@ -786,11 +826,15 @@ class _Verifier:
             self.problems.add(seq, "bad_head", f"tree head {tree_size}: {detail}", tree_size)
             return
         if (head.tree_size, head.root_hash, rfc3339(head.signed_at)) != (
-            tree_size, root_col, signed_at_col
+            tree_size,
+            root_col,
+            signed_at_col,
         ):
             self.problems.add(
-                seq, "inconsistent_columns",
-                f"tree head {tree_size}: columns differ from the signed head", tree_size,
+                seq,
+                "inconsistent_columns",
+                f"tree head {tree_size}: columns differ from the signed head",
+                tree_size,
             )
         if with_root and head.tree_size == self.frontier.size:
             if head.root_hash == self.frontier.root():
@@ -799,7 +843,8 @@ class _Verifier:
                 # Every later root covers the same changed leaves: report the first only.
                 self.root_diverged = True
                 self.problems.add(
-                    seq, "bad_head",
+                    seq,
+                    "bad_head",
                     f"signed tree head {tree_size} does not match the entries now in the log",
                     tree_size,
                 )
@@ -809,22 +854,22 @@ class _Verifier:
         latest = self.latest_head_size
         if latest is None:
             if size:
-                self.problems.add(
-                    0, "bad_head", f"no signed tree head covers {_span(0, size - 1)}"
-                )
+                self.problems.add(0, "bad_head", f"no signed tree head covers {_span(0, size - 1)}")
         elif latest > size:
             self.problems.add(
-                size, "truncated",
+                size,
+                "truncated",
                 f"the latest signed tree head covers {latest} entries, the log ends at"
                 f" {size}: {_span(size, latest - 1)} removed",
                 latest,
             )
         elif latest < size:
             self.problems.add(
-                latest, "bad_head",
-                f"{_span(latest, size - 1)} not covered by any signed tree head", latest,
+                latest,
+                "bad_head",
+                f"{_span(latest, size - 1)} not covered by any signed tree head",
+                latest,
             )
-
 
     def _check_frontier(self) -> None:
         # Derived state, but append trusts it: a wrong frontier would make the next head
@@ -839,7 +884,8 @@ class _Verifier:
         if stored != self.frontier.levels:
             size = self.frontier.size
             self.problems.add(
-                size - 1 if size else None, "inconsistent_columns",
+                size - 1 if size else None,
+                "inconsistent_columns",
                 "log_frontier differs from the tree recomputed from the entries"
                 " (the next append would fail or sign a wrong root)",
             )
