@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
+import functools
 import io
 import os
 import platform
@@ -86,7 +87,7 @@ def machine_busy_seconds() -> float:
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of a non-empty sequence."""
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, round(p / 100 * len(s) + 0.5) - 1))
     return s[k]
 
 
@@ -119,17 +120,17 @@ def protocol_crypto_costs(batch_sizes: Sequence[int], budget: float) -> dict[str
         inputs = [f"bsn:{100000000 + i:09d}".encode() for i in range(k)]
         blinds, blinded = oprf.blind(inputs)
         evaluated, proof = oprf.blind_evaluate(sk, pk, blinded)
-        out[f"blind:{k}"] = seconds_per_call(lambda i=inputs: oprf.blind(i), budget)
+        out[f"blind:{k}"] = seconds_per_call(functools.partial(oprf.blind, inputs), budget)
         out[f"blind_evaluate:{k}"] = seconds_per_call(
-            lambda b=blinded: oprf.blind_evaluate(sk, pk, b), budget
+            functools.partial(oprf.blind_evaluate, sk, pk, blinded), budget
         )
         out[f"finalize:{k}"] = seconds_per_call(
-            lambda i=inputs, r=blinds, b=blinded, e=evaluated, p=proof: oprf.finalize(
-                i, r, b, e, pk, p
-            ),
+            functools.partial(oprf.finalize, inputs, blinds, blinded, evaluated, pk, proof),
             budget,
         )
-        out[f"evaluate:{k}"] = seconds_per_call(lambda i=inputs: oprf.evaluate(sk, i), budget)
+        out[f"evaluate:{k}"] = seconds_per_call(
+            functools.partial(oprf.evaluate, sk, inputs), budget
+        )
     key = nacl.signing.SigningKey.generate()
     message = os.urandom(700)
     signed = key.sign(message)
@@ -182,21 +183,26 @@ class CryptoCounter:
 
 
 def add_node(
-    fed: Federation, node_id: str, org_type: str, limits: dict[str, Any] | None = None,
+    fed: Federation,
+    node_id: str,
+    org_type: str,
+    limits: dict[str, Any] | None = None,
     peer_timeout: float = 10.0,
 ) -> SimNode:
     """tests.federation.Federation.add_node with the node's [limits] raised for benchmarks."""
     port = free_port()
     home = fed.root / node_id
-    cfg = NodeConfig.model_validate({
-        "node_id": node_id,
-        "organisation": f"{org_type.capitalize()} benchregio",
-        "org_type": org_type,
-        "endpoint": f"http://127.0.0.1:{port}",
-        "http": {"host": "127.0.0.1", "port": port},
-        "limits": limits or HUGE_LIMITS,
-        "peers": {"timeout_seconds": peer_timeout, "tag_set_timeout_seconds": 120.0},
-    })
+    cfg = NodeConfig.model_validate(
+        {
+            "node_id": node_id,
+            "organisation": f"{org_type.capitalize()} benchregio",
+            "org_type": org_type,
+            "endpoint": f"http://127.0.0.1:{port}",
+            "http": {"host": "127.0.0.1", "port": port},
+            "limits": limits or HUGE_LIMITS,
+            "peers": {"timeout_seconds": peer_timeout, "tag_set_timeout_seconds": 120.0},
+        }
+    )
     admin.init_node(home, cfg)
     clock = Clock()
     node = SimNode(node_id, home, port, clock, open_node(home, clock=clock))
@@ -231,7 +237,10 @@ class NodeProcesses:
         self.logs[node_id] = home / "serve.log"
         with self.logs[node_id].open("ab") as log_file:  # a file, not a pipe nobody drains
             self.procs[node_id] = subprocess.Popen(
-                cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                cmd,
+                cwd=ROOT,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
 
@@ -336,18 +345,25 @@ def profile_report(
             continue
         by_cat[cat] += tt
     out = io.StringIO()
-    print(f"--- {title}: self time by category (cProfile, {total:.2f} s profiled; generic "
-          "built-ins charged to their callers) ---", file=out)
+    print(
+        f"--- {title}: self time by category (cProfile, {total:.2f} s profiled; generic "
+        "built-ins charged to their callers) ---",
+        file=out,
+    )
     for cat in CATEGORIES:
         print(f"  {cat:<18} {by_cat[cat]:8.2f} s  {100 * by_cat[cat] / total:5.1f} %", file=out)
     others = sorted(
-        ((v[2], f"{Path(k[0]).name}:{k[1]}({k[2]})") for k, v in raw.items()
-         if _category(k[0], k[2]) == "other" and k[0] != "~"),
+        (
+            (v[2], f"{Path(k[0]).name}:{k[1]}({k[2]})")
+            for k, v in raw.items()
+            if _category(k[0], k[2]) == "other" and k[0] != "~"
+        ),
         reverse=True,
     )[:show_other]
     if others:
-        print("  largest 'other': " + ", ".join(f"{name} {t:.2f} s" for t, name in others),
-              file=out)
+        print(
+            "  largest 'other': " + ", ".join(f"{name} {t:.2f} s" for t, name in others), file=out
+        )
     for key, label in (("tottime", "self"), ("cumulative", "cumulative")):
         buf = io.StringIO()
         saved, stats.stream = stats.stream, buf  # type: ignore[attr-defined]

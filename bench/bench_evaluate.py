@@ -41,9 +41,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_common import (  # noqa: E402
-    PYTHON,
+import aiohttp
+import nacl.signing
+from bench_common import (
     POLICE_THEMES,
+    PYTHON,
     NodeProcesses,
     add_node,
     cpu_seconds_pid,
@@ -55,20 +57,17 @@ from bench_common import (  # noqa: E402
     profile_report,
     protocol_crypto_costs,
 )
-from bench_crypto import crypto_bound  # noqa: E402
+from bench_crypto import crypto_bound
 
-import aiohttp  # noqa: E402
-import nacl.signing  # noqa: E402
-
-from node.protocol import jws, oprf  # noqa: E402
-from node.protocol.bekendheid import (  # noqa: E402
+from node.protocol import jws, oprf
+from node.protocol.bekendheid import (
     EVALUATE_REQUEST_TYP,
     EVALUATE_RESPONSE_TYP,
     EvaluateRequest,
 )
-from node.synthetic import iter_bulk_registrations  # noqa: E402
-from node.tag_sets import apply_changes  # noqa: E402
-from tests.federation import CONVENANT_ID, PURPOSE, Federation, convenant_toml  # noqa: E402
+from node.synthetic import iter_bulk_registrations
+from node.tag_sets import apply_changes
+from tests.federation import CONVENANT_ID, PURPOSE, Federation, convenant_toml
 
 PARTNER = "p01-politie"
 REQUESTER = "vh-bench"
@@ -107,8 +106,13 @@ class RequestFactory:
 
 
 async def load(
-    url: str, factory: RequestFactory, concurrency: int, seconds: float,
-    prepared: list[bytes], partner_key: bytes, record: bool = True,
+    url: str,
+    factory: RequestFactory,
+    concurrency: int,
+    seconds: float,
+    prepared: list[bytes],
+    partner_key: bytes,
+    record: bool = True,
 ) -> dict[str, Any]:
     """``concurrency`` tasks posting back to back for ``seconds``; bounded by time."""
     lat: list[float] = []
@@ -173,11 +177,15 @@ def build(root: Path, registrations: int, parties: int) -> tuple[Federation, Pat
     for node_id, org in extra:
         add_node(fed, node_id, org)
     fed.exchange_cards()
-    fed.sign_and_install(convenant_toml([
-        (REQUESTER, "veiligheidshuis", (), True),
-        (PARTNER, "politie", POLICE_THEMES, False),
-        *((node_id, org, POLICE_THEMES, False) for node_id, org in extra),
-    ]))
+    fed.sign_and_install(
+        convenant_toml(
+            [
+                (REQUESTER, "veiligheidshuis", (), True),
+                (PARTNER, "politie", POLICE_THEMES, False),
+                *((node_id, org, POLICE_THEMES, False) for node_id, org in extra),
+            ]
+        )
+    )
     regs = list(iter_bulk_registrations(registrations, random.Random(11)))
     apply_changes(fed.nodes[PARTNER].ctx, regs, actor="bench")
     node = fed.nodes[PARTNER]
@@ -185,8 +193,13 @@ def build(root: Path, registrations: int, parties: int) -> tuple[Federation, Pat
 
 
 async def run_case(
-    url: str, pid: int, signing: nacl.signing.SigningKey, partner_key: bytes, k: int,
-    concurrency: int, seconds: float,
+    url: str,
+    pid: int,
+    signing: nacl.signing.SigningKey,
+    partner_key: bytes,
+    k: int,
+    concurrency: int,
+    seconds: float,
 ) -> dict[str, Any]:
     factory = RequestFactory(signing, k)
     # Unrecorded warm-up with live signing: sizes the pool and warms the node.
@@ -211,8 +224,7 @@ async def run_case(
     return r
 
 
-def print_case(parties: int, k: int, c: int, r: dict[str, Any], costs: dict[str, float]
-               ) -> None:
+def print_case(parties: int, k: int, c: int, r: dict[str, Any], costs: dict[str, float]) -> None:
     rps = r["ok"] / r["wall"]
     bound = 1 / (costs["verify"] + costs["sign"] + costs[f"blind_evaluate:{k}"])
     lat = r["lat"] or [0.0]
@@ -228,35 +240,51 @@ def print_case(parties: int, k: int, c: int, r: dict[str, Any], costs: dict[str,
         shown = [e for e in r["errors"] if e][:3]
         print(f"   ! {len(r['errors'])} failed responses, e.g. {shown}")
     if r["generated_live"]:
-        print(f"   ! prepared pool ran out: {r['generated_live']} requests were signed "
-              "during the window (the generator's CPU competed with its sending)")
+        print(
+            f"   ! prepared pool ran out: {r['generated_live']} requests were signed "
+            "during the window (the generator's CPU competed with its sending)"
+        )
 
 
 async def main_async(args: argparse.Namespace) -> None:
     print(f"bench_evaluate — {machine_line()}")
-    print("All traffic on 127.0.0.1. The answering node runs as its own 'vhnode serve' "
-          "process (one asyncio thread, so at most one of the 2 cores);\nthe load generator "
-          "runs in this process on the other core.")
+    print(
+        "All traffic on 127.0.0.1. The answering node runs as its own 'vhnode serve' "
+        "process (one asyncio thread, so at most one of the 2 cores);\nthe load generator "
+        "runs in this process on the other core."
+    )
     budget = 0.02 if args.quick else 0.3
     prims = crypto_bound(budget)
     costs = protocol_crypto_costs(sorted(set(args.elements)), budget)
-    print("crypto measured in this run: "
-          + ", ".join(f"{k} {1e6 / v:.1f} µs" for k, v in prims.items())
-          + "; exact: " + ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in costs.items()
-                                    if k.startswith("blind_evaluate") or k in ("sign", "verify")))
+    print(
+        "crypto measured in this run: "
+        + ", ".join(f"{k} {1e6 / v:.1f} µs" for k, v in prims.items())
+        + "; exact: "
+        + ", ".join(
+            f"{k} {v * 1e6:.0f} µs"
+            for k, v in costs.items()
+            if k.startswith("blind_evaluate") or k in ("sign", "verify")
+        )
+    )
     for k in sorted(set(args.elements)):
         per = costs["verify"] + costs["sign"] + costs[f"blind_evaluate:{k}"]
-        print(f"bound, {k} element(s)/request: verify + sign + blind_evaluate({k}) = "
-              f"{per * 1e6:.0f} µs -> {1 / per:,.0f} requests/s, {k / per:,.0f} elements/s "
-              "on one core (the node also signs a log tree head per request: +1 sign)")
-    print("'node'/'loadgen' = CPU use of the node / the load generator (1 core = 100%); "
-          "'bd' = crypto-only bound on one core; 'req/cpu-s' = requests per CPU-second of\n"
-          "the node (its capacity on one whole core, robust to other load); 'other' = cores "
-          "used meanwhile by processes outside this bench (from /proc/stat).")
-    header = (f"{'parties':>7} {'elements':>8} {'conc':>5} {'secs':>5} {'ok':>7} {'req/s':>7} "
-              f"{'elem/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'node':>5} {'loadgen':>7} "
-              f"{'bd req/s':>8} {'bd el/s':>8} {'of bd':>5} {'req/cpu-s':>9} "
-              f"{'el/cpu-s':>8} {'other':>5}")
+        print(
+            f"bound, {k} element(s)/request: verify + sign + blind_evaluate({k}) = "
+            f"{per * 1e6:.0f} µs -> {1 / per:,.0f} requests/s, {k / per:,.0f} elements/s "
+            "on one core (the node also signs a log tree head per request: +1 sign)"
+        )
+    print(
+        "'node'/'loadgen' = CPU use of the node / the load generator (1 core = 100%); "
+        "'bd' = crypto-only bound on one core; 'req/cpu-s' = requests per CPU-second of\n"
+        "the node (its capacity on one whole core, robust to other load); 'other' = cores "
+        "used meanwhile by processes outside this bench (from /proc/stat)."
+    )
+    header = (
+        f"{'parties':>7} {'elements':>8} {'conc':>5} {'secs':>5} {'ok':>7} {'req/s':>7} "
+        f"{'elem/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'node':>5} {'loadgen':>7} "
+        f"{'bd req/s':>8} {'bd el/s':>8} {'of bd':>5} {'req/cpu-s':>9} "
+        f"{'el/cpu-s':>8} {'other':>5}"
+    )
     for parties in args.parties:
         with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
             fed, home, url, partner_key = build(Path(tmp), args.registrations, parties)
@@ -268,8 +296,10 @@ async def main_async(args: argparse.Namespace) -> None:
                 procs.start(PARTNER, home)
                 await procs.wait_ready({PARTNER: url})
                 pid = procs.pid(PARTNER)
-                print(f"# convenant with {parties} parties (the answering node knows "
-                      f"{parties - 1} peers)")
+                print(
+                    f"# convenant with {parties} parties (the answering node knows "
+                    f"{parties - 1} peers)"
+                )
                 print(header)
                 for k in args.elements:
                     for c in args.concurrency:
@@ -281,20 +311,26 @@ async def main_async(args: argparse.Namespace) -> None:
                 prof_file = Path(tmp) / "node.prof"
                 procs = NodeProcesses()
                 try:
-                    procs.start(PARTNER, home, prefix=[PYTHON, "-m", "cProfile", "-o",
-                                                       str(prof_file)])
+                    procs.start(
+                        PARTNER, home, prefix=[PYTHON, "-m", "cProfile", "-o", str(prof_file)]
+                    )
                     await procs.wait_ready({PARTNER: url})
                     k, c = max(args.elements), max(args.concurrency)
-                    r = await run_case(url, procs.pid(PARTNER), signing, partner_key, k, c,
-                                       args.seconds)
-                    print(f"# under cProfile (slower): {parties} parties, {k} elements, "
-                          f"concurrency {c}: {r['ok'] / r['wall']:.0f} req/s")
+                    r = await run_case(
+                        url, procs.pid(PARTNER), signing, partner_key, k, c, args.seconds
+                    )
+                    print(
+                        f"# under cProfile (slower): {parties} parties, {k} elements, "
+                        f"concurrency {c}: {r['ok'] / r['wall']:.0f} req/s"
+                    )
                 finally:
                     procs.stop_all()
-                print(profile_report(
-                    pstats.Stats(str(prof_file)),
-                    title=f"answering node, {parties} parties, {k} elements, concurrency {c}",
-                ))
+                print(
+                    profile_report(
+                        pstats.Stats(str(prof_file)),
+                        title=f"answering node, {parties} parties, {k} elements, concurrency {c}",
+                    )
+                )
 
 
 def main() -> None:
@@ -304,8 +340,13 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=None)
     ap.add_argument("--elements", type=int, nargs="+", default=None)
     ap.add_argument("--registrations", type=int, default=2000)
-    ap.add_argument("--parties", type=int, nargs="+", default=None,
-                    help="convenant sizes (requester + answering node + others); default 2 21")
+    ap.add_argument(
+        "--parties",
+        type=int,
+        nargs="+",
+        default=None,
+        help="convenant sizes (requester + answering node + others); default 2 21",
+    )
     ap.add_argument("--profile", action="store_true", help="cProfile the node in a further run")
     args = ap.parse_args()
     if args.quick:
@@ -313,7 +354,7 @@ def main() -> None:
         args.concurrency = args.concurrency or [8]
         args.elements = args.elements or [1, 10]
         args.registrations = min(args.registrations, 200)
-        args.parties = args.parties or [2, 5]
+        args.parties = args.parties or [3]
     args.seconds = min(args.seconds or 10.0, 600.0)
     args.concurrency = args.concurrency or [16, 64]
     args.elements = args.elements or [1, 10]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import pstats
 import random
 import sys
 import tempfile
@@ -39,7 +40,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_common import (  # noqa: E402
+import aiohttp
+from bench_common import (
     POLICE_THEMES,
     CryptoCounter,
     NodeProcesses,
@@ -54,14 +56,12 @@ from bench_common import (  # noqa: E402
     profiled,
     protocol_crypto_costs,
 )
-from bench_crypto import crypto_bound  # noqa: E402
+from bench_crypto import crypto_bound
 
-import aiohttp  # noqa: E402
-
-from node.identifiers import AddressIdentifier, BsnIdentifier, PersonIdentifier  # noqa: E402
-from node.synthetic import iter_bulk_registrations, make_bsn  # noqa: E402
-from node.tag_sets import apply_changes  # noqa: E402
-from tests.federation import PURPOSE, Federation, convenant_toml  # noqa: E402
+from node.identifiers import AddressIdentifier, BsnIdentifier, PersonIdentifier
+from node.synthetic import iter_bulk_registrations, make_bsn
+from node.tag_sets import apply_changes
+from tests.federation import PURPOSE, Federation, convenant_toml
 
 REQUESTER = "vh-bench"
 CONVENANT = "vh-test-veelplegers"
@@ -72,9 +72,9 @@ def _subject_json(identifier: Any) -> dict[str, Any]:
     return dict(identifier.model_dump(mode="json", exclude_none=True))
 
 
-def build_federation(root: Path, n_partners: int, registrations: int, seed: int) -> tuple[
-    Federation, list[dict[str, Any]], list[dict[str, Any]], dict[str, set[str]]
-]:
+def build_federation(
+    root: Path, n_partners: int, registrations: int, seed: int
+) -> tuple[Federation, list[dict[str, Any]], list[dict[str, Any]], dict[str, set[str]]]:
     """Requester + N partners, convenant installed everywhere, registries loaded.
 
     Returns the federation, the single subject, the family of 4, and per query the set
@@ -147,8 +147,13 @@ def check(result: dict[str, Any], must_hit: set[str]) -> str | None:
 
 
 async def run_rounds(
-    session: aiohttp.ClientSession, url: str, token: str, subjects: list[dict[str, Any]],
-    must_hit: set[str], rounds: int, cpu: Any,
+    session: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    subjects: list[dict[str, Any]],
+    must_hit: set[str],
+    rounds: int,
+    cpu: Any,
 ) -> dict[str, Any]:
     lat: list[float] = []
     partner_max: list[float] = []
@@ -184,14 +189,18 @@ def bound_ms(costs: dict[str, float], n_partners: int, k: int) -> float:
     """Crypto-only time of one round on one core: per partner blind + blind_evaluate +
     finalize over k elements, and one Ed25519 sign and verify on each side."""
     per_partner = (
-        costs[f"blind:{k}"] + costs[f"blind_evaluate:{k}"] + costs[f"finalize:{k}"]
-        + 2 * costs["sign"] + 2 * costs["verify"]
+        costs[f"blind:{k}"]
+        + costs[f"blind_evaluate:{k}"]
+        + costs[f"finalize:{k}"]
+        + 2 * costs["sign"]
+        + 2 * costs["verify"]
     )
     return n_partners * per_partner * 1000
 
 
-def print_case(layout: str, n: int, label: str, k: int, r: dict[str, Any], costs: dict[str, float]
-               ) -> None:
+def print_case(
+    layout: str, n: int, label: str, k: int, r: dict[str, Any], costs: dict[str, float]
+) -> None:
     b = bound_ms(costs, n, k)
     print(
         f"{layout:<10} {n:>3} {label:<8} {r['rounds']:>6} {r['p50']:>8.1f} {r['p99']:>8.1f} "
@@ -211,8 +220,9 @@ HEADER = (
 )
 
 
-async def crypto_counts(fed: Federation, single: list[dict[str, Any]],
-                        family: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+async def crypto_counts(
+    fed: Federation, single: list[dict[str, Any]], family: list[dict[str, Any]]
+) -> dict[str, dict[str, int]]:
     """The crypto calls one round really makes, requester and partners together."""
     out = {}
     for label, subjects in (("single", single), ("family", family)):
@@ -222,8 +232,13 @@ async def crypto_counts(fed: Federation, single: list[dict[str, Any]],
     return out
 
 
-async def in_process(args: argparse.Namespace, n: int, costs: dict[str, float],
-                     prims: dict[str, float], profile: bool) -> None:
+async def in_process(
+    args: argparse.Namespace,
+    n: int,
+    costs: dict[str, float],
+    prims: dict[str, float],
+    profile: bool,
+) -> None:
     with tempfile.TemporaryDirectory(prefix=f"bench-query-{n}-") as tmp:
         t0 = time.perf_counter()
         fed, single, family, expected = build_federation(Path(tmp), n, args.registrations, 7)
@@ -241,11 +256,20 @@ async def in_process(args: argparse.Namespace, n: int, costs: dict[str, float],
                 if problem:
                     print(f"   ! warm-up answered wrongly: {problem}")
             warm = time.perf_counter() - t0
-            print(f"# in-process N={n}: set-up {setup:.1f} s, warm-up (full tag-set sync) "
-                  f"{warm * 1000:.0f} ms")
+            print(
+                f"# in-process N={n}: set-up {setup:.1f} s, warm-up (full tag-set sync) "
+                f"{warm * 1000:.0f} ms"
+            )
             for label, subjects, k in (("single", single, 1), ("family", family, 4)):
-                r = await run_rounds(fed.session, node.url, token, subjects, expected[label],
-                                     args.rounds, cpu_seconds_self)
+                r = await run_rounds(
+                    fed.session,
+                    node.url,
+                    token,
+                    subjects,
+                    expected[label],
+                    args.rounds,
+                    cpu_seconds_self,
+                )
                 print_case("in-proc", n, label, k, r, costs)
             counts = await crypto_counts(fed, single, family)
             for label, c in counts.items():
@@ -266,10 +290,15 @@ async def in_process(args: argparse.Namespace, n: int, costs: dict[str, float],
                 )
             if profile:
                 with profiled(True) as prof:
-                    await run_rounds(fed.session, node.url, token, family, expected["family"],
-                                     max(10, args.rounds // 4), cpu_seconds_self)
-                import pstats
-
+                    await run_rounds(
+                        fed.session,
+                        node.url,
+                        token,
+                        family,
+                        expected["family"],
+                        max(10, args.rounds // 4),
+                        cpu_seconds_self,
+                    )
                 print(profile_report(pstats.Stats(prof), title=f"in-process N={n} family query"))
         finally:
             await fed.close()
@@ -295,17 +324,20 @@ async def in_processes(args: argparse.Namespace, n: int, costs: dict[str, float]
             async with aiohttp.ClientSession() as session:
                 url = urls[REQUESTER]
                 t0 = time.perf_counter()
-                for subjects, must in ((single, expected["single"]),
-                                       (family, expected["family"])):
-                    problem = check(await post_query(session, url, token,
-                                                     query_body(subjects, 0)), must)
+                for subjects, must in ((single, expected["single"]), (family, expected["family"])):
+                    problem = check(
+                        await post_query(session, url, token, query_body(subjects, 0)), must
+                    )
                     if problem:
                         print(f"   ! warm-up answered wrongly: {problem}")
-                print(f"# processes N={n}: {n + 1} 'vhnode serve' processes, warm-up "
-                      f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+                print(
+                    f"# processes N={n}: {n + 1} 'vhnode serve' processes, warm-up "
+                    f"{(time.perf_counter() - t0) * 1000:.0f} ms"
+                )
                 for label, subjects, k in (("single", single, 1), ("family", family, 4)):
-                    r = await run_rounds(session, url, token, subjects, expected[label],
-                                         args.rounds, cpu_all)
+                    r = await run_rounds(
+                        session, url, token, subjects, expected[label], args.rounds, cpu_all
+                    )
                     print_case("processes", n, label, k, r, costs)
         finally:
             procs.stop_all()
@@ -313,27 +345,36 @@ async def in_processes(args: argparse.Namespace, n: int, costs: dict[str, float]
 
 async def main_async(args: argparse.Namespace) -> None:
     print(f"bench_query — {machine_line()}")
-    print("All traffic on 127.0.0.1. In-process layout: all nodes in ONE process and ONE event "
-          "loop (one core);\nprocesses layout: one 'vhnode serve' process per node, N+1 "
-          "processes on this machine's cores.")
+    print(
+        "All traffic on 127.0.0.1. In-process layout: all nodes in ONE process and ONE event "
+        "loop (one core);\nprocesses layout: one 'vhnode serve' process per node, N+1 "
+        "processes on this machine's cores."
+    )
     budget = 0.02 if args.quick else 0.3
     t0 = time.perf_counter()
     prims = crypto_bound(budget)
     costs = protocol_crypto_costs((1, 4), budget)
-    print(f"crypto measured in this run ({time.perf_counter() - t0:.1f} s): "
-          + ", ".join(f"{k} {1e6 / v:.1f} µs" for k, v in prims.items())
-          + "; exact ops: "
-          + ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in costs.items()
-                      if not k.startswith("evaluate")))
+    print(
+        f"crypto measured in this run ({time.perf_counter() - t0:.1f} s): "
+        + ", ".join(f"{k} {1e6 / v:.1f} µs" for k, v in prims.items())
+        + "; exact ops: "
+        + ", ".join(
+            f"{k} {v * 1e6:.0f} µs" for k, v in costs.items() if not k.startswith("evaluate")
+        )
+    )
     for k in (1, 4):
-        print(f"bound per partner, {k} subject(s): {bound_ms(costs, 1, k):.3f} ms on one core "
-              "(blind + blind_evaluate + finalize + 2 sign + 2 verify)")
-    print(f"{args.registrations} registrations per partner; {args.rounds} rounds per case after "
-          "a warm-up round; 'slowest' = median over rounds of the slowest partner's elapsed_ms "
-          "as the requester measured it;\n'CPU ms' = CPU time of all processes per round; "
-          "'bound ms' = crypto-only time of one round on one core (N x per partner);\n"
-          "'other' = cores used by processes outside this bench meanwhile (from /proc/stat): "
-          "load that was competing for the 2 cores.")
+        print(
+            f"bound per partner, {k} subject(s): {bound_ms(costs, 1, k):.3f} ms on one core "
+            "(blind + blind_evaluate + finalize + 2 sign + 2 verify)"
+        )
+    print(
+        f"{args.registrations} registrations per partner; {args.rounds} rounds per case after "
+        "a warm-up round; 'slowest' = median over rounds of the slowest partner's elapsed_ms "
+        "as the requester measured it;\n'CPU ms' = CPU time of all processes per round; "
+        "'bound ms' = crypto-only time of one round on one core (N x per partner);\n"
+        "'other' = cores used by processes outside this bench meanwhile (from /proc/stat): "
+        "load that was competing for the 2 cores."
+    )
     print(HEADER)
     for n in args.partners:
         await in_process(args, n, costs, prims, args.profile and n == max(args.partners))
@@ -349,10 +390,17 @@ def main() -> None:
     ap.add_argument("--partners", type=int, nargs="+", default=None)
     ap.add_argument("--registrations", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=None)
-    ap.add_argument("--no-processes", dest="processes", action="store_false",
-                    help="skip the one-process-per-node layout")
-    ap.add_argument("--profile", action="store_true",
-                    help="cProfile the in-process family query at the largest N")
+    ap.add_argument(
+        "--no-processes",
+        dest="processes",
+        action="store_false",
+        help="skip the one-process-per-node layout",
+    )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the in-process family query at the largest N",
+    )
     args = ap.parse_args()
     if args.quick:
         args.partners = args.partners or [2, 3]

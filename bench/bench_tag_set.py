@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_common import (  # noqa: E402
+from bench_common import (
     POLICE_THEMES,
     add_node,
     dir_size_mb,
@@ -53,14 +53,14 @@ from bench_common import (  # noqa: E402
     profile_report,
     profiled,
 )
-from bench_crypto import crypto_bound  # noqa: E402
+from bench_crypto import crypto_bound
 
-from node import admin  # noqa: E402
-from node.registration import Registration  # noqa: E402
-from node.store import tag_sets as tag_store  # noqa: E402
-from node.synthetic import iter_bulk_registrations  # noqa: E402
-from node.tag_sets import apply_changes, rebuild  # noqa: E402
-from tests.federation import CONVENANT_ID, Federation, convenant_toml  # noqa: E402
+from node import admin
+from node.registration import Registration
+from node.store import tag_sets as tag_store
+from node.synthetic import iter_bulk_registrations
+from node.tag_sets import apply_changes, rebuild
+from tests.federation import CONVENANT_ID, Federation, convenant_toml
 
 PROVIDER = "p01-politie"
 REQUESTER = "vh-bench"
@@ -72,10 +72,12 @@ def _federation(root: Path, install_at_provider: bool) -> tuple[Federation, Any]
     add_node(fed, REQUESTER, "veiligheidshuis")
     add_node(fed, PROVIDER, "politie")
     fed.exchange_cards()
-    toml = convenant_toml([
-        (REQUESTER, "veiligheidshuis", (), True),
-        (PROVIDER, "politie", POLICE_THEMES, False),
-    ])
+    toml = convenant_toml(
+        [
+            (REQUESTER, "veiligheidshuis", (), True),
+            (PROVIDER, "politie", POLICE_THEMES, False),
+        ]
+    )
     doc = admin.draft_convenant(fed.nodes[REQUESTER].ctx, toml)
     for node in fed.nodes.values():
         doc = admin.sign_convenant(node.ctx, doc.to_json())
@@ -107,13 +109,21 @@ def _load(ctx: Any, size: int, label: str) -> dict[str, float]:
         batch_times.append((done, dt))
         if time.perf_counter() >= next_report or done == size:
             elapsed = time.perf_counter() - t_all
-            print(f"  [{label}] {done:>9,} / {size:,} rows, {elapsed:6.1f} s, last batch "
-                  f"{dt:.2f} s, RSS peak {peak_rss_mb():.0f} MB", flush=True)
+            print(
+                f"  [{label}] {done:>9,} / {size:,} rows, {elapsed:6.1f} s, last batch "
+                f"{dt:.2f} s, RSS peak {peak_rss_mb():.0f} MB",
+                flush=True,
+            )
             next_report = time.perf_counter() + 10
     first = batch_times[0][1] if batch_times else 0.0
     last = batch_times[-1][1] if batch_times else 0.0
-    return {"gen_s": gen_s, "apply_s": apply_s, "first_batch_s": first, "last_batch_s": last,
-            "batches": len(batch_times)}
+    return {
+        "gen_s": gen_s,
+        "apply_s": apply_s,
+        "first_batch_s": first,
+        "last_batch_s": last,
+        "batches": len(batch_times),
+    }
 
 
 def _db_mb(ctx: Any) -> tuple[float, float]:
@@ -125,8 +135,7 @@ def _db_mb(ctx: Any) -> tuple[float, float]:
     return before, after
 
 
-async def _sync_phase(fed: Federation, subject: dict[str, Any], profile: bool
-                      ) -> dict[str, Any]:
+async def _sync_phase(fed: Federation, subject: dict[str, Any], profile: bool) -> dict[str, Any]:
     """The requester fetches the provider's whole tag set over HTTP (first query), asks
     again (in sync), then after a one-registration push asks again (a delta of one tag)."""
     await fed.start()
@@ -135,8 +144,14 @@ async def _sync_phase(fed: Federation, subject: dict[str, Any], profile: bool
         for label in ("full", "insync", "delta"):
             if label == "delta":
                 reg = next(iter_bulk_registrations(1, random.Random(97)))
-                apply_changes(fed.nodes[PROVIDER].ctx, [Registration(
-                    ref="PUSH-DELTA", themes=reg.themes, identifiers=reg.identifiers)])
+                apply_changes(
+                    fed.nodes[PROVIDER].ctx,
+                    [
+                        Registration(
+                            ref="PUSH-DELTA", themes=reg.themes, identifiers=reg.identifiers
+                        )
+                    ],
+                )
             rss0 = peak_rss_mb()
             t0 = time.perf_counter()
             with profiled(profile and label == "delta") as prof:
@@ -147,9 +162,17 @@ async def _sync_phase(fed: Federation, subject: dict[str, Any], profile: bool
             if status.get(PROVIDER) != "hit":
                 print(f"  ! {label} query answered {result['partners']}", flush=True)
             if prof is not None:
-                print(profile_report(pstats.Stats(prof), top=15, title=(
-                    "query after a one-registration push (requester fetches a delta "
-                    "of one tag; both nodes in this process)")), flush=True)
+                print(
+                    profile_report(
+                        pstats.Stats(prof),
+                        top=15,
+                        title=(
+                            "query after a one-registration push (requester fetches a delta "
+                            "of one tag; both nodes in this process)"
+                        ),
+                    ),
+                    flush=True,
+                )
     finally:
         await fed.close()
     return out
@@ -175,16 +198,23 @@ def child_import(size: int, profile: bool, sync: bool = True) -> dict[str, Any]:
         push_prof = None
         if profile:  # where a one-registration push spends its time on the full set
             reg = next(iter_bulk_registrations(1, random.Random(98)))
-            one = Registration(ref="PUSH-PROFILED", themes=reg.themes,
-                               identifiers=reg.identifiers)
+            one = Registration(ref="PUSH-PROFILED", themes=reg.themes, identifiers=reg.identifiers)
             with profiled(True) as push_prof:
                 apply_changes(ctx, [one], actor="push")
         db_mb, db_ckpt_mb = _db_mb(ctx)
         out = {
-            "mode": "import", "size": size, "total_s": total, **timing,
-            "keys": head.count, "versions": head.version, "rss0_mb": rss0,
-            "peak_rss_mb": peak_rss_mb(), "db_mb": db_mb, "db_ckpt_mb": db_ckpt_mb,
-            "home_mb": dir_size_mb(ctx.home), "push_ms_median": statistics.median(push) * 1000,
+            "mode": "import",
+            "size": size,
+            "total_s": total,
+            **timing,
+            "keys": head.count,
+            "versions": head.version,
+            "rss0_mb": rss0,
+            "peak_rss_mb": peak_rss_mb(),
+            "db_mb": db_mb,
+            "db_ckpt_mb": db_ckpt_mb,
+            "home_mb": dir_size_mb(ctx.home),
+            "push_ms_median": statistics.median(push) * 1000,
             "push_ms_max": max(push) * 1000,
         }
         if sync:
@@ -196,11 +226,19 @@ def child_import(size: int, profile: bool, sync: bool = True) -> dict[str, Any]:
         for node in fed.nodes.values():
             node.ctx.close()
         if prof is not None:
-            print(profile_report(pstats.Stats(prof), title=f"import of {size:,} rows "
-                                 "(including generating them)"), flush=True)
+            print(
+                profile_report(
+                    pstats.Stats(prof), title=f"import of {size:,} rows (including generating them)"
+                ),
+                flush=True,
+            )
         if push_prof is not None:
-            print(profile_report(pstats.Stats(push_prof), top=12,
-                                 title=f"one-registration push on {size:,} rows"), flush=True)
+            print(
+                profile_report(
+                    pstats.Stats(push_prof), top=12, title=f"one-registration push on {size:,} rows"
+                ),
+                flush=True,
+            )
         return out
 
 
@@ -212,8 +250,7 @@ def child_rebuild(size: int, profile: bool) -> dict[str, Any]:
         timing = _load(ctx, size, "registry only")
         load_s = time.perf_counter() - t0
         rss_before = peak_rss_mb()
-        print("  [rebuild] installing the convenant: rebuild of the whole registry ...",
-              flush=True)
+        print("  [rebuild] installing the convenant: rebuild of the whole registry ...", flush=True)
         t0 = time.perf_counter()
         with profiled(profile) as prof:
             conv = admin.install_convenant(ctx, doc_json)
@@ -225,18 +262,26 @@ def child_rebuild(size: int, profile: bool) -> dict[str, Any]:
         again_s = time.perf_counter() - t0
         db_mb, db_ckpt_mb = _db_mb(ctx)
         out = {
-            "mode": "rebuild", "size": size, "registry_load_s": load_s,
-            "registry_gen_s": timing["gen_s"], "registry_apply_s": timing["apply_s"],
-            "total_s": rebuild_s, "rebuild_again_s": again_s,
-            "rebuild_again_published": unchanged, "keys": head.count,
-            "peak_rss_before_mb": rss_before, "peak_rss_mb": rss_after,
-            "db_mb": db_mb, "db_ckpt_mb": db_ckpt_mb,
+            "mode": "rebuild",
+            "size": size,
+            "registry_load_s": load_s,
+            "registry_gen_s": timing["gen_s"],
+            "registry_apply_s": timing["apply_s"],
+            "total_s": rebuild_s,
+            "rebuild_again_s": again_s,
+            "rebuild_again_published": unchanged,
+            "keys": head.count,
+            "peak_rss_before_mb": rss_before,
+            "peak_rss_mb": rss_after,
+            "db_mb": db_mb,
+            "db_ckpt_mb": db_ckpt_mb,
         }
         for node in fed.nodes.values():
             node.ctx.close()
         if prof is not None:
-            print(profile_report(pstats.Stats(prof), title=f"rebuild over {size:,} rows"),
-                  flush=True)
+            print(
+                profile_report(pstats.Stats(prof), title=f"rebuild over {size:,} rows"), flush=True
+            )
         return out
 
 
@@ -263,11 +308,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="10,000 subjects only")
     ap.add_argument("--sizes", type=int, nargs="+", default=None)
-    ap.add_argument("--modes", nargs="+", choices=("import", "rebuild"),
-                    default=["import", "rebuild"])
+    ap.add_argument(
+        "--modes", nargs="+", choices=("import", "rebuild"), default=["import", "rebuild"]
+    )
     ap.add_argument("--profile", action="store_true", help="cProfile the first size")
-    ap.add_argument("--no-sync", dest="sync", action="store_false",
-                    help="skip the requester's tag-set fetch after the import")
+    ap.add_argument(
+        "--no-sync",
+        dest="sync",
+        action="store_false",
+        help="skip the requester's tag-set fetch after the import",
+    )
     ap.add_argument("--child", choices=("import", "rebuild"), help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -283,9 +333,11 @@ def main() -> None:
     print(f"bench_tag_set — {machine_line()}")
     prims = crypto_bound(0.02 if args.quick else 0.3)
     per_eval = 1 / prims["evaluate_per_element"]
-    print(f"crypto measured in this run: oprf.evaluate {per_eval * 1e6:.1f} µs per element "
-          f"({prims['evaluate_per_element']:,.0f}/s on one core); batches of {BATCH:,} rows; "
-          "one process, one core (SQLite and the OPRF run in the same thread)")
+    print(
+        f"crypto measured in this run: oprf.evaluate {per_eval * 1e6:.1f} µs per element "
+        f"({prims['evaluate_per_element']:,.0f}/s on one core); batches of {BATCH:,} rows; "
+        "one process, one core (SQLite and the OPRF run in the same thread)"
+    )
     results = []
     for i, size in enumerate(sizes):
         for mode in args.modes:
@@ -308,15 +360,18 @@ def main() -> None:
                     f"  one-registration push on the full set: median "
                     f"{r['push_ms_median']:.0f} ms, max {r['push_ms_max']:.0f} ms "
                     f"(crypto bound for its at most 3 keys {3 * per_eval * 1000:.2f} ms)",
-                    flush=True)
+                    flush=True,
+                )
                 if "sync_full_s" in r:
                     print(
                         f"  requester's first query = full tag-set fetch over HTTP of "
-                        f"{r['keys']:,} tags: {r['sync_full_s']:.1f} s (+{r['sync_full_rss_mb']:.0f}"
-                        f" MB peak RSS, both nodes in one process); next query in sync: "
+                        f"{r['keys']:,} tags: {r['sync_full_s']:.1f} s "
+                        f"(+{r['sync_full_rss_mb']:.0f} MB peak RSS, both nodes in one "
+                        f"process); next query in sync: "
                         f"{r['sync_insync_s'] * 1000:.0f} ms; query after a one-registration "
                         f"push (delta of one tag): {r['sync_delta_s'] * 1000:.0f} ms",
-                        flush=True)
+                        flush=True,
+                    )
             else:
                 print(
                     f"  registry-only load {size:,} rows: {r['registry_load_s']:.1f} s "
@@ -329,7 +384,9 @@ def main() -> None:
                     f"(published: {r['rebuild_again_published']})\n"
                     f"  peak RSS {r['peak_rss_mb']:.0f} MB (before the rebuild "
                     f"{r['peak_rss_before_mb']:.0f} MB); database {r['db_mb']:.0f} MB incl. "
-                    f"WAL, {r['db_ckpt_mb']:.0f} MB after checkpoint", flush=True)
+                    f"WAL, {r['db_ckpt_mb']:.0f} MB after checkpoint",
+                    flush=True,
+                )
     print("summary (JSON): " + json.dumps(results))
 
 
