@@ -173,6 +173,7 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
         raise ConvenantNotInForce(f"convenant {conv.id} v{conv.version} has expired")
     party = conv.party(ctx.node_id)
     with tx(ctx.conn):
+        before = convenants.latest(ctx.conn, conv.id)
         new = convenants.install(ctx.conn, doc, ctx.clock())
         if new:
             ctx.record(
@@ -189,8 +190,13 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
         newest = convenants.latest(ctx.conn, conv.id)
         is_newest = newest is not None and newest.convenant.version == conv.version
         if party is not None and "provider" in party.roles and is_newest:
-            # Same transaction: never an installed convenant with a stale or empty set.
-            rebuild(ctx, conv)
+            # The OPRF key is per convenant id, so the same scope gives the same tags: a
+            # renewal that leaves our scope alone needs no recomputation of the registry.
+            held = before.convenant.party(ctx.node_id) if before else None
+            same_scope = held is not None and set(held.scope_themes) == set(party.scope_themes)
+            if not (same_scope and tag_sets.head(ctx.conn, conv.id).version > 0):
+                # Same transaction: never an installed convenant with a stale or empty set.
+                rebuild(ctx, conv)
     return conv
 
 

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from node import trust
 from node.config import CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, load_config
 from node.errors import ConfigError
 from node.keys import NodeKeys
 from node.policy.rate_limit import RateLimiter
 from node.store import db, log
+from node.trust import Trust
 
 Clock = Callable[[], datetime]
 
@@ -33,6 +35,7 @@ class NodeContext:
     _oprf_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, init=False)
     # Requester side: one tag-set sync at a time per (partner, convenant).
     sync_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
+    _trust: Trust | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(
@@ -53,6 +56,15 @@ class NodeContext:
         """Append log entries inside the caller's open transaction (docs/protocol.md §9),
         so a state change and its record commit together."""
         log.append(self.conn, self.keys.signing, self.node_id, entries, now or self.clock())
+
+    def trust(self) -> Trust:
+        """Peers and convenants as of the last admin change (node/trust.py)."""
+        cached = self._trust
+        if cached is None or cached.generation != db.trust_generation(self.conn):
+            cached = self._trust = trust.load(
+                self.conn, self.keys.signing_fingerprint, self.keys.signing_public
+            )
+        return cached
 
     def close(self) -> None:
         self.conn.close()

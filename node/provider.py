@@ -48,7 +48,7 @@ from node.protocol.bekendheid import (
 )
 from node.protocol.models import parse_model
 from node.protocol.tag_set import pack
-from node.store import convenants, log, nonces, peers, tag_sets
+from node.store import log, nonces, peers, tag_sets
 from node.store.db import tx
 
 
@@ -70,7 +70,7 @@ def _authenticate(
         card, card_doc = own_card(ctx)
         peer: peers.Peer | None = peers.Peer(card, card_doc, None)
     else:
-        peer = peers.by_fingerprint(ctx.conn, kid)
+        peer = ctx.trust().peers_by_fingerprint.get(kid)
     if peer is None:
         return UnknownRequester("no peer card for the signing key")
     if peer.node_id != claimed:
@@ -101,14 +101,14 @@ def _fresh(
 
 
 def _convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> ConvenantState:
-    asked = convenants.get(ctx.conn, convenant_id, version)
+    trusted = ctx.trust()
+    asked = trusted.version(convenant_id, version)
     now = ctx.clock()
-    keys = _party_keys(ctx)
     newest = next(
         (
             inst
-            for inst in convenants.all_versions(ctx.conn, convenant_id)
-            if in_force(inst.convenant, inst.document, keys, now) is None
+            for inst in trusted.versions(convenant_id)
+            if in_force(inst.convenant, inst.document, trusted.party_keys, now) is None
         ),
         None,
     )
@@ -117,12 +117,6 @@ def _convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> Conve
         asked_document=asked.document if asked else None,
         newest_in_force=newest.convenant.version if newest else None,
     )
-
-
-def _party_keys(ctx: NodeContext) -> dict[str, bytes]:
-    keys = peers.signing_keys(ctx.conn)
-    keys[ctx.keys.signing_fingerprint] = ctx.keys.signing_public
-    return keys
 
 
 def _sign(ctx: NodeContext, typ: str, payload: dict[str, Any], refusal: Refusal | None) -> Answer:
@@ -164,7 +158,7 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
                 req.requester,
                 ctx.node_id,
                 req.purpose,
-                _party_keys(ctx),
+                ctx.trust().party_keys,
                 now,
             )
             rule, refusal = decision.rule, decision.refusal
@@ -259,7 +253,7 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
                 req.convenant_version,
                 req.requester,
                 ctx.node_id,
-                _party_keys(ctx),
+                ctx.trust().party_keys,
                 now,
             ).refusal
         data: dict[str, Any] = {"since_version": req.since_version}

@@ -147,14 +147,17 @@ class Registration(BaseModel):
         """The subject keys of all identifiers, sorted and without duplicates."""
         return tuple(sorted({subject_key(i) for i in self.identifiers}))
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, subject_keys: tuple[str, ...] | None = None) -> str:
         """SHA-256 (hex) of the canonical content, so re-importing a row changes nothing.
 
         The content is the JSON array ``[ref, themes, subject_keys]`` (UTF-8, no spaces,
         non-ASCII unescaped). Two registrations that differ only in how a name was typed,
         in theme order or in identifier order have the same fingerprint.
         """
-        content = [self.ref, list(self.themes), list(self.subject_keys())]
+        # Callers that already hold the keys pass them: name normalisation is the costliest
+        # non-crypto step of an import.
+        keys = self.subject_keys() if subject_keys is None else subject_keys
+        content = [self.ref, list(self.themes), list(keys)]
         encoded = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 

@@ -17,7 +17,7 @@ from node.protocol import oprf
 from node.protocol.convenant import Convenant
 from node.protocol.tag_set import tag_from_output
 from node.registration import Registration
-from node.store import convenants, log, registry, tag_sets
+from node.store import log, registry, tag_sets
 from node.store.db import tx
 from node.store.registry import Stored
 
@@ -38,7 +38,8 @@ def provider_scopes(ctx: NodeContext) -> list[Scope]:
     """
     now = ctx.clock()
     out = []
-    for inst in convenants.latest_versions(ctx.conn):
+    for versions in ctx.trust().convenants.values():
+        inst = versions[0]
         party = inst.convenant.party(ctx.node_id)
         if party is None or "provider" not in party.roles or now >= inst.convenant.valid_until:
             continue
@@ -92,12 +93,14 @@ def apply_changes(
     conn = ctx.conn
     with tx(conn):
         for reg in upserts:
-            before = registry.upsert(conn, reg, now)
-            if before is not None and before.fingerprint == reg.fingerprint():
+            keys = reg.subject_keys()
+            fingerprint = reg.fingerprint(keys)
+            before = registry.upsert(conn, reg, keys, fingerprint, now)
+            if before is not None and before.fingerprint == fingerprint:
                 summary.unchanged += 1
                 continue
             summary.upserted += 1
-            account(before, reg.themes, reg.subject_keys())
+            account(before, reg.themes, keys)
         for ref in removals:
             before = registry.remove(conn, ref)
             if before is not None:

@@ -57,7 +57,7 @@ from node.protocol.convenant import Convenant, ConvenantParty
 from node.protocol.models import parse_model
 from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import tag_from_output, unpack
-from node.store import convenants, log, peers, tag_sets
+from node.store import log, tag_sets
 from node.store.db import tx
 
 EVALUATE_PATH = "/peer/v1/evaluate"
@@ -283,7 +283,7 @@ async def _sync_tag_set_locked(
 
 async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
     ctx = r.ctx
-    peer = peers.by_id(ctx.conn, party.node_id)
+    peer = ctx.trust().peers_by_id.get(party.node_id)
     card = peer.card if peer else None
     if party.node_id == ctx.node_id:
         card = own_card(ctx)[0]
@@ -377,11 +377,11 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
 
 def _current_convenant(ctx: NodeContext, convenant_id: str) -> Convenant:
     """The newest installed version in force now (a renewal may be installed early)."""
-    versions = convenants.all_versions(ctx.conn, convenant_id)
+    trusted = ctx.trust()
+    versions = trusted.versions(convenant_id)
     if not versions:
         raise UnknownConvenant(f"convenant {convenant_id} is not installed here")
-    keys = peers.signing_keys(ctx.conn)
-    keys[ctx.keys.signing_fingerprint] = ctx.keys.signing_public
+    keys = trusted.party_keys
     now = ctx.clock()
     refusals = [in_force(v.convenant, v.document, keys, now) for v in versions]
     inst = next((v for v, r in zip(versions, refusals, strict=True) if r is None), None)

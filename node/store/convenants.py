@@ -11,6 +11,7 @@ from node.errors import Conflict
 from node.protocol import jws
 from node.protocol.convenant import Convenant, parse_convenant
 from node.protocol.models import rfc3339
+from node.store import db
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,13 @@ def install(conn: sqlite3.Connection, doc: jws.SignedDocument, now: datetime) ->
             "UPDATE convenants SET document = ? WHERE id = ? AND version = ?",
             (json.dumps(doc.to_json()), conv.id, conv.version),
         )
+        db.bump_trust_generation(conn)
         return False
     conn.execute(
         "INSERT INTO convenants (id, version, document, installed_at) VALUES (?,?,?,?)",
         (conv.id, conv.version, json.dumps(doc.to_json()), rfc3339(now)),
     )
+    db.bump_trust_generation(conn)
     return True
 
 
@@ -69,6 +72,14 @@ def all_versions(conn: sqlite3.Connection, convenant_id: str) -> list[Installed]
     rows = conn.execute(
         "SELECT document, installed_at FROM convenants WHERE id = ? ORDER BY version DESC",
         (convenant_id,),
+    ).fetchall()
+    return [_load(r) for r in rows]
+
+
+def every_version(conn: sqlite3.Connection) -> list[Installed]:
+    """Every installed version of every convenant, each id's newest first."""
+    rows = conn.execute(
+        "SELECT document, installed_at FROM convenants ORDER BY id, version DESC"
     ).fetchall()
     return [_load(r) for r in rows]
 

@@ -121,6 +121,19 @@ def _migrate(conn: sqlite3.Connection) -> None:
         )
 
 
+def trust_generation(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'trust_generation'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def bump_trust_generation(conn: sqlite3.Connection) -> None:
+    """Mark peers or convenants changed (inside the changing transaction; node/trust.py)."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('trust_generation', '1') ON CONFLICT (key) "
+        "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+    )
+
+
 @contextmanager
 def tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One write transaction: a state change and its log entries commit together or not."""

@@ -12,6 +12,7 @@ from node.errors import KeyMismatch, NotFound
 from node.protocol import jws
 from node.protocol.models import rfc3339
 from node.protocol.peer_card import PeerCard, verify_card
+from node.store import db
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ def add(
             "INSERT INTO peers (node_id, signing_fingerprint, card, added_at) VALUES (?,?,?,?)",
             (card.node_id, card.signing_fingerprint, text, rfc3339(now)),
         )
+        db.bump_trust_generation(conn)
         return "added"
     if existing.card.signing_fingerprint != card.signing_fingerprint and not rotate:
         raise KeyMismatch(
@@ -68,6 +70,7 @@ def add(
         "UPDATE peers SET signing_fingerprint = ?, card = ?, revoked_at = NULL WHERE node_id = ?",
         (card.signing_fingerprint, text, card.node_id),
     )
+    db.bump_trust_generation(conn)
     return outcome
 
 
@@ -98,6 +101,8 @@ def revoke(conn: sqlite3.Connection, node_id: str, now: datetime) -> bool:
     )
     if cur.rowcount == 0 and by_id(conn, node_id) is None:
         raise NotFound(f"no peer {node_id}")
+    if cur.rowcount:
+        db.bump_trust_generation(conn)
     return cur.rowcount > 0
 
 

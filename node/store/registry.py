@@ -33,14 +33,21 @@ def get(conn: sqlite3.Connection, ref: str) -> Stored | None:
     return Stored(row[0], tuple(json.loads(row[1])), tuple(json.loads(row[2])), row[3])
 
 
-def upsert(conn: sqlite3.Connection, reg: Registration, now: datetime) -> Stored | None:
+def upsert(
+    conn: sqlite3.Connection,
+    reg: Registration,
+    subject_keys: tuple[str, ...],
+    fingerprint: str,
+    now: datetime,
+) -> Stored | None:
     """Insert or replace; returns the previous version, or None if new.
 
-    Raises nothing for an identical registration: the caller sees ``previous.fingerprint
-    == reg.fingerprint()`` and can skip it, which makes re-imports idempotent.
+    ``subject_keys`` and ``fingerprint`` are ``reg``'s, computed once by the caller. An
+    identical registration is left alone: the caller sees ``previous.fingerprint ==
+    fingerprint`` and skips it, which makes re-imports idempotent.
     """
     previous = get(conn, reg.ref)
-    if previous is not None and previous.fingerprint == reg.fingerprint():
+    if previous is not None and previous.fingerprint == fingerprint:
         return previous
     conn.execute(
         "INSERT INTO registrations (ref, themes, subject_keys, fingerprint, updated_at) "
@@ -50,8 +57,8 @@ def upsert(conn: sqlite3.Connection, reg: Registration, now: datetime) -> Stored
         (
             reg.ref,
             json.dumps(list(reg.themes)),
-            json.dumps(list(reg.subject_keys())),
-            reg.fingerprint(),
+            json.dumps(list(subject_keys)),
+            fingerprint,
             rfc3339(now),
         ),
     )
