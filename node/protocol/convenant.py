@@ -23,6 +23,7 @@ from node.protocol import jws
 from node.protocol.models import Timestamp, WireInt, WireModel, parse_model
 
 CONVENANT_TYP = "vhnode-convenant/v1"
+jws.remember_verifications(CONVENANT_TYP)
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,127}$"
 FINGERPRINT_PATTERN = r"^[0-9a-f]{64}$"
 THEME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"

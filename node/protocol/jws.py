@@ -62,13 +62,16 @@ def fingerprint(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()
 
 
-def _ed25519_valid(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    # Peer cards and convenants are re-checked on every request; verification is a pure
-    # function of these bytes, so small documents' results are remembered (~60 µs each).
-    # Large ones (tag sets) are not kept, so the cache cannot hold megabytes.
-    if len(message) <= 65536:
-        return _ed25519_valid_cached(public_key, message, signature)
-    return _ed25519_check(public_key, message, signature)
+# Document types whose verifications are remembered: peer cards and convenants are
+# re-checked on every request, and verifying is a pure function of the bytes (~60 µs
+# each). Messages (requests, responses) are never re-verified, so they are not kept:
+# they would only evict the useful entries and hold memory.
+_REMEMBERED_TYPS: set[str] = set()
+
+
+def remember_verifications(typ: str) -> None:
+    """Cache signature checks of documents of ``typ`` (called by the module defining it)."""
+    _REMEMBERED_TYPS.add(typ)
 
 
 def _ed25519_check(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -79,7 +82,7 @@ def _ed25519_check(public_key: bytes, message: bytes, signature: bytes) -> bool:
     return True
 
 
-_ed25519_valid_cached = functools.lru_cache(maxsize=4096)(_ed25519_check)
+_ed25519_check_remembered = functools.lru_cache(maxsize=4096)(_ed25519_check)
 
 
 def _protected_header(typ: str, kid: str) -> str:
@@ -137,7 +140,8 @@ class SignedDocument:
             if sig.kid != kid:
                 continue
             message = f"{sig.protected}.{self.payload_b64}".encode("ascii")
-            if not _ed25519_valid(public_key, message, sig.signature):
+            check = _ed25519_check_remembered if self.typ in _REMEMBERED_TYPS else _ed25519_check
+            if not check(public_key, message, sig.signature):
                 raise BadSignature(f"signature by {kid[:16]}… does not verify")
             return
         raise BadSignature(f"no signature by key {kid[:16]}…")

@@ -14,6 +14,7 @@ from node.protocol import jws
 from node.protocol.models import Timestamp, WireModel, parse_model
 
 PEER_CARD_TYP = "vhnode-peer-card/v1"
+jws.remember_verifications(PEER_CARD_TYP)
 KEY_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # 32 bytes, unpadded base64url
 
 
