@@ -129,13 +129,13 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
 
 
-def out_option(f: F) -> F:
+def out_option(f: F, help_text: str = "Write to this file instead of standard output.") -> F:
     return click.option(
         "-o",
         "--output",
         "output",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="Write to this file instead of standard output.",
+        help=help_text,
     )(f)
 
 
@@ -506,7 +506,7 @@ def convenant_create(home: Path, source: Path, output: Path | None) -> None:
 @convenant.command("sign")
 @home_option
 @click.argument("file", type=click.Path(path_type=Path))
-@out_option
+@lambda f: out_option(f, "Write the signed copy to this file instead of rewriting FILE.")
 def convenant_sign(home: Path, file: Path, output: Path | None) -> None:
     """Add this node's signature (default: rewrite FILE in place)."""
     doc_json = admin.load_json_file(file)
