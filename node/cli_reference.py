@@ -18,24 +18,23 @@ print one line `error: <detail>` on standard error and exit 1 (2 for usage error
 """
 
 
-def _walk(cmd: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
-    out: list[tuple[list[str], click.Command]] = []
-    if isinstance(cmd, click.Group):
-        for name in sorted(cmd.commands):
-            out += _walk(cmd.commands[name], [*path, name])
-    else:
-        out.append((path, cmd))
+def _walk(ctx: click.Context) -> list[click.Context]:
+    """Leaf command contexts, each with its parents' settings (e.g. ``-h`` for help)."""
+    cmd = ctx.command
+    if not isinstance(cmd, click.Group):
+        return [ctx]
+    out: list[click.Context] = []
+    for name in sorted(cmd.commands):
+        out += _walk(click.Context(cmd.commands[name], info_name=name, parent=ctx))
     return out
 
 
 def render() -> str:
+    settings = {**main.context_settings, "terminal_width": 88, "max_content_width": 88}
+    root = click.Context(main, info_name="vhnode", **settings)
     parts = [HEADER]
-    for path, cmd in _walk(main, ["vhnode"]):
-        ctx = click.Context(
-            cmd, info_name=" ".join(path), terminal_width=88, max_content_width=88
-        )
-        help_text = cmd.get_help(ctx)
-        parts.append(f"\n## {' '.join(path)}\n\n```text\n{help_text}\n```\n")
+    for ctx in _walk(root):
+        parts.append(f"\n## {ctx.command_path}\n\n```text\n{ctx.command.get_help(ctx)}\n```\n")
     return "".join(parts)
 
 
