@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 from node import demo as demo_module
+from node.cli import main
 from node.demo import (
     DOWN_PARTNER,
     PARTNERS,
     DemoQuery,
     build_scenario,
-    demo,
     result_agrees,
     run_demo,
 )
@@ -57,7 +57,7 @@ def _statuses(query: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_demo_json_agrees_with_ground_truth_and_leaves_no_process() -> None:
     runner = CliRunner()
-    res = runner.invoke(demo, ["--json", "--subjects-per-partner", "300", "--seed", "7"])
+    res = runner.invoke(main, ["demo", "--json", "--subjects-per-partner", "300", "--seed", "7"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
 
@@ -130,7 +130,7 @@ def test_a_node_that_fails_to_start_is_reported_and_the_rest_stopped(
         return real(home)
 
     monkeypatch.setattr(demo_module, "serve_command", one_broken)
-    res = CliRunner().invoke(demo, ["--json", "--subjects-per-partner", "50"])
+    res = CliRunner().invoke(main, ["demo", "--json", "--subjects-per-partner", "50"])
     assert res.exit_code == 1
     report = json.loads(res.stdout)
     assert report["ok"] is False
