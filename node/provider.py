@@ -7,6 +7,7 @@ refusals, is answered with a signed response and logged in the same transaction.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from node.errors import (
     BadRequestSignature,
     BadSignature,
     InvalidGroupElement,
+    LogCorrupted,
     MalformedMessage,
     Misaddressed,
     RateLimited,
@@ -125,6 +127,15 @@ def _sign(ctx: NodeContext, typ: str, payload: dict[str, Any], refusal: Refusal 
     return Answer(status, doc)
 
 
+def _tree_head(ctx: NodeContext) -> dict[str, Any]:
+    """This node's newest signed tree head, as the JWS object (§9.3: heads travel)."""
+    head = log.latest_head(ctx.conn)
+    if head is None:  # append always signs a head; only a corrupt store lacks one
+        raise LogCorrupted("no signed tree head")
+    parsed: dict[str, Any] = json.loads(head.jws)
+    return parsed
+
+
 def _head(ctx: NodeContext, convenant_id: str) -> TagSetHead:
     h = tag_sets.head(ctx.conn, convenant_id)
     _, pk = ctx.oprf_key(convenant_id)
@@ -176,14 +187,14 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
                 f"more than {ctx.cfg.limits.evaluations_per_minute:g} evaluations per minute "
                 f"for {req.requester} under {req.convenant_id}"
             )
-        payload: dict[str, Any]
-        base = {
+        fields: dict[str, Any] = {
             "partner": ctx.node_id,
             "requester": req.requester,
             "request_hash": request_hash,
             "trace_id": req.trace_id,
             "issued_at": now,
         }
+        tag_set_version: int | None = None
         if refusal is None:  # step 9
             sk, pk = ctx.oprf_key(req.convenant_id)
             try:
@@ -194,18 +205,18 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
                 rule, refusal = "valid-elements", UnusableElements(e.detail)
             else:
                 head = _head(ctx, req.convenant_id)
-                payload = EvaluateResponse(
-                    **base,
+                tag_set_version = head.version
+                fields.update(
                     outcome="evaluated",
                     evaluated_elements=tuple(jws.b64u_encode(e) for e in evaluated),
                     proof=jws.b64u_encode(proof),
                     tag_set=head,
-                ).wire()
+                )
         if refusal is not None:
-            payload = EvaluateResponse(
-                **base, outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
-            ).wire()
-        ctx.record(
+            fields.update(
+                outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
+            )
+        ctx.record(  # step 10
             [
                 log.LogEntry(
                     kind="bekendheid.refused" if refusal else "bekendheid.evaluated",
@@ -221,14 +232,14 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
                         "case_ref": req.case_ref,
                         "elements": n,
                         "rule": rule,
-                        "tag_set_version": payload.get("tag_set", {}).get("version")
-                        if not refusal
-                        else None,
+                        "tag_set_version": tag_set_version,
                     },
                 )
             ],
             now,
         )
+        # Step 11: the answer carries the tree head that covers its own log entry.
+        payload = EvaluateResponse(**fields, tree_head=_tree_head(ctx)).wire()
         return _sign(ctx, EVALUATE_RESPONSE_TYP, payload, refusal)
 
 
@@ -237,7 +248,7 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
     doc = jws.parse_bytes(body, TAG_SET_REQUEST_TYP)
     req = parse_model(TagSetRequest, doc.payload)
     now = ctx.clock()
-    base = {
+    fields: dict[str, Any] = {
         "partner": ctx.node_id,
         "requester": req.requester,
         "request_hash": jws.b64u_encode(doc.digest()),
@@ -267,14 +278,13 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
                 added, base_version = tag_sets.members(ctx.conn, req.convenant_id), 0
             else:
                 (added, removed), base_version = delta, req.since_version
-            payload = TagSetResponse(
-                **base,
+            fields.update(
                 outcome="tag_set",
                 head=head,
                 base_version=base_version,
                 added=jws.b64u_encode(pack(added)),
                 removed=jws.b64u_encode(pack(removed)),
-            ).wire()
+            )
             data.update(
                 version=head.version,
                 base_version=base_version,
@@ -282,9 +292,9 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
                 removed=len(removed),
             )
         else:
-            payload = TagSetResponse(
-                **base, outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
-            ).wire()
+            fields.update(
+                outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
+            )
         ctx.record(
             [
                 log.LogEntry(
@@ -299,4 +309,5 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
             ],
             now,
         )
+        payload = TagSetResponse(**fields, tree_head=_tree_head(ctx)).wire()
         return _sign(ctx, TAG_SET_RESPONSE_TYP, payload, refusal)

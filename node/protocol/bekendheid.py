@@ -7,7 +7,7 @@ against another request.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -76,6 +76,8 @@ class EvaluateResponse(WireModel):
     evaluated_elements: tuple[str, ...] | None = None
     proof: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{86}$")
     tag_set: TagSetHead | None = None
+    # §9.3: the partner's signed tree head covering this exchange's log entry (a JWS).
+    tree_head: dict[str, Any]
 
     @model_validator(mode="after")
     def _shape(self) -> EvaluateResponse:
@@ -114,6 +116,7 @@ class TagSetResponse(WireModel):
     base_version: WireInt | None = Field(None, ge=0)
     added: str | None = Field(None, pattern=B64U)
     removed: str | None = Field(None, pattern=B64U)
+    tree_head: dict[str, Any]
 
     @model_validator(mode="after")
     def _shape(self) -> TagSetResponse:

@@ -57,7 +57,7 @@ from node.protocol.convenant import Convenant, ConvenantParty
 from node.protocol.models import parse_model
 from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import tag_from_output, unpack
-from node.store import log, tag_sets
+from node.store import log, peer_heads, tag_sets
 from node.store.db import tx
 
 EVALUATE_PATH = "/peer/v1/evaluate"
@@ -173,6 +173,36 @@ def _verify_from(doc: jws.SignedDocument, party: ConvenantParty, card: PeerCard 
         raise PartnerFailure("invalid", e.code, e.detail) from e
 
 
+def _keep_tree_head(
+    ctx: NodeContext, party: ConvenantParty, card: PeerCard, obj: dict[str, Any]
+) -> None:
+    """§9.3: verify the partner's signed tree head and keep it. A second head for a size we
+    hold, with another root, proves a forked log: the answer is not trusted."""
+    try:
+        head = log.check_head(obj, party.node_id, card.signing_key_bytes)
+    except ProtocolError as e:
+        raise PartnerFailure("invalid", "bad_tree_head", e.detail) from e
+    with tx(ctx.conn):
+        seen = peer_heads.remember(ctx.conn, party.node_id, head, ctx.clock())
+        if seen == "conflict":
+            ctx.record(
+                [
+                    log.LogEntry(
+                        kind="peer.log_forked",
+                        counterparty=party.node_id,
+                        outcome="conflict",
+                        data={"tree_size": head.tree_size},
+                    )
+                ]
+            )
+    if seen == "conflict":
+        raise PartnerFailure(
+            "invalid",
+            "forked_log",
+            f"partner signed two different logs of size {head.tree_size}",
+        )
+
+
 @dataclass(frozen=True)
 class _Round:
     ctx: NodeContext
@@ -244,6 +274,7 @@ async def _sync_tag_set_locked(
         raise PartnerFailure(
             "invalid", "bad_binding", "tag-set response does not answer our request"
         )
+    _keep_tree_head(ctx, party, card, resp.tree_head)
     if resp.outcome == "refused":
         raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
     if resp.head is None or resp.added is None or resp.removed is None:  # the model forbids it
@@ -335,6 +366,7 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
             or resp.requester != ctx.node_id
         ):
             raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
+        _keep_tree_head(ctx, party, card, resp.tree_head)
         if resp.outcome == "refused":
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
         if resp.evaluated_elements is None or resp.proof is None or resp.tag_set is None:

@@ -93,6 +93,22 @@ CREATE TABLE IF NOT EXISTS peer_tag_sets (
     oprf_public_key BLOB NOT NULL,
     PRIMARY KEY (partner, convenant_id)
 );
+-- Signed tree heads received from peers (§9.3): what stops a peer rewriting its history.
+CREATE TABLE IF NOT EXISTS peer_tree_heads (
+    peer TEXT NOT NULL,
+    tree_size INTEGER NOT NULL,
+    root_hash BLOB NOT NULL,
+    head TEXT NOT NULL,               -- the signed head JWS as received
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (peer, tree_size)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS peer_head_conflicts (
+    peer TEXT NOT NULL,
+    tree_size INTEGER NOT NULL,
+    held TEXT NOT NULL,               -- the head we held
+    received TEXT NOT NULL,           -- a second head for the same size, another root
+    received_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS peer_tags (
     partner TEXT NOT NULL,
     convenant_id TEXT NOT NULL,
