@@ -16,8 +16,8 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from node.errors import BadSignature, LogCorrupted, MalformedMessage
-from node.protocol import jws
+from node.errors import BadSignature, InputError, LogCorrupted, MalformedMessage, NotFound
+from node.protocol import jws, merkle
 from node.store import log
 
 NODE = "node-politie-amsterdam"
@@ -435,17 +435,21 @@ def test_deleted_last_rows_and_their_heads_need_a_peer(
     tampered: sqlite3.Connection, key: nacl.signing.SigningKey
 ) -> None:
     # Cutting the tail at a head boundary *and* deleting the later heads: the stored
-    # frontier still gives it away...
+    # frontier and the stored subtrees of the cut entries still give it away...
     kept_by_peer = log.latest_head(tampered)
     assert kept_by_peer is not None
     tampered.execute("DELETE FROM log_entries WHERE seq >= 56")
     tampered.execute("DELETE FROM log_subjects WHERE seq >= 56")
     tampered.execute("DELETE FROM tree_heads WHERE tree_size > 56")
     report = log.verify(tampered, NODE, pub(key))
-    assert [(q.seq, q.kind) for q in report.problems] == [(55, "inconsistent_columns")]
+    assert [(q.seq, q.kind) for q in report.problems] == [
+        (55, "inconsistent_columns"), (55, "bad_node")
+    ]
     assert "log_frontier" in report.problems[0].detail
-    # ...until the attacker rebuilds it (56 = 32 + 16 + 8). Then the log is consistent in
-    # itself and only a head a peer kept can show the cut (head gossip, later).
+    assert "not in the log" in report.problems[1].detail
+    # ...until the attacker rebuilds the frontier (56 = 32 + 16 + 8) and drops the
+    # subtrees that reach past entry 55. Then the log is consistent in itself and only a
+    # head a peer kept can show the cut.
     hs = leaves(tampered)
     tampered.execute("DELETE FROM log_frontier")
     tampered.executemany(
@@ -453,6 +457,9 @@ def test_deleted_last_rows_and_their_heads_need_a_peer(
         [(5, log.merkle_root(hs[:32])), (4, log.merkle_root(hs[32:48])),
          (3, log.merkle_root(hs[48:56]))],
     )
+    report = log.verify(tampered, NODE, pub(key))
+    assert [(q.seq, q.kind) for q in report.problems] == [(55, "bad_node")]
+    tampered.execute("DELETE FROM log_nodes WHERE ((idx + 1) << level) > 56")
     assert log.verify(tampered, NODE, pub(key)).ok
     assert log.check_head(json.loads(kept_by_peer.jws), NODE, pub(key)).tree_size == 60
 
@@ -595,3 +602,209 @@ os._exit(3)
     assert log.verify(c, NODE, pub(key)).ok
     assert append(c, key, [entry(20)]).tree_size == 21
     c.close()
+
+
+# --- stored subtrees and proofs --------------------------------------------------------
+
+
+def stored_nodes(conn: sqlite3.Connection) -> dict[tuple[int, int], bytes]:
+    rows = conn.execute("SELECT level, idx, hash FROM log_nodes")
+    return {(lv, i): bytes(hh) for lv, i, hh in rows}
+
+
+def expected_nodes(hashes: Sequence[bytes]) -> dict[tuple[int, int], bytes]:
+    """Every perfect aligned subtree above the leaves, from the reference MTH."""
+    out = {}
+    level = 1
+    while (1 << level) <= len(hashes):
+        for i in range(len(hashes) >> level):
+            out[(level, i)] = log.merkle_root(hashes[i << level : (i + 1) << level])
+        level += 1
+    return out
+
+
+@pytest.fixture
+def proof_log(conn: sqlite3.Connection, key: nacl.signing.SigningKey) -> sqlite3.Connection:
+    """300 entries in appends of varied size: 37 signed heads, at sizes of every shape."""
+    n = 0
+    sizes = [1, 1, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 1, 1, 64, 1, 2, 4, 8, 16, 32, 7, 3, 1,
+             2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]
+    for size in sizes:
+        append(conn, key, [entry(i) for i in range(n, n + size)])
+        n += size
+    assert n == 300
+    return conn
+
+
+def test_log_nodes_hold_every_complete_subtree(
+    proof_log: sqlite3.Connection, key: nacl.signing.SigningKey
+) -> None:
+    hs = leaves(proof_log)
+    assert stored_nodes(proof_log) == expected_nodes(hs)
+    assert len(stored_nodes(proof_log)) == 300 - bin(300).count("1")  # n - popcount(n)
+    for start in range(0, 41):
+        for end in range(start, 41):
+            assert log.subtree_hash(proof_log, start, end) == log.merkle_root(hs[start:end])
+    for end in range(301):
+        assert log.subtree_hash(proof_log, 0, end) == log.merkle_root(hs[:end])
+
+
+def test_proofs_from_sqlite_verify_against_every_signed_head(
+    proof_log: sqlite3.Connection, key: nacl.signing.SigningKey
+) -> None:
+    hs = leaves(proof_log)
+    heads = [
+        log.check_head(json.loads(r[0]), NODE, pub(key))
+        for r in proof_log.execute("SELECT jws FROM tree_heads ORDER BY tree_size")
+    ]
+    assert len(heads) == 37
+    in_memory = lambda a, b: log.merkle_root(hs[a:b])  # noqa: E731
+    proofs = 0
+    for head in heads:
+        assert log.head_at(proof_log, head.tree_size) == head
+        n = head.tree_size
+        for seq in range(n):  # every entry under every head
+            proof = log.inclusion_proof(proof_log, seq, n)
+            assert merkle.verify_inclusion(hs[seq], seq, n, proof, head.root_hash)
+            if seq % 17 == 0:
+                assert proof == merkle.inclusion_proof(seq, n, in_memory)
+            proofs += 1
+        for old in heads:  # and every pair of heads
+            if old.tree_size <= n:
+                proof = log.consistency_proof(proof_log, old.tree_size, n)
+                assert proof == merkle.consistency_proof(old.tree_size, n, in_memory)
+                assert merkle.verify_consistency(
+                    old.tree_size, n, old.root_hash, head.root_hash, proof
+                )
+                proofs += 1
+    assert proofs > 5000
+    # sizes without a head of their own are served too (nothing to self-check against)
+    assert log.head_at(proof_log, 299) is None
+    proof = log.inclusion_proof(proof_log, 7, 299)
+    assert merkle.verify_inclusion(hs[7], 7, 299, proof, log.merkle_root(hs[:299]))
+
+
+def test_proof_requests_outside_the_log_are_refused(proof_log: sqlite3.Connection) -> None:
+    with pytest.raises(InputError):
+        log.inclusion_proof(proof_log, 10, 10)
+    with pytest.raises(InputError):
+        log.inclusion_proof(proof_log, -1, 10)
+    with pytest.raises(InputError):
+        log.inclusion_proof(proof_log, 0, True)
+    with pytest.raises(NotFound):
+        log.inclusion_proof(proof_log, 0, 301)
+    with pytest.raises(InputError):
+        log.consistency_proof(proof_log, 20, 10)
+    with pytest.raises(NotFound):
+        log.consistency_proof(proof_log, 10, 1000)
+    with pytest.raises(InputError):
+        log.subtree_hash(proof_log, 5, 4)
+    with pytest.raises(NotFound):
+        log.subtree_hash(proof_log, 0, 301)
+    assert log.consistency_proof(proof_log, 0, 300) == []
+    assert log.consistency_proof(proof_log, 300, 300) == []
+    assert log.subtree_hash(proof_log, 7, 7) == hashlib.sha256(b"").digest()
+
+
+def test_backfill_of_a_log_written_before_log_nodes(
+    db_path: Path, key: nacl.signing.SigningKey
+) -> None:
+    c = open_db(db_path)
+    fill(c, key, 150, batch=7)
+    want = stored_nodes(c)
+    c.execute("DROP TABLE log_nodes")  # the shape of a database from before the table
+    c.close()
+
+    # A read-only connection cannot backfill: proofs are computed from the leaf hashes.
+    ro = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
+    c = open_db(db_path)  # SCHEMA creates the empty table
+    assert log.verify(c, NODE, pub(key)).ok  # empty: not built yet, nothing to report
+    ro_head = log.latest_head(ro)
+    assert ro_head is not None
+    proof = log.inclusion_proof(ro, 100, 147)
+    head = log.head_at(ro, 147)
+    assert head is not None
+    assert merkle.verify_inclusion(leaves(c)[100], 100, 147, proof, head.root_hash)
+    assert stored_nodes(c) == {}
+    ro.close()
+
+    # The first proof on a writable connection backfills (and commits) the whole table.
+    old, new = log.head_at(c, 147), log.head_at(c, 150)
+    assert old is not None
+    assert new is not None
+    proof = log.consistency_proof(c, 147, 150)
+    assert merkle.verify_consistency(147, 150, old.root_hash, new.root_hash, proof)
+    assert not c.in_transaction
+    assert stored_nodes(c) == want
+    assert log.backfill_nodes(c) == 0  # only an empty table is backfilled
+    assert log.verify(c, NODE, pub(key)).ok
+
+    # Append backfills too, inside the caller's transaction.
+    c.execute("DELETE FROM log_nodes")
+    head = append(c, key, [entry(i) for i in range(150, 160)])
+    assert stored_nodes(c) == expected_nodes(leaves(c))
+    assert head.root_hash == log.subtree_hash(c, 0, 160)
+    assert log.verify(c, NODE, pub(key)).ok
+    c.close()
+
+
+def test_backfill_refuses_a_log_with_a_hole(
+    conn: sqlite3.Connection, key: nacl.signing.SigningKey
+) -> None:
+    fill(conn, key, 20, batch=5)
+    conn.execute("DELETE FROM log_nodes")
+    conn.execute("DELETE FROM log_entries WHERE seq = 9")
+    with pytest.raises(LogCorrupted, match="backfill"):
+        log.backfill_nodes(conn)
+    assert not conn.in_transaction  # its own savepoint rolled back
+    assert stored_nodes(conn) == {}
+
+
+def test_tampered_node_row_is_caught_by_verify_and_by_the_proofs(
+    tampered: sqlite3.Connection, key: nacl.signing.SigningKey
+) -> None:
+    # level 2, index 5: the subtree of entries 20..23
+    tampered.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 5")
+    report = log.verify(tampered, NODE, pub(key))
+    assert [(q.seq, q.kind) for q in report.problems] == [(23, "bad_node")]
+    assert "entries 20..23" in report.problems[0].detail
+    assert "differs" in report.problems[0].detail
+    # a proof that needs that subtree is refused rather than sent
+    with pytest.raises(LogCorrupted, match="does not verify"):
+        log.inclusion_proof(tampered, 17, 60)
+    with pytest.raises(LogCorrupted, match="does not verify"):
+        log.consistency_proof(tampered, 20, 60)
+    # one that does not need it still goes out
+    hs = leaves(tampered)
+    proof = log.inclusion_proof(tampered, 40, 60)
+    assert merkle.verify_inclusion(hs[40], 40, 60, proof, log.merkle_root(hs))
+
+
+def test_missing_and_surplus_node_rows(
+    tampered: sqlite3.Connection, key: nacl.signing.SigningKey
+) -> None:
+    tampered.execute("DELETE FROM log_nodes WHERE level = 3 AND idx = 1")  # entries 8..15
+    tampered.execute("INSERT INTO log_nodes VALUES (7, 0, zeroblob(32))")  # 128 entries
+    tampered.execute("INSERT INTO log_nodes VALUES (0, 3, zeroblob(32))")  # leaves are not stored
+    report = log.verify(tampered, NODE, pub(key))
+    assert [(q.seq, q.kind) for q in report.problems] == [(15, "bad_node"), (59, "bad_node")]
+    assert "missing" in report.problems[0].detail
+    assert "not in the log" in report.problems[1].detail
+    with pytest.raises(LogCorrupted, match="missing"):
+        log.inclusion_proof(tampered, 0, 60)
+
+
+def test_append_refuses_when_log_nodes_lags_or_runs_ahead(
+    conn: sqlite3.Connection, key: nacl.signing.SigningKey
+) -> None:
+    fill(conn, key, 10, batch=5)
+    conn.execute("DELETE FROM log_nodes WHERE level = 1 AND idx = 4")
+    conn.execute("BEGIN IMMEDIATE")
+    with pytest.raises(LogCorrupted, match="log_nodes"):
+        log.append(conn, key, NODE, [entry(10)], NOW)
+    conn.execute("ROLLBACK")
+    conn.execute("INSERT INTO log_nodes VALUES (1, 4, zeroblob(32)), (1, 5, zeroblob(32))")
+    conn.execute("BEGIN IMMEDIATE")
+    with pytest.raises(LogCorrupted, match="log_nodes"):
+        log.append(conn, key, NODE, [entry(10)], NOW)
+    conn.execute("ROLLBACK")

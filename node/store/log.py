@@ -5,8 +5,7 @@ transaction as the state change it records, so the two commit together or not at
 The log holds pseudonyms (``pseudonym``), never identifiers, so it can outlive the
 personal data it describes and still answer an access request for a known identifier.
 
-Shape (RFC 9162 style, so inclusion and consistency proofs can be added without a
-migration):
+Shape (RFC 9162, the tree math in ``node.protocol.merkle``):
 
 - entry ``seq`` (0-based) is stored as the RFC 8785 canonical JSON ``body``; the body
   carries ``prev``, the previous entry's leaf hash, so order and deletions also show
@@ -16,50 +15,81 @@ migration):
 - every ``append`` call signs one tree head (JWS, typ ``vhnode-tree-head/v1``) for the
   new size. Peers keep the heads they receive, which is what stops this node from
   quietly rebuilding its history: a local attacker who cuts the tail, deletes its heads
-  and rebuilds ``log_frontier`` leaves a log ``verify`` cannot fault on its own, but no
-  peer's copy of a later head will then match.
+  and rebuilds the derived tables leaves a log ``verify`` cannot fault on its own, but
+  no peer's copy of a later head will then match.
 
-``append`` keeps the compact-range right frontier (one subtree root per set bit of the
-tree size) in ``log_frontier``, so an append costs O(entries + log n) and never reads
-old entries. ``verify`` streams the whole log once and recomputes everything from the
-stored bodies; nothing it trusts comes from the derived columns.
+Derived tables, all written by ``append`` in O(entries + log n) without reading old
+entries: ``log_frontier`` (the compact-range right frontier: one subtree root per set bit
+of the size, enough to append and to compute the root) and ``log_nodes`` (every complete
+subtree above the leaves, so the hash of any subtree a proof needs is a few primary-key
+lookups). ``inclusion_proof``, ``consistency_proof`` and ``subtree_hash`` answer from
+them in O(log n). ``verify`` (``node.store.log_verify``, re-exported here) streams the
+whole log once and recomputes everything from the stored bodies; nothing it trusts comes
+from the derived tables, and it checks them too.
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import hmac
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import nacl.signing
 
-from node.errors import BadSignature, LogCorrupted, MalformedMessage
-from node.protocol import jws
+from node.errors import InputError, LogCorrupted, MalformedMessage, NotFound
+from node.protocol import jws, merkle
 from node.protocol.jws import SignedDocument
 from node.protocol.models import rfc3339
 
+# The verifier lives in its own module; re-exported (``__all__``) so ``log.verify`` and
+# friends keep working. log_verify imports this module only inside its functions.
+from node.store.log_verify import MAX_PROBLEMS, LogProblem, ProblemKind, VerifyReport, verify
+
+__all__ = [
+    "EMPTY_ROOT",
+    "GENESIS_PREV",
+    "LEAF_PREFIX",
+    "MAX_PROBLEMS",
+    "NODE_PREFIX",
+    "SCHEMA",
+    "TREE_HEAD_TYP",
+    "LogEntry",
+    "LogProblem",
+    "ProblemKind",
+    "TreeHead",
+    "VerifyReport",
+    "append",
+    "backfill_nodes",
+    "check_head",
+    "consistency_proof",
+    "head_at",
+    "inclusion_proof",
+    "latest_head",
+    "leaf_hash",
+    "merkle_root",
+    "pseudonym",
+    "subtree_hash",
+    "verify",
+]
+
 TREE_HEAD_TYP = "vhnode-tree-head/v1"
 
-LEAF_PREFIX = b"\x00"
-NODE_PREFIX = b"\x01"
-EMPTY_ROOT = hashlib.sha256(b"").digest()
+LEAF_PREFIX = merkle.LEAF_PREFIX
+NODE_PREFIX = merkle.NODE_PREFIX
+EMPTY_ROOT = merkle.EMPTY_ROOT
 """RFC 9162 MTH of the empty tree."""
 GENESIS_PREV = "0" * 64
 """``prev`` of entry 0: there is no previous leaf."""
 
-MAX_PROBLEMS = 20
-"""``verify`` reports at most this many problems, the earliest ones in log order."""
-
 _PSEUDONYM = re.compile(r"[0-9a-f]{64}")
-_HEX_HASH = re.compile(r"[0-9a-f]{64}")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_BACKFILL_BATCH = 10_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_entries (
@@ -98,6 +128,17 @@ CREATE TABLE IF NOT EXISTS log_frontier (
     level INTEGER PRIMARY KEY,
     hash BLOB NOT NULL
 );
+
+-- Every complete subtree above the leaves: the row (level, idx), level >= 1, is the root
+-- of the perfect subtree over entries [idx * 2^level, (idx + 1) * 2^level). Leaves
+-- (level 0) are log_entries.leaf_hash. Append-only, like the entries; a log written
+-- before this table existed is backfilled from the leaf hashes (backfill_nodes).
+CREATE TABLE IF NOT EXISTS log_nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
 """
 
 
@@ -135,55 +176,23 @@ def pseudonym(pseudonym_key: bytes, subject_key: str) -> str:
 
 def leaf_hash(body: bytes) -> bytes:
     """RFC 9162 leaf hash of one entry body."""
-    return hashlib.sha256(LEAF_PREFIX + body).digest()
-
-
-def _node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(NODE_PREFIX + left + right).digest()
+    return merkle.leaf_hash(body)
 
 
 def merkle_root(leaf_hashes: Sequence[bytes]) -> bytes:
     """RFC 9162 §2.1.1 Merkle Tree Hash over leaf hashes, written as the RFC defines it.
 
-    The reference the incremental frontier is checked against; O(n log n), for tests and
-    small trees, not for the live log.
+    The reference the incremental frontier and the stored nodes are checked against;
+    O(n log n), for tests and small trees, not for the live log (``merkle.root`` is the
+    O(n) streaming equivalent).
     """
     n = len(leaf_hashes)
     if n == 0:
         return EMPTY_ROOT
     if n == 1:
         return leaf_hashes[0]
-    k = 1 << ((n - 1).bit_length() - 1)  # largest power of two smaller than n
-    return _node_hash(merkle_root(leaf_hashes[:k]), merkle_root(leaf_hashes[k:]))
-
-
-class _Frontier:
-    """The right frontier of an RFC 9162 tree: ``levels[h]`` is the root of a perfect
-    subtree of 2^h leaves, present exactly for the set bits of ``size``.
-
-    Appending is a binary increment (merge equal-height subtrees); the root folds the
-    subtrees from the smallest up, which is the MTH's split at the largest power of two.
-    """
-
-    __slots__ = ("levels", "size")
-
-    def __init__(self, levels: Mapping[int, bytes] | None = None) -> None:
-        self.levels: dict[int, bytes] = dict(levels or {})
-        self.size = sum(1 << level for level in self.levels)
-
-    def push(self, leaf: bytes) -> None:
-        node, level = leaf, 0
-        while level in self.levels:
-            node = _node_hash(self.levels.pop(level), node)
-            level += 1
-        self.levels[level] = node
-        self.size += 1
-
-    def root(self) -> bytes:
-        acc: bytes | None = None
-        for level in sorted(self.levels):
-            acc = self.levels[level] if acc is None else _node_hash(self.levels[level], acc)
-        return EMPTY_ROOT if acc is None else acc
+    k = merkle.split(n)
+    return merkle.node_hash(merkle_root(leaf_hashes[:k]), merkle_root(leaf_hashes[k:]))
 
 
 def _check_entry(entry: LogEntry) -> None:
@@ -305,18 +314,34 @@ def latest_head(conn: sqlite3.Connection) -> TreeHead | None:
     return None if row is None else _head_from_row(row)
 
 
+def head_at(conn: sqlite3.Connection, tree_size: int) -> TreeHead | None:
+    """Our signed head for exactly ``tree_size`` entries, if one was signed."""
+    row = conn.execute(
+        "SELECT tree_size, root_hash, signed_at, jws FROM tree_heads WHERE tree_size = ?",
+        (tree_size,),
+    ).fetchone()
+    return None if row is None else _head_from_row(row)
+
+
 # --- append ----------------------------------------------------------------------------
 
 
-def _tip(conn: sqlite3.Connection) -> tuple[int, bytes, _Frontier, TreeHead | None]:
+def _log_size(conn: sqlite3.Connection) -> int:
+    """Number of entries: one past the highest seq (contiguous in an intact log)."""
+    row = conn.execute("SELECT seq FROM log_entries ORDER BY seq DESC LIMIT 1").fetchone()
+    return 0 if row is None else int(row[0]) + 1
+
+
+def _tip(conn: sqlite3.Connection) -> tuple[int, bytes, merkle.Frontier, TreeHead | None]:
     """Size, last leaf hash, frontier and latest head, refusing to build on a log whose
-    tip does not agree with itself (a deleted tail, a lost frontier, an unsigned tail):
-    appending on top would bury the damage under fresh valid signatures."""
+    tip does not agree with itself (a deleted tail, a lost frontier, an unsigned tail,
+    missing or surplus stored nodes): appending on top would bury the damage under fresh
+    valid signatures."""
     last = conn.execute(
         "SELECT seq, leaf_hash FROM log_entries ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     size, prev = (0, bytes(32)) if last is None else (int(last[0]) + 1, bytes(last[1]))
-    frontier = _Frontier(
+    frontier = merkle.Frontier(
         {int(level): bytes(h) for level, h in conn.execute("SELECT level, hash FROM log_frontier")}
     )
     head = latest_head(conn)
@@ -329,6 +354,7 @@ def _tip(conn: sqlite3.Connection) -> tuple[int, bytes, _Frontier, TreeHead | No
         raise LogCorrupted(
             f"latest signed tree head covers {head_size} entries but the log has {size}; run verify"
         )
+    _ensure_nodes(conn, size, exact=True)
     return size, prev, frontier, head
 
 
@@ -344,7 +370,8 @@ def append(
     Runs inside the caller's open transaction and never commits: the decision and its
     log entries commit together. Prefer ``BEGIN IMMEDIATE`` so two writers serialise on
     the lock instead of one failing on a stale snapshot. With no entries, returns the
-    current head (signing the empty tree's head on first use).
+    current head (signing the empty tree's head on first use). Costs O(entries + log n):
+    the entries, their subjects, the subtrees they complete, the frontier and one head.
     """
     if not conn.in_transaction:
         # In autocommit every INSERT would commit alone: a crash could leave entries
@@ -363,6 +390,7 @@ def append(
     time = rfc3339(now)
     rows: list[tuple[Any, ...]] = []
     subject_rows: list[tuple[int, str]] = []
+    node_rows: list[tuple[int, int, bytes]] = []
     for seq, entry in enumerate(entries, start=size):
         try:
             body = jws.canonical(_body(entry, seq, prev, time, node_id))
@@ -370,7 +398,7 @@ def append(
             # Raised before any INSERT: nothing half-written even if the caller commits.
             raise ValueError(f"{entry.kind}: entry is not JSON-serialisable: {e.detail}") from e
         prev = leaf_hash(body)
-        frontier.push(prev)
+        node_rows.extend(frontier.push(prev))
         rows.append(
             (
                 seq,
@@ -392,6 +420,7 @@ def append(
         rows,
     )
     conn.executemany("INSERT INTO log_subjects (seq, pseudonym) VALUES (?, ?)", subject_rows)
+    conn.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", node_rows)
     conn.execute("DELETE FROM log_frontier")
     conn.executemany(
         "INSERT INTO log_frontier (level, hash) VALUES (?, ?)", sorted(frontier.levels.items())
@@ -401,508 +430,206 @@ def append(
     )
 
 
-# --- verify ----------------------------------------------------------------------------
-
-ProblemKind = Literal[
-    "edited",
-    "missing",
-    "reordered",
-    "truncated",
-    "bad_signature",
-    "bad_head",
-    "inconsistent_columns",
-]
+# --- stored subtrees -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class LogProblem:
-    """One finding of ``verify``.
+def _ensure_nodes(conn: sqlite3.Connection, size: int, *, exact: bool) -> None:
+    """Check that ``log_nodes`` covers a log of ``size`` entries, backfilling a log written
+    before the table existed.
 
-    ``seq`` is the entry where the problem is located; for a tree head it is the last
-    entry the head covers (``tree_size - 1``, None for the empty tree) and ``tree_size``
-    names the head.
+    The cheap check is the number of level-1 nodes (one per two entries, found through
+    the primary key); ``verify`` checks every row. With ``exact`` (append, under the write
+    lock) surplus rows are damage too: new nodes would collide with them. Without it
+    (readers) more level-1 nodes than expected are a concurrent append and fine.
     """
-
-    seq: int | None
-    kind: ProblemKind
-    detail: str
-    tree_size: int | None = None
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    entries: int
-    heads: int
-    problems: tuple[LogProblem, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def raise_if_bad(self) -> None:
-        """Fail closed on a damaged log (e.g. at start-up)."""
-        if self.problems:
-            first = self.problems[0]
-            where = "" if first.seq is None else f" at entry {first.seq}"
-            raise LogCorrupted(f"{first.kind}{where}: {first.detail}")
+    want = size // 2
+    row = conn.execute("SELECT max(idx) FROM log_nodes WHERE level = 1").fetchone()
+    have = 0 if row[0] is None else int(row[0]) + 1
+    if have == want or (have > want and not exact):
+        return
+    if have == 0 and backfill_nodes(conn):
+        return
+    raise LogCorrupted(
+        f"log_nodes holds {have} subtrees of 2 entries but the log of {size} entries needs"
+        f" {want}; run verify"
+    )
 
 
-_HEAD_KINDS = frozenset({"bad_signature", "bad_head"})
+def backfill_nodes(conn: sqlite3.Connection) -> int:
+    """Compute ``log_nodes`` from ``log_entries.leaf_hash`` when the table is empty but
+    entries exist (a log written before the table existed). Returns the rows written;
+    0 when the table already has rows (its correctness is ``verify``'s business) or the
+    log has fewer than 2 entries.
 
-
-def _problem_order(p: LogProblem) -> tuple[int, int]:
-    # Earliest location first; at one location the cause (an entry problem) before its
-    # consequences (columns, then heads that no longer match).
-    rank = 2 if p.kind in _HEAD_KINDS else 1 if p.kind == "inconsistent_columns" else 0
-    return (-1 if p.seq is None else p.seq, rank)
-
-
-class _Problems:
-    """The earliest MAX_PROBLEMS findings, in bounded memory however damaged the log."""
-
-    def __init__(self) -> None:
-        self.items: list[LogProblem] = []
-
-    def add(
-        self, seq: int | None, kind: ProblemKind, detail: str, tree_size: int | None = None
-    ) -> None:
-        # One problem per location and kind, the first cause found kept. Findings come in
-        # log order, so a duplicate can only be among the last few.
-        if any((p.seq, p.kind) == (seq, kind) for p in self.items[-4:]):
-            return
-        self.items.append(LogProblem(seq, kind, detail, tree_size))
-        if len(self.items) >= 10 * MAX_PROBLEMS:
-            self._trim()
-
-    def _trim(self) -> None:
-        self.items.sort(key=_problem_order)
-        del self.items[MAX_PROBLEMS:]
-
-    def result(self) -> tuple[LogProblem, ...]:
-        self._trim()
-        return tuple(self.items)
-
-
-class _Peek:
-    """A cursor with one row of look-ahead, for merging ordered streams."""
-
-    def __init__(self, rows: Iterator[Any]) -> None:
-        self._rows = rows
-        self._next: Any = next(rows, None)
-
-    def peek(self) -> Any:
-        return self._next
-
-    def pop(self) -> Any:
-        row, self._next = self._next, next(self._rows, None)
-        return row
-
-
-class _SeenSeqs:
-    """Body seqs seen so far, as sorted disjoint closed intervals.
-
-    An intact log is one interval; each tampering adds a few, so memory follows the
-    damage, not the log size.
+    One O(n) pass in a savepoint: inside the caller's transaction if there is one,
+    otherwise its own (committed on success). Refuses (LogCorrupted) a log whose seqs are
+    not contiguous: the nodes would cover the wrong entries.
     """
-
-    def __init__(self) -> None:
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-
-    def add(self, x: int) -> bool:
-        """Add ``x``; False if it was already there."""
-        if self.ends and x == self.ends[-1] + 1:  # the common case: next in order
-            self.ends[-1] = x
-            return True
-        i = bisect.bisect_right(self.starts, x) - 1
-        if i >= 0 and x <= self.ends[i]:
-            return False
-        joins_left = i >= 0 and self.ends[i] == x - 1
-        joins_right = i + 1 < len(self.starts) and self.starts[i + 1] == x + 1
-        if joins_left and joins_right:
-            self.ends[i] = self.ends[i + 1]
-            del self.starts[i + 1], self.ends[i + 1]
-        elif joins_left:
-            self.ends[i] = x
-        elif joins_right:
-            self.starts[i + 1] = x
-        else:
-            self.starts.insert(i + 1, x)
-            self.ends.insert(i + 1, x)
-        return True
-
-    def count(self, lo: int, hi: int) -> int:
-        """How many of lo..hi were seen."""
-        total = 0
-        i = bisect.bisect_left(self.ends, lo)
-        while i < len(self.starts) and self.starts[i] <= hi:
-            total += min(self.ends[i], hi) - max(self.starts[i], lo) + 1
-            i += 1
-        return total
-
-
-@dataclass
-class _Jump:
-    """Row ``row`` holds entry ``entry`` where entries lo..hi were expected."""
-
-    row: int
-    entry: int
-    lo: int
-    hi: int
-    unseen: int  # how many of lo..hi had not been seen when the jump was found
-
-
-_MAX_JUMPS = 1000
-
-_BODY_KEYS = frozenset(
-    {
-        "seq",
-        "prev",
-        "time",
-        "node",
-        "kind",
-        "trace_id",
-        "convenant",
-        "purpose",
-        "actor",
-        "counterparty",
-        "subjects",
-        "outcome",
-        "reason",
-        "data",
-    }
-)
-
-
-def _parse_body(raw: bytes) -> dict[str, Any] | str:
-    """The entry body, or why it is not one this module wrote."""
+    if conn.execute("SELECT 1 FROM log_nodes LIMIT 1").fetchone() is not None:
+        return 0
+    conn.execute("SAVEPOINT log_nodes_backfill")
     try:
-        body = json.loads(raw)
-    except ValueError:
-        return "body is not JSON"
-    if not isinstance(body, dict) or set(body) != _BODY_KEYS:
-        return "body does not have the log entry fields"
-    if type(body["seq"]) is not int or body["seq"] < 0:
-        return "body seq is not a non-negative integer"
-    if not isinstance(body["prev"], str) or not _HEX_HASH.fullmatch(body["prev"]):
-        return "body prev is not a hex SHA-256"
-    for key in ("time", "node", "kind"):
-        if not isinstance(body[key], str):
-            return f"body {key} is not text"
-    for key in ("trace_id", "purpose", "actor", "counterparty", "outcome", "reason"):
-        if body[key] is not None and not isinstance(body[key], str):
-            return f"body {key} is not text or null"
-    conv = body["convenant"]
-    if conv is not None and (
-        not isinstance(conv, dict)
-        or set(conv) != {"id", "version"}
-        or not isinstance(conv["id"], str)
-        or (conv["version"] is not None and type(conv["version"]) is not int)
-    ):
-        return "body convenant is not {id, version} or null"
-    if not isinstance(body["subjects"], list) or not all(
-        isinstance(s, str) for s in body["subjects"]
-    ):
-        return "body subjects is not a list of text"
-    if not isinstance(body["data"], dict):
-        return "body data is not an object"
-    return body
+        written = 0
+        frontier = merkle.Frontier()
+        batch: list[tuple[int, int, bytes]] = []
+        for seq, h in conn.execute("SELECT seq, leaf_hash FROM log_entries ORDER BY seq"):
+            if seq != frontier.size or not isinstance(h, bytes) or len(h) != merkle.HASH_SIZE:
+                raise LogCorrupted(
+                    f"cannot backfill log_nodes: entry {frontier.size} is missing or its"
+                    " leaf_hash is not 32 bytes; run verify"
+                )
+            batch.extend(frontier.push(h))
+            if len(batch) >= _BACKFILL_BATCH:
+                conn.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", batch)
+                written += len(batch)
+                batch.clear()
+        conn.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", batch)
+        written += len(batch)
+    except BaseException:
+        conn.execute("ROLLBACK TO log_nodes_backfill")
+        conn.execute("RELEASE log_nodes_backfill")
+        raise
+    conn.execute("RELEASE log_nodes_backfill")
+    return written
 
 
-def _span(lo: int, hi: int) -> str:
-    return f"entry {lo}" if lo == hi else f"entries {lo}..{hi}"
+class _StoredTree:
+    """Subtree hashes of the first ``size`` entries, read from SQLite.
 
+    ``mth(start, end)`` follows the RFC 9162 §2.1.1 split of the list of entries
+    [start, end). A perfect, aligned subtree is one primary-key lookup; the ranges proofs
+    ask for (an aligned start, an end at a power of two or at the tree size) take at most
+    one lookup per level. Any other range is still answered exactly, just with more
+    lookups. With ``from_leaves`` (``log_nodes`` not built and not writable, e.g. a
+    read-only connection to an old log) every subtree is hashed from the leaf hashes.
+    """
 
-def _span_is(lo: int, hi: int, verb: str) -> str:
-    """``entry 5 appears`` / ``entries 5..7 appear``."""
-    return f"{_span(lo, hi)} {verb + 's' if lo == hi else verb}"
-
-
-class _Verifier:
-    def __init__(self, conn: sqlite3.Connection, node_id: str, verify_key: bytes) -> None:
+    def __init__(self, conn: sqlite3.Connection, from_leaves: bool = False) -> None:
         self.conn = conn
-        self.node_id = node_id
-        self.verify_key = verify_key
-        self.problems = _Problems()
-        self.frontier = _Frontier()
-        self.entries = 0
-        self.heads = 0
-        self.latest_head_size: int | None = None
-        self.root_diverged = False
-        # Order tracking. Offset = body seq - row seq; it is 0 in an intact log and a
-        # change of offset between rows is where entries were moved, removed or renumbered.
-        self.prev_row = -1
-        self.offset = 0
-        self.prev_hashes: tuple[bytes, ...] = (bytes(32),)
-        self.seen = _SeenSeqs()
-        self.jumps: list[_Jump] = []
-        self.last_orphan: int | None = None
+        self.from_leaves = from_leaves
 
-    def run(self) -> VerifyReport:
-        heads = _Peek(
-            iter(
-                self.conn.execute(
-                    "SELECT tree_size, root_hash, signed_at, jws FROM tree_heads ORDER BY tree_size"
+    def leaf(self, seq: int) -> bytes:
+        row = self.conn.execute(
+            "SELECT leaf_hash FROM log_entries WHERE seq = ?", (seq,)
+        ).fetchone()
+        return self._hash(row, f"leaf hash of entry {seq}")
+
+    def node(self, level: int, idx: int) -> bytes:
+        row = self.conn.execute(
+            "SELECT hash FROM log_nodes WHERE level = ? AND idx = ?", (level, idx)
+        ).fetchone()
+        lo = idx << level
+        return self._hash(row, f"log_nodes row for entries {lo}..{lo + (1 << level) - 1}")
+
+    def mth(self, start: int, end: int) -> bytes:
+        n = end - start
+        if n <= 0:
+            return EMPTY_ROOT
+        if n == 1:
+            return self.leaf(start)
+        if self.from_leaves:
+            return merkle.root(
+                self._hash((h,), "leaf hash")
+                for (h,) in self.conn.execute(
+                    "SELECT leaf_hash FROM log_entries WHERE seq >= ? AND seq < ? ORDER BY seq",
+                    (start, end),
                 )
             )
-        )
-        subjects = _Peek(
-            iter(
-                self.conn.execute("SELECT seq, pseudonym FROM log_subjects ORDER BY seq, pseudonym")
-            )
-        )
-        rows = self.conn.execute(
-            "SELECT seq, body, leaf_hash, kind, time, trace_id, convenant_id, counterparty"
-            " FROM log_entries ORDER BY seq"
-        )
-        self._heads_upto(heads)  # the empty tree's head, if any
-        for row in rows:  # the cursor streams: one body in memory at a time
-            self._entry(row, subjects)
-            self._heads_upto(heads)
-        while heads.peek() is not None:  # heads beyond the end of the log: signatures only
-            self._head(heads.pop(), with_root=False)
-        for seq, _ in iter(subjects.pop, None):
-            self._orphan_subject(seq)
-        self._resolve_jumps()
-        self._check_tail()
-        self._check_frontier()
-        return VerifyReport(self.entries, self.heads, self.problems.result())
+        if n & (n - 1) == 0 and start % n == 0:
+            return self.node(n.bit_length() - 1, start // n)
+        k = merkle.split(n)
+        return merkle.node_hash(self.mth(start, start + k), self.mth(start + k, end))
 
-    # -- entries --
-
-    def _entry(self, row: tuple[Any, ...], subjects: _Peek) -> None:
-        s, body_text, stored, kind, time, trace_id, convenant_id, counterparty = row
-        self.entries += 1
-        if s < 0:
-            self.problems.add(s, "edited", f"row with impossible seq {s}")
-            return
-        if s > self.prev_row + 1:
-            lo = self.prev_row + 1
-            self.problems.add(lo, "missing", f"{_span(lo, s - 1)} deleted (no row with that seq)")
-        # A BLOB written over the text stays a BLOB in SQLite: hash what is there.
-        raw = body_text if isinstance(body_text, bytes) else str(body_text).encode("utf-8")
-        h = leaf_hash(raw)
-        stored_hash = bytes(stored) if isinstance(stored, bytes) else None
-        hashes: tuple[bytes, ...] = (h,)
-        if stored_hash != h:
-            self.problems.add(
-                s, "edited", "body does not hash to its stored leaf_hash (body or hash changed)"
-            )
-            # The stored hash is likely the original: let the next entry's link match it
-            # so one edit is reported once.
-            hashes = (h, stored_hash) if stored_hash is not None else (h,)
-        body = _parse_body(raw)
-        if isinstance(body, str):
-            if stored_hash == h:
-                self.problems.add(s, "edited", body)
-            offset = self.offset  # unknown position: assume in place, skip order checks
-        else:
-            offset = self._order(s, body)
-            self._columns(s, body, (kind, time, trace_id, convenant_id, counterparty))
-        self._subjects(s, body, subjects)
-        self.frontier.push(h)
-        self.prev_row, self.offset, self.prev_hashes = s, offset, hashes
-
-    def _order(self, s: int, body: dict[str, Any]) -> int:
-        b: int = body["seq"]
-        offset = b - s
-        contiguous = s == self.prev_row + 1
-        if not self.seen.add(b):
-            # A copy stands in for whatever entry was here: an edit in place, so keep the
-            # offset and let the next row's broken link fold into this problem.
-            self.problems.add(s, "edited", f"row {s} holds a second copy of entry {b}")
-            return self.offset
-        if offset == self.offset:
-            # Entries continue in order (also inside a renumbered stretch): check the link.
-            if contiguous and bytes.fromhex(body["prev"]) not in self.prev_hashes:
-                self.problems.add(
-                    s - 1,
-                    "edited",
-                    f"entry {b} does not link to the entry before it (its prev is not that"
-                    f" entry's leaf hash): row {s - 1} was rewritten with its leaf_hash"
-                    " recomputed, or entries between them were removed and renumbered",
-                )
-            return offset
-        expected = s + self.offset  # the entry that would follow the previous row's
-        if b > expected:
-            lo, hi = expected, b - 1
-            unseen = (hi - lo + 1) - self.seen.count(lo, hi)
-            if unseen == 0:
-                if offset != 0:
-                    self.problems.add(s, "reordered", f"row {s} holds entry {b}")
-            elif len(self.jumps) < _MAX_JUMPS:
-                # Missing or moved further down? Only the rest of the log can tell.
-                self.jumps.append(_Jump(s, b, lo, hi, unseen))
-            else:
-                self.problems.add(
-                    lo, "missing", f"row {s} holds entry {b}: {_span(lo, hi)} missing or moved"
-                )
-        elif offset != 0:
-            # Backwards: this entry stands after entries that come after it.
-            self.problems.add(
-                s,
-                "reordered",
-                f"row {s} holds entry {b}, which belongs before row {s - 1}'s entry",
-            )
-        return offset
-
-    def _columns(self, s: int, body: dict[str, Any], columns: tuple[Any, ...]) -> None:
-        conv = body["convenant"]
-        want = (
-            body["kind"],
-            body["time"],
-            body["trace_id"],
-            None if conv is None else conv["id"],
-            body["counterparty"],
-        )
-        names = ("kind", "time", "trace_id", "convenant_id", "counterparty")
-        wrong = [n for n, got, exp in zip(names, columns, want, strict=True) if got != exp]
-        if wrong:
-            self.problems.add(
-                s, "inconsistent_columns", f"column {', '.join(wrong)} differs from the body"
-            )
-
-    def _subjects(self, s: int, body: dict[str, Any] | str, subjects: _Peek) -> None:
-        while (r := subjects.peek()) is not None and r[0] < s:
-            self._orphan_subject(subjects.pop()[0])
-        got: set[Any] = set()
-        while (r := subjects.peek()) is not None and r[0] == s:
-            got.add(subjects.pop()[1])
-        if isinstance(body, dict) and got != set(body["subjects"]):
-            self.problems.add(s, "inconsistent_columns", "log_subjects rows differ from the body")
-
-    def _orphan_subject(self, seq: int) -> None:
-        # Rows of one seq are consecutive: report the first only.
-        if self.last_orphan != seq:
-            self.last_orphan = seq
-            self.problems.add(
-                seq,
-                "inconsistent_columns",
-                f"log_subjects has rows for entry {seq}, which is not in the log",
-            )
-
-    def _resolve_jumps(self) -> None:
-        for j in self.jumps:
-            unseen_now = (j.hi - j.lo + 1) - self.seen.count(j.lo, j.hi)
-            if unseen_now == 0:
-                self.problems.add(
-                    j.row,
-                    "reordered",
-                    f"row {j.row} holds entry {j.entry}; {_span_is(j.lo, j.hi, 'appear')} later",
-                )
-            elif unseen_now == j.unseen:
-                self.problems.add(
-                    j.lo,
-                    "missing",
-                    f"{_span(j.lo, j.hi)} not in the log; row {j.row} holds entry {j.entry}"
-                    " (the rows after it were renumbered)",
-                )
-            else:
-                self.problems.add(
-                    j.lo,
-                    "missing",
-                    f"of {_span(j.lo, j.hi)}, {unseen_now} not in the log and the rest moved;"
-                    f" row {j.row} holds entry {j.entry}",
-                )
-
-    # -- heads --
-
-    def _heads_upto(self, heads: _Peek) -> None:
-        while (r := heads.peek()) is not None and r[0] <= self.frontier.size:
-            self._head(heads.pop(), with_root=True)
-
-    def _head(self, row: tuple[Any, ...], with_root: bool) -> None:
-        tree_size, root_col, signed_at_col, text = row
-        self.heads += 1
-        self.latest_head_size = tree_size
-        seq = tree_size - 1 if tree_size > 0 else None
-        try:
-            head = check_head(json.loads(text), self.node_id, self.verify_key)
-        except BadSignature as e:
-            self.problems.add(seq, "bad_signature", f"tree head {tree_size}: {e.detail}", tree_size)
-            return
-        except (MalformedMessage, TypeError, ValueError) as e:
-            detail = e.detail if isinstance(e, MalformedMessage) else "not a JWS"
-            self.problems.add(seq, "bad_head", f"tree head {tree_size}: {detail}", tree_size)
-            return
-        if (head.tree_size, head.root_hash, rfc3339(head.signed_at)) != (
-            tree_size,
-            root_col,
-            signed_at_col,
-        ):
-            self.problems.add(
-                seq,
-                "inconsistent_columns",
-                f"tree head {tree_size}: columns differ from the signed head",
-                tree_size,
-            )
-        if with_root and head.tree_size == self.frontier.size:
-            if head.root_hash == self.frontier.root():
-                self.root_diverged = False
-            elif not self.root_diverged:
-                # Every later root covers the same changed leaves: report the first only.
-                self.root_diverged = True
-                self.problems.add(
-                    seq,
-                    "bad_head",
-                    f"signed tree head {tree_size} does not match the entries now in the log",
-                    tree_size,
-                )
-
-    def _check_tail(self) -> None:
-        size = self.prev_row + 1
-        latest = self.latest_head_size
-        if latest is None:
-            if size:
-                self.problems.add(0, "bad_head", f"no signed tree head covers {_span(0, size - 1)}")
-        elif latest > size:
-            self.problems.add(
-                size,
-                "truncated",
-                f"the latest signed tree head covers {latest} entries, the log ends at"
-                f" {size}: {_span(size, latest - 1)} removed",
-                latest,
-            )
-        elif latest < size:
-            self.problems.add(
-                latest,
-                "bad_head",
-                f"{_span(latest, size - 1)} not covered by any signed tree head",
-                latest,
-            )
-
-    def _check_frontier(self) -> None:
-        # Derived state, but append trusts it: a wrong frontier would make the next head
-        # sign a root over leaves that are not there. When entries are already damaged it
-        # differs as a mere consequence, so only an otherwise intact log reports it.
-        if self.problems.items:
-            return
-        stored = {
-            int(level): bytes(h)
-            for level, h in self.conn.execute("SELECT level, hash FROM log_frontier")
-        }
-        if stored != self.frontier.levels:
-            size = self.frontier.size
-            self.problems.add(
-                size - 1 if size else None,
-                "inconsistent_columns",
-                "log_frontier differs from the tree recomputed from the entries"
-                " (the next append would fail or sign a wrong root)",
-            )
+    @staticmethod
+    def _hash(row: tuple[Any, ...] | None, what: str) -> bytes:
+        if row is None:
+            raise LogCorrupted(f"the {what} is missing; run verify")
+        h = row[0]
+        if not isinstance(h, bytes) or len(h) != merkle.HASH_SIZE:
+            raise LogCorrupted(f"the {what} is not a 32-byte hash; run verify")
+        return h
 
 
-def verify(conn: sqlite3.Connection, node_id: str, verify_key: bytes) -> VerifyReport:
-    """Recompute the whole log from the stored bodies and check it against its heads.
+def _check_sizes(*values: int) -> None:
+    for v in values:
+        if type(v) is not int or v < 0:
+            raise InputError(f"tree sizes and entry numbers must be non-negative integers: {v!r}")
 
-    Streams entries, subjects and heads in one ordered pass (memory independent of the
-    log size) inside one read transaction, so a concurrent append cannot make a
-    consistent log look broken.
-    """
-    own_tx = not conn.in_transaction
-    if own_tx:
-        conn.execute("BEGIN")
+
+def _tree(conn: sqlite3.Connection, tree_size: int) -> _StoredTree:
+    """The stored tree, after checking the log has at least ``tree_size`` entries."""
+    size = _log_size(conn)
+    if tree_size > size:
+        raise NotFound(f"the log has {size} entries, not {tree_size}")
     try:
-        return _Verifier(conn, node_id, verify_key).run()
-    finally:
-        if own_tx:
-            conn.execute("ROLLBACK")
+        _ensure_nodes(conn, size, exact=False)
+    except sqlite3.OperationalError:
+        # The backfill could not write (read-only connection, lock): answer from leaves.
+        return _StoredTree(conn, from_leaves=True)
+    return _StoredTree(conn)
+
+
+def subtree_hash(conn: sqlite3.Connection, start: int, end: int) -> bytes:
+    """RFC 9162 MTH of entries [start, end) (the empty tree's root when start == end).
+
+    O(log n) lookups for an aligned start (what proofs use), e.g. ``subtree_hash(conn, 0,
+    n)`` is the root of the tree of size n. Raises InputError for a negative or reversed
+    range and NotFound beyond the end of the log.
+    """
+    _check_sizes(start, end)
+    if start > end:
+        raise InputError(f"reversed range: start {start} is after end {end}")
+    return _tree(conn, end).mth(start, end)
+
+
+def inclusion_proof(conn: sqlite3.Connection, seq: int, tree_size: int) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 inclusion proof of entry ``seq`` in the tree of ``tree_size``
+    entries, nearest sibling first; verify with ``merkle.verify_inclusion`` against the
+    head of that size and the entry's leaf hash.
+
+    O(log n) lookups. When we signed a head of that size the proof is checked against its
+    root before it leaves (LogCorrupted if the stored tree no longer matches: never send a
+    proof that cannot verify). Raises InputError unless 0 <= seq < tree_size, NotFound
+    when the log is shorter than ``tree_size``.
+    """
+    _check_sizes(seq, tree_size)
+    if seq >= tree_size:
+        raise InputError(f"entry {seq} is not in a tree of {tree_size} entries")
+    tree = _tree(conn, tree_size)
+    proof = merkle.inclusion_proof(seq, tree_size, tree.mth)
+    head = head_at(conn, tree_size)
+    if head is not None and not merkle.verify_inclusion(
+        tree.leaf(seq), seq, tree_size, proof, head.root_hash
+    ):
+        raise LogCorrupted(
+            f"the inclusion proof of entry {seq} does not verify against our signed head"
+            f" {tree_size}; run verify"
+        )
+    return proof
+
+
+def consistency_proof(conn: sqlite3.Connection, old_size: int, new_size: int) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 proof that the tree of ``old_size`` entries is a prefix of the
+    tree of ``new_size``; verify with ``merkle.verify_consistency`` against the two heads.
+    Empty when old_size is 0 or equals new_size.
+
+    O(log n) lookups, checked against our signed heads of both sizes when we have them
+    (LogCorrupted if not). Raises InputError unless 0 <= old_size <= new_size, NotFound
+    when the log is shorter than ``new_size``.
+    """
+    _check_sizes(old_size, new_size)
+    if old_size > new_size:
+        raise InputError(f"no consistency proof from {old_size} entries back to {new_size}")
+    tree = _tree(conn, new_size)
+    proof = merkle.consistency_proof(old_size, new_size, tree.mth)
+    old, new = head_at(conn, old_size), head_at(conn, new_size)
+    if (
+        old is not None
+        and new is not None
+        and not merkle.verify_consistency(old_size, new_size, old.root_hash, new.root_hash, proof)
+    ):
+        raise LogCorrupted(
+            f"the consistency proof from {old_size} to {new_size} entries does not verify"
+            " against our signed heads; run verify"
+        )
+    return proof
