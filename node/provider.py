@@ -1,4 +1,4 @@
-"""The answering side of bekendheid: evaluation and tag-set requests (docs/protocol.md §6.6).
+"""The answering side: evaluation, tag-set and log-consistency requests (§6.6, §6.7, §9.4).
 
 Each handler follows the spec's numbered steps. Anything that cannot be parsed raises
 (and becomes problem+json); every decision about a well-formed request, including
@@ -47,6 +47,12 @@ from node.protocol.bekendheid import (
     TagSetHead,
     TagSetRequest,
     TagSetResponse,
+)
+from node.protocol.cross_check import (
+    CONSISTENCY_REQUEST_TYP,
+    CONSISTENCY_RESPONSE_TYP,
+    ConsistencyRequest,
+    ConsistencyResponse,
 )
 from node.protocol.models import parse_model
 from node.protocol.tag_set import pack
@@ -311,3 +317,57 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
         )
         payload = TagSetResponse(**fields, tree_head=_tree_head(ctx)).wire()
         return _sign(ctx, TAG_SET_RESPONSE_TYP, payload, refusal)
+
+
+def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
+    """§9.4: a consistency proof from a size the requester holds to our current head.
+
+    Any known, unrevoked peer may ask (it received our heads with our answers); no
+    convenant is needed, as the proof reveals only hashes. Refusals are signed and logged.
+    """
+    doc = jws.parse_bytes(body, CONSISTENCY_REQUEST_TYP)
+    req = parse_model(ConsistencyRequest, doc.payload)
+    now = ctx.clock()
+    fields: dict[str, Any] = {
+        "partner": ctx.node_id,
+        "requester": req.requester,
+        "request_hash": jws.b64u_encode(doc.digest()),
+        "issued_at": now,
+        "from_size": req.from_size,
+    }
+    with tx(ctx.conn):
+        refusal = _authenticate(ctx, doc, req.requester, req.partner, now)
+        refusal = refusal or _fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        current = log.latest_head(ctx.conn)
+        size = current.tree_size if current else 0
+        if refusal is not None:
+            fields.update(
+                outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
+            )
+        else:
+            # Entry for this answer first, so the proof reaches the head we send.
+            size += 1
+        ctx.record(
+            [
+                log.LogEntry(
+                    kind="log.consistency_refused" if refusal else "log.consistency_served",
+                    counterparty=req.requester,
+                    outcome="refused" if refusal else "served",
+                    reason=refusal.code if refusal else None,
+                    data={"from_size": req.from_size, "to_size": size},
+                )
+            ],
+            now,
+        )
+        if refusal is None:
+            proof = (
+                log.consistency_proof(ctx.conn, req.from_size, size)
+                if req.from_size <= size
+                else None  # the requester holds more than we have: it will see the cut
+            )
+            fields.update(
+                outcome="proof",
+                proof=None if proof is None else tuple(jws.b64u_encode(h) for h in proof),
+            )
+        payload = ConsistencyResponse(**fields, tree_head=_tree_head(ctx)).wire()
+        return _sign(ctx, CONSISTENCY_RESPONSE_TYP, payload, refusal)

@@ -8,6 +8,7 @@ shifting its clock, tampering with what it sends, or calling the peer endpoints 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import textwrap
 from collections.abc import Sequence
@@ -537,3 +538,26 @@ def resign(
 
 def partner_result(result: dict[str, Any], partner: str) -> dict[str, Any]:
     return next(p for p in result["partners"] if p["partner"] == partner)
+
+
+# --- rolling a node's database back (log rewrite and fork attacks) -----------------
+
+
+def snapshot(fed: Federation, node_id: str) -> Path:
+    """A consistent copy of a node's database now (to stage a node rolling back)."""
+    node = fed.nodes[node_id]
+    path = node.home.parent / f"{node_id}-snapshot.db"
+    node.ctx.conn.execute("VACUUM INTO ?", (str(path),))
+    return path
+
+
+async def restore(fed: Federation, node_id: str, snapshot: Path) -> None:
+    """Stop a node, put an old copy of its database back, and start it again."""
+    node = fed.nodes[node_id]
+    await fed.stop(node_id)
+    node.ctx.close()
+    for suffix in ("", "-wal", "-shm"):
+        (node.home / f"node.db{suffix}").unlink(missing_ok=True)
+    shutil.copy(snapshot, node.home / "node.db")
+    node.ctx = open_node(node.home, clock=node.clock)
+    await fed.start(node_id)

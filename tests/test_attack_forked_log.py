@@ -8,41 +8,19 @@ second signed head is proof of the fork; the answer carrying it is not trusted.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-from node.context import open_node
-from tests.federation import Federation, statuses
+from tests.federation import Federation, restore, snapshot, statuses
 
 JAN = {"kind": "bsn", "bsn": "123456782"}
-
-
-def _snapshot(fed: Federation, node_id: str) -> Path:
-    node = fed.nodes[node_id]
-    path = node.home.parent / f"{node_id}-snapshot.db"
-    node.ctx.conn.execute("VACUUM INTO ?", (str(path),))
-    return path
-
-
-async def _restore(fed: Federation, node_id: str, snapshot: Path) -> None:
-    node = fed.nodes[node_id]
-    await fed.stop(node_id)
-    node.ctx.close()
-    for suffix in ("", "-wal", "-shm"):
-        (node.home / f"node.db{suffix}").unlink(missing_ok=True)
-    shutil.copy(snapshot, node.home / "node.db")
-    node.ctx = open_node(node.home, clock=node.clock)
-    await fed.start(node_id)
 
 
 async def test_partner_that_restores_an_old_log_is_reported_forked(
     federation: Federation,
 ) -> None:
-    before = _snapshot(federation, "om-test")
+    before = snapshot(federation, "om-test")
     first = await federation.query("vh-test", [JAN], case_ref="CASUS-A")
     assert statuses(first)["om-test"] == "no_hit"
 
-    await _restore(federation, "om-test", before)  # om-test forgets it answered
+    await restore(federation, "om-test", before)  # om-test forgets it answered
     second = await federation.query("vh-test", [JAN], case_ref="CASUS-B")
     om = next(p for p in second["partners"] if p["partner"] == "om-test")
     assert om["status"] == "invalid"

@@ -129,7 +129,7 @@ def _now_b64_nonce() -> str:
     return jws.b64u_encode(secrets.token_bytes(16))
 
 
-async def _post(
+async def post_signed(
     session: aiohttp.ClientSession, url: str, doc: jws.SignedDocument, typ: str
 ) -> jws.SignedDocument:
     try:
@@ -258,7 +258,7 @@ async def _sync_tag_set_locked(
     )
     doc = jws.sign(TAG_SET_REQUEST_TYP, req.wire(), ctx.keys.signing)
     answer = await asyncio.wait_for(
-        _post(r.session, card.endpoint_url + TAG_SET_PATH, doc, TAG_SET_RESPONSE_TYP),
+        post_signed(r.session, card.endpoint_url + TAG_SET_PATH, doc, TAG_SET_RESPONSE_TYP),
         ctx.cfg.peers.tag_set_timeout_seconds,
     )
     _verify_from(answer, party, card)
@@ -352,7 +352,7 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
         )
         doc = jws.sign(EVALUATE_REQUEST_TYP, req.wire(), ctx.keys.signing)
         answer = await asyncio.wait_for(
-            _post(r.session, card.endpoint_url + EVALUATE_PATH, doc, EVALUATE_RESPONSE_TYP),
+            post_signed(r.session, card.endpoint_url + EVALUATE_PATH, doc, EVALUATE_RESPONSE_TYP),
             ctx.cfg.peers.timeout_seconds,
         )
         _verify_from(answer, party, card)  # step 3

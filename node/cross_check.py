@@ -1,0 +1,154 @@
+"""Cross-checking peers' logs against the tree heads we hold (docs/protocol.md §9.4).
+
+For each peer: take the largest signed head we hold, ask the peer for a consistency
+proof from that size to its current head, and verify it. A peer that rewrote, truncated
+or forked its log since cannot produce one. Each verdict is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from node.context import NodeContext
+from node.errors import ProtocolError
+from node.protocol import jws, merkle
+from node.protocol.client import PartnerFailure, post_signed
+from node.protocol.cross_check import (
+    CONSISTENCY_REQUEST_TYP,
+    CONSISTENCY_RESPONSE_TYP,
+    ConsistencyRequest,
+    ConsistencyResponse,
+    Verdict,
+)
+from node.protocol.models import parse_model
+from node.store import log, peer_heads
+from node.store.db import tx
+
+CONSISTENCY_PATH = "/peer/v1/log/consistency"
+
+_FAILURE_VERDICT: dict[str, Verdict] = {
+    "refused": "refused",
+    "unreachable": "unreachable",
+    "timeout": "timeout",
+}
+
+
+@dataclass
+class CrossCheck:
+    peer: str
+    verdict: Verdict
+    held_size: int | None = None
+    current_size: int | None = None
+    detail: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "peer": self.peer,
+            "verdict": self.verdict,
+            "held_size": self.held_size,
+            "current_size": self.current_size,
+            "detail": self.detail,
+        }
+
+
+async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: str) -> CrossCheck:
+    result = CrossCheck(peer_id, "no_heads")
+    peer = ctx.trust().peers_by_id.get(peer_id)
+    if peer is None:
+        result.verdict, result.detail = "invalid", "no peer card for this node"
+        return result
+    if peer_heads.conflicts(ctx.conn, peer_id):
+        result.verdict, result.detail = "forked", "we hold two signed heads of one size"
+        return result
+    held = peer_heads.latest(ctx.conn, peer_id)
+    if held is None:
+        result.detail = "no signed tree head of this peer held yet"
+        return result
+    held_size, held_root = held
+    result.held_size = held_size
+    card = peer.card
+    req = ConsistencyRequest(
+        requester=ctx.node_id,
+        partner=peer_id,
+        from_size=held_size,
+        nonce=jws.b64u_encode(secrets.token_bytes(16)),
+        issued_at=ctx.clock(),
+    )
+    doc = jws.sign(CONSISTENCY_REQUEST_TYP, req.wire(), ctx.keys.signing)
+    try:
+        answer = await asyncio.wait_for(
+            post_signed(
+                session, card.endpoint_url + CONSISTENCY_PATH, doc, CONSISTENCY_RESPONSE_TYP
+            ),
+            ctx.cfg.peers.timeout_seconds,
+        )
+        answer.verify(card.signing_fingerprint, card.signing_key_bytes)
+        resp = parse_model(ConsistencyResponse, answer.payload)
+        if resp.request_hash != jws.b64u_encode(doc.digest()) or resp.partner != peer_id:
+            raise PartnerFailure("invalid", "bad_binding", "answer does not answer our request")
+        if resp.outcome == "refused":
+            raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
+        head = log.check_head(resp.tree_head, peer_id, card.signing_key_bytes)
+    except PartnerFailure as f:
+        result.verdict = _FAILURE_VERDICT.get(f.status, "invalid")
+        result.detail = f"{f.reason or ''} {f.detail}".strip()
+        return result
+    except TimeoutError:
+        result.verdict, result.detail = "timeout", "no answer within the per-partner timeout"
+        return result
+    except ProtocolError as e:
+        result.verdict, result.detail = "invalid", e.detail
+        return result
+    result.current_size = head.tree_size
+    with tx(ctx.conn):
+        seen = peer_heads.remember(ctx.conn, peer_id, head, ctx.clock())
+    if head.tree_size < held_size:
+        # Shorter than what it signed for us: cut back (any regrowth since is a fork too,
+        # and a second root for a held size is kept as evidence by remember()).
+        result.verdict = "truncated"
+        result.detail = f"the peer's log has {head.tree_size} entries; it signed {held_size} before"
+    elif seen == "conflict":
+        result.verdict, result.detail = "forked", "the peer signed another root for a size we hold"
+    else:
+        try:
+            proof = [jws.b64u_decode(p) for p in resp.proof or ()]
+        except ProtocolError as e:
+            result.verdict, result.detail = "invalid", e.detail
+            return result
+        if resp.proof is not None and merkle.verify_consistency(
+            held_size, head.tree_size, held_root, head.root_hash, proof
+        ):
+            result.verdict = "consistent"
+        else:
+            result.verdict = "inconsistent"
+            result.detail = "no valid consistency proof: the log was rewritten or forked"
+    return result
+
+
+async def cross_check(
+    ctx: NodeContext, session: aiohttp.ClientSession, peer_ids: Sequence[str] | None = None
+) -> list[CrossCheck]:
+    """Check every peer we hold heads of (or the named ones), in parallel; log each verdict."""
+    if peer_ids is None:
+        rows = ctx.conn.execute("SELECT DISTINCT peer FROM peer_tree_heads ORDER BY peer")
+        peer_ids = [r[0] for r in rows if r[0] != ctx.node_id]
+    results = list(await asyncio.gather(*(_check_one(ctx, session, p) for p in peer_ids)))
+    with tx(ctx.conn):
+        ctx.record(
+            [
+                log.LogEntry(
+                    kind="log.cross_checked",
+                    counterparty=r.peer,
+                    outcome=r.verdict,
+                    data={"held_size": r.held_size, "current_size": r.current_size},
+                )
+                for r in results
+            ]
+        )
+    return results
