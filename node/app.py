@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node import admin, provider
+from node.audit import inzage, report
 from node.context import NodeContext
 from node.errors import (
     AuthError,
@@ -234,6 +235,49 @@ async def get_audit_verify(request: web.Request) -> web.Response:
     return web.json_response(admin.verify_report_json(report))
 
 
+REPORT_PARAMS = frozenset(
+    {"from", "to", "convenant", "purpose", "party", "user", "format"}
+    | {"subjects_per_day", "requests_per_minute"}
+)
+
+
+@roles("privacy_officer")
+async def get_audit_report(request: web.Request) -> web.Response:
+    """docs/audit.md "Report": the period's figures and unusual patterns, JSON or CSV."""
+    ctx = request.app[CTX]
+    q = request.query
+    unknown = sorted(set(q) - REPORT_PARAMS)
+    if unknown:  # a misspelt filter must not silently widen the report
+        raise InputError(f"unknown query parameter {unknown[0]!r}")
+    if any(len(q.getall(k)) > 1 for k in q):
+        raise InputError("each query parameter may be given once")
+    fmt = q.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InputError("format must be json or csv")
+    filters = report.parse_filters(
+        start=q.get("from"),
+        end=q.get("to"),
+        convenant=q.get("convenant"),
+        purpose=q.get("purpose"),
+        party=q.get("party"),
+        user=q.get("user"),
+    )
+    thresholds = report.parse_thresholds(q.get("subjects_per_day"), q.get("requests_per_minute"))
+    rep = report.report_for(ctx.conn, ctx.node_id, ctx.clock(), filters, thresholds)
+    if fmt == "csv":
+        return web.Response(text=report.csv_text(rep), content_type="text/csv", charset="utf-8")
+    return web.json_response(rep.as_json())
+
+
+@roles("privacy_officer")
+async def post_audit_inzage(request: web.Request) -> web.Response:
+    """docs/audit.md "Access request": every logged processing about one person."""
+    ctx = request.app[CTX]
+    identifiers, request_ref = inzage.parse_request(await _json_body(request))
+    rep = inzage.answer(ctx, identifiers, request[USER].name, request_ref)
+    return web.json_response(rep.as_json())
+
+
 @roles("coordinator", "liaison", "privacy_officer", "source")
 async def get_node(request: web.Request) -> web.Response:
     return web.json_response(admin.status(request.app[CTX]))
@@ -267,6 +311,8 @@ def make_app(ctx: NodeContext) -> web.Application:
             web.delete("/api/v1/registrations/{ref}", delete_registration),
             web.post("/api/v1/bekendheid", post_bekendheid),
             web.get("/api/v1/audit/verify", get_audit_verify),
+            web.get("/api/v1/audit/report", get_audit_report),
+            web.post("/api/v1/audit/inzage", post_audit_inzage),
         ]
     )
     return app

@@ -9,6 +9,7 @@ interrupted) — never a traceback.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import sqlite3
@@ -25,6 +26,7 @@ from click.exceptions import NoArgsIsHelpError
 from pydantic import ValidationError
 
 from node import admin
+from node.audit import inzage, report
 from node.config import HttpConfig, NodeConfig, OrgType, load_config
 from node.context import NodeContext, open_node
 from node.errors import InputError, VhnodeError
@@ -808,6 +810,108 @@ def audit_verify(home: Path, as_json: bool) -> None:
             click.echo(f"{where}: {p.kind}: {p.detail}")
     if not report.ok:
         fail(f"the log does not verify ({len(report.problems)} problem(s))")
+
+
+@audit.command("report")
+@home_option
+@click.option("--from", "start", metavar="YYYY-MM-DD", help="First day (UTC), inclusive.")
+@click.option("--to", "end", metavar="YYYY-MM-DD", help="Last day (UTC), inclusive.")
+@click.option("--convenant", "convenant_id", help="Only entries under this convenant id.")
+@click.option("--purpose", help="Only entries with this purpose.")
+@click.option(
+    "--party",
+    help="Only requests by this party: a partner's node id, or this node's id for its own rounds.",
+)
+@click.option("--user", help="Only entries by this user (local user, or a partner's user).")
+@click.option(
+    "--subjects-per-day",
+    type=click.IntRange(1),
+    default=report.DEFAULT_SUBJECTS_PER_DAY,
+    show_default=True,
+    help="Flag a party asking about more subjects under one convenant in one day.",
+)
+@click.option(
+    "--requests-per-minute",
+    type=click.IntRange(1),
+    default=report.DEFAULT_REQUESTS_PER_MINUTE,
+    show_default=True,
+    help="Flag a party sending more requests under one convenant within 60 s.",
+)
+@json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (columns: docs/audit.md).")
+@out_option
+def audit_report(
+    *,
+    home: Path,
+    start: str | None,
+    end: str | None,
+    convenant_id: str | None,
+    purpose: str | None,
+    party: str | None,
+    user: str | None,
+    subjects_per_day: int,
+    requests_per_minute: int,
+    as_json: bool,
+    as_csv: bool,
+    output: Path | None,
+) -> None:
+    """Who asked what under which convenant and purpose; refusals; unusual patterns."""
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
+    filters = report.parse_filters(
+        start=start, end=end, convenant=convenant_id, purpose=purpose, party=party, user=user
+    )
+    thresholds = report.parse_thresholds(subjects_per_day, requests_per_minute)
+    with node_at(home) as ctx:
+        rep = report.report_for(ctx.conn, ctx.node_id, ctx.clock(), filters, thresholds)
+    if as_json:
+        text = json.dumps(rep.as_json(), indent=2, ensure_ascii=False) + "\n"
+    elif as_csv:
+        text = report.csv_text(rep)
+    else:
+        text = report.render_text(rep)
+    emit(text, output)
+
+
+def _os_user() -> str:
+    # The CLI has no API user: the log names the operating-system account instead.
+    try:
+        return "cli:" + getpass.getuser()
+    except (OSError, KeyError):
+        return "cli"
+
+
+@audit.command("inzage")
+@home_option
+@click.option("--bsn", "bsns", multiple=True, help="BSN (9 digits).")
+@click.option("--person", "persons", multiple=True, help=f"'{PERSON_FORMAT}'.")
+@click.option("--address", "addresses", multiple=True, help=f"'{ADDRESS_FORMAT}'.")
+@click.option("--ref", "request_ref", help="Reference of the access request (logged).")
+@json_option
+@out_option
+def audit_inzage(
+    *,
+    home: Path,
+    bsns: tuple[str, ...],
+    persons: tuple[str, ...],
+    addresses: tuple[str, ...],
+    request_ref: str | None,
+    as_json: bool,
+    output: Path | None,
+) -> None:
+    """Answer a data subject's access request: every logged processing about them."""
+    subjects: list[SubjectIdentifier] = [parse_identifier({"kind": "bsn", "bsn": b}) for b in bsns]
+    subjects += [_person(p) for p in persons]
+    subjects += [_address(a) for a in addresses]
+    if not subjects:
+        raise click.UsageError("give at least one --bsn, --person or --address")
+    with node_at(home) as ctx:
+        rep = inzage.answer(ctx, subjects, _os_user(), request_ref)
+    if as_json:
+        text = json.dumps(rep.as_json(), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = inzage.render_text(rep)
+    emit(text, output)
 
 
 # --- status ----------------------------------------------------------------------------

@@ -90,6 +90,10 @@ def apply_changes(
             if _in_scope(after_themes, scope):
                 c.update(after_keys)
 
+    # Subject keys of every registration this batch changed, old and new identifiers
+    # alike: the registry.changed entry carries their pseudonyms, so an access request at
+    # this (provider) node finds when the person's registration was written or removed.
+    concerned: set[str] = set()
     conn = ctx.conn
     with tx(conn):
         for reg in upserts:
@@ -101,11 +105,15 @@ def apply_changes(
                 continue
             summary.upserted += 1
             account(before, reg.themes, keys)
+            concerned.update(keys)
+            if before is not None:
+                concerned.update(before.subject_keys)
         for ref in removals:
             before = registry.remove(conn, ref)
             if before is not None:
                 summary.removed += 1
                 account(before, (), ())
+                concerned.update(before.subject_keys)
         entries: list[log.LogEntry] = []
         for scope in scopes:
             key_deltas = {k: d for k, d in ref_deltas[scope.convenant_id].items() if d}
@@ -127,6 +135,7 @@ def apply_changes(
                 log.LogEntry(
                     kind="registry.changed",
                     actor=actor,
+                    subjects=_pseudonyms(ctx, concerned),
                     outcome="changed",
                     data={
                         "upserted": summary.upserted,
@@ -138,6 +147,13 @@ def apply_changes(
         if entries:
             ctx.record(entries, now)
     return summary
+
+
+def _pseudonyms(ctx: NodeContext, subject_keys: Iterable[str]) -> tuple[str, ...]:
+    """Log pseudonyms of ``subject_keys``, sorted: the order then says nothing about which
+    registration or row of the import a subject came from (one HMAC each, ~1 µs)."""
+    key = ctx.keys.pseudonym_key()
+    return tuple(sorted(log.pseudonym(key, k) for k in subject_keys))
 
 
 def _published(
