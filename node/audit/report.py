@@ -451,7 +451,7 @@ def build(
                 # Older or damaged entry: every subject shares the partner's outcome.
                 statuses = [e.outcome] * len(e.subjects)
             for s in statuses:
-                if s in row:
+                if s in STATUSES:
                     row[s] += 1
             if e.trace_id is not None:
                 rounds.add(e.trace_id)
@@ -751,7 +751,8 @@ def render_text(rep: Report) -> str:
     section(
         "Detail sharing and retention (stage 2)",
         _table(
-            ["", "kind", "count"], [[k, DETAIL_KINDS[k], str(n)] for k, n in rep.details.items()]
+            ["what", "kind", "count"],
+            [[k, DETAIL_KINDS[k], str(n)] for k, n in rep.details.items()],
         ),
     )
     anomalies = [
