@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from node import admin, provider
 from node.audit import inzage, report
 from node.context import NodeContext
+from node.cross_check import cross_check
 from node.errors import (
     AuthError,
     Forbidden,
@@ -149,6 +150,10 @@ async def peer_evaluate(request: web.Request) -> web.Response:
     return _jose(provider.answer_evaluate(request.app[CTX], await request.read()))
 
 
+async def peer_consistency(request: web.Request) -> web.Response:
+    return _jose(provider.answer_consistency(request.app[CTX], await request.read()))
+
+
 async def peer_tag_set(request: web.Request) -> web.Response:
     return _jose(provider.answer_tag_set(request.app[CTX], await request.read()))
 
@@ -229,6 +234,15 @@ async def post_bekendheid(request: web.Request) -> web.Response:
 
 
 @roles("privacy_officer")
+async def post_audit_cross_check(request: web.Request) -> web.Response:
+    """§9.4: check the peers' logs against the heads we hold (all, or ?peer=… repeated)."""
+    ctx = request.app[CTX]
+    named = request.query.getall("peer", []) or None
+    results = await cross_check(ctx, request.app[SESSION], named)
+    return web.json_response({"peers": [r.as_json() for r in results]})
+
+
+@roles("privacy_officer")
 async def get_audit_verify(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     report = log.verify(ctx.conn, ctx.node_id, ctx.keys.signing_public)
@@ -306,6 +320,8 @@ def make_app(ctx: NodeContext) -> web.Application:
             web.get("/peer/v1/card", peer_card),
             web.post("/peer/v1/evaluate", peer_evaluate),
             web.post("/peer/v1/tag-set", peer_tag_set),
+            web.post("/peer/v1/log/consistency", peer_consistency),
+            web.post("/api/v1/audit/cross-check", post_audit_cross_check),
             web.get("/api/v1/node", get_node),
             web.put("/api/v1/registrations/{ref}", put_registration),
             web.delete("/api/v1/registrations/{ref}", delete_registration),
