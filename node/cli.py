@@ -29,6 +29,7 @@ from node import admin
 from node.audit import inzage, report
 from node.config import HttpConfig, NodeConfig, OrgType, load_config
 from node.context import NodeContext, open_node
+from node.cross_check import CrossCheck, cross_check
 from node.errors import InputError, VhnodeError
 from node.identifiers import SubjectIdentifier, parse_identifier
 from node.logging_setup import LEVELS
@@ -810,6 +811,32 @@ def audit_verify(home: Path, as_json: bool) -> None:
             click.echo(f"{where}: {p.kind}: {p.detail}")
     if not report.ok:
         fail(f"the log does not verify ({len(report.problems)} problem(s))")
+
+
+@audit.command("cross-check")
+@home_option
+@click.option("--peer", "peer_ids", multiple=True, help="Check only these peers.")
+@json_option
+def audit_cross_check(home: Path, peer_ids: tuple[str, ...], as_json: bool) -> None:
+    """Ask peers to prove their logs extend the signed heads we hold (RFC 9162)."""
+
+    async def run(ctx: NodeContext) -> list[CrossCheck]:
+        async with aiohttp.ClientSession() as session:
+            return await cross_check(ctx, session, list(peer_ids) or None)
+
+    with node_at(home) as ctx:
+        results = asyncio.run(run(ctx))
+    if as_json:
+        print_json({"peers": [r.as_json() for r in results]})
+    else:
+        for r in results:
+            sizes = f"held {r.held_size}, now {r.current_size}" if r.held_size else ""
+            click.echo(f"{r.peer:24} {r.verdict:13} {sizes:26} {r.detail}".rstrip())
+        if not results:
+            click.echo("no peer heads held yet: they arrive with answers to bekendheid queries")
+    bad = [r.peer for r in results if r.verdict in ("inconsistent", "truncated", "forked")]
+    if bad:
+        fail(f"log of {', '.join(bad)} does not extend the heads we hold")
 
 
 @audit.command("report")

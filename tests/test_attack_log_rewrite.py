@@ -6,7 +6,13 @@ must prove its current log extends them (RFC 9162 consistency proof).
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+from click.testing import CliRunner
+
 from node import admin
+from node.cli import main
 from node.cross_check import cross_check
 from tests.federation import Federation, restore, snapshot
 
@@ -78,3 +84,24 @@ async def test_cross_check_is_logged(federation: Federation) -> None:
         " WHERE kind = 'log.cross_checked'"
     ).fetchall()
     assert ("om-test", "consistent") in rows
+
+
+async def test_cli_cross_check_exits_non_zero_on_a_rewritten_log(federation: Federation) -> None:
+    await federation.query("vh-test", [JAN], case_ref="CASUS-0")
+    old = snapshot(federation, "om-test")
+    await federation.query("vh-test", [JAN], case_ref="CASUS-1")
+    home = str(federation.nodes["vh-test"].home)
+    ok = await asyncio.to_thread(
+        CliRunner().invoke, main, ["audit", "cross-check", "--home", home, "--json"]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert {p["verdict"] for p in json.loads(ok.stdout)["peers"]} == {"consistent"}
+
+    await restore(federation, "om-test", old)
+    bad = await asyncio.to_thread(
+        CliRunner().invoke, main, ["audit", "cross-check", "--home", home, "--peer", "om-test"]
+    )
+    assert bad.exit_code == 1
+    assert "truncated" in bad.stdout  # the first cross-check made om-test sign a longer log
+    assert bad.stderr.startswith("error: log of om-test does not extend")
+    assert "Traceback" not in bad.output
