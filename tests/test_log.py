@@ -748,6 +748,18 @@ def test_backfill_of_a_log_written_before_log_nodes(
     c.close()
 
 
+def test_a_database_without_the_table_still_verifies_and_proves(
+    conn: sqlite3.Connection, key: nacl.signing.SigningKey
+) -> None:
+    fill(conn, key, 40, batch=8)
+    hs = leaves(conn)
+    conn.execute("DROP TABLE log_nodes")  # e.g. a read-only copy of an old node's file
+    assert log.verify(conn, NODE, pub(key)).ok
+    proof = log.inclusion_proof(conn, 13, 40)
+    assert merkle.verify_inclusion(hs[13], 13, 40, proof, log.merkle_root(hs))
+    assert log.subtree_hash(conn, 8, 24) == log.merkle_root(hs[8:24])
+
+
 def test_backfill_refuses_a_log_with_a_hole(
     conn: sqlite3.Connection, key: nacl.signing.SigningKey
 ) -> None:
@@ -789,9 +801,26 @@ def test_missing_and_surplus_node_rows(
     report = log.verify(tampered, NODE, pub(key))
     assert [(q.seq, q.kind) for q in report.problems] == [(15, "bad_node"), (59, "bad_node")]
     assert "missing" in report.problems[0].detail
-    assert "not in the log" in report.problems[1].detail
+    assert "level 0, index 3) has no place in the tree" in report.problems[1].detail
+    tampered.execute("DELETE FROM log_nodes WHERE level = 0")
+    report = log.verify(tampered, NODE, pub(key))
+    assert "level 7, index 0) for entries 0..127 covers entries that are not in the log" in (
+        report.problems[1].detail
+    )
     with pytest.raises(LogCorrupted, match="missing"):
         log.inclusion_proof(tampered, 0, 60)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [(-1, 0), (0, 3), (1, -2), (1000, 0), (2, "x"), ("x", 1), (3, 10**15), (62, 1)],
+)
+def test_garbage_node_rows_are_reported_not_crashed_on(
+    tampered: sqlite3.Connection, key: nacl.signing.SigningKey, row: tuple[object, object]
+) -> None:
+    tampered.execute("INSERT INTO log_nodes VALUES (?, ?, zeroblob(32))", row)
+    report = log.verify(tampered, NODE, pub(key))
+    assert [(q.seq, q.kind) for q in report.problems] == [(59, "bad_node")], row
 
 
 def test_append_refuses_when_log_nodes_lags_or_runs_ahead(

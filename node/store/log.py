@@ -274,7 +274,8 @@ def _sign_head(
         "INSERT INTO tree_heads (tree_size, root_hash, signed_at, jws) VALUES (?, ?, ?, ?)",
         (tree_size, root, signed_at, text),
     )
-    return TreeHead(tree_size, root, _parse_time(signed_at), text)
+    # rfc3339's own value as a datetime (whole seconds, UTC), without parsing it back
+    return TreeHead(tree_size, root, now.astimezone(UTC).replace(microsecond=0), text)
 
 
 def check_head(obj: Any, node_id: str, verify_key: bytes) -> TreeHead:
@@ -332,11 +333,11 @@ def _log_size(conn: sqlite3.Connection) -> int:
     return 0 if row is None else int(row[0]) + 1
 
 
-def _tip(conn: sqlite3.Connection) -> tuple[int, bytes, merkle.Frontier, TreeHead | None]:
-    """Size, last leaf hash, frontier and latest head, refusing to build on a log whose
-    tip does not agree with itself (a deleted tail, a lost frontier, an unsigned tail,
-    missing or surplus stored nodes): appending on top would bury the damage under fresh
-    valid signatures."""
+def _tip(conn: sqlite3.Connection) -> tuple[int, bytes, merkle.Frontier, int | None]:
+    """Size, last leaf hash, frontier and the latest head's size (None: no head yet),
+    refusing to build on a log whose tip does not agree with itself (a deleted tail, a
+    lost frontier, an unsigned tail, missing or surplus stored subtrees): appending on
+    top would bury the damage under fresh valid signatures."""
     last = conn.execute(
         "SELECT seq, leaf_hash FROM log_entries ORDER BY seq DESC LIMIT 1"
     ).fetchone()
@@ -344,18 +345,19 @@ def _tip(conn: sqlite3.Connection) -> tuple[int, bytes, merkle.Frontier, TreeHea
     frontier = merkle.Frontier(
         {int(level): bytes(h) for level, h in conn.execute("SELECT level, hash FROM log_frontier")}
     )
-    head = latest_head(conn)
+    row = conn.execute("SELECT max(tree_size) FROM tree_heads").fetchone()
+    head_size: int | None = None if row[0] is None else int(row[0])
     if frontier.size != size:
         raise LogCorrupted(
             f"log frontier covers {frontier.size} entries but the log has {size}; run verify"
         )
-    head_size = 0 if head is None else head.tree_size
-    if head_size != size:
+    if (head_size or 0) != size:
         raise LogCorrupted(
-            f"latest signed tree head covers {head_size} entries but the log has {size}; run verify"
+            f"latest signed tree head covers {head_size or 0} entries but the log has {size};"
+            " run verify"
         )
     _ensure_nodes(conn, size, exact=True)
-    return size, prev, frontier, head
+    return size, prev, frontier, head_size
 
 
 def append(
@@ -381,8 +383,9 @@ def append(
         raise ValueError("append needs a timezone-aware time")
     for entry in entries:
         _check_entry(entry)
-    size, prev, frontier, head = _tip(conn)
+    size, prev, frontier, head_size = _tip(conn)
     if not entries:
+        head = None if head_size is None else latest_head(conn)
         if head is not None:
             return head
         return _sign_head(conn, signing_key, node_id=node_id, tree_size=0, root=EMPTY_ROOT, now=now)

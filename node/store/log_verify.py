@@ -538,12 +538,18 @@ class _Verifier:
             default=None,
         )
         size = self.frontier.size
-        findings = self.nodes.finish()
-        for level, idx, what in findings:
-            last = ((idx + 1) << level) - 1
+        for level, idx, what in self.nodes.finish():
+            span = _node_span(level, idx)
+            if span is None:
+                self.problems.add(
+                    size - 1 if size else None,
+                    "bad_node",
+                    f"log_nodes row (level {level!r}, index {idx!r}) has no place in the tree",
+                )
+                continue
+            lo, last = span
             if first_damage is not None and last >= first_damage:
                 continue
-            lo = idx << level
             where = f"log_nodes row (level {level}, index {idx}) for {_span(lo, last)}"
             if what == "surplus":
                 self.problems.add(
@@ -555,23 +561,39 @@ class _Verifier:
                 self.problems.add(last, "bad_node", f"{where} {what}")
 
 
+_MAX_LEVEL = 62
+"""SQLite integers stop at 2^63: no log has a subtree above this level."""
+
+
+def _node_span(level: object, idx: object) -> tuple[int, int] | None:
+    """First and last entry of the subtree (level, idx), or None if it cannot exist."""
+    if type(level) is not int or type(idx) is not int:
+        return None
+    if not 1 <= level <= _MAX_LEVEL or not 0 <= idx < 1 << (_MAX_LEVEL - level + 1):
+        return None
+    return idx << level, ((idx + 1) << level) - 1
+
+
 class _StoredNodes:
     """Compares the stored subtrees with the ones the verifier completes, streaming.
 
     The verifier completes the subtree (level L, index i) right after entry
     (i + 1) * 2^L - 1, so each level's subtrees come in index order: one ordered cursor
     per level (about log2 n of them) merges them with the stored rows in bounded memory.
-    An empty table is a log written before ``log_nodes`` existed, not yet backfilled:
-    nothing to compare.
+    An empty (or absent) table is a log written before ``log_nodes`` existed, not yet
+    backfilled: nothing to compare.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.empty = conn.execute("SELECT 1 FROM log_nodes LIMIT 1").fetchone() is None
+        try:
+            self.empty = conn.execute("SELECT 1 FROM log_nodes LIMIT 1").fetchone() is None
+        except sqlite3.OperationalError:  # a read-only copy of a database from before it
+            self.empty = True
         self.cursors: dict[int, _Peek] = {}
-        self.findings: list[tuple[int, int, str]] = []  # (level, idx, what), in log order
+        self.findings: list[tuple[object, object, str]] = []  # (level, idx, what), log order
 
-    def _note(self, level: int, idx: int, what: str) -> None:
+    def _note(self, level: object, idx: object, what: str) -> None:
         if len(self.findings) < MAX_PROBLEMS:
             self.findings.append((level, idx, what))
 
@@ -587,9 +609,11 @@ class _StoredNodes:
                     )
                 )
             )
-        while (r := rows.peek()) is not None and r[0] < idx:
+        # Rows before the expected one: negative indices, or (sorted after every integer)
+        # indices that are not integers at all. Nothing to compare them with.
+        while (r := rows.peek()) is not None and (type(r[0]) is not int or r[0] < idx):
             rows.pop()
-            self._note(level, r[0], "surplus")  # a negative index: nothing to compare with
+            self._note(level, r[0], "surplus")
         r = rows.peek()
         if r is None or r[0] != idx:
             self._note(level, idx, "is missing")
@@ -598,14 +622,14 @@ class _StoredNodes:
         if r[1] != h:
             self._note(level, idx, "differs from the subtree recomputed from the entries")
 
-    def finish(self) -> list[tuple[int, int, str]]:
+    def finish(self) -> list[tuple[object, object, str]]:
         """The findings, plus rows no entry of the log accounts for."""
         if self.empty:
             return self.findings
         for level, rows in self.cursors.items():
             if (r := rows.peek()) is not None:
                 self._note(level, r[0], "surplus")
-        # Levels the log never reached (or that cannot exist: level < 1).
+        # Levels the log never reached, or that cannot exist (level < 1, not an integer).
         levels = sorted(self.cursors)
         marks = ",".join("?" * len(levels))
         row = self.conn.execute(
@@ -614,7 +638,7 @@ class _StoredNodes:
             levels,
         ).fetchone()
         if row is not None:
-            self._note(int(row[0]), int(row[1]), "surplus")
+            self._note(row[0], row[1], "surplus")
         return self.findings
 
 
