@@ -120,6 +120,15 @@ def build(path: Path, key: nacl.signing.SigningKey, size: int) -> tuple[sqlite3.
     return conn, time.perf_counter() - t0
 
 
+def table_mb(conn: sqlite3.Connection, name: str) -> float:
+    """Size of one table's b-tree (needs SQLite's dbstat, present in CPython's builds)."""
+    try:
+        r = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = ?", (name,)).fetchone()
+    except sqlite3.OperationalError:
+        return float("nan")
+    return float(r[0] or 0) / 1e6
+
+
 def row(what: str, value: str, bound: str, ratio: str = "") -> None:
     print(f"  {what:<52} {value:>16} {bound:>18} {ratio:>8}")
 
@@ -256,10 +265,12 @@ def main() -> None:
         for size in sizes:
             conn, took = build(tmpdir / f"log_{size}.db", key, size)
             nodes = conn.execute("SELECT count(*) FROM log_nodes").fetchone()[0]
-            mb = sum(p.stat().st_size for p in tmpdir.glob(f"log_{size}.db*")) / 1e6
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            mb = (tmpdir / f"log_{size}.db").stat().st_size / 1e6
             print(f"\nlog of {size:,} entries: built in {took:.1f} s ({size / took:,.0f}/s, "
-                  f"appends of {min(size, BUILD_BATCH):,}); {nodes:,} log_nodes rows; "
-                  f"{mb:.0f} MB with WAL")  # fmt: skip
+                  f"appends of {min(size, BUILD_BATCH):,}); file {mb:.0f} MB, of which "
+                  f"log_nodes ({nodes:,} rows) {table_mb(conn, 'log_nodes'):.1f} MB and "
+                  f"log_entries {table_mb(conn, 'log_entries'):.0f} MB")  # fmt: skip
             proof_figures(conn, size, rng, budget, t_sha64)
             if largest is not None:
                 largest.close()
