@@ -250,6 +250,19 @@ def import_registrations(
     return report
 
 
+def purge_expired(ctx: NodeContext) -> list[str]:
+    """Remove registrations past their retain_until day (UTC date of the node's clock).
+
+    Goes through the same path as any removal: tag sets change and the log records a
+    ``registry.changed`` entry with reason ``retention`` and the subjects' pseudonyms, so
+    the log stays verifiable and an access request still shows the processing.
+    """
+    refs = registry.expired(ctx.conn, ctx.clock().date())
+    if refs:
+        apply_changes(ctx, [], refs, actor="retention", reason="retention")
+    return refs
+
+
 def create_user(ctx: NodeContext, name: str, role: str) -> str:
     with tx(ctx.conn):
         token = users.create(ctx.conn, name, role, ctx.clock())

@@ -8,7 +8,10 @@ connection.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -313,7 +316,26 @@ def make_app(ctx: NodeContext) -> web.Application:
             app[SESSION] = session
             yield
 
+    async def retention(app: web.Application) -> Any:
+        # Registrations past their retain_until day leave on time while the node runs.
+        async def loop() -> None:
+            while True:
+                try:
+                    purged = admin.purge_expired(ctx)
+                    if purged:
+                        logger.info("retention_purged", registrations=len(purged))
+                except (VhnodeError, sqlite3.Error) as e:  # locked or broken: retry later
+                    logger.warning("retention_failed", error=type(e).__name__)
+                await asyncio.sleep(ctx.cfg.retention.purge_interval_seconds)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app.cleanup_ctx.append(client_session)
+    app.cleanup_ctx.append(retention)
     app.router.add_routes(
         [
             web.get("/healthz", health),

@@ -415,6 +415,19 @@ def registry_import(home: Path, file: Path, fmt: str | None, as_json: bool) -> N
         fail(f"no valid row in {file}")
 
 
+@registry.command("purge")
+@home_option
+@json_option
+def registry_purge(home: Path, as_json: bool) -> None:
+    """Remove registrations past their retain_until day now (a running node does this hourly)."""
+    with node_at(home) as ctx:
+        refs = admin.purge_expired(ctx)
+    if as_json:
+        print_json({"purged": len(refs), "refs": refs})
+    else:
+        click.echo(f"purged {len(refs)} registration(s) past their retain_until day")
+
+
 @registry.command("stats")
 @home_option
 @json_option

@@ -51,6 +51,11 @@ class PeersConfig(_Strict):
     tag_set_timeout_seconds: float = Field(60.0, gt=0)
 
 
+class RetentionConfig(_Strict):
+    # How often the running node purges registrations past their retain_until day.
+    purge_interval_seconds: float = Field(3600.0, gt=0)
+
+
 class NodeConfig(_Strict):
     node_id: str = Field(pattern=NODE_ID_PATTERN)
     organisation: str = Field(min_length=1, max_length=200)
@@ -60,6 +65,7 @@ class NodeConfig(_Strict):
     http: HttpConfig = HttpConfig()
     limits: LimitsConfig = LimitsConfig()
     peers: PeersConfig = PeersConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 def load_config(home: Path) -> NodeConfig:
@@ -95,7 +101,7 @@ def render_config(cfg: NodeConfig) -> str:
         f"endpoint = {value(str(cfg.endpoint).rstrip('/'))}",
         f"card_validity_days = {cfg.card_validity_days}",
     ]
-    for section in ("http", "limits", "peers"):
+    for section in ("http", "limits", "peers", "retention"):
         lines.append(f"\n[{section}]")
         for k, v in getattr(cfg, section).model_dump().items():
             lines.append(f"{k} = {value(v)}")

@@ -23,6 +23,7 @@ is an error), an address identifier when ``postcode`` and ``house_number`` are f
 from __future__ import annotations
 
 import csv
+import datetime
 import hashlib
 import json
 import re
@@ -71,6 +72,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "postcode",
     "house_number",
     "addition",
+    "retain_until",
 )
 _REQUIRED_CSV_COLUMNS = ("ref", "themes")
 _PERSON_COLUMNS = ("surname", "first_names", "birth_date")
@@ -81,7 +83,7 @@ _THEME_SEPARATORS = re.compile(r"[;|]")
 # iter_file decodes with surrogateescape so that one bad byte costs one row, not the file;
 # such bytes show up as lone surrogates.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
-_FIELDS = frozenset({"ref", "themes", "identifiers"})
+_FIELDS = frozenset({"ref", "themes", "identifiers", "retain_until"})
 
 
 class Registration(BaseModel):
@@ -92,6 +94,9 @@ class Registration(BaseModel):
     ref: str
     themes: tuple[str, ...]
     identifiers: tuple[SubjectIdentifier, ...]
+    # The source system's retention decision: after this day the node purges the
+    # registration (docs/audit.md "Retention"); None = until the source removes it.
+    retain_until: datetime.date | None = None
 
     @field_validator("ref", mode="before")
     @classmethod
@@ -157,7 +162,9 @@ class Registration(BaseModel):
         # Callers that already hold the keys pass them: name normalisation is the costliest
         # non-crypto step of an import.
         keys = self.subject_keys() if subject_keys is None else subject_keys
-        content = [self.ref, list(self.themes), list(keys)]
+        content: list[object] = [self.ref, list(self.themes), list(keys)]
+        if self.retain_until is not None:  # absent keeps older fingerprints unchanged
+            content.append(self.retain_until.isoformat())
         encoded = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
@@ -195,7 +202,9 @@ def parse_registration(data: Mapping[str, object]) -> Registration:
             identifiers.append(parse_identifier(item))
         except InvalidIdentifier as exc:
             raise type(exc)(f"identifiers[{index}]: {exc.detail}") from None
-    fields: dict[str, object] = {k: data[k] for k in ("ref", "themes") if k in data}
+    fields: dict[str, object] = {
+        k: data[k] for k in ("ref", "themes", "retain_until") if k in data
+    }
     fields["identifiers"] = identifiers
     try:
         return Registration.model_validate(fields)
@@ -381,7 +390,12 @@ def _csv_to_registration(row: Mapping[str, str]) -> dict[str, object]:
             }
         )
     themes = [t for t in _THEME_SEPARATORS.split(row.get("themes", "")) if t.strip()]
-    return {"ref": row.get("ref", ""), "themes": themes, "identifiers": identifiers}
+    out: dict[str, object] = {
+        "ref": row.get("ref", ""), "themes": themes, "identifiers": identifiers
+    }
+    if filled("retain_until"):
+        out["retain_until"] = row["retain_until"]
+    return out
 
 
 # --- files ------------------------------------------------------------------------------

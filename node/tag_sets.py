@@ -70,6 +70,7 @@ def apply_changes(
     upserts: Sequence[Registration],
     removals: Sequence[str] = (),
     actor: str | None = None,
+    reason: str | None = None,
 ) -> ChangeSummary:
     """Write registry changes, the tag-set versions they cause and their log entries.
 
@@ -137,6 +138,7 @@ def apply_changes(
                     actor=actor,
                     subjects=_pseudonyms(ctx, concerned),
                     outcome="changed",
+                    reason=reason,
                     data={
                         "upserted": summary.upserted,
                         "removed": summary.removed,

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS registrations (
     themes TEXT NOT NULL,             -- JSON list
     subject_keys TEXT NOT NULL,       -- JSON list
     fingerprint TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    retain_until TEXT                 -- YYYY-MM-DD, the source system's retention; NULL: none
 );
 
 CREATE TABLE IF NOT EXISTS tag_set_members (
@@ -130,6 +131,13 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def _migrate(conn: sqlite3.Connection) -> None:
     conn.executescript("BEGIN;" + SCHEMA + log.SCHEMA + "COMMIT;")
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(registrations)")}
+    if "retain_until" not in columns:  # databases created before retention existed
+        conn.execute("ALTER TABLE registrations ADD COLUMN retain_until TEXT")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS registrations_by_retention ON registrations (retain_until)"
+        " WHERE retain_until IS NOT NULL"
+    )
     with tx(conn):
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",

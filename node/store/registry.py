@@ -10,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from node.protocol.models import rfc3339
 from node.registration import Registration
@@ -50,16 +50,18 @@ def upsert(
     if previous is not None and previous.fingerprint == fingerprint:
         return previous
     conn.execute(
-        "INSERT INTO registrations (ref, themes, subject_keys, fingerprint, updated_at) "
-        "VALUES (?,?,?,?,?) ON CONFLICT (ref) DO UPDATE SET themes = excluded.themes, "
-        "subject_keys = excluded.subject_keys, fingerprint = excluded.fingerprint, "
-        "updated_at = excluded.updated_at",
+        "INSERT INTO registrations (ref, themes, subject_keys, fingerprint, updated_at, "
+        "retain_until) VALUES (?,?,?,?,?,?) ON CONFLICT (ref) DO UPDATE SET "
+        "themes = excluded.themes, subject_keys = excluded.subject_keys, "
+        "fingerprint = excluded.fingerprint, updated_at = excluded.updated_at, "
+        "retain_until = excluded.retain_until",
         (
             reg.ref,
             json.dumps(list(reg.themes)),
             json.dumps(list(subject_keys)),
             fingerprint,
             rfc3339(now),
+            reg.retain_until.isoformat() if reg.retain_until else None,
         ),
     )
     return previous
@@ -70,6 +72,16 @@ def remove(conn: sqlite3.Connection, ref: str) -> Stored | None:
     if previous is not None:
         conn.execute("DELETE FROM registrations WHERE ref = ?", (ref,))
     return previous
+
+
+def expired(conn: sqlite3.Connection, today: date) -> list[str]:
+    """Refs whose retain_until day lies before ``today`` (the day itself is still kept)."""
+    rows = conn.execute(
+        "SELECT ref FROM registrations WHERE retain_until IS NOT NULL AND retain_until < ? "
+        "ORDER BY ref",
+        (today.isoformat(),),
+    )
+    return [r[0] for r in rows]
 
 
 def count(conn: sqlite3.Connection) -> int:

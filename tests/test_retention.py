@@ -1,0 +1,101 @@
+"""Retention: registrations leave on their retain_until day; the log stays verifiable and
+an access request still shows what was processed (issue 4, item 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from node import admin
+from node.audit import inzage
+from node.cli import main
+from node.errors import InputError
+from node.identifiers import parse_identifier
+from node.registration import parse_registration
+from node.store import log, registry
+from tests.federation import Federation, statuses
+
+JAN = {"kind": "bsn", "bsn": "123456782"}
+PIET = {"kind": "bsn", "bsn": "111222333"}
+
+
+def _reg(ref: str, subject: dict[str, str], retain_until: str | None) -> dict[str, object]:
+    out: dict[str, object] = {"ref": ref, "themes": ["veelplegers"], "identifiers": [subject]}
+    if retain_until is not None:
+        out["retain_until"] = retain_until
+    return out
+
+
+async def test_registration_is_purged_after_its_day_and_no_longer_a_hit(
+    federation: Federation,
+) -> None:
+    node = federation.nodes["politie-test"]
+    today = node.clock().date()
+    federation.register("politie-test", _reg("BPS-1", JAN, today.isoformat()))
+    federation.register("politie-test", _reg("BPS-2", PIET, None))
+    assert admin.purge_expired(node.ctx) == []  # the day itself is still kept
+    assert statuses(await federation.query("vh-test", [JAN]))["politie-test"] == "hit"
+
+    node.clock.offset = timedelta(days=1)
+    assert admin.purge_expired(node.ctx) == ["BPS-1"]
+    assert registry.get(node.ctx.conn, "BPS-1") is None
+    assert registry.get(node.ctx.conn, "BPS-2") is not None  # no retain_until: kept
+
+    node.clock.offset = timedelta()
+    result = await federation.query("vh-test", [JAN, PIET])
+    politie = next(p for p in result["partners"] if p["partner"] == "politie-test")
+    assert politie["subjects"] == ["no_hit", "hit"]
+
+    report = log.verify(node.ctx.conn, node.node_id, node.ctx.keys.signing_public)
+    assert report.ok, report.problems
+    row = node.ctx.conn.execute(
+        "SELECT body FROM log_entries WHERE kind = 'registry.changed' ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    body = json.loads(row[0])
+    assert body["reason"] == "retention"
+    assert body["actor"] == "retention"
+    assert body["data"]["removed"] == 1
+    assert "123456782" not in row[0]
+
+
+async def test_access_request_still_finds_a_purged_registration(federation: Federation) -> None:
+    node = federation.nodes["politie-test"]
+    federation.register("politie-test", _reg("BPS-9", JAN, node.clock().date().isoformat()))
+    node.clock.offset = timedelta(days=2)
+    admin.purge_expired(node.ctx)
+    found = inzage.answer(node.ctx, [parse_identifier(JAN)], actor="fg-test")
+    kinds = [e["kind"] for e in found.as_json()["entries"]]
+    assert kinds.count("registry.changed") == 2  # registered, then purged
+    assert found.as_json()["registrations"] == []
+
+
+async def test_running_node_purges_in_the_background(federation: Federation) -> None:
+    node = federation.nodes["om-test"]
+    federation.register("om-test", _reg("COMPAS-1", JAN, "2020-01-01"))
+    # The retention task runs at start and then every purge_interval_seconds; restart it.
+    await federation.stop("om-test")
+    await federation.start("om-test")
+    for _ in range(50):
+        if registry.get(node.ctx.conn, "COMPAS-1") is None:
+            break
+        await asyncio.sleep(0.02)
+    assert registry.get(node.ctx.conn, "COMPAS-1") is None
+
+
+async def test_cli_registry_purge(federation: Federation) -> None:
+    federation.register("ggz-test", _reg("GGZ-1", JAN, "2020-01-01"))
+    home = str(federation.nodes["ggz-test"].home)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["registry", "purge", "--home", home, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"purged": 1, "refs": ["GGZ-1"]}
+
+
+def test_retain_until_must_be_a_date() -> None:
+    with pytest.raises(InputError, match="retain_until"):
+        parse_registration(_reg("X-1", JAN, "31-01-2027x"))
