@@ -1,0 +1,165 @@
+"""One whole demo run: generate, set up, start, ask, stop, verify; the report of docs/demo.md."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from node.config import DB_FILE
+from node.demo.federation import (
+    HEALTH_DEADLINE_SECONDS,
+    DemoNode,
+    free_ports,
+    http_json,
+    set_up,
+    sigterm_raises,
+    start_nodes,
+    stop_nodes,
+    verify_home,
+    wait_healthy,
+)
+from node.demo.partners import CONVENANT_ID, COORDINATOR_NODE, PARTNERS, DemoError
+from node.demo.render import render_query
+from node.demo.scenario import Scenario, build_scenario
+from node.demo.truth import result_agrees
+from node.errors import VhnodeError
+
+
+def run_demo(
+    subjects_per_partner: int = 3000,
+    seed: int = 2026,
+    keep: Path | None = None,
+    say: Callable[[str], None] | None = None,
+    health_deadline_s: float = HEALTH_DEADLINE_SECONDS,
+) -> dict[str, Any]:
+    """Run the whole demo; return the report (docs/demo.md). Never leaves a process behind.
+
+    ``say`` receives progress and the per-query tables as they happen (None: silent).
+    """
+    emit = say or (lambda _text: None)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    report: dict[str, Any] = {
+        "ok": False,
+        "error": None,
+        "nodes": [],
+        "queries": [],
+        "logs": {},
+        "timings_s": timings,
+    }
+    nodes: list[DemoNode] = []
+    scenario: Scenario | None = None
+    with ExitStack() as stack:
+        if keep is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vhnode-demo-")))
+        else:
+            root = keep.expanduser().resolve()
+            if root.exists() and any(root.iterdir()):
+                raise DemoError(f"--keep {root}: directory exists and is not empty")
+            root.mkdir(parents=True, exist_ok=True)
+        report["dir"] = str(root)
+        ports = free_ports(len(PARTNERS))
+        nodes = [
+            DemoNode(spec, root / spec.node_id, port)
+            for spec, port in zip(PARTNERS, ports, strict=True)
+        ]
+        stack.enter_context(sigterm_raises())
+        try:
+            t = time.perf_counter()
+            scenario = build_scenario(subjects_per_partner, seed)
+            timings["generate"] = time.perf_counter() - t
+            emit(
+                f"generated {len(scenario.population)} synthetic persons (seed {seed}) and "
+                f"{len(PARTNERS)} registries of {subjects_per_partner} in "
+                f"{timings['generate']:.1f} s"
+            )
+            token = set_up(nodes, scenario, emit, timings)
+            if keep is not None:  # to ask the kept federation again with `vhnode query`
+                token_file = root / "coordinator.token"
+                token_file.touch(mode=0o600)
+                token_file.write_text(token + "\n")
+
+            t = time.perf_counter()
+            start_nodes(nodes)
+            wait_healthy(nodes, health_deadline_s)
+            timings["start"] = time.perf_counter() - t
+            emit(f"started {len(nodes)} node processes, all healthy in {timings['start']:.1f} s")
+            emit("")
+
+            t = time.perf_counter()
+            _run_queries(nodes, scenario, token, report, emit)
+            timings["queries"] = time.perf_counter() - t
+        except VhnodeError as e:  # DemoError, or an admin step refusing (reported, not raised)
+            report["error"] = e.detail
+        except KeyboardInterrupt:
+            emit("interrupted: stopping the node processes")
+            raise
+        finally:
+            t = time.perf_counter()
+            stop_nodes(nodes)
+            timings["stop"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for node in nodes:
+            if (node.home / DB_FILE).exists():
+                report["logs"][node.node_id] = verify_home(node.home, node.node_id)
+        timings["verify_logs"] = time.perf_counter() - t
+        report["nodes"] = [n.as_json(scenario.truth if scenario else None) for n in nodes]
+    timings["total"] = time.perf_counter() - started
+    for k, v in timings.items():
+        timings[k] = round(v, 3)
+    report["ok"] = (
+        report["error"] is None
+        and bool(report["queries"])
+        and all(q["agrees"] for q in report["queries"])
+        and len(report["logs"]) == len(nodes)
+        and all(entry["ok"] for entry in report["logs"].values())
+        and all(n["started"] for n in report["nodes"])
+    )
+    return report
+
+
+def _run_queries(
+    nodes: Sequence[DemoNode],
+    scenario: Scenario,
+    token: str,
+    report: dict[str, Any],
+    emit: Callable[[str], None],
+) -> None:
+    by_id = {n.node_id: n for n in nodes}
+    url = by_id[COORDINATOR_NODE].url + "/api/v1/bekendheid"
+    providers = [p.node_id for p in PARTNERS]
+    for i, query in enumerate(scenario.queries):
+        for down in sorted(query.down):
+            stop_nodes([by_id[down]])
+            proc = by_id[down].process
+            code = proc.returncode if proc is not None else None
+            emit(f"stopped {down} ({by_id[down].stopped_by}, exit code {code}) before asking")
+        body = {
+            "convenant_id": CONVENANT_ID,
+            "purpose": query.purpose,
+            "case_ref": f"ZVH-BRD-2026-{i + 1:04d}",
+            "subjects": [s.wire for s in query.subjects],
+        }
+        status, result = http_json("POST", url, token, body)
+        expected = query.expected(scenario.truth, providers)
+        agrees = (
+            status == 200 and isinstance(result, dict) and result_agrees(query, expected, result)
+        )
+        entry = {
+            "name": query.name,
+            "description": query.description,
+            "subjects": len(query.subjects),
+            "expected": expected,
+            "result": result,
+            "agrees": agrees,
+        }
+        report["queries"].append(entry)
+        for line in render_query(chr(ord("a") + i), entry, query):
+            emit(line)
+        emit("")
+        if status != 200:
+            raise DemoError(f"query {query.name}: HTTP {status}: {result}")
