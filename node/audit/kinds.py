@@ -1,0 +1,49 @@
+"""The log entry kinds the privacy officer's report counts (docs/protocol.md §9.1).
+
+A later kind is added by name here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+ASK_KINDS = ("bekendheid.asked",)
+"""This node asking partners: one entry per partner per round, subjects = pseudonyms."""
+EVALUATION_KINDS = ("bekendheid.evaluated", "bekendheid.refused")
+"""A partner asking this node: one entry per evaluate request (no subjects: blind)."""
+TAG_SET_SERVE_KINDS = ("tag_set.served", "tag_set.refused")
+PROVIDER_KINDS = EVALUATION_KINDS + TAG_SET_SERVE_KINDS
+"""Kinds whose ``counterparty`` is the requesting party."""
+REFUSAL_KINDS = ("bekendheid.refused", "tag_set.refused")
+"""Refusals this node gave (the reasons it signed, §8.2)."""
+ADMIN_KINDS = (
+    "node.initialised",
+    "peer.added",
+    "peer.updated",
+    "peer.rotated",
+    "peer.revoked",
+    "convenant.installed",
+    "user.created",
+    "user.revoked",
+    "audit.inzage",
+)
+"""Administration and audit, always listed (zero when absent) so a report reads the same
+from period to period."""
+DETAIL_KINDS: Mapping[str, str] = {
+    "disclosures": "detail.disclosed",
+    "approvals": "detail.approved",
+    "denials": "detail.denied",
+    "purges": "detail.purged",
+}
+"""Detail sharing and retention (stage 2): label → entry kind. No code writes these kinds
+yet; they are reported as zero rows so the report's shape is final. The issue that adds
+detail sharing renames the kinds here if it chooses other names."""
+SUSPECT_REASONS = ("unknown_requester", "revoked_requester", "bad_signature", "replayed_request")
+"""Refusals that mean a request came from, or pretended to come from, a party this node
+does not (or no longer) trust: always worth the privacy officer's attention."""
+ALERT_KINDS = ("peer.log_forked",)
+"""Entries that are anomalies by themselves (a partner signed two different logs)."""
+STATUSES = ("hit", "no_hit", "refused", "unreachable", "timeout", "invalid")
+"""Per-subject statuses of an ask (docs/protocol.md §8.1), in report order."""
+ANSWERED_COUNTS = ("evaluations", "elements", "refused", "tag_sets_served", "tag_sets_refused")
+"""Per requesting party, what this node counted of the requests it answered, in report order."""
