@@ -12,31 +12,23 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from node.store.log import LogEntry
 
 __all__ = ["UNREADABLE", "Entry", "entries_by_seq", "stream_entries"]
 
 UNREADABLE = "unreadable"
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One log entry body, typed. ``subjects`` are pseudonyms in the entry's own order."""
+@dataclass(frozen=True, kw_only=True)
+class Entry(LogEntry):
+    """One stored log entry, typed: what was appended (``LogEntry``) plus its position and
+    time. ``subjects`` are pseudonyms in the entry's own order."""
 
     seq: int
     time: str
-    kind: str
-    trace_id: str | None = None
-    convenant_id: str | None = None
-    convenant_version: int | None = None
-    purpose: str | None = None
-    actor: str | None = None
-    counterparty: str | None = None
-    subjects: tuple[str, ...] = ()
-    outcome: str | None = None
-    reason: str | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Entry:

@@ -145,7 +145,7 @@ CREATE TABLE IF NOT EXISTS log_nodes (
 # --- entries ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LogEntry:
     """One decision to log. Identifies people only by ``pseudonym``s."""
 
