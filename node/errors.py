@@ -240,3 +240,46 @@ REFUSAL_CODES: tuple[str, ...] = tuple(
         UnusableElements,
     )
 )
+
+
+# --- detail refusals (stage 2: detail requests; docs/protocol.md §7.4, §8.2) ---------
+# Kept out of REFUSAL_CODES: those are the codes a bekendheid answer can carry, and a
+# bekendheid partner must not start answering with codes of a stage it does not serve.
+
+
+class CategoryNotInCatalogue(Refusal):
+    code = "unknown_category"
+    title = "Category is not in the convenant's catalogue"
+
+
+class NoDetailRule(Refusal):
+    code = "no_detail_rule"
+    title = "The convenant lets this partner share nothing of this category"
+
+
+class RecipientNotAllowed(Refusal):
+    code = "recipient_not_allowed"
+    title = "The requester is not a recipient of this category"
+
+
+class RoleNotAllowed(Refusal):
+    code = "role_not_allowed"
+    title = "The requesting user's role may not see this category"
+
+
+class PurposeNotAllowed(Refusal):
+    code = "purpose_not_allowed"
+    title = "The convenant shares this category for other purposes only"
+
+
+DETAIL_REFUSAL_CODES: tuple[str, ...] = tuple(
+    cls.code
+    for cls in (
+        ConvenantNotInForce,
+        CategoryNotInCatalogue,
+        NoDetailRule,
+        RecipientNotAllowed,
+        RoleNotAllowed,
+        PurposeNotAllowed,
+    )
+)

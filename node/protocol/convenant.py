@@ -4,7 +4,7 @@ The document is a JWS whose payload is a ``Convenant``; it carries one signature
 party, each by the Ed25519 key whose fingerprint the convenant lists for that party (the
 FSC contract shape: valid only when every named peer has signed). This module parses and
 verifies; whether a convenant is *in force* for a request is decided in
-``node.policy.convenant``.
+``node.policy.convenant``, and which detail a partner may share in ``node.policy.detail``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
 from node.config import NODE_ID_PATTERN, OrgType
 from node.errors import InputError, MalformedMessage
@@ -29,6 +29,14 @@ FINGERPRINT_PATTERN = r"^[0-9a-f]{64}$"
 THEME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 Role = Literal["requester", "provider"]
+# Local API roles at a recipient that a detail rule may name (§5.6). Deliberately not every
+# local role: ``admin`` runs the node and ``source`` feeds the registry; neither takes part
+# in a case conference, so a convenant granting them detail is a mistake we reject.
+RecipientRole = Literal["coordinator", "liaison", "privacy_officer"]
+# "none": the provider's node decides alone; "liaison": a person at the provider approves.
+Approval = Literal["none", "liaison"]
+# Booleans on the wire are JSON true/false, never "true" or 1.
+WireBool = Annotated[bool, Strict()]
 
 
 class Purpose(WireModel):
@@ -62,6 +70,41 @@ class ConvenantParty(WireModel):
         return self
 
 
+class Category(WireModel):
+    """One entry of the convenant's catalogue of data categories (§5.6)."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    description: str = Field(min_length=1, max_length=1000)
+
+
+class DetailRule(WireModel):
+    """What one provider may share of one category, with whom, why and for how long (§5.6)."""
+
+    provider: str = Field(pattern=NODE_ID_PATTERN)
+    category: str = Field(pattern=ID_PATTERN)
+    recipients: tuple[str, ...] = Field(min_length=1)
+    recipient_roles: tuple[RecipientRole, ...] = Field(min_length=1)
+    purposes: tuple[str, ...] = Field(min_length=1)
+    approval: Approval
+    max_retention_days: WireInt = Field(ge=1, le=3650)
+    notify_hit: WireBool
+
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> DetailRule:
+        where = f"detail rule {self.provider}/{self.category}"
+        for name, values in (
+            ("recipient", self.recipients),
+            ("recipient role", self.recipient_roles),
+            ("purpose", self.purposes),
+        ):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{where}: a {name} is listed twice")
+        for node_id in self.recipients:
+            if not _matches(NODE_ID_PATTERN, node_id):
+                raise ValueError(f"{where}: bad recipient {node_id!r}")
+        return self
+
+
 class Convenant(WireModel):
     type: Literal["vhnode.convenant"] = "vhnode.convenant"
     id: str = Field(pattern=ID_PATTERN)
@@ -72,6 +115,9 @@ class Convenant(WireModel):
     valid_until: Timestamp
     purposes: tuple[Purpose, ...] = Field(min_length=1)
     parties: tuple[ConvenantParty, ...] = Field(min_length=2)
+    # Stage 2 (§5.6). Empty by default: a convenant without detail rules allows no detail.
+    categories: tuple[Category, ...] = ()
+    detail_rules: tuple[DetailRule, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> Convenant:
@@ -87,7 +133,54 @@ class Convenant(WireModel):
             unknown = set(party.query_purposes) - purpose_ids
             if unknown:
                 raise ValueError(f"{party.node_id}: unknown purpose {sorted(unknown)[0]!r}")
+        self._detail_rules_consistent(purpose_ids)
         return self
+
+    def _detail_rules_consistent(self, purpose_ids: set[str]) -> None:
+        category_ids = {c.id for c in self.categories}
+        if len(category_ids) != len(self.categories):
+            raise ValueError("a category is listed twice")
+        providers = {p.node_id for p in self.providers()}
+        parties = {p.node_id for p in self.parties}
+        seen: set[tuple[str, str]] = set()
+        for rule in self.detail_rules:
+            where = f"detail rule {rule.provider}/{rule.category}"
+            if rule.provider not in providers:
+                raise ValueError(f"{where}: {rule.provider} is not a party with role provider")
+            if rule.category not in category_ids:
+                raise ValueError(f"{where}: category {rule.category!r} is not in the catalogue")
+            strangers = sorted(set(rule.recipients) - parties)
+            if strangers:
+                raise ValueError(f"{where}: recipient {strangers[0]} is not a party")
+            unknown = sorted(set(rule.purposes) - purpose_ids)
+            if unknown:
+                raise ValueError(f"{where}: unknown purpose {unknown[0]!r}")
+            # One rule per (provider, category), so a decision never depends on rule order.
+            if (rule.provider, rule.category) in seen:
+                raise ValueError(f"{where}: a second rule for the same provider and category")
+            seen.add((rule.provider, rule.category))
+
+    def wire(self) -> dict[str, Any]:
+        # A convenant without detail sharing keeps exactly the payload it had before §5.6
+        # existed, so documents drafted and signed earlier stay byte-identical and nodes
+        # that predate stage 2 still accept new drafts that do not use it.
+        out = super().wire()
+        for key in ("categories", "detail_rules"):
+            if not out[key]:
+                del out[key]
+        return out
+
+    def category(self, category_id: str) -> Category | None:
+        for c in self.categories:
+            if c.id == category_id:
+                return c
+        return None
+
+    def detail_rule(self, provider: str, category: str) -> DetailRule | None:
+        for r in self.detail_rules:
+            if r.provider == provider and r.category == category:
+                return r
+        return None
 
     def party(self, node_id: str) -> ConvenantParty | None:
         for p in self.parties:
@@ -144,6 +237,8 @@ def draft_from_toml(text: str, cards: Mapping[str, Mapping[str, Any]]) -> jws.Si
     A party's organisation, org_type and key fingerprints are taken from the TOML if given,
     otherwise from the peer card of that node id in ``cards`` (node id → card fields
     ``organisation``, ``org_type``, ``signing_fingerprint``, ``encryption_fingerprint``).
+    ``[[categories]]`` and ``[[detail_rules]]`` tables (§5.6) are taken as they are: they
+    name node ids only, so nothing in them comes from a card.
     """
     try:
         data = tomllib.loads(text)
