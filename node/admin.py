@@ -15,7 +15,13 @@ from typing import Any, Literal
 
 from node.config import CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, render_config
 from node.context import NodeContext
-from node.errors import ConfigError, ConvenantNotInForce, InputError, NotAParty
+from node.errors import (
+    ConfigError,
+    ConvenantNotInForce,
+    InputError,
+    NotAParty,
+    UnknownConvenant,
+)
 from node.keys import NodeKeys
 from node.policy.convenant import in_force
 from node.protocol import jws
@@ -25,7 +31,14 @@ from node.protocol.convenant import (
     parse_convenant,
     party_signatures,
 )
+from node.protocol.models import rfc3339
 from node.protocol.peer_card import PeerCard, issue_card, verify_card
+from node.protocol.withdrawal import (
+    Withdrawal,
+    parse_withdrawal,
+    sign_withdrawal,
+    verify_withdrawal,
+)
 from node.registration import Registration, RowError, iter_file
 from node.store import convenants, db, log, peers, registry, tag_sets, users
 from node.store.db import tx
@@ -146,6 +159,9 @@ class PartyStatus:
     organisation: str
     roles: tuple[str, ...]
     signature: str
+    # RFC 3339 time from which an installed withdrawal of this party applies to this
+    # version (§5.7), also when that time is still ahead; None: not withdrawn.
+    withdrawn_at: str | None = None
 
 
 def convenant_status(
@@ -155,7 +171,14 @@ def convenant_status(
     conv, doc = parse_convenant(doc_json)
     keys = _known_keys(ctx)
     sigs = {s.node_id: s.state for s in party_signatures(conv, doc, keys)}
-    rows = [PartyStatus(p.node_id, p.organisation, p.roles, sigs[p.node_id]) for p in conv.parties]
+    gone: dict[str, str] = {}
+    for wd in convenants.withdrawals(ctx.conn, conv.id):  # oldest first: the first counts
+        if wd.withdrawal.covers(conv):
+            gone.setdefault(wd.withdrawal.party, rfc3339(wd.withdrawal.withdrawn_at))
+    rows = [
+        PartyStatus(p.node_id, p.organisation, p.roles, sigs[p.node_id], gone.get(p.node_id))
+        for p in conv.parties
+    ]
     refusal = in_force(conv, doc, keys, ctx.clock())
     return conv, rows, refusal.detail if refusal else None
 
@@ -198,6 +221,83 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
                 # Same transaction: never an installed convenant with a stale or empty set.
                 rebuild(ctx, conv)
     return conv
+
+
+def withdraw_from_convenant(
+    ctx: NodeContext, convenant_id: str, reason: str, at: datetime | None = None
+) -> jws.SignedDocument:
+    """Sign our withdrawal from the newest installed version of ``convenant_id`` (§5.7).
+
+    It takes effect at ``at`` (default now), to the second, and is installed here in the
+    same transaction as its log entry, so this node stops asking and answering under the
+    convenant at that moment. The returned document is what the other parties install.
+    """
+    inst = convenants.latest(ctx.conn, convenant_id)
+    if inst is None:
+        raise UnknownConvenant(f"convenant {convenant_id} is not installed here")
+    conv = inst.convenant
+    party = conv.party(ctx.node_id)
+    if party is None:
+        raise NotAParty(f"this node ({ctx.node_id}) is not a party to {convenant_id}")
+    if party.signing_key_fingerprint != ctx.keys.signing_fingerprint:
+        raise InputError(f"the convenant names another signing key for {ctx.node_id}")
+    when = (at or ctx.clock()).replace(microsecond=0)  # the wire holds whole seconds
+    try:
+        w = Withdrawal(
+            convenant_id=conv.id,
+            convenant_version=conv.version,
+            party=ctx.node_id,
+            withdrawn_at=when,
+            reason=reason,
+        )
+    except ValueError as e:  # pydantic's ValidationError: e.g. an empty or long reason
+        raise InputError(f"withdrawal: {e}") from e
+    doc = sign_withdrawal(w, ctx.keys.signing)
+    with tx(ctx.conn):
+        convenants.add_withdrawal(ctx.conn, doc, ctx.clock())
+        ctx.record(
+            [
+                log.LogEntry(
+                    kind="convenant.withdrawn",
+                    convenant_id=conv.id,
+                    convenant_version=conv.version,
+                    outcome="withdrawn",
+                    data={"withdrawn_at": rfc3339(w.withdrawn_at), "reason": reason},
+                )
+            ]
+        )
+    return doc
+
+
+def install_withdrawal(ctx: NodeContext, doc_json: Any) -> tuple[Withdrawal, bool]:
+    """Install a party's signed withdrawal; (withdrawal, False) if it was installed already.
+
+    Verified against the key the named convenant version lists for that party, which must
+    be installed here: a withdrawal we cannot check must not stop anything.
+    """
+    w, doc = parse_withdrawal(doc_json)
+    inst = convenants.get(ctx.conn, w.convenant_id, w.convenant_version)
+    if inst is None:
+        raise UnknownConvenant(
+            f"convenant {w.convenant_id} v{w.convenant_version} is not installed here"
+        )
+    verify_withdrawal(w, doc, inst.convenant, _known_keys(ctx))
+    with tx(ctx.conn):
+        new = convenants.add_withdrawal(ctx.conn, doc, ctx.clock())
+        if new:
+            ctx.record(
+                [
+                    log.LogEntry(
+                        kind="convenant.withdrawal_installed",
+                        convenant_id=w.convenant_id,
+                        convenant_version=w.convenant_version,
+                        counterparty=w.party,
+                        outcome="installed",
+                        data={"withdrawn_at": rfc3339(w.withdrawn_at)},
+                    )
+                ]
+            )
+    return w, new
 
 
 @dataclass

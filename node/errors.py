@@ -185,6 +185,11 @@ class NoQueryRight(Refusal):
     title = "The convenant grants no bekendheid query for this purpose"
 
 
+class PartyWithdrawn(Refusal):
+    code = "party_withdrawn"
+    title = "A party withdrew from the convenant"
+
+
 class ReplayedRequest(Refusal):
     code = "replayed_request"
     title = "Request nonce was seen before"
@@ -231,6 +236,7 @@ REFUSAL_CODES: tuple[str, ...] = tuple(
         NotAParty,
         NotAProvider,
         NoQueryRight,
+        PartyWithdrawn,
         ReplayedRequest,
         StaleRequest,
         RateLimited,
@@ -276,6 +282,7 @@ DETAIL_REFUSAL_CODES: tuple[str, ...] = tuple(
     cls.code
     for cls in (
         ConvenantNotInForce,
+        PartyWithdrawn,
         CategoryNotInCatalogue,
         NoDetailRule,
         RecipientNotAllowed,

@@ -124,6 +124,7 @@ def _convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> Conve
         asked=asked.convenant if asked else None,
         asked_document=asked.document if asked else None,
         newest_in_force=newest.convenant.version if newest else None,
+        withdrawals=trusted.withdrawals_of(convenant_id),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from node.protocol.withdrawal import Withdrawal
 from node.store import convenants, db, peers
 from node.store.convenants import Installed
 from node.store.peers import Peer
@@ -27,6 +28,12 @@ class Trust:
     party_keys: dict[str, bytes]
     # Convenant id → every installed version, newest first.
     convenants: dict[str, list[Installed]]
+    # Convenant id → the installed withdrawals of parties from it (§5.7), verified when
+    # installed. Whether one is in effect depends on ``now``: callers decide per request.
+    withdrawals: dict[str, tuple[Withdrawal, ...]]
+
+    def withdrawals_of(self, convenant_id: str) -> tuple[Withdrawal, ...]:
+        return self.withdrawals.get(convenant_id, ())
 
     def versions(self, convenant_id: str) -> list[Installed]:
         return self.convenants.get(convenant_id, [])
@@ -46,10 +53,14 @@ def load(conn: sqlite3.Connection, own_fingerprint: str, own_public_key: bytes) 
     by_id: dict[str, list[Installed]] = {}
     for inst in convenants.every_version(conn):
         by_id.setdefault(inst.convenant.id, []).append(inst)
+    gone: dict[str, list[Withdrawal]] = {}
+    for wd in convenants.withdrawals(conn):
+        gone.setdefault(wd.withdrawal.convenant_id, []).append(wd.withdrawal)
     return Trust(
         generation=generation,
         peers_by_fingerprint={p.card.signing_fingerprint: p for p in known},
         peers_by_id={p.node_id: p for p in known},
         party_keys=keys,
         convenants=by_id,
+        withdrawals={k: tuple(v) for k, v in gone.items()},
     )

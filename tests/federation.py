@@ -561,3 +561,25 @@ async def restore(fed: Federation, node_id: str, snapshot: Path) -> None:
     shutil.copy(snapshot, node.home / "node.db")
     node.ctx = open_node(node.home, clock=node.clock)
     await fed.start(node_id)
+
+
+# --- withdrawal from a convenant (§5.7) ----------------------------------------------------
+
+
+def withdraw(
+    fed: Federation,
+    node_id: str,
+    *,
+    at: datetime | None = None,
+    installed_by: Sequence[str] | None = None,
+    convenant_id: str = CONVENANT_ID,
+) -> Any:
+    """``node_id`` signs its withdrawal (effective ``at``, default now) and installs it;
+    every other node (or only ``installed_by``) installs it too. Returns the JWS object."""
+    doc = admin.withdraw_from_convenant(
+        fed.nodes[node_id].ctx, convenant_id, "Wij treden uit het convenant", at=at
+    ).to_json()
+    for other in fed.nodes.values():
+        if other.node_id != node_id and (installed_by is None or other.node_id in installed_by):
+            admin.install_withdrawal(other.ctx, doc)
+    return doc

@@ -37,6 +37,7 @@ from node.protocol.convenant import (
     parse_convenant,
 )
 from node.protocol.models import parse_model
+from node.protocol.withdrawal import Withdrawal
 from node.store.users import Role as LocalRole
 from tests.federation import (
     DEFAULT_PARTIES,
@@ -159,6 +160,17 @@ class Case:
     purpose: str = PURPOSE
     now: datetime = NOW
     conv: Convenant = CONV
+    withdrawals: tuple[Withdrawal, ...] = ()
+
+
+def _withdrawal(party: str, at: datetime = NOW) -> tuple[Withdrawal, ...]:
+    """``party``'s withdrawal from CONV (v1) taking effect at ``at`` (§5.7)."""
+    return (
+        Withdrawal(
+            convenant_id=CONV.id, convenant_version=CONV.version, party=party,
+            withdrawn_at=at, reason="Wij treden uit het convenant",
+        ),
+    )
 
 
 CASES = [
@@ -177,6 +189,18 @@ CASES = [
          category="samenvatting_antecedenten"),
     Case("care-contact-needs-liaison", "needs_approval", "liaison-approval",
          provider="ggz-test", category="zorgcontact"),
+    # rule 0: neither side has withdrawn (§5.7), from withdrawn_at on, to the second
+    Case("provider-withdrawn", "deny", "parties-not-withdrawn", "party_withdrawn",
+         withdrawals=_withdrawal("politie-test")),
+    Case("recipient-withdrawn", "deny", "parties-not-withdrawn", "party_withdrawn",
+         withdrawals=_withdrawal("vh-test", NOW - timedelta(days=1))),
+    Case("withdrawn-even-where-approval-would-be-asked", "deny", "parties-not-withdrawn",
+         "party_withdrawn", category="samenvatting_antecedenten",
+         withdrawals=_withdrawal("politie-test")),
+    Case("allowed-a-second-before-withdrawal", "allow", "allow",
+         withdrawals=_withdrawal("politie-test", NOW + SECOND)),
+    Case("withdrawal-of-a-bystander-changes-nothing", "allow", "allow",
+         withdrawals=_withdrawal("ggz-test")),
     # rule 1: the convenant's period, to the second
     Case("at-valid-until", "deny", "convenant-period", "convenant_not_in_force", now=END),
     Case("long-expired", "deny", "convenant-period", "convenant_not_in_force",
@@ -237,7 +261,7 @@ CASES = [
 def _decide(case: Case) -> CategoryDecision:
     return decide_category(
         case.conv, case.provider, case.requester, case.role, case.purpose, case.category,
-        case.now,
+        case.now, case.withdrawals,
     )
 
 
@@ -259,16 +283,18 @@ def test_decide_category_names_the_rule_that_decided(case: Case) -> None:
 def test_cases_cover_every_rule_and_every_code() -> None:
     decided = [_decide(c) for c in CASES]
     assert {d.rule for d in decided} == {
-        "convenant-period", "category-in-catalogue", "detail-rule-exists", "recipient-listed",
-        "recipient-role-allowed", "purpose-allowed", "liaison-approval", "allow",
+        "parties-not-withdrawn", "convenant-period", "category-in-catalogue",
+        "detail-rule-exists", "recipient-listed", "recipient-role-allowed", "purpose-allowed",
+        "liaison-approval", "allow",
     }
     assert {d.reason for d in decided} - {None} == set(DETAIL_REFUSAL_CODES)
 
 
 def test_every_check_is_named_in_the_order_of_the_spec() -> None:
     assert [c.__name__ for c in CHECKS] == [
-        "convenant_period", "category_in_catalogue", "detail_rule_exists", "recipient_listed",
-        "role_allowed", "purpose_allowed", "liaison_approval", "allow",
+        "parties_not_withdrawn", "convenant_period", "category_in_catalogue",
+        "detail_rule_exists", "recipient_listed", "role_allowed", "purpose_allowed",
+        "liaison_approval", "allow",
     ]
 
 
@@ -574,8 +600,11 @@ def test_recipient_roles_are_local_roles() -> None:
 
 
 def test_detail_codes_stay_out_of_the_bekendheid_codes() -> None:
-    # Only convenant_not_in_force is shared: expiry means the same in both stages.
-    assert set(DETAIL_REFUSAL_CODES) & set(REFUSAL_CODES) == {"convenant_not_in_force"}
+    # Only the convenant's own state is shared: expiry and a party's withdrawal mean the
+    # same in both stages.
+    assert set(DETAIL_REFUSAL_CODES) & set(REFUSAL_CODES) == {
+        "convenant_not_in_force", "party_withdrawn",
+    }
 
 
 # --- the example convenant ----------------------------------------------------------------

@@ -34,6 +34,7 @@ from node.protocol.bekendheid import (
     TagSetResponse,
 )
 from node.protocol.convenant import draft_from_toml, parse_convenant
+from node.protocol.withdrawal import Withdrawal
 from tests.federation import (
     BSN_KEY,
     CONVENANT_ID,
@@ -57,6 +58,7 @@ from tests.federation import (
     statuses,
     tag_set_request,
     toml_time,
+    withdraw,
 )
 
 JAN_BSN = {"kind": "bsn", "bsn": "123456782"}
@@ -154,6 +156,10 @@ def _cards_expired(fed: Federation) -> None:
         fed.nodes[node_id].clock.offset = timedelta(days=3 * 365)
 
 
+def _requester_withdrew(fed: Federation) -> None:
+    withdraw(fed, "vh-test")
+
+
 def _blind(n: int) -> Callable[[], list[bytes]]:
     return lambda: oprf.blind([BSN_KEY] * n)[1]
 
@@ -193,6 +199,8 @@ EVALUATE_CASES = [
          stage=_future_convenant, fields={"convenant_id": FUTURE}),
     Case("superseded-convenant-version", "convenant_not_in_force", "convenant-current-version",
          stage=_install_v2, fields={"convenant_version": 1}),
+    Case("requester-withdrawn", "party_withdrawn", "requester-not-withdrawn",
+         stage=_requester_withdrew),
     Case("not-a-party", "not_a_party", "requester-is-party",
          requester=OUTSIDER, stage=_known_outsider),
     Case("purpose-not-granted", "no_query_right", "purpose-granted",
@@ -266,6 +274,7 @@ TAG_SET_CASES = [
     Case("superseded-convenant-version", "convenant_not_in_force", None, stage=_install_v2),
     Case("expired-convenant", "convenant_not_in_force", None,
          stage=_expired_convenant, fields={"convenant_id": SHORT}),
+    Case("requester-withdrawn", "party_withdrawn", None, stage=_requester_withdrew),
     Case("not-a-party", "not_a_party", None, requester=OUTSIDER, stage=_known_outsider),
     Case("party-without-query-right", "no_query_right", None, requester="om-test"),
     Case("requester-clock-ahead", "stale_request", None, stage=_requester_clock_ahead),
@@ -496,7 +505,7 @@ def _party_keys(*without: str) -> dict[str, bytes]:
 
 def _state(
     *, version: int = 1, newest: int | None = None, signers: Sequence[str] | None = None,
-    tamper_signature_of: str | None = None,
+    tamper_signature_of: str | None = None, withdrawn: Sequence[tuple[str, datetime, int]] = (),
 ) -> ConvenantState:
     cards = {
         node_id: {
@@ -520,7 +529,12 @@ def _state(
         sig[5] ^= 1
         obj["signatures"][index]["signature"] = jws.b64u_encode(bytes(sig))
     conv, parsed = parse_convenant(obj)
-    return ConvenantState(conv, parsed, newest if newest is not None else version)
+    withdrawals = tuple(
+        Withdrawal(convenant_id=CONVENANT_ID, convenant_version=v, party=party,
+                   withdrawn_at=at, reason="Uittreding")
+        for party, at, v in withdrawn
+    )
+    return ConvenantState(conv, parsed, newest if newest is not None else version, withdrawals)
 
 
 @dataclass(frozen=True)
@@ -558,6 +572,20 @@ POLICY_CASES = [
                state=lambda: _state(tamper_signature_of="om-test")),
     PolicyCase("a-signers-key-is-unknown", "convenant-in-force", "convenant_not_in_force",
                party_keys=lambda: _party_keys("om-test")),
+    PolicyCase("requester-withdrawn", "requester-not-withdrawn", "party_withdrawn",
+               state=lambda: _state(withdrawn=[("vh-test", NOW, 1)])),
+    PolicyCase("provider-withdrawn", "provider-not-withdrawn", "party_withdrawn",
+               state=lambda: _state(withdrawn=[("politie-test", NOW - timedelta(days=9), 1)])),
+    PolicyCase("allowed-a-second-before-withdrawal", "allow", None,
+               state=lambda: _state(withdrawn=[("vh-test", NOW + timedelta(seconds=1), 1)])),
+    PolicyCase("withdrawal-from-an-earlier-version-only", "allow", None,
+               version=2, state=lambda: _state(version=2, withdrawn=[("vh-test", NOW, 1)])),
+    PolicyCase("withdrawal-covers-earlier-versions", "requester-not-withdrawn",
+               "party_withdrawn", state=lambda: _state(withdrawn=[("vh-test", NOW, 2)])),
+    PolicyCase("bystander-withdrawn", "allow", None,
+               state=lambda: _state(withdrawn=[("om-test", NOW, 1)])),
+    PolicyCase("expired-and-withdrawn", "convenant-in-force", "convenant_not_in_force",
+               now=END, state=lambda: _state(withdrawn=[("vh-test", NOW, 1)])),
     PolicyCase("requester-not-a-party", "requester-is-party", "not_a_party",
                requester="buurman-test"),
     PolicyCase("provider-not-a-party", "provider-has-scope", "not_a_provider",
@@ -599,7 +627,8 @@ def test_policy_cases_cover_every_rule() -> None:
     rules = {_decide(c).rule for c in POLICY_CASES}
     assert rules == {
         "allow", "convenant-installed", "convenant-current-version", "convenant-in-force",
-        "requester-is-party", "provider-has-scope", "purpose-granted",
+        "requester-not-withdrawn", "provider-not-withdrawn", "requester-is-party",
+        "provider-has-scope", "purpose-granted",
     }
 
 
@@ -614,9 +643,14 @@ def test_policy_cases_cover_every_rule() -> None:
          "unknown_convenant"),
         ("vh-test", lambda: _state(newest=2), "convenant-current-version",
          "convenant_not_in_force"),
+        ("vh-test", lambda: _state(withdrawn=[("vh-test", NOW, 1)]),
+         "requester-not-withdrawn", "party_withdrawn"),
+        ("vh-test", lambda: _state(withdrawn=[("politie-test", NOW, 1)]),
+         "provider-not-withdrawn", "party_withdrawn"),
     ],
     ids=["party-with-query-right", "requester-only-party", "party-without-query-right",
-         "not-a-party", "nothing-installed", "superseded"],
+         "not-a-party", "nothing-installed", "superseded", "requester-withdrawn",
+         "provider-withdrawn"],
 )
 def test_decide_tag_set_only_for_parties_that_may_query(
     requester: str, state: Callable[[], ConvenantState], rule: str, reason: str | None

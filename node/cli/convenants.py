@@ -32,7 +32,7 @@ def document_text(doc: jws.SignedDocument) -> str:
 
 @main.group()
 def convenant() -> None:
-    """Convenants: draft, sign, merge signatures, check, install."""
+    """Convenants: draft, sign, merge signatures, check, install, withdraw."""
 
 
 @convenant.command("create")
@@ -105,6 +105,7 @@ def convenant_status(home: Path, file: Path, as_json: bool) -> None:
                         "organisation": r.organisation,
                         "roles": list(r.roles),
                         "signature": r.signature,
+                        "withdrawn_at": r.withdrawn_at,
                     }
                     for r in rows
                 ],
@@ -114,8 +115,11 @@ def convenant_status(home: Path, file: Path, as_json: bool) -> None:
     click.echo(f"convenant {conv.id} v{conv.version}: {conv.title}")
     click.echo(f"valid {rfc3339(conv.valid_from)} to {rfc3339(conv.valid_until)}")
     print_table(
-        ["party", "organisation", "roles", "signature"],
-        [[r.node_id, r.organisation, ",".join(r.roles), r.signature] for r in rows],
+        ["party", "organisation", "roles", "signature", "withdrawn"],
+        [
+            [r.node_id, r.organisation, ",".join(r.roles), r.signature, r.withdrawn_at or "-"]
+            for r in rows
+        ],
     )
     click.echo("in force" if why_not is None else f"not in force: {why_not}")
 
@@ -129,6 +133,36 @@ def convenant_install(home: Path, file: Path) -> None:
     with node_at(home) as ctx:
         conv = admin.install_convenant(ctx, doc_json)
     click.echo(f"installed convenant {conv.id} v{conv.version}")
+
+
+@convenant.command("withdraw")
+@home_option
+@click.argument("convenant_id")
+@click.option("--reason", required=True, help="Why this node withdraws (at most 500 characters).")
+@lambda f: out_option(f, "Write the signed withdrawal to this file instead of standard output.")
+def convenant_withdraw(home: Path, convenant_id: str, reason: str, output: Path | None) -> None:
+    """Sign this node's withdrawal from a convenant, effective now, and install it here.
+
+    Send the document to every other party: each installs it with install-withdrawal.
+    """
+    with node_at(home) as ctx:
+        doc = admin.withdraw_from_convenant(ctx, convenant_id, reason)
+    emit(document_text(doc), output)
+
+
+@convenant.command("install-withdrawal")
+@home_option
+@click.argument("file", type=click.Path(path_type=Path))
+def convenant_install_withdrawal(home: Path, file: Path) -> None:
+    """Install a party's signed withdrawal from a convenant installed here."""
+    doc_json = admin.load_json_file(file)
+    with node_at(home) as ctx:
+        w, new = admin.install_withdrawal(ctx, doc_json)
+    state = "installed" if new else "already installed"
+    click.echo(
+        f"{state}: {w.party} withdraws from convenant {w.convenant_id} "
+        f"(v{w.convenant_version} and earlier) at {rfc3339(w.withdrawn_at)}"
+    )
 
 
 @convenant.command("list")

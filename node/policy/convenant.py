@@ -16,11 +16,14 @@ from node.errors import (
     NoQueryRight,
     NotAParty,
     NotAProvider,
+    PartyWithdrawn,
     Refusal,
     UnknownConvenant,
 )
 from node.protocol import jws
 from node.protocol.convenant import Convenant, party_signatures
+from node.protocol.models import rfc3339
+from node.protocol.withdrawal import Withdrawal, withdrawn
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,21 @@ class ConvenantState:
     # The newest installed version that is in force now: an installed renewal whose
     # valid_from lies ahead does not yet supersede the version in force.
     newest_in_force: int | None
+    # The installed withdrawals of parties from this convenant id (§5.7), whatever their
+    # time: whether one is in effect is decided against ``now`` like the validity window.
+    withdrawals: tuple[Withdrawal, ...] = ()
+
+
+def withdrawal_refusal(
+    conv: Convenant, withdrawals: tuple[Withdrawal, ...], party: str, now: datetime
+) -> Refusal | None:
+    """PartyWithdrawn if ``party`` has withdrawn from ``conv`` by ``now`` (§5.7), else None."""
+    w = withdrawn(withdrawals, conv, party, now)
+    if w is None:
+        return None
+    return PartyWithdrawn(
+        f"{party} withdrew from convenant {conv.id} at {rfc3339(w.withdrawn_at)}"
+    )
 
 
 def in_force(
@@ -97,6 +115,14 @@ def decide_evaluation(
     refusal = in_force(conv, doc, party_keys, now)
     if refusal is not None:
         return Decision(False, "convenant-in-force", refusal)
+    # Right after in-force: a withdrawn party is no party from withdrawn_at on, whichever
+    # side it is on, so neither its questions nor its answers count any more.
+    refusal = withdrawal_refusal(conv, state.withdrawals, requester, now)
+    if refusal is not None:
+        return Decision(False, "requester-not-withdrawn", refusal)
+    refusal = withdrawal_refusal(conv, state.withdrawals, provider, now)
+    if refusal is not None:
+        return Decision(False, "provider-not-withdrawn", refusal)
     asking = conv.party(requester)
     if asking is None:
         return Decision(

@@ -7,7 +7,8 @@ that made it. A check passes (returns None) or decides: ``deny`` with a refusal,
 out without a decision denies: like an empty ``AllOf`` it fails closed, so a missing or
 reordered check can never turn into an allow.
 
-This module sees only the convenant, the question and ``now``. Whether the convenant is
+This module sees only the convenant, the installed withdrawals from it, the question and
+``now``. Whether the convenant is
 installed, the newest version and signed by every party (§5.4, §7.1 rules 1–3), and
 whether the requester's message is authentic, is decided before it is asked.
 """
@@ -24,16 +25,20 @@ from node.errors import (
     ConvenantNotInForce,
     InputError,
     NoDetailRule,
+    PartyWithdrawn,
     PurposeNotAllowed,
     RecipientNotAllowed,
     Refusal,
     RoleNotAllowed,
 )
 from node.protocol.convenant import Convenant, DetailRule
+from node.protocol.models import rfc3339
+from node.protocol.withdrawal import Withdrawal, withdrawn
 
 Outcome = Literal["allow", "deny", "needs_approval"]
 
 # Rule names, as logged and as in §7.4.
+PARTIES_NOT_WITHDRAWN = "parties-not-withdrawn"
 CONVENANT_PERIOD = "convenant-period"
 CATEGORY_IN_CATALOGUE = "category-in-catalogue"
 DETAIL_RULE_EXISTS = "detail-rule-exists"
@@ -60,6 +65,9 @@ class DetailQuestion:
     purpose: str
     category: str
     now: datetime
+    # Installed withdrawals from this convenant id (§5.7); the caller passes them from its
+    # trust snapshot. Empty: nobody withdrew.
+    withdrawals: tuple[Withdrawal, ...] = ()
 
     @property
     def rule(self) -> DetailRule | None:
@@ -87,6 +95,23 @@ Check = Callable[[DetailQuestion], CategoryDecision | None]
 
 def _deny(q: DetailQuestion, rule: str, refusal: Refusal) -> CategoryDecision:
     return CategoryDecision(q.category, "deny", rule, refusal, q.rule)
+
+
+def parties_not_withdrawn(q: DetailQuestion) -> CategoryDecision | None:
+    # First: a party that withdrew neither shares nor receives anything from then on,
+    # whatever the convenant's rules still say about it.
+    for who, node_id in (("provider", q.provider), ("recipient", q.requester)):
+        w = withdrawn(q.withdrawals, q.conv, node_id, q.now)
+        if w is not None:
+            return _deny(
+                q,
+                PARTIES_NOT_WITHDRAWN,
+                PartyWithdrawn(
+                    f"{who} {node_id} withdrew from convenant {q.conv.id} "
+                    f"at {rfc3339(w.withdrawn_at)}"
+                ),
+            )
+    return None
 
 
 def convenant_period(q: DetailQuestion) -> CategoryDecision | None:
@@ -183,6 +208,7 @@ def allow(q: DetailQuestion) -> CategoryDecision | None:
 
 # §7.4, in order.
 CHECKS: tuple[Check, ...] = (
+    parties_not_withdrawn,
     convenant_period,
     category_in_catalogue,
     detail_rule_exists,
@@ -211,9 +237,12 @@ def decide_category(
     purpose: str,
     category: str,
     now: datetime,
+    withdrawals: tuple[Withdrawal, ...] = (),
 ) -> CategoryDecision:
     """§7.4: may ``provider`` give ``category`` to ``requester`` for ``purpose``, now?"""
-    q = DetailQuestion(conv, provider, requester, requester_role, purpose, category, now)
+    q = DetailQuestion(
+        conv, provider, requester, requester_role, purpose, category, now, withdrawals
+    )
     return first_decision(CHECKS, q)
 
 
@@ -225,6 +254,7 @@ def decide_request(
     purpose: str,
     categories: Sequence[str],
     now: datetime,
+    withdrawals: tuple[Withdrawal, ...] = (),
 ) -> tuple[CategoryDecision, ...]:
     """One decision per category, in the order asked.
 
@@ -234,7 +264,7 @@ def decide_request(
     if len(set(categories)) != len(categories):
         raise InputError("a category is asked twice in one detail request")
     return tuple(
-        decide_category(conv, provider, requester, requester_role, purpose, c, now)
+        decide_category(conv, provider, requester, requester_role, purpose, c, now, withdrawals)
         for c in categories
     )
 

@@ -34,6 +34,7 @@ from node.errors import (
     InvalidTagSet,
     NotAParty,
     NotAProvider,
+    PartyWithdrawn,
     ProtocolError,
     UnknownConvenant,
     VhnodeError,
@@ -54,9 +55,10 @@ from node.protocol.bekendheid import (
     TagSetResponse,
 )
 from node.protocol.convenant import Convenant, ConvenantParty
-from node.protocol.models import parse_model
+from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import tag_from_output, unpack
+from node.protocol.withdrawal import withdrawn
 from node.store import log, peer_heads, tag_sets
 from node.store.db import tx
 
@@ -327,6 +329,17 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
     )
     started = time.perf_counter()
     try:
+        gone = withdrawn(
+            ctx.trust().withdrawals_of(r.conv.id), r.conv, party.node_id, ctx.clock()
+        )
+        if gone is not None:
+            # The partner's own signed statement says it is no party any more: asking would
+            # only send it blinded elements it may not evaluate, so nothing is sent.
+            raise PartnerFailure(
+                "refused",
+                PartyWithdrawn.code,
+                f"withdrew from the convenant at {rfc3339(gone.withdrawn_at)}",
+            )
         if card is None:
             raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
         if (peer is not None and peer.revoked_at is not None) or not card.valid_at(ctx.clock()):
@@ -422,6 +435,12 @@ def _current_convenant(ctx: NodeContext, convenant_id: str) -> Convenant:
         raise ConvenantNotInForce(first.detail if first else f"{convenant_id} is not in force")
     if inst.convenant.party(ctx.node_id) is None:
         raise NotAParty(f"this node is not a party to {convenant_id}")
+    gone = withdrawn(trusted.withdrawals_of(convenant_id), inst.convenant, ctx.node_id, now)
+    if gone is not None:
+        # Every provider would refuse us; we signed that we left, so we do not ask.
+        raise PartyWithdrawn(
+            f"this node withdrew from {convenant_id} at {rfc3339(gone.withdrawn_at)}"
+        )
     return inst.convenant
 
 
@@ -438,7 +457,7 @@ async def ask_bekendheid(
     """Ask every provider of the convenant (or the named ``partners``) in one round.
 
     Raises a Refusal only when this node itself cannot ask (convenant unknown, not in
-    force, not a party); every partner-side outcome is a per-partner status.
+    force, not a party, withdrawn); every partner-side outcome is a per-partner status.
     """
     conv = _current_convenant(ctx, convenant_id)
     providers = [p for p in conv.providers() if partners is None or p.node_id in partners]

@@ -35,6 +35,16 @@ CREATE TABLE IF NOT EXISTS convenants (
     PRIMARY KEY (id, version)
 );
 
+-- Signed withdrawals of parties from convenants (§5.7), verified before they are stored.
+CREATE TABLE IF NOT EXISTS convenant_withdrawals (
+    convenant_id TEXT NOT NULL,
+    party TEXT NOT NULL,
+    convenant_version INTEGER NOT NULL,
+    document TEXT NOT NULL,           -- the withdrawal JWS as received
+    installed_at TEXT NOT NULL,
+    PRIMARY KEY (convenant_id, party, convenant_version)
+);
+
 CREATE TABLE IF NOT EXISTS registrations (
     ref TEXT PRIMARY KEY,
     themes TEXT NOT NULL,             -- JSON list
