@@ -23,6 +23,8 @@ ADMIN_KINDS = (
     "peer.rotated",
     "peer.revoked",
     "convenant.installed",
+    "convenant.withdrawn",
+    "convenant.withdrawal_installed",
     "user.created",
     "user.revoked",
     "audit.inzage",
