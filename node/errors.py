@@ -70,6 +70,13 @@ class PayloadTooLarge(InputError):
     title = "Payload too large"
 
 
+class DetailTooLarge(PayloadTooLarge):
+    """A registration's detail text for one category is over the limit (node/registration.py)."""
+
+    code = "detail_too_large"
+    title = "Detail text too large"
+
+
 # --- local authentication -----------------------------------------------------------
 
 

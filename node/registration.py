@@ -18,6 +18,11 @@ separated by ``;`` or ``|``. A row yields a BSN identifier when ``bsn`` is fille
 identifier when ``surname``, ``first_names`` and ``birth_date`` are filled (partly filled
 is an error), an address identifier when ``postcode`` and ``house_number`` are filled
 (likewise).
+
+Details: a JSONL registration may carry ``"details": {"contactpersoon": "…"}``, the source
+system's own text per data category of the convenant catalogue (see
+:class:`Registration`). CSV rows cannot carry details: a ``details`` column is not
+accepted (it is not in :data:`CSV_COLUMNS`); use JSONL or the registration API.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TextIO
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from node.errors import InputError, InvalidIdentifier
+from node.errors import DetailTooLarge, InputError, InvalidIdentifier
 from node.identifiers import (
     SubjectIdentifier,
     field_error,
@@ -42,13 +47,17 @@ from node.identifiers import (
     parse_identifier,
     subject_key,
 )
+from node.protocol.convenant import ID_PATTERN
 
 __all__ = [
     "CSV_COLUMNS",
+    "MAX_DETAIL_CATEGORIES",
+    "MAX_DETAIL_CHARS",
     "MAX_IDENTIFIERS",
     "MAX_LINE_CHARS",
     "Registration",
     "RowError",
+    "check_details",
     "iter_csv",
     "iter_file",
     "iter_jsonl",
@@ -57,9 +66,14 @@ __all__ = [
 
 MAX_IDENTIFIERS = 16
 MAX_REF_CHARS = 128
-# A registration with 16 identifiers is a few kB; anything far beyond is not a registration,
-# and refusing it keeps one runaway line from exhausting memory.
-MAX_LINE_CHARS = 64 * 1024
+# A registration with 16 identifiers is a few kB, with 16 details of 4,000 characters at
+# most 64,000 characters of text, or ~384 kB written as JSON \uXXXX escapes; anything far
+# beyond is not a registration, and refusing it keeps one runaway line from exhausting memory.
+MAX_LINE_CHARS = 512 * 1024
+# Details: the source system's text per data category (issue 3 item 2). A category id
+# follows the convenant catalogue's id pattern (node/protocol/convenant.py ID_PATTERN).
+MAX_DETAIL_CATEGORIES = 16
+MAX_DETAIL_CHARS = 4_000
 
 CSV_COLUMNS: tuple[str, ...] = (
     "ref",
@@ -83,7 +97,10 @@ _THEME_SEPARATORS = re.compile(r"[;|]")
 # iter_file decodes with surrogateescape so that one bad byte costs one row, not the file;
 # such bytes show up as lone surrogates.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
-_FIELDS = frozenset({"ref", "themes", "identifiers", "retain_until"})
+_FIELDS = frozenset({"ref", "themes", "identifiers", "retain_until", "details"})
+_CATEGORY_ID = re.compile(ID_PATTERN)
+# Control characters (C0, DEL, C1) other than tab and newline, and lone surrogates.
+_DETAIL_FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class Registration(BaseModel):
@@ -97,6 +114,10 @@ class Registration(BaseModel):
     # The source system's retention decision: after this day the node purges the
     # registration (docs/audit.md "Retention"); None = until the source removes it.
     retain_until: datetime.date | None = None
+    # The source system's detail text per data category (category id → text); empty =
+    # none. The partner's own data: stored beside the registration, never logged and
+    # never sent anywhere in this version (docs/api.md "Details").
+    details: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("ref", mode="before")
     @classmethod
@@ -148,6 +169,11 @@ class Registration(BaseModel):
                 )
         return value
 
+    @field_validator("details", mode="before")
+    @classmethod
+    def _check_details(cls, value: object) -> dict[str, str]:
+        return check_details(value)
+
     def subject_keys(self) -> tuple[str, ...]:
         """The subject keys of all identifiers, sorted and without duplicates."""
         return tuple(sorted({subject_key(i) for i in self.identifiers}))
@@ -156,7 +182,8 @@ class Registration(BaseModel):
         """SHA-256 (hex) of the canonical content, so re-importing a row changes nothing.
 
         The content is the JSON array ``[ref, themes, subject_keys]`` (UTF-8, no spaces,
-        non-ASCII unescaped). Two registrations that differ only in how a name was typed,
+        non-ASCII unescaped), followed by ``retain_until`` and the details object (keys
+        sorted) only when present. Two registrations that differ only in how a name was typed,
         in theme order or in identifier order have the same fingerprint.
         """
         # Callers that already hold the keys pass them: name normalisation is the costliest
@@ -165,8 +192,61 @@ class Registration(BaseModel):
         content: list[object] = [self.ref, list(self.themes), list(keys)]
         if self.retain_until is not None:  # absent keeps older fingerprints unchanged
             content.append(self.retain_until.isoformat())
+        if self.details:  # likewise: no details, the fingerprint of before details existed
+            content.append(dict(sorted(self.details.items())))
         encoded = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def check_details(value: object) -> dict[str, str]:
+    """Validate a ``details`` member: ``{category id: text}``; None or ``{}`` is none.
+
+    Text over :data:`MAX_DETAIL_CHARS` raises :class:`DetailTooLarge` naming the category
+    (pydantic lets it through unchanged: it is not a ValueError); any other problem is a
+    field error, i.e. ``invalid_input``. ``\\r\\n`` becomes ``\\n``; tab and newline are
+    the only control characters allowed.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise field_error("invalid_details", "details must be an object of category: text")
+    if len(value) > MAX_DETAIL_CATEGORIES:
+        raise field_error(
+            "invalid_details",
+            "details: at most {n} categories per registration, got {got}",
+            n=MAX_DETAIL_CATEGORIES,
+            got=len(value),
+        )
+    out: dict[str, str] = {}
+    for category, raw_text in value.items():
+        if not isinstance(category, str) or not _CATEGORY_ID.fullmatch(category):
+            raise field_error(
+                "invalid_details",
+                "details: category {value} must be a catalogue id (a-z, 0-9, '_', '.', '-';"
+                " 2 to 128, starting a-z0-9)",
+                value=repr(str(category)[:70]),
+            )
+        if not isinstance(raw_text, str):
+            raise field_error(
+                "invalid_details", "details[{cat}] must be a string", cat=repr(category)
+            )
+        text = raw_text.replace("\r\n", "\n")
+        if len(text) > MAX_DETAIL_CHARS:
+            raise DetailTooLarge(
+                f"details[{category!r}]: {len(text)} characters, at most {MAX_DETAIL_CHARS}"
+            )
+        if not text.strip():
+            raise field_error(
+                "invalid_details", "details[{cat}] must not be empty", cat=repr(category)
+            )
+        if _DETAIL_FORBIDDEN.search(text):
+            raise field_error(
+                "invalid_details",
+                "details[{cat}] contains control characters (only tab and newline are allowed)",
+                cat=repr(category),
+            )
+        out[category] = text
+    return dict(sorted(out.items()))
 
 
 @dataclass(frozen=True)
@@ -203,7 +283,7 @@ def parse_registration(data: Mapping[str, object]) -> Registration:
         except InvalidIdentifier as exc:
             raise type(exc)(f"identifiers[{index}]: {exc.detail}") from None
     fields: dict[str, object] = {
-        k: data[k] for k in ("ref", "themes", "retain_until") if k in data
+        k: data[k] for k in ("ref", "themes", "retain_until", "details") if k in data
     }
     fields["identifiers"] = identifiers
     try:

@@ -472,6 +472,7 @@ STATE_TABLES = (
     "log_entries",
     "tree_heads",
     "registrations",
+    "registration_details",
     "tag_set_versions",
     "tag_set_members",
     "seen_nonces",

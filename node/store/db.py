@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS registrations (
     retain_until TEXT                 -- YYYY-MM-DD, the source system's retention; NULL: none
 );
 
+-- The source system's detail text per registration and data category (issue 3 item 2):
+-- the partner's own data, replaced with its registration, removed with it, never logged.
+CREATE TABLE IF NOT EXISTS registration_details (
+    ref TEXT NOT NULL,
+    category TEXT NOT NULL,           -- a convenant catalogue category id
+    body TEXT NOT NULL,
+    PRIMARY KEY (ref, category)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS tag_set_members (
     convenant_id TEXT NOT NULL,
     tag BLOB NOT NULL,

@@ -64,6 +64,11 @@ def upsert(
             reg.retain_until.isoformat() if reg.retain_until else None,
         ),
     )
+    conn.execute("DELETE FROM registration_details WHERE ref = ?", (reg.ref,))
+    conn.executemany(
+        "INSERT INTO registration_details (ref, category, body) VALUES (?,?,?)",
+        [(reg.ref, category, body) for category, body in reg.details.items()],
+    )
     return previous
 
 
@@ -71,7 +76,17 @@ def remove(conn: sqlite3.Connection, ref: str) -> Stored | None:
     previous = get(conn, ref)
     if previous is not None:
         conn.execute("DELETE FROM registrations WHERE ref = ?", (ref,))
+        conn.execute("DELETE FROM registration_details WHERE ref = ?", (ref,))
     return previous
+
+
+def details(conn: sqlite3.Connection, ref: str) -> dict[str, str]:
+    """The detail text per category the source system supplied for ``ref`` ({} if none)."""
+    rows = conn.execute(
+        "SELECT category, body FROM registration_details WHERE ref = ? ORDER BY category",
+        (ref,),
+    )
+    return {r[0]: r[1] for r in rows}
 
 
 def expired(conn: sqlite3.Connection, today: date) -> list[str]:
