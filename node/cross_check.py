@@ -90,11 +90,18 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
         )
         answer.verify(card.signing_fingerprint, card.signing_key_bytes)
         resp = parse_model(ConsistencyResponse, answer.payload)
-        if resp.request_hash != jws.b64u_encode(doc.digest()) or resp.partner != peer_id:
+        if (
+            resp.request_hash != jws.b64u_encode(doc.digest())
+            or resp.partner != peer_id
+            or resp.requester != ctx.node_id
+        ):
             raise PartnerFailure("invalid", "bad_binding", "answer does not answer our request")
-        if resp.outcome == "refused":
-            raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
+        # §9.3: a refusal carries the peer's head too; verify and keep it before deciding.
         head = log.check_head(resp.tree_head, peer_id, card.signing_key_bytes)
+        if resp.outcome == "refused":
+            with tx(ctx.conn):
+                peer_heads.remember(ctx.conn, peer_id, head, ctx.clock())
+            raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
     except PartnerFailure as f:
         result.verdict = _FAILURE_VERDICT.get(f.status, "invalid")
         result.detail = f"{f.reason or ''} {f.detail}".strip()

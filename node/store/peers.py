@@ -66,6 +66,12 @@ def add(
     )
     if existing.card.issued_at > card.issued_at:
         raise KeyMismatch(f"peer card of {card.node_id} is older than the one on record")
+    holder = conn.execute(
+        "SELECT node_id FROM peers WHERE signing_fingerprint = ? AND node_id != ?",
+        (card.signing_fingerprint, card.node_id),
+    ).fetchone()
+    if holder:  # one key, one node: also when rotating
+        raise KeyMismatch(f"signing key already belongs to peer {holder[0]}")
     conn.execute(
         "UPDATE peers SET signing_fingerprint = ?, card = ?, revoked_at = NULL WHERE node_id = ?",
         (card.signing_fingerprint, text, card.node_id),
