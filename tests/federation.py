@@ -475,12 +475,14 @@ STATE_TABLES = (
     "registration_details",
     "tag_set_versions",
     "tag_set_members",
+    "tag_set_buckets",
     "seen_nonces",
     "peers",
     "convenants",
     "users",
     "peer_tag_sets",
     "peer_tags",
+    "peer_tag_buckets",
 )
 
 

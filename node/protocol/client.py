@@ -297,17 +297,22 @@ async def _sync_tag_set_locked(
         added = unpack(jws.b64u_decode(resp.added))
         removed = unpack(jws.b64u_decode(resp.removed))
         with tx(ctx.conn):
-            tag_sets.store_peer_set(
+            new_digest = jws.b64u_decode(new.digest)
+            count, digest = tag_sets.store_peer_set(
                 ctx.conn,
                 party.node_id,
                 r.conv.id,
-                tag_sets.PeerHead(new.version, new.count, jws.b64u_decode(new.digest), pk),
+                tag_sets.PeerHead(new.version, new.count, new_digest, pk),
                 added,
                 removed,
                 full,
             )
-            count, digest = tag_sets.peer_digest(ctx.conn, party.node_id, r.conv.id)
-            if count != new.count or digest != jws.b64u_decode(new.digest):
+            if count != new.count or digest != new_digest:
+                # The incremental pair relies on the stored count and bucket rows; before
+                # calling the partner invalid, recompute both from the tags held (O(n),
+                # and it repairs damaged bucket rows).
+                count, digest = tag_sets.peer_digest(ctx.conn, party.node_id, r.conv.id)
+            if count != new.count or digest != new_digest:
                 raise InvalidTagSet("tag set does not match its signed count and digest")
     except ProtocolError as e:
         raise PartnerFailure("invalid", e.code, e.detail) from e

@@ -8,7 +8,7 @@ hits negligible at 10^7 subjects while halving what requesters store.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import pairwise
 
 from node.errors import InvalidTagSet
@@ -20,12 +20,32 @@ def tag_from_output(output: bytes) -> bytes:
     return output[:TAG_BYTES]
 
 
-def digest(tags: Iterable[bytes]) -> bytes:
-    """SHA-256 over the concatenation of the tags in ascending byte order."""
+BUCKETS = 256
+EMPTY_BUCKET_DIGEST = hashlib.sha256(b"").digest()
+
+
+def bucket_digest(bucket_tags: Iterable[bytes]) -> bytes:
+    """SHA-256 over the concatenation of one bucket's tags in ascending byte order."""
     h = hashlib.sha256()
-    for t in sorted(tags):
+    for t in sorted(bucket_tags):
         h.update(t)
     return h.digest()
+
+
+def combine(bucket_digests: Sequence[bytes]) -> bytes:
+    """The set digest from the 256 bucket digests, bucket 0 first."""
+    if len(bucket_digests) != BUCKETS:
+        raise ValueError("combine needs exactly 256 bucket digests")
+    return hashlib.sha256(b"".join(bucket_digests)).digest()
+
+
+def digest(tags: Iterable[bytes]) -> bytes:
+    """Two-level set digest (§6.4): bucket b holds the tags whose first byte is b;
+    ``SHA256(bucket_digest(0) || … || bucket_digest(255))``."""
+    buckets: list[list[bytes]] = [[] for _ in range(BUCKETS)]
+    for t in tags:
+        buckets[t[0]].append(t)
+    return combine([bucket_digest(b) for b in buckets])
 
 
 def pack(tags: Iterable[bytes]) -> bytes:

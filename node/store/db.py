@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS tag_set_versions (
     PRIMARY KEY (convenant_id, version)
 );
 
+-- Per bucket (first tag byte) the digest of the members in it (§6.4); 256 rows per set.
+CREATE TABLE IF NOT EXISTS tag_set_buckets (
+    convenant_id TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY (convenant_id, bucket)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS tag_set_changes (
     convenant_id TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -134,6 +142,14 @@ CREATE TABLE IF NOT EXISTS peer_tags (
     convenant_id TEXT NOT NULL,
     tag BLOB NOT NULL,
     PRIMARY KEY (partner, convenant_id, tag)
+) WITHOUT ROWID;
+-- Per bucket the digest of the tags we hold in it (§6.4); 256 rows per copy.
+CREATE TABLE IF NOT EXISTS peer_tag_buckets (
+    partner TEXT NOT NULL,
+    convenant_id TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY (partner, convenant_id, bucket)
 ) WITHOUT ROWID;
 """
 

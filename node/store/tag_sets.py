@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from node.protocol.models import rfc3339
+from node.protocol.tag_set import BUCKETS, EMPTY_BUCKET_DIGEST, bucket_digest, combine
 
-EMPTY_DIGEST = hashlib.sha256(b"").digest()
+# The digest of the empty set (§6.4): SHA256 of 256 × SHA256("").
+EMPTY_DIGEST = combine([EMPTY_BUCKET_DIGEST] * BUCKETS)
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,69 @@ class Head:
     version: int
     count: int
     digest: bytes
+
+
+# --- buckets (§6.4): the digest is kept per first byte, so a change costs one bucket ---
+#
+# Each side keeps one row per (set, bucket) with that bucket's digest. The rows of one set
+# are complete (256) or absent (a database from before the buckets): absent rows are
+# computed once, from the members, on first use.
+
+
+def _bucket_rows(
+    conn: sqlite3.Connection, table_sql: tuple[str, str], key: tuple[str, ...], bucket: int
+) -> Iterator[bytes]:
+    """The tags of one bucket, ascending: a range on the tag primary key,
+    ``tag >= X'bb' AND tag < X'bb+1'`` (for bucket 255: ``tag >= X'ff'``)."""
+    lo = bytes([bucket])
+    if bucket == BUCKETS - 1:
+        rows = conn.execute(table_sql[1], (*key, lo))
+    else:
+        rows = conn.execute(table_sql[0], (*key, lo, bytes([bucket + 1])))
+    for r in rows:
+        yield r[0]
+
+
+_MEMBERS_IN = (
+    "SELECT tag FROM tag_set_members WHERE convenant_id = ? AND tag >= ? AND tag < ? ORDER BY tag",
+    "SELECT tag FROM tag_set_members WHERE convenant_id = ? AND tag >= ? ORDER BY tag",
+)
+_PEER_TAGS_IN = (
+    "SELECT tag FROM peer_tags WHERE partner = ? AND convenant_id = ? AND tag >= ? AND tag < ? "
+    "ORDER BY tag",
+    "SELECT tag FROM peer_tags WHERE partner = ? AND convenant_id = ? AND tag >= ? ORDER BY tag",
+)
+
+
+def _buckets_of(tags: Iterable[bytes]) -> set[int]:
+    return {t[0] for t in tags}
+
+
+def _member_bucket(conn: sqlite3.Connection, convenant_id: str, bucket: int) -> bytes:
+    return bucket_digest(_bucket_rows(conn, _MEMBERS_IN, (convenant_id,), bucket))
+
+
+def _provider_digest(conn: sqlite3.Connection, convenant_id: str, touched: set[int]) -> bytes:
+    """Refresh the buckets in ``touched`` (all of them if none are stored) and combine."""
+    stored: dict[int, bytes] = dict(
+        conn.execute(
+            "SELECT bucket, digest FROM tag_set_buckets WHERE convenant_id = ?", (convenant_id,)
+        )
+    )
+    todo = touched | (set(range(BUCKETS)) - stored.keys())
+    for b in sorted(todo):
+        stored[b] = _member_bucket(conn, convenant_id, b)
+    conn.executemany(
+        "INSERT INTO tag_set_buckets (convenant_id, bucket, digest) VALUES (?,?,?) "
+        "ON CONFLICT (convenant_id, bucket) DO UPDATE SET digest = excluded.digest",
+        ((convenant_id, b, stored[b]) for b in sorted(todo)),
+    )
+    return combine([stored[b] for b in range(BUCKETS)])
+
+
+def provider_digest(conn: sqlite3.Connection, convenant_id: str) -> bytes:
+    """The digest of the current members from the stored buckets (backfilled if absent)."""
+    return _provider_digest(conn, convenant_id, set())
 
 
 # --- provider side -----------------------------------------------------------------
@@ -70,11 +134,15 @@ def change_refs(
 def publish(
     conn: sqlite3.Connection,
     convenant_id: str,
-    entered: Iterable[bytes],
-    left: Iterable[bytes],
+    entered: Sequence[bytes],
+    left: Sequence[bytes],
     now: datetime,
 ) -> Head:
-    """Record a new version with its changes, count and digest. Inside the caller's tx."""
+    """Record a new version with its changes, count and digest. Inside the caller's tx.
+
+    ``entered``/``left`` are the membership transitions already applied to
+    ``tag_set_members`` (``change_refs``), each tag at most once.
+    """
     prev = head(conn, convenant_id)
     version = prev.version + 1
     conn.executemany(
@@ -85,15 +153,10 @@ def publish(
         "INSERT INTO tag_set_changes (convenant_id, version, tag, op) VALUES (?,?,?,'-')",
         ((convenant_id, version, t) for t in left),
     )
-    h = hashlib.sha256()
-    n = 0
-    # The primary key keeps tags in byte order, so this is the spec's sorted digest.
-    for (tag,) in conn.execute(
-        "SELECT tag FROM tag_set_members WHERE convenant_id = ? ORDER BY tag", (convenant_id,)
-    ):
-        h.update(tag)
-        n += 1
-    new = Head(version, n, h.digest())
+    # Only the buckets the change touched are rehashed: O(bucket size + 256), not O(n).
+    new_digest = _provider_digest(conn, convenant_id, _buckets_of(entered) | _buckets_of(left))
+    n = prev.count + len(entered) - len(left)
+    new = Head(version, n, new_digest)
     conn.execute(
         "INSERT INTO tag_set_versions (convenant_id, version, count, digest, published_at) "
         "VALUES (?,?,?,?,?)",
@@ -164,16 +227,46 @@ def peer_head(conn: sqlite3.Connection, partner: str, convenant_id: str) -> Peer
     return PeerHead(row[0], row[1], row[2], row[3]) if row else None
 
 
+def _peer_bucket(conn: sqlite3.Connection, partner: str, convenant_id: str, bucket: int) -> bytes:
+    return bucket_digest(_bucket_rows(conn, _PEER_TAGS_IN, (partner, convenant_id), bucket))
+
+
+def _peer_digest(
+    conn: sqlite3.Connection, partner: str, convenant_id: str, touched: set[int]
+) -> bytes:
+    stored: dict[int, bytes] = dict(
+        conn.execute(
+            "SELECT bucket, digest FROM peer_tag_buckets WHERE partner = ? AND convenant_id = ?",
+            (partner, convenant_id),
+        )
+    )
+    todo = touched | (set(range(BUCKETS)) - stored.keys())
+    for b in sorted(todo):
+        stored[b] = _peer_bucket(conn, partner, convenant_id, b)
+    conn.executemany(
+        "INSERT INTO peer_tag_buckets (partner, convenant_id, bucket, digest) VALUES (?,?,?,?) "
+        "ON CONFLICT (partner, convenant_id, bucket) DO UPDATE SET digest = excluded.digest",
+        ((partner, convenant_id, b, stored[b]) for b in sorted(todo)),
+    )
+    return combine([stored[b] for b in range(BUCKETS)])
+
+
 def peer_digest(conn: sqlite3.Connection, partner: str, convenant_id: str) -> tuple[int, bytes]:
-    h = hashlib.sha256()
-    n = 0
-    for (tag,) in conn.execute(
-        "SELECT tag FROM peer_tags WHERE partner = ? AND convenant_id = ? ORDER BY tag",
+    """(count, digest) of our copy recomputed from ``peer_tags`` alone: O(n).
+
+    Rewrites every stored bucket row, so it also repairs damaged ones. ``store_peer_set``
+    returns the same pair incrementally; this is the fallback when that does not match.
+    """
+    conn.execute(
+        "DELETE FROM peer_tag_buckets WHERE partner = ? AND convenant_id = ?",
         (partner, convenant_id),
-    ):
-        h.update(tag)
-        n += 1
-    return n, h.digest()
+    )
+    digest = _peer_digest(conn, partner, convenant_id, set())
+    row = conn.execute(
+        "SELECT COUNT(*) FROM peer_tags WHERE partner = ? AND convenant_id = ?",
+        (partner, convenant_id),
+    ).fetchone()
+    return int(row[0]), digest
 
 
 def store_peer_set(
@@ -184,20 +277,34 @@ def store_peer_set(
     added: list[bytes],
     removed: list[bytes],
     full: bool,
-) -> None:
-    """Apply a full set or a delta. Inside the caller's tx; the caller checks the digest."""
+) -> tuple[int, bytes]:
+    """Apply a full set or a delta; returns the copy's (count, digest) afterwards.
+
+    Inside the caller's tx; the caller checks the pair against the signed head. The count
+    is the held (verified) count adjusted by the rows actually inserted and deleted, and
+    the digest rehashes only the buckets the delta touched (all of them for a full set).
+    """
+    held = peer_head(conn, partner, convenant_id)
+    count = held.count if held is not None and not full else 0
     if full:
         conn.execute(
             "DELETE FROM peer_tags WHERE partner = ? AND convenant_id = ?", (partner, convenant_id)
         )
-    conn.executemany(
+        conn.execute(
+            "DELETE FROM peer_tag_buckets WHERE partner = ? AND convenant_id = ?",
+            (partner, convenant_id),
+        )
+    cur = conn.executemany(
         "DELETE FROM peer_tags WHERE partner = ? AND convenant_id = ? AND tag = ?",
         ((partner, convenant_id, t) for t in removed),
     )
-    conn.executemany(
+    count -= max(cur.rowcount, 0)
+    cur = conn.executemany(
         "INSERT OR IGNORE INTO peer_tags (partner, convenant_id, tag) VALUES (?,?,?)",
         ((partner, convenant_id, t) for t in added),
     )
+    count += max(cur.rowcount, 0)
+    digest = _peer_digest(conn, partner, convenant_id, _buckets_of(added) | _buckets_of(removed))
     conn.execute(
         "INSERT INTO peer_tag_sets (partner, convenant_id, version, count, digest, oprf_public_key)"
         " VALUES (?,?,?,?,?,?) ON CONFLICT (partner, convenant_id) DO UPDATE SET "
@@ -212,6 +319,7 @@ def store_peer_set(
             new_head.oprf_public_key,
         ),
     )
+    return count, digest
 
 
 def peer_has(conn: sqlite3.Connection, partner: str, convenant_id: str, tag: bytes) -> bool:
