@@ -318,35 +318,23 @@ async def test_partner_signing_two_digests_for_one_version_is_invalid(
 # --- one broken answer must not spoil the round -----------------------------------------------
 
 
-async def test_deeply_nested_json_answer_is_invalid_not_a_failed_round(
-    federation: Federation,
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"[" * 100_000, id="deeply-nested-json"),  # json.loads: RecursionError
+        pytest.param(b"9" * 5000, id="huge-json-number"),  # over int_max_str_digits: ValueError
+    ],
+)
+async def test_unparseable_answer_is_invalid_not_a_failed_round(
+    federation: Federation, body: bytes
 ) -> None:
-    """json.loads raises RecursionError here; it must not escape and fail the round."""
+    """The decoder's own exceptions must not escape and fail the whole round."""
     _register(federation)
     proxy = await interpose(federation, TARGET)
-    proxy.rewrite = only_on(EVALUATE_PATH, lambda p, b: b"[" * 100_000)
-    status, result = await federation.api("vh-test", "POST", "/api/v1/bekendheid", json={
-        "convenant_id": CONVENANT_ID, "purpose": "casusoverleg-veelplegers",
-        "case_ref": "C-1", "subjects": [JAN_BSN],
-    })
-    assert status == 200, result
+    proxy.rewrite = only_on(EVALUATE_PATH, lambda p, b: body)
+    result = await federation.query("vh-test", [JAN_BSN], case_ref="C-1")
     assert statuses(result)[TARGET] == "invalid"
     assert statuses(result)["om-test"] == "hit"
-
-
-async def test_huge_json_number_answer_is_invalid_not_a_failed_round(
-    federation: Federation,
-) -> None:
-    """A number over int_max_str_digits makes json.loads raise a plain ValueError."""
-    _register(federation)
-    proxy = await interpose(federation, TARGET)
-    proxy.rewrite = only_on(EVALUATE_PATH, lambda p, b: b"9" * 5000)
-    status, result = await federation.api("vh-test", "POST", "/api/v1/bekendheid", json={
-        "convenant_id": CONVENANT_ID, "purpose": "casusoverleg-veelplegers",
-        "case_ref": "C-1", "subjects": [JAN_BSN],
-    })
-    assert status == 200, result
-    assert statuses(result)[TARGET] == "invalid"
 
 
 async def test_non_canonical_digest_in_a_known_version_is_invalid_not_a_failed_round(

@@ -480,7 +480,8 @@ async def ask_bekendheid(
     query = QueryResult(
         trace_id, conv.id, conv.version, purpose, case_ref, len(keys), list(results)
     )
-    pseudonyms = tuple(log.pseudonym(ctx.keys.pseudonym_key(), k.decode()) for k in keys)
+    pseudonym_key = ctx.keys.pseudonym_key()
+    pseudonyms = tuple(log.pseudonym(pseudonym_key, k.decode()) for k in keys)
     now = ctx.clock()
     with tx(ctx.conn):
         ctx.record(
