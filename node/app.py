@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -24,6 +23,7 @@ from node import admin, provider
 from node.audit import inzage, report
 from node.context import NodeContext
 from node.cross_check import cross_check
+from node.details import provider_routes, requester_routes
 from node.errors import (
     AuthError,
     Forbidden,
@@ -39,16 +39,20 @@ from node.registration import parse_registration
 from node.store import log, users
 from node.store.users import User
 from node.tag_sets import apply_changes
-
-CTX = web.AppKey("ctx", NodeContext)
-SESSION = web.AppKey("session", aiohttp.ClientSession)
-USER = web.RequestKey("user", User)
-JOSE = "application/jose+json"
-PROBLEM = "application/problem+json"
+from node.web import (
+    CTX,
+    JOSE,
+    PROBLEM,
+    SESSION,
+    USER,
+    Handler,
+    allowed_roles,
+    jose,
+    json_body,
+    roles,
+)
 
 logger = structlog.get_logger("vhnode.http")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def problem(status: int, type_: str, title: str, detail: str, instance: str) -> web.Response:
@@ -98,17 +102,6 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "?"
 
 
-ROUTE_ROLES: dict[str, frozenset[str]] = {}
-
-
-def roles(*allowed: str) -> Callable[[Handler], Handler]:
-    def mark(handler: Handler) -> Handler:
-        ROUTE_ROLES[handler.__name__] = frozenset(allowed)
-        return handler
-
-    return mark
-
-
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """``/api/`` needs ``Authorization: Bearer <token>`` of a user whose role the route allows."""
@@ -120,25 +113,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     user = users.authenticate(request.app[CTX].conn, header.removeprefix("Bearer ").strip())
     if request.match_info.http_exception is not None:
         raise request.match_info.http_exception  # 404/405 before any role question
-    allowed = ROUTE_ROLES.get(getattr(request.match_info.handler, "__name__", ""), frozenset())
+    allowed = allowed_roles(request.match_info.handler)
     if user.role not in allowed and user.role != "admin":
         raise Forbidden(f"role {user.role} may not use {request.method} {request.path}")
     request[USER] = user
     return await handler(request)
-
-
-async def _json_body(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except (ValueError, RecursionError) as e:
-        # ValueError: bad JSON, bad UTF-8, over-long numbers; RecursionError: deep nesting.
-        raise InputError("body is not acceptable JSON") from e
-
-
-def _jose(answer: provider.Answer) -> web.Response:
-    return web.Response(
-        status=answer.http_status, text=json.dumps(answer.document.to_json()), content_type=JOSE
-    )
 
 
 # --- peer endpoints (signed requests; docs/protocol.md §6) -----------------------------
@@ -150,15 +129,15 @@ async def peer_card(request: web.Request) -> web.Response:
 
 
 async def peer_evaluate(request: web.Request) -> web.Response:
-    return _jose(provider.answer_evaluate(request.app[CTX], await request.read()))
+    return jose(provider.answer_evaluate(request.app[CTX], await request.read()))
 
 
 async def peer_consistency(request: web.Request) -> web.Response:
-    return _jose(provider.answer_consistency(request.app[CTX], await request.read()))
+    return jose(provider.answer_consistency(request.app[CTX], await request.read()))
 
 
 async def peer_tag_set(request: web.Request) -> web.Response:
-    return _jose(provider.answer_tag_set(request.app[CTX], await request.read()))
+    return jose(provider.answer_tag_set(request.app[CTX], await request.read()))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -171,7 +150,7 @@ async def health(request: web.Request) -> web.Response:
 @roles("source")
 async def put_registration(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    data = await _json_body(request)
+    data = await json_body(request)
     if not isinstance(data, dict):
         raise InputError("body must be a JSON object")
     ref = request.match_info["ref"]
@@ -210,7 +189,7 @@ class BekendheidQuery(BaseModel):
 @roles("coordinator")
 async def post_bekendheid(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    data = await _json_body(request)
+    data = await json_body(request)
     try:
         q = BekendheidQuery.model_validate(data)
     except ValidationError as e:
@@ -290,7 +269,7 @@ async def get_audit_report(request: web.Request) -> web.Response:
 async def post_audit_inzage(request: web.Request) -> web.Response:
     """docs/audit.md "Access request": every logged processing about one person."""
     ctx = request.app[CTX]
-    identifiers, request_ref = inzage.parse_request(await _json_body(request))
+    identifiers, request_ref = inzage.parse_request(await json_body(request))
     rep = inzage.answer(ctx, identifiers, request[USER].name, request_ref)
     return web.json_response(rep.as_json())
 
@@ -336,6 +315,7 @@ def make_app(ctx: NodeContext) -> web.Application:
 
     app.cleanup_ctx.append(client_session)
     app.cleanup_ctx.append(retention)
+    app.router.add_routes(provider_routes.ROUTES + requester_routes.ROUTES)
     app.router.add_routes(
         [
             web.get("/healthz", health),

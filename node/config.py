@@ -56,6 +56,19 @@ class RetentionConfig(_Strict):
     purge_interval_seconds: float = Field(3600.0, gt=0)
 
 
+class DetailsConfig(_Strict):
+    """The detail exchange (docs/protocol.md §14)."""
+
+    # How long a round's hits may be followed by a detail request (both sides, §14.1).
+    hit_validity_hours: float = Field(168.0, gt=0)
+    # The source system's endpoint for detail at request time (§14.10); none: stored only.
+    source_url: AnyHttpUrl | None = None
+    # File holding the bearer token for source_url (not the token itself: config is not secret).
+    source_token_file: Path | None = None
+    source_timeout_seconds: float = Field(5.0, gt=0)
+    source_max_bytes: int = Field(262_144, ge=1024)
+
+
 class NodeConfig(_Strict):
     node_id: str = Field(pattern=NODE_ID_PATTERN)
     organisation: str = Field(min_length=1, max_length=200)
@@ -66,6 +79,7 @@ class NodeConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     peers: PeersConfig = PeersConfig()
     retention: RetentionConfig = RetentionConfig()
+    details: DetailsConfig = DetailsConfig()
 
 
 def load_config(home: Path) -> NodeConfig:
@@ -101,8 +115,9 @@ def render_config(cfg: NodeConfig) -> str:
         f"endpoint = {value(str(cfg.endpoint).rstrip('/'))}",
         f"card_validity_days = {cfg.card_validity_days}",
     ]
-    for section in ("http", "limits", "peers", "retention"):
+    for section in ("http", "limits", "peers", "retention", "details"):
         lines.append(f"\n[{section}]")
         for k, v in getattr(cfg, section).model_dump().items():
-            lines.append(f"{k} = {value(v)}")
+            if v is not None:  # TOML has no null: an unset option is left out
+                lines.append(f"{k} = {value(v)}")
     return "\n".join(lines) + "\n"

@@ -297,3 +297,57 @@ DETAIL_REFUSAL_CODES: tuple[str, ...] = tuple(
         PurposeNotAllowed,
     )
 )
+
+
+# --- the detail exchange (docs/protocol.md §14) ---------------------------------------
+
+
+class DuplicateRequest(Refusal):
+    code = "duplicate_request"
+    title = "This requester already used this trace id for a detail request"
+
+
+class UnknownRound(Refusal):
+    code = "unknown_round"
+    title = "No bekendheid round of this requester under this convenant has that trace id"
+
+
+class UnknownSubject(Refusal):
+    code = "unknown_subject"
+    title = "The hit proof names no subject in scope of this node's tag set"
+
+
+class BadHitProof(Refusal):
+    code = "bad_hit_proof"
+    title = "The hit proof is not this node's OPRF output for the subject"
+
+
+class UnknownDetailRequest(Refusal):
+    code = "unknown_request"
+    http_status = 404
+    title = "No detail request with this trace id"
+
+
+class NoNoticeRule(Refusal):
+    code = "no_notice_rule"
+    title = "No detail rule of this partner asks for hit notices"
+
+
+class AlreadyDecided(Conflict):
+    code = "already_decided"
+    title = "The category is not pending: it was decided already"
+
+
+DETAIL_EXCHANGE_REFUSAL_CODES: tuple[str, ...] = tuple(
+    cls.code
+    for cls in (
+        DuplicateRequest,
+        UnknownRound,
+        UnknownSubject,
+        BadHitProof,
+        UnknownDetailRequest,
+        NoNoticeRule,
+    )
+)
+"""Refusals of detail requests, polls and hit notices themselves (§14.3, §14.5, §14.9),
+besides the §6.6 authentication codes and the convenant codes."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,12 +57,7 @@ from node.protocol.models import parse_model
 from node.protocol.tag_set import pack
 from node.store import log, nonces, peers, tag_sets
 from node.store.db import tx
-
-
-@dataclass(frozen=True)
-class Answer:
-    http_status: int
-    document: jws.SignedDocument
+from node.web import Answer
 
 
 def _authenticate(

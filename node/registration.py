@@ -471,7 +471,9 @@ def _csv_to_registration(row: Mapping[str, str]) -> dict[str, object]:
         )
     themes = [t for t in _THEME_SEPARATORS.split(row.get("themes", "")) if t.strip()]
     out: dict[str, object] = {
-        "ref": row.get("ref", ""), "themes": themes, "identifiers": identifiers
+        "ref": row.get("ref", ""),
+        "themes": themes,
+        "identifiers": identifiers,
     }
     if filled("retain_until"):
         out["retain_until"] = row["retain_until"]

@@ -61,9 +61,7 @@ def withdrawal_refusal(
     w = withdrawn(withdrawals, conv, party, now)
     if w is None:
         return None
-    return PartyWithdrawn(
-        f"{party} withdrew from convenant {conv.id} at {rfc3339(w.withdrawn_at)}"
-    )
+    return PartyWithdrawn(f"{party} withdrew from convenant {conv.id} at {rfc3339(w.withdrawn_at)}")
 
 
 def in_force(

@@ -334,9 +334,7 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
     )
     started = time.perf_counter()
     try:
-        gone = withdrawn(
-            ctx.trust().withdrawals_of(r.conv.id), r.conv, party.node_id, ctx.clock()
-        )
+        gone = withdrawn(ctx.trust().withdrawals_of(r.conv.id), r.conv, party.node_id, ctx.clock())
         if gone is not None:
             # The partner's own signed statement says it is no party any more: asking would
             # only send it blinded elements it may not evaluate, so nothing is sent.

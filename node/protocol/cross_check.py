@@ -19,8 +19,15 @@ CONSISTENCY_REQUEST_TYP = "vhnode-consistency-request/v1"
 CONSISTENCY_RESPONSE_TYP = "vhnode-consistency-response/v1"
 
 Verdict = Literal[
-    "consistent", "inconsistent", "truncated", "forked", "no_heads", "refused",
-    "unreachable", "timeout", "invalid",
+    "consistent",
+    "inconsistent",
+    "truncated",
+    "forked",
+    "no_heads",
+    "refused",
+    "unreachable",
+    "timeout",
+    "invalid",
 ]
 
 

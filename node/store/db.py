@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from node.store import log
+from node.store import details, log, received
 
 SCHEMA_VERSION = 1
 
@@ -165,7 +165,9 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    conn.executescript("BEGIN;" + SCHEMA + log.SCHEMA + "COMMIT;")
+    conn.executescript(
+        "BEGIN;" + SCHEMA + log.SCHEMA + details.SCHEMA + received.SCHEMA + "COMMIT;"
+    )
     columns = {r[1] for r in conn.execute("PRAGMA table_info(registrations)")}
     if "retain_until" not in columns:  # databases created before retention existed
         conn.execute("ALTER TABLE registrations ADD COLUMN retain_until TEXT")

@@ -52,7 +52,7 @@ def latest(conn: sqlite3.Connection, peer: str) -> tuple[int, bytes] | None:
 
 def conflicts(conn: sqlite3.Connection, peer: str) -> int:
     return int(
-        conn.execute(
-            "SELECT COUNT(*) FROM peer_head_conflicts WHERE peer = ?", (peer,)
-        ).fetchone()[0]
+        conn.execute("SELECT COUNT(*) FROM peer_head_conflicts WHERE peer = ?", (peer,)).fetchone()[
+            0
+        ]
     )

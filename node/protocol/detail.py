@@ -1,0 +1,263 @@
+"""Detail exchange messages and payload sealing (docs/protocol.md §14).
+
+Requests, polls and notices are signed by their sender; responses name the SHA-256 of
+the payload they answer (``request_hash``). The detail texts themselves never appear in
+a signed payload in the clear: they travel in ``sealed``, a libsodium sealed box to the
+requester's X25519 key (§14.4), so only the requester can read them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+import nacl.exceptions
+import nacl.public
+import rfc8785
+from pydantic import Field, model_validator
+
+from node.config import NODE_ID_PATTERN
+from node.errors import MalformedMessage
+from node.protocol import jws
+from node.protocol.bekendheid import B64U, NONCE
+from node.protocol.convenant import ID_PATTERN, RecipientRole
+from node.protocol.models import Timestamp, WireInt, WireModel, parse_model
+
+DETAIL_REQUEST_TYP = "vhnode-detail-request/v1"
+DETAIL_RESPONSE_TYP = "vhnode-detail-response/v1"
+DETAIL_POLL_TYP = "vhnode-detail-poll/v1"
+DETAIL_NOTICE_TYP = "vhnode-detail-notice/v1"
+HIT_NOTICE_TYP = "vhnode-hit-notice/v1"
+HIT_NOTICE_RESPONSE_TYP = "vhnode-hit-notice-response/v1"
+
+DETAIL_PATH = "/peer/v1/detail"
+DETAIL_POLL_PATH = "/peer/v1/detail/poll"
+DETAIL_NOTICE_PATH = "/peer/v1/detail/notice"
+HIT_NOTICE_PATH = "/peer/v1/hit-notice"
+
+TRACE_ID = r"^[0-9a-f]{32}$"
+HASH = r"^[A-Za-z0-9_-]{43}$"
+HIT_PROOF = r"^[A-Za-z0-9_-]{86}$"  # the 64-byte OPRF output (§14.1)
+HIT_PROOF_BYTES = 64
+MAX_CATEGORIES = 32
+MAX_HIT_PROOFS = 64
+MAX_ENTRY_CHARS = 4_000
+PAYLOAD_TYPE: Literal["vhnode.detail-payload"] = "vhnode.detail-payload"
+
+CategoryStatus = Literal["delivered", "denied", "pending", "unavailable"]
+CATEGORY_STATUSES: tuple[CategoryStatus, ...] = ("delivered", "denied", "pending", "unavailable")
+# Rules a liaison's decision names (§14.7), beside the §7.4 rule names.
+LIAISON_APPROVED = "liaison-approved"
+LIAISON_DENIED = "liaison-denied"
+DENIED_BY_LIAISON = "denied_by_liaison"
+# Reasons of ``unavailable`` (§14.3 step 8).
+NO_DETAIL_ON_RECORD = "no_detail_on_record"
+SOURCE_UNAVAILABLE = "source_unavailable"
+SOURCE_TOO_LARGE = "source_too_large"
+
+
+def _unique(values: tuple[str, ...], what: str) -> None:
+    if len(set(values)) != len(values):
+        raise ValueError(f"a {what} is listed twice")
+
+
+class DetailRequest(WireModel):
+    """§14.2: detail of one subject a bekendheid round found at ``partner``."""
+
+    requester: str = Field(pattern=NODE_ID_PATTERN)
+    partner: str = Field(pattern=NODE_ID_PATTERN)
+    convenant_id: str = Field(pattern=ID_PATTERN)
+    convenant_version: WireInt = Field(ge=1)
+    purpose: str = Field(pattern=ID_PATTERN)
+    case_ref: str = Field(min_length=1, max_length=128)
+    requesting_user: str = Field(min_length=1, max_length=128)
+    requesting_role: RecipientRole
+    trace_id: str = Field(pattern=TRACE_ID)
+    round_trace_id: str = Field(pattern=TRACE_ID)
+    hit_proof: str = Field(pattern=HIT_PROOF)
+    categories: tuple[str, ...] = Field(min_length=1, max_length=MAX_CATEGORIES)
+    nonce: str = Field(pattern=NONCE)
+    issued_at: Timestamp
+
+    @model_validator(mode="after")
+    def _categories(self) -> DetailRequest:
+        _unique(self.categories, "category")
+        for c in self.categories:
+            if not _fullmatch(ID_PATTERN, c):
+                raise ValueError(f"bad category id {c!r}")
+        return self
+
+
+class CategoryAnswer(WireModel):
+    """§14.3.1: the state of one category asked."""
+
+    category: str = Field(pattern=ID_PATTERN)
+    status: CategoryStatus
+    rule: str = Field(min_length=1, max_length=64)
+    reason: str | None = Field(None, max_length=64)
+    reason_detail: str | None = Field(None, max_length=500)
+    retain_until: Timestamp | None = None
+    recipient_roles: tuple[RecipientRole, ...] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> CategoryAnswer:
+        delivered = self.status == "delivered"
+        if delivered != (self.retain_until is not None and bool(self.recipient_roles)):
+            raise ValueError("retain_until and recipient_roles go with status delivered only")
+        if (self.status in ("denied", "unavailable")) != (self.reason is not None):
+            raise ValueError("a reason goes with status denied or unavailable only")
+        return self
+
+
+class DetailResponse(WireModel):
+    """§14.3.1: the answer to a detail request or a poll."""
+
+    partner: str = Field(pattern=NODE_ID_PATTERN)
+    requester: str = Field(pattern=NODE_ID_PATTERN)
+    request_hash: str = Field(pattern=HASH)
+    trace_id: str = Field(pattern=TRACE_ID)
+    issued_at: Timestamp
+    outcome: Literal["answered", "refused"]
+    reason: str | None = Field(None, max_length=64)
+    reason_detail: str | None = Field(None, max_length=500)
+    categories: tuple[CategoryAnswer, ...] | None = None
+    sealed: str | None = Field(None, pattern=B64U)
+    tree_head: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _shape(self) -> DetailResponse:
+        if self.outcome == "answered":
+            if self.categories is None or self.reason is not None:
+                raise ValueError("an answered response carries categories and no reason")
+            _unique(tuple(c.category for c in self.categories), "category")
+            delivered = any(c.status == "delivered" for c in self.categories)
+            if delivered != (self.sealed is not None):
+                raise ValueError("sealed is present iff a category is delivered")
+        elif self.reason is None or self.categories is not None or self.sealed is not None:
+            raise ValueError("a refusal carries a reason and no categories")
+        return self
+
+    def delivered(self) -> tuple[str, ...]:
+        return tuple(c.category for c in self.categories or () if c.status == "delivered")
+
+
+class DetailPoll(WireModel):
+    """§14.5: the requester asks for the current state of its detail request."""
+
+    requester: str = Field(pattern=NODE_ID_PATTERN)
+    partner: str = Field(pattern=NODE_ID_PATTERN)
+    trace_id: str = Field(pattern=TRACE_ID)
+    nonce: str = Field(pattern=NONCE)
+    issued_at: Timestamp
+
+
+class DetailNotice(WireModel):
+    """§14.6: the partner tells the requester a liaison decided; it carries no data."""
+
+    partner: str = Field(pattern=NODE_ID_PATTERN)
+    requester: str = Field(pattern=NODE_ID_PATTERN)
+    trace_id: str = Field(pattern=TRACE_ID)
+    nonce: str = Field(pattern=NONCE)
+    issued_at: Timestamp
+
+
+class HitNotice(WireModel):
+    """§14.9: the requester tells a partner whose rules ask for it that it had hits."""
+
+    requester: str = Field(pattern=NODE_ID_PATTERN)
+    partner: str = Field(pattern=NODE_ID_PATTERN)
+    convenant_id: str = Field(pattern=ID_PATTERN)
+    convenant_version: WireInt = Field(ge=1)
+    purpose: str = Field(pattern=ID_PATTERN)
+    case_ref: str = Field(min_length=1, max_length=128)
+    requesting_user: str = Field(min_length=1, max_length=128)
+    round_trace_id: str = Field(pattern=TRACE_ID)
+    hit_proofs: tuple[str, ...] = Field(min_length=1, max_length=MAX_HIT_PROOFS)
+    nonce: str = Field(pattern=NONCE)
+    issued_at: Timestamp
+
+    @model_validator(mode="after")
+    def _proofs(self) -> HitNotice:
+        _unique(self.hit_proofs, "hit proof")
+        for p in self.hit_proofs:
+            if not _fullmatch(HIT_PROOF, p):
+                raise ValueError("a hit proof must be 64 bytes base64url")
+        return self
+
+
+class HitNoticeResponse(WireModel):
+    """§14.9: the partner's signed acknowledgement (or refusal) of a hit notice."""
+
+    partner: str = Field(pattern=NODE_ID_PATTERN)
+    requester: str = Field(pattern=NODE_ID_PATTERN)
+    request_hash: str = Field(pattern=HASH)
+    issued_at: Timestamp
+    outcome: Literal["accepted", "refused"]
+    reason: str | None = Field(None, max_length=64)
+    reason_detail: str | None = Field(None, max_length=500)
+    noticed: WireInt | None = Field(None, ge=0)
+    tree_head: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _shape(self) -> HitNoticeResponse:
+        if (self.outcome == "accepted") != (self.noticed is not None and self.reason is None):
+            raise ValueError("accepted carries noticed and no reason; refused the reverse")
+        return self
+
+
+# --- the sealed payload (§14.4) ---------------------------------------------------------
+
+
+class DetailEntries(WireModel):
+    category: str = Field(pattern=ID_PATTERN)
+    entries: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _texts(self) -> DetailEntries:
+        for text in self.entries:
+            if not 1 <= len(text) <= MAX_ENTRY_CHARS:
+                raise ValueError(f"a detail text must be 1 to {MAX_ENTRY_CHARS} characters")
+        return self
+
+
+class DetailPayload(WireModel):
+    type: Literal["vhnode.detail-payload"] = PAYLOAD_TYPE
+    trace_id: str = Field(pattern=TRACE_ID)
+    partner: str = Field(pattern=NODE_ID_PATTERN)
+    requester: str = Field(pattern=NODE_ID_PATTERN)
+    details: tuple[DetailEntries, ...] = Field(min_length=1)
+
+
+def seal(payload: DetailPayload, recipient_public_key: bytes) -> str:
+    """``crypto_box_seal`` of the payload's canonical JSON, B64U (§14.4)."""
+    box = nacl.public.SealedBox(nacl.public.PublicKey(recipient_public_key))
+    return jws.b64u_encode(box.encrypt(rfc8785.dumps(payload.wire())))
+
+
+def open_sealed(
+    sealed: str, private_key: nacl.public.PrivateKey, resp: DetailResponse
+) -> DetailPayload:
+    """Open ``sealed`` and check it belongs to ``resp`` (§14.4); MalformedMessage if not."""
+    try:
+        plain = nacl.public.SealedBox(private_key).decrypt(jws.b64u_decode(sealed))
+    except (nacl.exceptions.CryptoError, ValueError) as e:
+        raise MalformedMessage("sealed payload does not open with this node's key") from e
+    try:
+        data = json.loads(plain)
+    except ValueError as e:
+        raise MalformedMessage("sealed payload is not JSON") from e
+    payload = parse_model(DetailPayload, data)
+    if (payload.trace_id, payload.partner, payload.requester) != (
+        resp.trace_id,
+        resp.partner,
+        resp.requester,
+    ):
+        raise MalformedMessage("sealed payload belongs to another exchange")
+    if tuple(d.category for d in payload.details) != resp.delivered():
+        raise MalformedMessage("sealed payload's categories are not the delivered ones")
+    return payload
+
+
+def _fullmatch(pattern: str, value: str) -> bool:
+    return re.fullmatch(pattern, value) is not None

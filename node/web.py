@@ -1,0 +1,72 @@
+"""HTTP plumbing shared by every route module: app keys, role marks, bodies, JWS answers.
+
+``node.app`` builds the application; route modules elsewhere (``node.details``) import
+only this module, so they never import the app that gathers them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from node.context import NodeContext
+from node.errors import InputError
+from node.protocol import jws
+from node.store.users import User
+
+CTX = web.AppKey("ctx", NodeContext)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+USER = web.RequestKey("user", User)
+JOSE = "application/jose+json"
+PROBLEM = "application/problem+json"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Handler (module-qualified name) → the roles that may call it; admin may call anything.
+_ROUTE_ROLES: dict[str, frozenset[str]] = {}
+
+
+def _key(handler: object) -> str:
+    return f"{getattr(handler, '__module__', '')}.{getattr(handler, '__qualname__', '')}"
+
+
+def roles(*allowed: str) -> Callable[[Handler], Handler]:
+    """Mark an ``/api/`` handler with the local roles that may call it (docs/api.md)."""
+
+    def mark(handler: Handler) -> Handler:
+        _ROUTE_ROLES[_key(handler)] = frozenset(allowed)
+        return handler
+
+    return mark
+
+
+def allowed_roles(handler: object) -> frozenset[str]:
+    """The roles marked on ``handler``; none (admin only) when it carries no mark."""
+    return _ROUTE_ROLES.get(_key(handler), frozenset())
+
+
+async def json_body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (ValueError, RecursionError) as e:
+        # ValueError: bad JSON, bad UTF-8, over-long numbers; RecursionError: deep nesting.
+        raise InputError("body is not acceptable JSON") from e
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A signed answer to a peer request and the HTTP status it travels with."""
+
+    http_status: int
+    document: jws.SignedDocument
+
+
+def jose(answer: Answer) -> web.Response:
+    return web.Response(
+        status=answer.http_status, text=json.dumps(answer.document.to_json()), content_type=JOSE
+    )
