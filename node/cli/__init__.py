@@ -15,7 +15,9 @@ from __future__ import annotations
 from node.cli import (  # noqa: F401 - each registers its commands on main
     audit,
     convenants,
+    details,
     identity,
+    liaison,
     query,
     registry,
     serve,

@@ -1,0 +1,3 @@
+"""``vhnode liaison``: the detail exchange (docs/protocol.md §14); commands added with it."""
+
+from __future__ import annotations
