@@ -90,7 +90,9 @@ def convenant_toml(
     version: int = 1,
     valid_from: str = "2020-01-01T00:00:00Z",
     valid_until: str = "2099-01-01T00:00:00Z",
+    extra: str = "",
 ) -> str:
+    """A convenant's TOML source; ``extra`` is appended (categories, detail rules)."""
     out = textwrap.dedent(f"""\
         id = "{convenant_id}"
         version = {version}
@@ -116,7 +118,7 @@ def convenant_toml(
             query_purposes = [{'"' + PURPOSE + '"' if asks else ""}]
             scope_themes = [{", ".join('"' + t + '"' for t in themes)}]
             """)
-    return out
+    return out + extra
 
 
 @dataclass
