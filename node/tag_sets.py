@@ -126,6 +126,8 @@ def apply_changes(
             for key, tag in zip(subject_keys, tags, strict=True):
                 tag_deltas[tag] += key_deltas[key]
             entered, left = tag_sets.change_refs(conn, scope.convenant_id, dict(tag_deltas))
+            key_of = dict(zip(tags, subject_keys, strict=True))
+            tag_sets.index_keys(conn, scope.convenant_id, {t: key_of[t] for t in entered}, left)
             if entered or left:
                 head = tag_sets.publish(conn, scope.convenant_id, entered, left, now)
                 summary.published[scope.convenant_id] = head.version
@@ -198,10 +200,12 @@ def rebuild(ctx: NodeContext, conv: Convenant, actor: str | None = None) -> int 
             wanted.update(stored.subject_keys)
     keys = sorted(wanted)
     target: Counter[bytes] = Counter()
+    key_of: dict[bytes, str] = {}
     for i in range(0, len(keys), 5000):
         chunk = keys[i : i + 5000]
         for key, tag in zip(chunk, tags_for(ctx, conv.id, chunk), strict=True):
             target[tag] += wanted[key]
+            key_of[tag] = key
     now = ctx.clock()
     current = {
         row[0]: row[1]
@@ -211,6 +215,10 @@ def rebuild(ctx: NodeContext, conv: Convenant, actor: str | None = None) -> int 
     }
     deltas = {t: target.get(t, 0) - current.get(t, 0) for t in set(target) | set(current)}
     entered, left = tag_sets.change_refs(ctx.conn, conv.id, deltas)
+    # Every member's key, not only those that entered: this also completes the index of
+    # a database from before it existed (§14.3 step 5).
+    ctx.conn.execute("DELETE FROM tag_keys WHERE convenant_id = ?", (conv.id,))
+    tag_sets.index_keys(ctx.conn, conv.id, key_of, ())
     if not entered and not left and tag_sets.head(ctx.conn, conv.id).version > 0:
         return None
     head = tag_sets.publish(ctx.conn, conv.id, entered, left, now)

@@ -84,14 +84,15 @@ def detail_convenant_toml(**kwargs: Any) -> str:
     return convenant_toml(DEFAULT_PARTIES, extra=detail_rules_toml(), **kwargs)
 
 
-async def detail_federation(root: Path) -> Federation:
+async def detail_federation(root: Path, **convenant: Any) -> Federation:
     """Four nodes under the detail convenant; Jan is known to politie, om and ggz with
-    detail texts; Piet only to politie, without any detail text."""
+    detail texts; Piet only to politie, without any detail text. ``convenant``: keyword
+    arguments of ``convenant_toml`` (``valid_until``, say)."""
     fed = Federation(root)
     for node_id, org_type, _, _ in DEFAULT_PARTIES:
         fed.add_node(node_id, org_type)
     fed.exchange_cards()
-    fed.sign_and_install(detail_convenant_toml())
+    fed.sign_and_install(detail_convenant_toml(**convenant))
     fed.register(
         "politie-test",
         {

@@ -146,7 +146,7 @@ class Federation:
         admin.init_node(home, cfg)
         clock = Clock()
         node = SimNode(node_id, home, port, clock, open_node(home, clock=clock), sock=sock)
-        for role in ("coordinator", "source", "privacy_officer", "admin"):
+        for role in ("coordinator", "source", "privacy_officer", "liaison", "admin"):
             node.tokens[role] = admin.create_user(node.ctx, f"{role}-{node_id}", role)
         self.nodes[node_id] = node
         return node
@@ -485,6 +485,9 @@ STATE_TABLES = (
     "peer_tag_sets",
     "peer_tags",
     "peer_tag_buckets",
+    "detail_requests",
+    "detail_categories",
+    "hit_notices",
 )
 
 

@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from node import admin
 from node.app import make_app
 from node.audit import Entry, report
 from node.cli import main
@@ -194,7 +193,7 @@ async def test_registry_admin_and_stage_two_rows(script: Script) -> None:
     rep = _report(script.fed, POLITIE)
     assert rep.registry == {"batches": 2, "upserted": 2, "removed": 0, "unchanged": 0}
     assert rep.admin["peer.added"] == 3  # the outsider's card was never added here
-    assert rep.admin["user.created"] == 4
+    assert rep.admin["user.created"] == 5  # coordinator, source, privacy officer, liaison, admin
     assert rep.admin["convenant.installed"] == 1
     # installation, then one version per registration batch (both themes are in scope)
     assert rep.tag_sets_published["vh-test-veelplegers"] == {"versions": 3, "latest_version": 3}
@@ -330,7 +329,7 @@ async def test_cli_csv_parses_and_matches_the_report(script: Script) -> None:
     assert value[("asked", POLITIE, "", "", "hit")] == str(rep.asked[POLITIE]["hit"])
     assert value[("refusals_received", OM, "rate_limited", "", "count")] == "1"
     assert value[("details", "", "", "detail.purged", "purges")] == "0"
-    assert value[("admin", "", "", "user.created", "count")] == "4"
+    assert value[("admin", "", "", "user.created", "count")] == "5"
 
 
 async def test_cli_json_and_text(script: Script) -> None:
@@ -382,7 +381,6 @@ async def fed(tmp_path: Path) -> AsyncIterator[Federation]:
 
 async def test_only_privacy_officer_and_admin_read_audit_routes(fed: Federation) -> None:
     node = fed.nodes[VH]
-    node.tokens["liaison"] = admin.create_user(node.ctx, f"liaison-{VH}", "liaison")
     routes = sorted(
         {
             (r.method, r.resource.canonical)

@@ -84,17 +84,18 @@ def in_force(
     return None
 
 
-def decide_evaluation(
+def decide_standing(
     state: ConvenantState,
     convenant_id: str,
     version: int,
     requester: str,
     provider: str,
-    purpose: str,
     party_keys: Mapping[str, bytes],
     now: datetime,
 ) -> Decision:
-    """§7.1: may ``requester`` ask ``provider`` bekendheid under this convenant and purpose?"""
+    """§7.1 rules 1–4: the convenant version is installed, current and in force, neither
+    side has withdrawn and the requester is a party. Shared by every peer request under
+    a convenant (bekendheid, tag sets, the detail exchange of §14)."""
     conv, doc = state.asked, state.asked_document
     if conv is None or doc is None:
         return Decision(
@@ -121,11 +122,31 @@ def decide_evaluation(
     refusal = withdrawal_refusal(conv, state.withdrawals, provider, now)
     if refusal is not None:
         return Decision(False, "provider-not-withdrawn", refusal)
-    asking = conv.party(requester)
-    if asking is None:
+    if conv.party(requester) is None:
         return Decision(
             False, "requester-is-party", NotAParty(f"{requester} is not a party to {convenant_id}")
         )
+    return Decision(True, ALLOW)
+
+
+def decide_evaluation(
+    state: ConvenantState,
+    convenant_id: str,
+    version: int,
+    requester: str,
+    provider: str,
+    purpose: str,
+    party_keys: Mapping[str, bytes],
+    now: datetime,
+) -> Decision:
+    """§7.1: may ``requester`` ask ``provider`` bekendheid under this convenant and purpose?"""
+    standing = decide_standing(state, convenant_id, version, requester, provider, party_keys, now)
+    if not standing.allowed:
+        return standing
+    conv = state.asked
+    asking = conv.party(requester) if conv else None
+    if conv is None or asking is None:  # decide_standing checked both; for the type checker
+        return Decision(False, "requester-is-party", NotAParty(f"{requester} is not a party"))
     answering = conv.party(provider)
     if answering is None or "provider" not in answering.roles:
         return Decision(

@@ -131,15 +131,25 @@ class DetailResponse(WireModel):
             if self.categories is None or self.reason is not None:
                 raise ValueError("an answered response carries categories and no reason")
             _unique(tuple(c.category for c in self.categories), "category")
-            delivered = any(c.status == "delivered" for c in self.categories)
-            if delivered != (self.sealed is not None):
-                raise ValueError("sealed is present iff a category is delivered")
+            if bool(self.delivered()) != (self.sealed is not None):
+                raise ValueError("sealed is present iff a category is delivered and retained")
         elif self.reason is None or self.categories is not None or self.sealed is not None:
             raise ValueError("a refusal carries a reason and no categories")
         return self
 
     def delivered(self) -> tuple[str, ...]:
-        return tuple(c.category for c in self.categories or () if c.status == "delivered")
+        """The categories ``sealed`` carries: delivered and still to be retained (§14.5).
+
+        A category delivered earlier whose ``retain_until`` has passed is reported
+        ``delivered`` without its text: the recipient has deleted it by then.
+        """
+        return tuple(
+            c.category
+            for c in self.categories or ()
+            if c.status == "delivered"
+            and c.retain_until is not None
+            and c.retain_until > self.issued_at
+        )
 
 
 class DetailPoll(WireModel):

@@ -63,6 +63,25 @@ CREATE TABLE IF NOT EXISTS registration_details (
     PRIMARY KEY (ref, category)
 ) WITHOUT ROWID;
 
+-- Which registrations hold a subject key: resolves a hit proof to the partner's own
+-- registrations (docs/protocol.md §14.3 step 5). Kept with every registry change.
+CREATE TABLE IF NOT EXISTS registration_keys (
+    subject_key TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    PRIMARY KEY (subject_key, ref)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS registration_keys_by_ref ON registration_keys (ref);
+
+-- Provider side: the subject key behind each member tag, per convenant (§14.3 step 5).
+-- One key per tag: tags are 128 bits of an OPRF output, so two keys sharing one is
+-- not a case to design for (§6.4).
+CREATE TABLE IF NOT EXISTS tag_keys (
+    convenant_id TEXT NOT NULL,
+    tag BLOB NOT NULL,
+    subject_key TEXT NOT NULL,
+    PRIMARY KEY (convenant_id, tag)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS tag_set_members (
     convenant_id TEXT NOT NULL,
     tag BLOB NOT NULL,
@@ -176,6 +195,12 @@ def _migrate(conn: sqlite3.Connection) -> None:
         " WHERE retain_until IS NOT NULL"
     )
     with tx(conn):
+        # Databases from before the detail exchange: index the keys the registry holds.
+        if conn.execute("SELECT 1 FROM registration_keys LIMIT 1").fetchone() is None:
+            conn.execute(
+                "INSERT OR IGNORE INTO registration_keys (subject_key, ref) "
+                "SELECT j.value, r.ref FROM registrations r, json_each(r.subject_keys) j"
+            )
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),

@@ -69,6 +69,12 @@ def upsert(
         "INSERT INTO registration_details (ref, category, body) VALUES (?,?,?)",
         [(reg.ref, category, body) for category, body in reg.details.items()],
     )
+    if previous is not None:
+        conn.execute("DELETE FROM registration_keys WHERE ref = ?", (reg.ref,))
+    conn.executemany(
+        "INSERT OR IGNORE INTO registration_keys (subject_key, ref) VALUES (?,?)",
+        [(key, reg.ref) for key in subject_keys],
+    )
     return previous
 
 
@@ -77,6 +83,7 @@ def remove(conn: sqlite3.Connection, ref: str) -> Stored | None:
     if previous is not None:
         conn.execute("DELETE FROM registrations WHERE ref = ?", (ref,))
         conn.execute("DELETE FROM registration_details WHERE ref = ?", (ref,))
+        conn.execute("DELETE FROM registration_keys WHERE ref = ?", (ref,))
     return previous
 
 
@@ -87,6 +94,16 @@ def details(conn: sqlite3.Connection, ref: str) -> dict[str, str]:
         (ref,),
     )
     return {r[0]: r[1] for r in rows}
+
+
+def refs_with_key(conn: sqlite3.Connection, subject_key: str) -> list[Stored]:
+    """Every registration holding ``subject_key``, in ref order."""
+    rows = conn.execute(
+        "SELECT r.ref, r.themes, r.subject_keys, r.fingerprint FROM registration_keys k "
+        "JOIN registrations r ON r.ref = k.ref WHERE k.subject_key = ? ORDER BY r.ref",
+        (subject_key,),
+    )
+    return [Stored(r[0], tuple(json.loads(r[1])), tuple(json.loads(r[2])), r[3]) for r in rows]
 
 
 def expired(conn: sqlite3.Connection, today: date) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -129,6 +129,45 @@ def change_refs(
                 (after, convenant_id, tag),
             )
     return entered, left
+
+
+def index_keys(
+    conn: sqlite3.Connection,
+    convenant_id: str,
+    entered: Mapping[bytes, str],
+    left: Sequence[bytes],
+) -> None:
+    """Keep ``tag_keys`` with the members: the subject key behind each tag that entered,
+    none for a tag that left. Inside the caller's transaction (§14.3 step 5)."""
+    conn.executemany(
+        "DELETE FROM tag_keys WHERE convenant_id = ? AND tag = ?",
+        ((convenant_id, t) for t in left),
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO tag_keys (convenant_id, tag, subject_key) VALUES (?,?,?)",
+        ((convenant_id, t, k) for t, k in entered.items()),
+    )
+
+
+def key_of(conn: sqlite3.Connection, convenant_id: str, tag: bytes) -> str | None:
+    """The subject key behind member ``tag``, or None when the tag is no member."""
+    row = conn.execute(
+        "SELECT k.subject_key FROM tag_set_members m JOIN tag_keys k "
+        "ON k.convenant_id = m.convenant_id AND k.tag = m.tag "
+        "WHERE m.convenant_id = ? AND m.tag = ?",
+        (convenant_id, tag),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def index_complete(conn: sqlite3.Connection, convenant_id: str) -> bool:
+    """Whether every member has its subject key (not so in databases from before §14)."""
+    row = conn.execute(
+        "SELECT (SELECT COUNT(*) FROM tag_set_members WHERE convenant_id = ?) = "
+        "(SELECT COUNT(*) FROM tag_keys WHERE convenant_id = ?)",
+        (convenant_id, convenant_id),
+    ).fetchone()
+    return bool(row[0])
 
 
 def publish(

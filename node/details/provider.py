@@ -1,0 +1,931 @@
+"""The partner's side of the detail exchange (docs/protocol.md §14.3, §14.5, §14.7, §14.9).
+
+A detail request is answered in two transactions with the source system in between,
+never inside one: the event loop shares one SQLite connection, and a transaction held
+across an ``await`` would block every other request. The first records the nonce and
+takes every refusal (authentication, convenant, round binding, subject, proof); the
+second stores the request with its category states, logs and signs. A crash between
+them loses only the nonce: the requester sees no answer and asks again.
+
+Detail texts are read when they are sealed and never stored here or logged: the
+database keeps who asked what, and what was decided.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import structlog
+
+from node.admin import own_card
+from node.context import NodeContext
+from node.details import source
+from node.errors import (
+    AlreadyDecided,
+    BadHitProof,
+    DuplicateRequest,
+    InputError,
+    MalformedMessage,
+    NoNoticeRule,
+    Refusal,
+    UnknownDetailRequest,
+    UnknownRequester,
+    UnknownRound,
+    UnknownSubject,
+)
+from node.policy import detail as policy
+from node.policy.convenant import decide_standing
+from node.protocol import jws, oprf
+from node.protocol.convenant import Convenant, DetailRule
+from node.protocol.detail import (
+    DENIED_BY_LIAISON,
+    DETAIL_NOTICE_PATH,
+    DETAIL_NOTICE_TYP,
+    DETAIL_POLL_TYP,
+    DETAIL_REQUEST_TYP,
+    DETAIL_RESPONSE_TYP,
+    HIT_NOTICE_RESPONSE_TYP,
+    HIT_NOTICE_TYP,
+    HIT_PROOF_BYTES,
+    LIAISON_APPROVED,
+    LIAISON_DENIED,
+    NO_DETAIL_ON_RECORD,
+    DetailEntries,
+    DetailNotice,
+    DetailPayload,
+    DetailPoll,
+    DetailRequest,
+    DetailResponse,
+    HitNotice,
+    HitNoticeResponse,
+    seal,
+)
+from node.protocol.models import parse_model, rfc3339
+from node.protocol.peer_card import PeerCard
+from node.protocol.tag_set import TAG_BYTES
+from node.provider import _authenticate, _convenant_state, _fresh, _sign, _tree_head
+from node.store import details as store
+from node.store import log, registry, tag_sets
+from node.store.db import tx
+from node.tag_sets import rebuild
+from node.web import Answer
+
+logger = structlog.get_logger("vhnode.details")
+
+# Rule names of the steps before §7.4, as logged (§14.3).
+ROUND_BINDING = "round-binding"
+SUBJECT_KNOWN = "subject-known"
+HIT_PROOF_VALID = "hit-proof"
+UNIQUE_TRACE = "unique-trace-id"
+NOTICE_RULE = "notify-hit"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The partner's own view of the person a hit proof names."""
+
+    subject_key: str
+    pseudonym: str
+    refs: tuple[str, ...]
+
+
+# --- shared steps -----------------------------------------------------------------------
+
+
+def _round_binding(
+    ctx: NodeContext, round_trace_id: str, requester: str, convenant_id: str, now: datetime
+) -> Refusal | None:
+    """§14.3 step 4: we evaluated for this requester, under this convenant, recently."""
+    oldest = rfc3339(now - timedelta(hours=ctx.cfg.details.hit_validity_hours))
+    row = ctx.conn.execute(
+        "SELECT 1 FROM log_entries WHERE trace_id = ? AND kind = 'bekendheid.evaluated' "
+        "AND counterparty = ? AND convenant_id = ? AND time >= ? LIMIT 1",
+        (round_trace_id, requester, convenant_id, oldest),
+    ).fetchone()
+    if row is None:
+        return UnknownRound(
+            f"no bekendheid round {round_trace_id} of {requester} under {convenant_id} "
+            f"answered here in the last {ctx.cfg.details.hit_validity_hours:g} hours"
+        )
+    return None
+
+
+def _resolve(ctx: NodeContext, conv: Convenant, hit_proof: str) -> Subject | Refusal:
+    """§14.3 steps 5–6: the proof's tag is a member, in scope, and the proof is ours."""
+    try:
+        proof = jws.b64u_decode(hit_proof)
+    except MalformedMessage:
+        return BadHitProof("the hit proof is not base64url")
+    if len(proof) != HIT_PROOF_BYTES:
+        return BadHitProof(f"a hit proof is {HIT_PROOF_BYTES} bytes")
+    tag = proof[:TAG_BYTES]
+    key = tag_sets.key_of(ctx.conn, conv.id, tag)
+    if key is None and not tag_sets.index_complete(ctx.conn, conv.id):
+        # A database from before the tag index: complete it once, then look again.
+        rebuild(ctx, conv)
+        key = tag_sets.key_of(ctx.conn, conv.id, tag)
+    party = conv.party(ctx.node_id)
+    themes = frozenset(party.scope_themes) if party else frozenset()
+    refs = tuple(
+        s.ref
+        for s in (registry.refs_with_key(ctx.conn, key) if key is not None else ())
+        if not themes.isdisjoint(s.themes)
+    )
+    if key is None or not refs:
+        return UnknownSubject("the hit proof's tag is not in this node's tag set")
+    sk, _ = ctx.oprf_key(conv.id)
+    expected = oprf.evaluate(sk, [key.encode()])[0]
+    if not hmac.compare_digest(expected, proof):
+        return BadHitProof("the hit proof is not this node's OPRF output for the subject")
+    return Subject(key, log.pseudonym(ctx.keys.pseudonym_key(), key), refs)
+
+
+def _recipient_key(ctx: NodeContext, conv: Convenant, requester: str) -> bytes | Refusal:
+    """§14.4: the requester's X25519 key from its card, as the convenant names it."""
+    if requester == ctx.node_id:
+        card = own_card(ctx)[0]
+    else:
+        peer = ctx.trust().peers_by_id.get(requester)
+        if peer is None:
+            return UnknownRequester(f"no peer card for {requester}")
+        card = peer.card
+    party = conv.party(requester)
+    if party is None or party.encryption_key_fingerprint != card.encryption_fingerprint:
+        return UnknownRequester(
+            f"the encryption key on {requester}'s card is not the one the convenant names"
+        )
+    return card.encryption_key_bytes
+
+
+def _conv_of(ctx: NodeContext, convenant_id: str, version: int) -> Convenant | None:
+    inst = ctx.trust().version(convenant_id, version)
+    return inst.convenant if inst else None
+
+
+def _state_from(d: policy.CategoryDecision, now: datetime) -> store.CategoryState:
+    if d.outcome == "deny":
+        detail = d.refusal.detail[:500] if d.refusal else None
+        return store.CategoryState(d.category, "denied", d.rule, d.reason, detail)
+    if d.outcome == "needs_approval":
+        return store.CategoryState(d.category, "pending", d.rule)
+    return _released(d.category, d.rule, d.detail_rule, now)
+
+
+def _released(
+    category: str, rule: str, detail_rule: DetailRule | None, now: datetime
+) -> store.CategoryState:
+    if detail_rule is None:  # decide_category allows only with a rule in hand
+        raise AssertionError("released without a detail rule")
+    return store.CategoryState(
+        category,
+        "delivered",
+        rule,
+        retain_until=rfc3339(policy.retention_deadline(detail_rule, now)),
+        recipient_roles=tuple(detail_rule.recipient_roles),
+    )
+
+
+async def _fetch(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    refs: Sequence[str],
+    categories: Sequence[str],
+    *,
+    purpose: str,
+    requester: str,
+    trace_id: str,
+) -> dict[str, list[str] | tuple[str, str]]:
+    """§14.10: per category the texts of ``refs`` in ref order, or (reason, detail).
+
+    Stored texts first; the source system only for pairs without one, all-or-nothing.
+    """
+    stored = {ref: registry.details(ctx.conn, ref) for ref in refs}
+    missing = [c for c in categories if any(c not in stored[r] for r in refs)]
+    answer = await source.ask_source(
+        ctx.cfg.details,
+        session,
+        refs,
+        missing,
+        purpose=purpose,
+        requester=requester,
+        trace_id=trace_id,
+    )
+    out: dict[str, list[str] | tuple[str, str]] = {}
+    for c in categories:
+        texts = [stored[r][c] if c in stored[r] else answer.texts.get((r, c)) for r in refs]
+        found = [t for t in texts if t]
+        if answer.failure is not None and c in missing and len(found) < len(refs):
+            out[c] = (answer.failure, answer.detail or "the source system failed")
+        elif not found:
+            out[c] = (NO_DETAIL_ON_RECORD, "no detail of this category on record")
+        else:
+            out[c] = found
+    return out
+
+
+def _seal_delivered(
+    trace_id: str,
+    partner: str,
+    requester: str,
+    states: list[store.CategoryState],
+    texts: dict[str, list[str] | tuple[str, str]],
+    recipient_key: bytes,
+) -> tuple[list[store.CategoryState], str | None]:
+    """Seal every delivered category that has texts; one without becomes unavailable."""
+    out: list[store.CategoryState] = []
+    entries: list[DetailEntries] = []
+    for state in states:
+        got = texts.get(state.category)
+        if state.status == "delivered" and isinstance(got, tuple):
+            reason, detail = got
+            out.append(
+                store.CategoryState(state.category, "unavailable", state.rule, reason, detail)
+            )
+            continue
+        if state.status == "delivered" and got:
+            entries.append(DetailEntries(category=state.category, entries=tuple(got)))
+        out.append(state)
+    if not entries:
+        return out, None
+    payload = DetailPayload(
+        trace_id=trace_id, partner=partner, requester=requester, details=tuple(entries)
+    )
+    return out, seal(payload, recipient_key)
+
+
+def _answer_json(s: store.CategoryState) -> dict[str, Any]:
+    return {
+        "category": s.category,
+        "status": s.status,
+        "rule": s.rule,
+        "reason": s.reason,
+        "reason_detail": s.reason_detail,
+        "retain_until": s.retain_until,
+        "recipient_roles": list(s.recipient_roles) if s.recipient_roles else None,
+    }
+
+
+def _category_entries(
+    row: store.DetailRequestRow, states: Sequence[store.CategoryState], sealed_now: set[str]
+) -> list[log.LogEntry]:
+    kinds = {
+        "delivered": "detail.disclosed",
+        "denied": "detail.denied",
+        "pending": "detail.pending",
+        "unavailable": "detail.unavailable",
+    }
+    out = []
+    for s in states:
+        if s.status == "delivered" and s.category not in sealed_now:
+            continue  # released but not sent in this answer: nothing left the node
+        data: dict[str, Any] = {"category": s.category, "rule": s.rule}
+        if s.status == "delivered":
+            data["retain_until"] = s.retain_until
+        out.append(
+            log.LogEntry(
+                kind=kinds[s.status],
+                trace_id=row.trace_id,
+                convenant_id=row.convenant_id,
+                convenant_version=row.convenant_version,
+                purpose=row.purpose,
+                actor=s.decided_by or row.requesting_user,
+                counterparty=row.requester,
+                subjects=(row.subject_pseudonym,),
+                outcome=s.status,
+                reason=s.reason,
+                data=data,
+            )
+        )
+    return out
+
+
+def _redecide(
+    ctx: NodeContext, row: store.DetailRequestRow, states: list[store.CategoryState], now: datetime
+) -> list[store.CategoryState]:
+    """Every answer re-runs §14.3 step 2 and §7.4: what no longer passes is denied."""
+    standing = decide_standing(
+        _convenant_state(ctx, row.convenant_id, row.convenant_version),
+        row.convenant_id,
+        row.convenant_version,
+        row.requester,
+        ctx.node_id,
+        ctx.trust().party_keys,
+        now,
+    )
+    conv = _conv_of(ctx, row.convenant_id, row.convenant_version)
+    out = []
+    for s in states:
+        if s.status in ("denied", "unavailable"):
+            out.append(s)
+            continue
+        if not standing.allowed or conv is None:
+            detail = standing.refusal.detail[:500] if standing.refusal else None
+            out.append(
+                store.CategoryState(s.category, "denied", standing.rule, standing.reason, detail)
+            )
+            continue
+        d = policy.decide_category(
+            conv,
+            ctx.node_id,
+            row.requester,
+            row.requesting_role,
+            row.purpose,
+            s.category,
+            now,
+            ctx.trust().withdrawals_of(row.convenant_id),
+        )
+        out.append(_state_from(d, now) if d.outcome == "deny" else s)
+    return out
+
+
+def _retained(s: store.CategoryState, now: datetime) -> bool:
+    return s.status == "delivered" and s.retain_until is not None and s.retain_until > rfc3339(now)
+
+
+# --- detail request (§14.3) ---------------------------------------------------------------
+
+
+async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: bytes) -> Answer:
+    doc = jws.parse_bytes(body, DETAIL_REQUEST_TYP)
+    req = parse_model(DetailRequest, doc.payload)
+    now = ctx.clock()
+    request_hash = jws.b64u_encode(doc.digest())
+    refusal: Refusal | None
+    with tx(ctx.conn):  # first transaction: nonce and every refusal
+        rule = "authentication"
+        refusal = _authenticate(ctx, doc, req.requester, req.partner, now)
+        if refusal is None:
+            rule = "freshness"
+            refusal = _fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        conv = _conv_of(ctx, req.convenant_id, req.convenant_version)
+        if refusal is None:
+            standing = decide_standing(
+                _convenant_state(ctx, req.convenant_id, req.convenant_version),
+                req.convenant_id,
+                req.convenant_version,
+                req.requester,
+                ctx.node_id,
+                ctx.trust().party_keys,
+                now,
+            )
+            rule, refusal = standing.rule, standing.refusal
+        if refusal is None and store.exists(ctx.conn, req.requester, req.trace_id):
+            rule, refusal = UNIQUE_TRACE, DuplicateRequest(f"trace id {req.trace_id} was used")
+        if refusal is None:
+            rule = ROUND_BINDING
+            refusal = _round_binding(ctx, req.round_trace_id, req.requester, req.convenant_id, now)
+        subject: Subject | None = None
+        if refusal is None and conv is not None:
+            resolved = _resolve(ctx, conv, req.hit_proof)
+            if isinstance(resolved, Refusal):
+                rule = HIT_PROOF_VALID if isinstance(resolved, BadHitProof) else SUBJECT_KNOWN
+                refusal = resolved
+            else:
+                subject = resolved
+        recipient_key: bytes | None = None
+        if refusal is None and conv is not None:
+            key = _recipient_key(ctx, conv, req.requester)
+            if isinstance(key, Refusal):
+                rule, refusal = "recipient-key", key
+            else:
+                recipient_key = key
+        if refusal is not None or conv is None or subject is None or recipient_key is None:
+            refusal = refusal or UnknownSubject("the subject could not be resolved")
+            return _refuse_detail(ctx, req, request_hash, rule, refusal, now)
+        try:
+            decisions = policy.decide_request(
+                conv,
+                ctx.node_id,
+                req.requester,
+                req.requesting_role,
+                req.purpose,
+                req.categories,
+                now,
+                ctx.trust().withdrawals_of(conv.id),
+            )
+        except InputError as e:  # the model already refuses duplicates; kept for safety
+            raise MalformedMessage(e.detail) from e
+    states = [_state_from(d, now) for d in decisions]
+    released = [s.category for s in states if s.status == "delivered"]
+    texts = await _fetch(
+        ctx,
+        session,
+        subject.refs,
+        released,
+        purpose=req.purpose,
+        requester=req.requester,
+        trace_id=req.trace_id,
+    )
+    row = store.DetailRequestRow(
+        req.requester,
+        req.trace_id,
+        req.convenant_id,
+        req.convenant_version,
+        req.purpose,
+        req.case_ref,
+        req.requesting_user,
+        req.requesting_role,
+        req.round_trace_id,
+        subject.pseudonym,
+        subject.refs,
+        rfc3339(now),
+    )
+    states, sealed = _seal_delivered(
+        req.trace_id, ctx.node_id, req.requester, states, texts, recipient_key
+    )
+    with tx(ctx.conn):  # second transaction: state, log, signature
+        if store.exists(ctx.conn, req.requester, req.trace_id):  # raced with itself
+            refusal = DuplicateRequest(f"trace id {req.trace_id} was used")
+            return _refuse_detail(ctx, req, request_hash, UNIQUE_TRACE, refusal, now)
+        store.insert(ctx.conn, row, states)
+        sealed_now = {s.category for s in states if s.status == "delivered"}
+        ctx.record(
+            [
+                _requested_entry(row, req.categories, "answered", None, None),
+                *_category_entries(row, states, sealed_now),
+            ],
+            now,
+        )
+        payload = DetailResponse(
+            partner=ctx.node_id,
+            requester=req.requester,
+            request_hash=request_hash,
+            trace_id=req.trace_id,
+            issued_at=now,
+            outcome="answered",
+            categories=tuple(_answer_json(s) for s in states),
+            sealed=sealed,
+            tree_head=_tree_head(ctx),
+        ).wire()
+        return _sign(ctx, DETAIL_RESPONSE_TYP, payload, None)
+
+
+def _requested_entry(
+    row: store.DetailRequestRow,
+    categories: Sequence[str],
+    outcome: str,
+    reason: str | None,
+    rule: str | None,
+) -> log.LogEntry:
+    data: dict[str, Any] = {
+        "case_ref": row.case_ref,
+        "round_trace_id": row.round_trace_id,
+        "categories": list(categories),
+        "requesting_role": row.requesting_role,
+    }
+    if rule is not None:
+        data["rule"] = rule
+    return log.LogEntry(
+        kind="detail.requested",
+        trace_id=row.trace_id,
+        convenant_id=row.convenant_id,
+        convenant_version=row.convenant_version,
+        purpose=row.purpose,
+        actor=row.requesting_user,
+        counterparty=row.requester,
+        subjects=(row.subject_pseudonym,) if row.subject_pseudonym else (),
+        outcome=outcome,
+        reason=reason,
+        data=data,
+    )
+
+
+def _refuse_detail(
+    ctx: NodeContext,
+    req: DetailRequest,
+    request_hash: str,
+    rule: str,
+    refusal: Refusal,
+    now: datetime,
+) -> Answer:
+    """A signed refusal of a whole detail request, logged (inside the caller's tx)."""
+    row = store.DetailRequestRow(
+        req.requester,
+        req.trace_id,
+        req.convenant_id,
+        req.convenant_version,
+        req.purpose,
+        req.case_ref,
+        req.requesting_user,
+        req.requesting_role,
+        req.round_trace_id,
+        "",
+        (),
+        rfc3339(now),
+    )
+    ctx.record([_requested_entry(row, req.categories, "refused", refusal.code, rule)], now)
+    payload = DetailResponse(
+        partner=ctx.node_id,
+        requester=req.requester,
+        request_hash=request_hash,
+        trace_id=req.trace_id,
+        issued_at=now,
+        outcome="refused",
+        reason=refusal.code,
+        reason_detail=refusal.detail[:500],
+        tree_head=_tree_head(ctx),
+    ).wire()
+    return _sign(ctx, DETAIL_RESPONSE_TYP, payload, refusal)
+
+
+# --- poll (§14.5) -------------------------------------------------------------------------
+
+
+async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: bytes) -> Answer:
+    doc = jws.parse_bytes(body, DETAIL_POLL_TYP)
+    poll = parse_model(DetailPoll, doc.payload)
+    now = ctx.clock()
+    request_hash = jws.b64u_encode(doc.digest())
+    with tx(ctx.conn):
+        refusal = _authenticate(ctx, doc, poll.requester, poll.partner, now)
+        refusal = refusal or _fresh(ctx, poll.issued_at, poll.requester, poll.nonce, now)
+        row = None if refusal else store.get(ctx.conn, poll.requester, poll.trace_id)
+        if refusal is None and row is None:
+            refusal = UnknownDetailRequest(f"no detail request {poll.trace_id} of {poll.requester}")
+        recipient_key: bytes | None = None
+        conv = _conv_of(ctx, row.convenant_id, row.convenant_version) if row else None
+        if refusal is None and conv is not None:
+            key = _recipient_key(ctx, conv, poll.requester)
+            if isinstance(key, Refusal):
+                refusal = key
+            else:
+                recipient_key = key
+        if refusal is not None or row is None or recipient_key is None:
+            refusal = refusal or UnknownDetailRequest("the request's convenant is gone")
+            ctx.record(
+                [
+                    log.LogEntry(
+                        kind="detail.polled",
+                        trace_id=poll.trace_id,
+                        counterparty=poll.requester,
+                        outcome="refused",
+                        reason=refusal.code,
+                    )
+                ],
+                now,
+            )
+            payload = DetailResponse(
+                partner=ctx.node_id,
+                requester=poll.requester,
+                request_hash=request_hash,
+                trace_id=poll.trace_id,
+                issued_at=now,
+                outcome="refused",
+                reason=refusal.code,
+                reason_detail=refusal.detail[:500],
+                tree_head=_tree_head(ctx),
+            ).wire()
+            return _sign(ctx, DETAIL_RESPONSE_TYP, payload, refusal)
+        before = store.categories(ctx.conn, row.requester, row.trace_id)
+        states = _redecide(ctx, row, before, now)
+    sending = [s.category for s in states if _retained(s, now)]
+    texts = await _fetch(
+        ctx,
+        session,
+        row.refs,
+        sending,
+        purpose=row.purpose,
+        requester=row.requester,
+        trace_id=row.trace_id,
+    )
+    # Past its retain_until a category is not sent again: the recipient has deleted it.
+    live = {s.category: s for s in states if _retained(s, now)}
+    sealed_states, sealed = _seal_delivered(
+        row.trace_id, ctx.node_id, row.requester, list(live.values()), texts, recipient_key
+    )
+    replaced = {s.category: s for s in sealed_states}
+    final = [replaced.get(s.category, s) for s in states]
+    was = {s.category: s.status for s in before}
+    was_state = {s.category: s for s in before}
+    with tx(ctx.conn):
+        # A liaison may have decided while the texts were fetched: theirs stands.
+        now_stored = {
+            c.category: c for c in store.categories(ctx.conn, row.requester, row.trace_id)
+        }
+        # This answer reports what it sealed; the next one shows the liaison's decision.
+        store.update(
+            ctx.conn,
+            row.requester,
+            row.trace_id,
+            [s for s in final if now_stored[s.category] == was_state[s.category]],
+        )
+        sealed_now = {s.category for s in sealed_states if s.status == "delivered"}
+        changed = [s for s in final if s.status == "delivered" or s.status != was[s.category]]
+        ctx.record(
+            [
+                log.LogEntry(
+                    kind="detail.polled",
+                    trace_id=row.trace_id,
+                    convenant_id=row.convenant_id,
+                    convenant_version=row.convenant_version,
+                    purpose=row.purpose,
+                    counterparty=row.requester,
+                    subjects=(row.subject_pseudonym,),
+                    outcome="answered",
+                ),
+                *_category_entries(row, changed, sealed_now),
+            ],
+            now,
+        )
+        answers = [_answer_json(s) for s in final]
+        payload = DetailResponse(
+            partner=ctx.node_id,
+            requester=row.requester,
+            request_hash=request_hash,
+            trace_id=row.trace_id,
+            issued_at=now,
+            outcome="answered",
+            categories=tuple(answers),
+            sealed=sealed,
+            tree_head=_tree_head(ctx),
+        ).wire()
+        return _sign(ctx, DETAIL_RESPONSE_TYP, payload, None)
+
+
+# --- hit notice (§14.9) ---------------------------------------------------------------------
+
+
+def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
+    doc = jws.parse_bytes(body, HIT_NOTICE_TYP)
+    notice = parse_model(HitNotice, doc.payload)
+    now = ctx.clock()
+    with tx(ctx.conn):
+        rule = "authentication"
+        refusal = _authenticate(ctx, doc, notice.requester, notice.partner, now)
+        if refusal is None:
+            rule = "freshness"
+            refusal = _fresh(ctx, notice.issued_at, notice.requester, notice.nonce, now)
+        conv = _conv_of(ctx, notice.convenant_id, notice.convenant_version)
+        if refusal is None:
+            standing = decide_standing(
+                _convenant_state(ctx, notice.convenant_id, notice.convenant_version),
+                notice.convenant_id,
+                notice.convenant_version,
+                notice.requester,
+                ctx.node_id,
+                ctx.trust().party_keys,
+                now,
+            )
+            rule, refusal = standing.rule, standing.refusal
+        if refusal is None:
+            rule = ROUND_BINDING
+            refusal = _round_binding(
+                ctx, notice.round_trace_id, notice.requester, notice.convenant_id, now
+            )
+        if (
+            refusal is None
+            and conv is not None
+            and not policy.hit_notice_required(conv, ctx.node_id).required
+        ):
+            rule = NOTICE_RULE
+            refusal = NoNoticeRule(f"no detail rule of {ctx.node_id} asks for hit notices")
+        subjects: list[Subject] = []
+        if refusal is None and conv is not None:
+            for proof in notice.hit_proofs:
+                resolved = _resolve(ctx, conv, proof)
+                if isinstance(resolved, Refusal):
+                    rule = HIT_PROOF_VALID if isinstance(resolved, BadHitProof) else SUBJECT_KNOWN
+                    refusal = resolved
+                    break
+                subjects.append(resolved)
+        if refusal is None:
+            for subj in subjects:
+                store.add_hit_notice(
+                    ctx.conn,
+                    requester=notice.requester,
+                    convenant_id=notice.convenant_id,
+                    convenant_version=notice.convenant_version,
+                    purpose=notice.purpose,
+                    case_ref=notice.case_ref,
+                    requesting_user=notice.requesting_user,
+                    round_trace_id=notice.round_trace_id,
+                    subject_pseudonym=subj.pseudonym,
+                    refs=subj.refs,
+                    received_at=now,
+                )
+        data: dict[str, Any] = {"case_ref": notice.case_ref, "noticed": len(subjects)}
+        if refusal is not None:
+            data["rule"] = rule
+        ctx.record(
+            [
+                log.LogEntry(
+                    kind="hit_notice.received",
+                    trace_id=notice.round_trace_id,
+                    convenant_id=notice.convenant_id,
+                    convenant_version=notice.convenant_version,
+                    purpose=notice.purpose,
+                    actor=notice.requesting_user,
+                    counterparty=notice.requester,
+                    subjects=tuple(sorted(s.pseudonym for s in subjects)),
+                    outcome="refused" if refusal else "accepted",
+                    reason=refusal.code if refusal else None,
+                    data=data,
+                )
+            ],
+            now,
+        )
+        fields: dict[str, Any] = {
+            "partner": ctx.node_id,
+            "requester": notice.requester,
+            "request_hash": jws.b64u_encode(doc.digest()),
+            "issued_at": now,
+            "tree_head": _tree_head(ctx),
+        }
+        if refusal is None:
+            fields.update(outcome="accepted", noticed=len(subjects))
+        else:
+            fields.update(
+                outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
+            )
+        payload = HitNoticeResponse(**fields).wire()
+        return _sign(ctx, HIT_NOTICE_RESPONSE_TYP, payload, refusal)
+
+
+# --- the liaison (§14.7) ------------------------------------------------------------------
+
+
+def request_json(ctx: NodeContext, row: store.DetailRequestRow) -> dict[str, Any]:
+    """A detail request as the liaison sees it (docs/api.md "Liaison")."""
+    party = None
+    conv = _conv_of(ctx, row.convenant_id, row.convenant_version)
+    if conv is not None:
+        party = conv.party(row.requester)
+    return {
+        "requester": row.requester,
+        "organisation": party.organisation if party else None,
+        "trace_id": row.trace_id,
+        "convenant_id": row.convenant_id,
+        "convenant_version": row.convenant_version,
+        "purpose": row.purpose,
+        "case_ref": row.case_ref,
+        "requesting_user": row.requesting_user,
+        "requesting_role": row.requesting_role,
+        "round_trace_id": row.round_trace_id,
+        "received_at": row.received_at,
+        "refs": list(row.refs),
+        "categories": [
+            {
+                "category": c.category,
+                "status": c.status,
+                "rule": c.rule,
+                "reason": c.reason,
+                "reason_detail": c.reason_detail,
+                "retain_until": c.retain_until,
+                "decided_by": c.decided_by,
+                "decided_at": c.decided_at,
+            }
+            for c in store.categories(ctx.conn, row.requester, row.trace_id)
+        ],
+    }
+
+
+def inbox(ctx: NodeContext) -> dict[str, Any]:
+    """Pending detail requests and hit notices for the liaison."""
+    notices = store.hit_notices(ctx.conn)
+    for n in notices:
+        conv = _conv_of(ctx, str(n["convenant_id"]), int(str(n["convenant_version"])))
+        party = conv.party(str(n["requester"])) if conv else None
+        n["organisation"] = party.organisation if party else None
+    return {
+        "requests": [request_json(ctx, r) for r in store.pending(ctx.conn)],
+        "hit_notices": notices,
+    }
+
+
+async def decide_pending(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    requester: str,
+    trace_id: str,
+    user: str,
+    *,
+    approve: bool,
+    categories: Sequence[str] | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Approve or deny pending categories (all when ``categories`` is None).
+
+    All or nothing: a category that is not pending (decided already, also by a second
+    approval) or not asked raises and changes nothing. An approval re-runs §7.4 first;
+    a category that no longer passes is denied by that rule instead.
+    """
+    if not approve and not (reason and reason.strip()):
+        raise InputError("a denial needs a reason")
+    if reason is not None and len(reason) > 500:
+        raise InputError("a reason is at most 500 characters")
+    now = ctx.clock()
+    with tx(ctx.conn):
+        row = store.get(ctx.conn, requester, trace_id)
+        if row is None:
+            raise UnknownDetailRequest(f"no detail request {trace_id} of {requester}")
+        states = store.categories(ctx.conn, requester, trace_id)
+        by_category = {s.category: s for s in states}
+        wanted = (
+            list(categories)
+            if categories
+            else [s.category for s in states if s.status == "pending"]
+        )
+        if len(set(wanted)) != len(wanted):
+            raise InputError("a category is named twice")
+        for c in wanted:
+            if c not in by_category:
+                raise InputError(f"{c!r} was not asked in request {trace_id}")
+            if by_category[c].status != "pending":
+                raise AlreadyDecided(f"{c!r} is {by_category[c].status} already")
+        if not wanted:
+            raise AlreadyDecided(f"request {trace_id} has no pending category")
+        stamp = rfc3339(now)
+        decided: list[store.CategoryState] = []
+        if approve:
+            redecided = {s.category: s for s in _redecide(ctx, row, states, now)}
+            conv = _conv_of(ctx, row.convenant_id, row.convenant_version)
+            for c in wanted:
+                s = redecided[c]
+                if s.status == "pending" and conv is not None:
+                    s = _released(c, LIAISON_APPROVED, conv.detail_rule(ctx.node_id, c), now)
+                decided.append(s.with_(decided_by=user, decided_at=stamp))
+        else:
+            for c in wanted:
+                decided.append(
+                    store.CategoryState(
+                        c,
+                        "denied",
+                        LIAISON_DENIED,
+                        DENIED_BY_LIAISON,
+                        (reason or "").strip()[:500],
+                        decided_by=user,
+                        decided_at=stamp,
+                    )
+                )
+        store.update(ctx.conn, requester, trace_id, decided)
+        ctx.record(
+            [
+                log.LogEntry(
+                    kind="detail.approved" if s.status == "delivered" else "detail.denied",
+                    trace_id=trace_id,
+                    convenant_id=row.convenant_id,
+                    convenant_version=row.convenant_version,
+                    purpose=row.purpose,
+                    actor=user,
+                    counterparty=requester,
+                    subjects=(row.subject_pseudonym,),
+                    outcome="approved" if s.status == "delivered" else "denied",
+                    reason=s.reason,
+                    data={"category": s.category, "rule": s.rule},
+                )
+                for s in decided
+            ],
+            now,
+        )
+        answer = request_json(ctx, row)
+    await send_decision_notice(ctx, session, requester, trace_id)
+    return answer
+
+
+async def send_decision_notice(
+    ctx: NodeContext, session: aiohttp.ClientSession, requester: str, trace_id: str
+) -> bool:
+    """§14.6: tell the requester to poll; best effort, logged either way."""
+    card: PeerCard | None = None
+    if requester == ctx.node_id:
+        card = own_card(ctx)[0]
+    else:
+        peer = ctx.trust().peers_by_id.get(requester)
+        card = peer.card if peer and peer.revoked_at is None else None
+    sent = False
+    if card is not None:
+        notice = DetailNotice(
+            partner=ctx.node_id,
+            requester=requester,
+            trace_id=trace_id,
+            nonce=jws.b64u_encode(secrets.token_bytes(16)),
+            issued_at=ctx.clock(),
+        )
+        doc = jws.sign(DETAIL_NOTICE_TYP, notice.wire(), ctx.keys.signing)
+        try:
+            async with session.post(
+                card.endpoint_url + DETAIL_NOTICE_PATH,
+                json=doc.to_json(),
+                timeout=aiohttp.ClientTimeout(total=ctx.cfg.peers.timeout_seconds),
+            ) as resp:
+                sent = resp.status == 202
+        except (aiohttp.ClientError, TimeoutError) as e:
+            logger.info("decision_notice_failed", requester=requester, error=type(e).__name__)
+    with tx(ctx.conn):
+        ctx.record(
+            [
+                log.LogEntry(
+                    kind="detail.notice_sent",
+                    trace_id=trace_id,
+                    counterparty=requester,
+                    outcome="sent" if sent else "unreachable",
+                )
+            ]
+        )
+    return sent
