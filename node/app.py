@@ -23,7 +23,7 @@ from node import admin, provider
 from node.audit import inzage, report
 from node.context import NodeContext
 from node.cross_check import cross_check
-from node.details import provider_routes, requester_routes
+from node.details import provider_routes, requester, requester_routes
 from node.errors import (
     AuthError,
     Forbidden,
@@ -303,6 +303,9 @@ def make_app(ctx: NodeContext) -> web.Application:
                     purged = admin.purge_expired(ctx)
                     if purged:
                         logger.info("retention_purged", registrations=len(purged))
+                    details = requester.purge_due(ctx)
+                    if details:
+                        logger.info("retention_purged", received_details=details)
                 except (VhnodeError, sqlite3.Error) as e:  # locked or broken: retry later
                     logger.warning("retention_failed", error=type(e).__name__)
                 await asyncio.sleep(ctx.cfg.retention.purge_interval_seconds)

@@ -1,3 +1,203 @@
-"""``vhnode details``: the detail exchange (docs/protocol.md §14); commands added with it."""
+"""``vhnode details``: the detail exchange (docs/protocol.md §14); commands added with it.
+
+``request``, ``list``, ``show`` and ``poll`` go through the running node's local API
+(``--token``, env ``VHNODE_TOKEN``), so the asking user's name and role are the node's
+own record of them; ``purge`` opens the node home directly, as ``registry purge`` does.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import click
+
+from node.cli.common import home_option, json_option, main, node_at, print_json, print_table
+from node.cli.query import QUERY_TIMEOUT_SECONDS, _problem_detail
+from node.config import load_config
+from node.details import requester
+from node.errors import VhnodeError
+
+DETAILS_PATH = "/api/v1/details"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _api_options(f: F) -> F:
+    f = click.option(
+        "--token", envvar="VHNODE_TOKEN", required=True, help="Bearer token (env VHNODE_TOKEN)."
+    )(f)
+    f = click.option(
+        "--url", help="Base URL of the running node (default: endpoint in node.toml)."
+    )(f)
+    return home_option(f)
+
+
+async def _request(method: str, url: str, token: str, body: Any = None) -> tuple[int, str]:
+    timeout = aiohttp.ClientTimeout(total=QUERY_TIMEOUT_SECONDS)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(
+                method, url, json=body, headers={"Authorization": f"Bearer {token}"}
+            ) as resp,
+        ):
+            return resp.status, await resp.text()
+    except aiohttp.ClientError as e:
+        raise VhnodeError(f"cannot reach the node at {url}: {e}") from e
+    except TimeoutError as e:
+        raise VhnodeError(f"no answer from {url} within {QUERY_TIMEOUT_SECONDS:.0f} s") from e
+
+
+def _call(home: Path, url: str | None, token: str, method: str, path: str, body: Any = None) -> Any:
+    base = url or str(load_config(home.expanduser()).endpoint)
+    status, text = asyncio.run(_request(method, base.rstrip("/") + path, token, body))
+    if status != 200:
+        raise VhnodeError(f"the node refused (HTTP {status}): {_problem_detail(text)}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise VhnodeError("the node did not answer JSON") from e
+
+
+def _print_ask(ask: dict[str, Any], texts: bool = False) -> None:
+    why = ": ".join(str(x) for x in (ask.get("reason"), ask.get("detail")) if x)
+    click.echo(
+        f"detail request {ask['trace_id']} to {ask['partner']} ({ask.get('organisation')}), "
+        f"round {ask['round_trace_id']} subject {ask['subject']}, case {ask['case_ref']}"
+    )
+    click.echo(
+        f"asked by {ask['asked_by']} ({ask['asked_role']}) at {ask['asked_at']}; "
+        f"last answer: {ask['outcome']}{' (' + why + ')' if why else ''}"
+        f"{'; open' if ask['open'] else ''}"
+    )
+    rows = [
+        [
+            str(c["category"]),
+            str(c["status"] or "no answer"),
+            str(c["reason"] or ""),
+            str(c["retain_until"] or ""),
+            "purged" if c["purged_at"] else ("stored" if c["received_at"] else ""),
+        ]
+        for c in ask["categories"]
+    ]
+    print_table(["category", "status", "reason", "retain until", "held"], rows)
+    if texts:
+        for c in ask["categories"]:
+            if c["visible"]:
+                click.echo(f"\n{c['category']}:")
+                for text in c["entries"]:
+                    click.echo(f"  - {text}")
+
+
+@main.group()
+def details() -> None:
+    """Ask partners for detail after a hit, and read what they released (§14)."""
+
+
+@details.command("request")
+@_api_options
+@click.option("--round", "round_trace_id", required=True, help="Trace id of the round.")
+@click.option("--partner", required=True, help="The partner that had the hit.")
+@click.option("--subject", default=0, show_default=True, help="Subject index in the round.")
+@click.option("--category", "categories", multiple=True, required=True, help="Category id.")
+@click.option("--purpose", required=True, help="Purpose id.")
+@click.option("--case-ref", help="Case reference (default: the round's).")
+@json_option
+def details_request(
+    *,
+    home: Path,
+    url: str | None,
+    token: str,
+    round_trace_id: str,
+    partner: str,
+    subject: int,
+    categories: tuple[str, ...],
+    purpose: str,
+    case_ref: str | None,
+    as_json: bool,
+) -> None:
+    """Ask a partner for detail of a subject it had a hit on."""
+    body: dict[str, Any] = {
+        "round_trace_id": round_trace_id,
+        "partner": partner,
+        "subject": subject,
+        "categories": list(categories),
+        "purpose": purpose,
+    }
+    if case_ref is not None:
+        body["case_ref"] = case_ref
+    ask = _call(home, url, token, "POST", DETAILS_PATH, body)
+    if as_json:
+        print_json(ask)
+    else:
+        _print_ask(ask)
+
+
+@details.command("list")
+@_api_options
+@json_option
+def details_list(*, home: Path, url: str | None, token: str, as_json: bool) -> None:
+    """Every detail request this node sent (no texts)."""
+    asks = _call(home, url, token, "GET", DETAILS_PATH)["details"]
+    if as_json:
+        print_json(asks)
+        return
+    rows = [
+        [
+            str(a["trace_id"]),
+            str(a["partner"]),
+            str(a["case_ref"]),
+            str(a["outcome"]),
+            "yes" if a["open"] else "no",
+            ", ".join(f"{c['category']}:{c['status'] or '-'}" for c in a["categories"]),
+        ]
+        for a in asks
+    ]
+    if rows:
+        print_table(["trace id", "partner", "case", "outcome", "open", "categories"], rows)
+    else:
+        click.echo("no detail requests")
+
+
+@details.command("show")
+@_api_options
+@click.argument("trace_id")
+@json_option
+def details_show(*, home: Path, url: str | None, token: str, trace_id: str, as_json: bool) -> None:
+    """One detail request, with the texts your role may see (the read is logged)."""
+    ask = _call(home, url, token, "GET", f"{DETAILS_PATH}/{trace_id}")
+    if as_json:
+        print_json(ask)
+    else:
+        _print_ask(ask, texts=True)
+
+
+@details.command("poll")
+@_api_options
+@click.argument("trace_id")
+@json_option
+def details_poll(*, home: Path, url: str | None, token: str, trace_id: str, as_json: bool) -> None:
+    """Ask the partner for the current state of a detail request now."""
+    ask = _call(home, url, token, "POST", f"{DETAILS_PATH}/{trace_id}/poll")
+    if as_json:
+        print_json(ask)
+    else:
+        _print_ask(ask)
+
+
+@details.command("purge")
+@home_option
+@json_option
+def details_purge(home: Path, as_json: bool) -> None:
+    """Delete received detail past its retain_until now (a running node does this hourly)."""
+    with node_at(home) as ctx:
+        purged = requester.purge_due(ctx)
+    if as_json:
+        print_json({"purged": purged})
+    else:
+        click.echo(f"purged {purged} received detail categor{'y' if purged == 1 else 'ies'}")

@@ -1,7 +1,109 @@
-"""Routes of the detail exchange (filled in by the detail-exchange work)."""
+"""HTTP routes of the asking side of the detail exchange (docs/protocol.md §14, docs/api.md
+"Details (requester)"): the decision-notice peer endpoint and the local API."""
 
 from __future__ import annotations
 
-from aiohttp import web
+import asyncio
+from typing import Annotated, Any
 
-ROUTES: list[web.RouteDef] = []
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+
+from node.config import NODE_ID_PATTERN
+from node.details import requester
+from node.errors import InputError
+from node.protocol.convenant import ID_PATTERN
+from node.protocol.detail import DETAIL_NOTICE_PATH, MAX_CATEGORIES, TRACE_ID
+from node.web import CTX, SESSION, USER, json_body, roles
+
+ASKERS = ("coordinator", "liaison", "privacy_officer")
+
+# Polls started by decision notices: held here so the event loop's weak reference is not
+# the only one (a task nobody references may be collected before it finishes).
+_NOTICE_POLLS: set[asyncio.Task[None]] = set()
+
+
+class DetailAskBody(BaseModel):
+    """Body of POST /api/v1/details."""
+
+    model_config = ConfigDict(extra="forbid")
+    round_trace_id: str = Field(pattern=TRACE_ID)
+    partner: str = Field(pattern=NODE_ID_PATTERN)
+    subject: Annotated[int, Strict()] = Field(0, ge=0)
+    categories: list[str] = Field(min_length=1, max_length=MAX_CATEGORIES)
+    purpose: str = Field(pattern=ID_PATTERN)
+    case_ref: str | None = Field(None, min_length=1, max_length=128)
+
+
+def _parse(data: Any) -> DetailAskBody:
+    try:
+        return DetailAskBody.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InputError(f"{where}: {first['msg']}") from e
+
+
+def _trace_id(request: web.Request) -> str:
+    trace_id = request.match_info["trace_id"]
+    if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
+        raise InputError("trace id must be 32 lowercase hex digits")
+    return trace_id
+
+
+async def peer_detail_notice(request: web.Request) -> web.Response:
+    """§14.6: a partner's liaison decided; check the notice, answer 202 and poll."""
+    ctx = request.app[CTX]
+    trace_id = requester.receive_notice(ctx, await request.read())
+    task = asyncio.create_task(requester.poll_after_notice(ctx, request.app[SESSION], trace_id))
+    _NOTICE_POLLS.add(task)
+    task.add_done_callback(_NOTICE_POLLS.discard)
+    return web.json_response({"status": "accepted"}, status=202)
+
+
+@roles(*ASKERS)
+async def post_details(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    body = _parse(await json_body(request))
+    user = request[USER]
+    result = await requester.ask_details(
+        ctx,
+        request.app[SESSION],
+        round_trace_id=body.round_trace_id,
+        partner=body.partner,
+        subject=body.subject,
+        categories=body.categories,
+        purpose=body.purpose,
+        case_ref=body.case_ref,
+        user=user.name,
+        role=user.role,
+    )
+    return web.json_response(result)
+
+
+@roles(*ASKERS)
+async def get_details(request: web.Request) -> web.Response:
+    return web.json_response({"details": requester.list_asks(request.app[CTX])})
+
+
+@roles(*ASKERS)
+async def get_detail(request: web.Request) -> web.Response:
+    user = request[USER]
+    view = requester.view(request.app[CTX], _trace_id(request), user.name, user.role)
+    return web.json_response(view)
+
+
+@roles(*ASKERS)
+async def post_detail_poll(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    result = await requester.poll(ctx, request.app[SESSION], _trace_id(request), request[USER].name)
+    return web.json_response(result)
+
+
+ROUTES: list[web.RouteDef] = [
+    web.post(DETAIL_NOTICE_PATH, peer_detail_notice),
+    web.post("/api/v1/details", post_details),
+    web.get("/api/v1/details", get_details),
+    web.get("/api/v1/details/{trace_id}", get_detail),
+    web.post("/api/v1/details/{trace_id}/poll", post_detail_poll),
+]

@@ -22,6 +22,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -59,7 +60,7 @@ from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import tag_from_output, unpack
 from node.protocol.withdrawal import withdrawn
-from node.store import log, peer_heads, tag_sets
+from node.store import log, peer_heads, received, tag_sets
 from node.store.db import tx
 
 EVALUATE_PATH = "/peer/v1/evaluate"
@@ -90,6 +91,9 @@ class PartnerResult:
     detail: str | None = None
     tag_set_version: int | None = None
     elapsed_ms: float = 0.0
+    # Subject index → the 64-byte OPRF output of a hit: its hit proof (§14.1). Kept for
+    # the detail stage only; never in as_json, never logged.
+    hit_proofs: dict[int, bytes] = field(default_factory=dict, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -408,6 +412,11 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
             for o in outputs
         ]
         result.status = "hit" if "hit" in result.subjects else "no_hit"
+        result.hit_proofs = {
+            i: o
+            for i, (o, s) in enumerate(zip(outputs, result.subjects, strict=True))
+            if s == "hit"
+        }
     except PartnerFailure as f:
         result.status, result.reason, result.detail = f.status, f.reason, f.detail
         result.subjects = [f.status] * len(r.keys)
@@ -481,7 +490,27 @@ async def ask_bekendheid(
     pseudonym_key = ctx.keys.pseudonym_key()
     pseudonyms = tuple(log.pseudonym(pseudonym_key, k.decode()) for k in keys)
     now = ctx.clock()
+    expires = now + timedelta(hours=ctx.cfg.details.hit_validity_hours)
+    hits = [
+        received.RoundHit(
+            trace_id,
+            res.partner,
+            i,
+            conv.id,
+            conv.version,
+            proof,
+            pseudonyms[i],
+            purpose,
+            case_ref,
+            user,
+            now,
+            expires,
+        )
+        for res in results
+        for i, proof in sorted(res.hit_proofs.items())
+    ]
     with tx(ctx.conn):
+        received.keep_hits(ctx.conn, hits)
         ctx.record(
             [
                 log.LogEntry(
@@ -505,6 +534,11 @@ async def ask_bekendheid(
             ],
             now,
         )
+    if hits:
+        # §14.9; the requester module imports this one, hence the late import.
+        from node.details.requester import send_hit_notices  # noqa: PLC0415
+
+        await send_hit_notices(ctx, session, conv, hits)
     return query
 
 

@@ -1,0 +1,725 @@
+"""The asking side of the detail exchange (docs/protocol.md §14.2, §14.5, §14.6, §14.8, §14.9).
+
+After a round, a local user may ask a partner that had a hit for detail of that subject.
+The answer is verified like an evaluate response (signature by the key the convenant
+names, ``request_hash``, addressing, tree head kept), the sealed payload opened, and each
+delivered category stored once, re-encrypted at rest; it is shown only to the local roles
+its rule names and deleted at its ``retain_until``. Every outcome the partner did not
+sign (``unreachable``, ``timeout``, ``invalid``) is kept as such: a category is never
+taken as denied because the partner did not answer.
+
+Hit proofs, detail texts and tags are never logged; entries name the subject by its
+pseudonym only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import nacl.bindings
+import nacl.exceptions
+import structlog
+
+from node.admin import own_card
+from node.context import NodeContext
+from node.errors import (
+    CategoryNotInCatalogue,
+    Forbidden,
+    InputError,
+    MalformedMessage,
+    NotAParty,
+    ProtocolError,
+    Refusal,
+    UnknownDetailRequest,
+    UnknownRound,
+)
+from node.policy.detail import hit_notice_required
+from node.protocol import jws
+from node.protocol.client import (
+    PartnerFailure,
+    _current_convenant,
+    _keep_tree_head,
+    _verify_from,
+    post_signed,
+)
+from node.protocol.convenant import Convenant, ConvenantParty
+from node.protocol.detail import (
+    DETAIL_NOTICE_TYP,
+    DETAIL_PATH,
+    DETAIL_POLL_PATH,
+    DETAIL_POLL_TYP,
+    DETAIL_REQUEST_TYP,
+    DETAIL_RESPONSE_TYP,
+    HIT_NOTICE_PATH,
+    HIT_NOTICE_RESPONSE_TYP,
+    HIT_NOTICE_TYP,
+    MAX_CATEGORIES,
+    MAX_HIT_PROOFS,
+    DetailNotice,
+    DetailPayload,
+    DetailPoll,
+    DetailRequest,
+    DetailResponse,
+    HitNotice,
+    HitNoticeResponse,
+    open_sealed,
+)
+from node.protocol.models import parse_model, rfc3339
+from node.protocol.peer_card import PeerCard
+from node.provider import _authenticate, _fresh
+from node.store import log, received
+from node.store.db import tx
+from node.store.received import Ask, AskedCategory, RoundHit
+
+ASKING_ROLES = ("coordinator", "liaison", "privacy_officer")
+AT_REST_INFO = b"vhnode/v1 details at rest"
+NONCE_BYTES = 24  # XChaCha20-Poly1305
+LOCAL_STATUSES = ("unreachable", "timeout", "invalid")
+NOTICE_ACTOR = "decision-notice"
+RETENTION_ACTOR = "retention"
+
+logger = structlog.get_logger("vhnode.details")
+
+
+# --- at rest (§14.8) -------------------------------------------------------------------
+
+
+def at_rest_key(ctx: NodeContext) -> bytes:
+    """HMAC-SHA-256 of the info under the X25519 private key: only this node can derive it."""
+    return hmac.new(bytes(ctx.keys.encryption), AT_REST_INFO, hashlib.sha256).digest()
+
+
+def _aad(trace_id: str, partner: str, category: str) -> bytes:
+    return f"{trace_id}|{partner}|{category}".encode()
+
+
+def seal_at_rest(
+    key: bytes, trace_id: str, partner: str, category: str, entries: Sequence[str]
+) -> tuple[bytes, bytes]:
+    """(nonce, ciphertext) of a category's texts, bound to its exchange and category."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    plain = json.dumps(list(entries), ensure_ascii=False).encode()
+    ct = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        plain, _aad(trace_id, partner, category), nonce, key
+    )
+    return nonce, ct
+
+
+def open_at_rest(
+    key: bytes, trace_id: str, partner: str, category: str, nonce: bytes, ciphertext: bytes
+) -> tuple[str, ...]:
+    """The texts, or MalformedMessage when the row was altered or moved to another exchange."""
+    try:
+        plain = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            ciphertext, _aad(trace_id, partner, category), nonce, key
+        )
+    except (nacl.exceptions.CryptoError, ValueError, TypeError) as e:
+        raise MalformedMessage("stored detail does not decrypt") from e
+    texts = json.loads(plain)
+    return tuple(str(t) for t in texts)
+
+
+# --- the partner: card and convenant key ---------------------------------------------
+
+
+def _card(ctx: NodeContext, partner: str) -> PeerCard:
+    """The partner's card we trust now, or PartnerFailure(invalid) (as a round does)."""
+    if partner == ctx.node_id:
+        return own_card(ctx)[0]
+    peer = ctx.trust().peers_by_id.get(partner)
+    if peer is None:
+        raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
+    if peer.revoked_at is not None or not peer.card.valid_at(ctx.clock()):
+        raise PartnerFailure(
+            "invalid", "revoked_partner", "this node revoked the partner's peer card or it expired"
+        )
+    return peer.card
+
+
+def _party(conv: Convenant, partner: str) -> ConvenantParty:
+    party = conv.party(partner)
+    if party is None:
+        raise PartnerFailure(
+            "invalid", "unknown_partner", f"{partner} is no party to convenant {conv.id}"
+        )
+    return party
+
+
+def _convenant_for(ctx: NodeContext, ask: Ask) -> Convenant:
+    """The convenant whose key for the partner an answer to ``ask`` must carry: the version
+    in force now (it may have been renewed), else the version the ask was sent under."""
+    try:
+        return _current_convenant(ctx, ask.convenant_id)
+    except Refusal:
+        inst = ctx.trust().version(ask.convenant_id, ask.convenant_version)
+        if inst is None:
+            raise PartnerFailure(
+                "invalid", "unknown_partner", f"convenant {ask.convenant_id} is not installed"
+            ) from None
+        return inst.convenant
+
+
+# --- one exchange: send, verify, open ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exchange:
+    outcome: str  # answered, refused, or a local status
+    reason: str | None
+    detail: str | None
+    response: DetailResponse | None = None
+    payload: DetailPayload | None = None
+
+
+async def _exchange(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    conv: Convenant,
+    partner: str,
+    path: str,
+    doc: jws.SignedDocument,
+    trace_id: str,
+    categories: tuple[str, ...],
+) -> Exchange:
+    try:
+        party = _party(conv, partner)
+        card = _card(ctx, partner)
+        answer = await asyncio.wait_for(
+            post_signed(session, card.endpoint_url + path, doc, DETAIL_RESPONSE_TYP),
+            ctx.cfg.peers.timeout_seconds,
+        )
+        _verify_from(answer, party, card)
+        try:
+            resp = parse_model(DetailResponse, answer.payload)
+        except ProtocolError as e:
+            raise PartnerFailure("invalid", e.code, e.detail) from e
+        if (
+            resp.request_hash != jws.b64u_encode(doc.digest())
+            or resp.partner != partner
+            or resp.requester != ctx.node_id
+            or resp.trace_id != trace_id
+        ):
+            raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
+        _keep_tree_head(ctx, party, card, resp.tree_head)
+        if resp.outcome == "refused":
+            return Exchange("refused", resp.reason, resp.reason_detail, resp)
+        if tuple(c.category for c in resp.categories or ()) != categories:
+            raise PartnerFailure(
+                "invalid", "bad_binding", "response does not answer the categories asked"
+            )
+        payload = None
+        if resp.sealed is not None:
+            try:
+                payload = open_sealed(resp.sealed, ctx.keys.encryption, resp)
+            except ProtocolError as e:
+                raise PartnerFailure("invalid", "bad_payload", e.detail) from e
+        return Exchange("answered", None, None, resp, payload)
+    except PartnerFailure as f:
+        return Exchange(f.status, f.reason, f.detail)
+    except TimeoutError:
+        return Exchange("timeout", None, "no answer within the per-partner timeout")
+    except Exception as e:  # a surprise in one exchange is this exchange's status, logged
+        logger.exception("detail_exchange_failed", partner=partner)
+        return Exchange(
+            "invalid", "internal_error", f"{type(e).__name__} while handling the answer"
+        )
+
+
+def _apply(
+    ctx: NodeContext,
+    trace_id: str,
+    ex: Exchange,
+    kind: str,
+    actor: str,
+    now: datetime,
+    *,
+    new: Ask | None = None,
+) -> Ask:
+    """Store the exchange's outcome and every newly delivered category, and log it: one
+    transaction. A category stored (or purged) once keeps its terms and is never stored
+    again: a re-delivery is dropped."""
+    key = at_rest_key(ctx)
+    with tx(ctx.conn):
+        if new is not None:
+            received.insert_ask(ctx.conn, new, now)
+        received.set_outcome(ctx.conn, trace_id, ex.outcome, ex.reason, ex.detail, now)
+        before = received.get_ask(ctx.conn, trace_id)
+        if before is None:  # inserted above or checked by the caller
+            raise UnknownDetailRequest(f"no detail request {trace_id}")
+        held = {c.category: c for c in before.categories}
+        texts = {d.category: d.entries for d in ex.payload.details} if ex.payload else {}
+        stored: list[tuple[str, str | None]] = []
+        answers = ex.response.categories if ex.response is not None else None
+        for c in answers or ():
+            mine = held[c.category]
+            if mine.received_at is not None or mine.purged_at is not None:
+                continue
+            received.set_category(
+                ctx.conn,
+                trace_id,
+                c.category,
+                status=c.status,
+                rule=c.rule,
+                reason=c.reason,
+                reason_detail=c.reason_detail,
+                retain_until=None if c.retain_until is None else rfc3339(c.retain_until),
+                recipient_roles=c.recipient_roles,
+            )
+            if c.category in texts:  # delivered and still to be retained (§14.5)
+                nonce, ct = seal_at_rest(
+                    key, trace_id, before.partner, c.category, texts[c.category]
+                )
+                received.store_received(ctx.conn, trace_id, c.category, nonce, ct, now)
+                stored.append(
+                    (c.category, None if c.retain_until is None else rfc3339(c.retain_until))
+                )
+        after = received.get_ask(ctx.conn, trace_id)
+        if after is None:
+            raise UnknownDetailRequest(f"no detail request {trace_id}")
+        main = log.LogEntry(
+            kind=kind,
+            trace_id=trace_id,
+            convenant_id=after.convenant_id,
+            convenant_version=after.convenant_version,
+            purpose=after.purpose,
+            actor=actor,
+            counterparty=after.partner,
+            subjects=(after.pseudonym,),
+            outcome=ex.outcome,
+            reason=ex.reason,
+            data={
+                "case_ref": after.case_ref,
+                "round_trace_id": after.round_trace_id,
+                "requesting_role": after.asked_role,
+                "categories": [c.category for c in after.categories],
+                "statuses": [c.status for c in after.categories],
+            },
+        )
+        entries = [main] + [
+            dataclasses.replace(
+                main,
+                kind="detail.received",
+                outcome="received",
+                reason=None,
+                data={"category": category, "retain_until": until},
+            )
+            for category, until in stored
+        ]
+        ctx.record(entries, now)
+    return after
+
+
+# --- asking ----------------------------------------------------------------------------
+
+
+def _check_categories(categories: Sequence[str]) -> tuple[str, ...]:
+    cats = tuple(categories)
+    if not cats:
+        raise InputError("categories: name at least one category")
+    if len(cats) > MAX_CATEGORIES:
+        raise InputError(f"categories: at most {MAX_CATEGORIES} in one detail request")
+    if len(set(cats)) != len(cats):
+        raise InputError("categories: a category is named twice")
+    return cats
+
+
+def _usable_hit(ctx: NodeContext, round_trace_id: str, partner: str, subject: int) -> RoundHit:
+    hit = received.round_hit(ctx.conn, round_trace_id, partner, subject)
+    if hit is None:
+        hits = received.round_hits_of(ctx.conn, round_trace_id)
+        if not hits:
+            raise UnknownRound(
+                f"no round {round_trace_id} with a hit is held here (unknown, without "
+                f"hits, or its hits expired after {ctx.cfg.details.hit_validity_hours:g} h)"
+            )
+        raise UnknownRound(f"round {round_trace_id} had no hit at {partner} for subject {subject}")
+    if hit.expires_at <= ctx.clock():
+        raise UnknownRound(
+            f"the hits of round {round_trace_id} expired at {rfc3339(hit.expires_at)}"
+        )
+    return hit
+
+
+async def ask_details(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    *,
+    round_trace_id: str,
+    partner: str,
+    subject: int,
+    categories: Sequence[str],
+    purpose: str,
+    case_ref: str | None,
+    user: str,
+    role: str,
+) -> dict[str, Any]:
+    """§14.2: ask ``partner`` for detail of the subject it had a hit on in the round.
+
+    Raises before anything is sent or stored when this node may not ask (role, round,
+    convenant, catalogue); every partner-side outcome is stored and returned.
+    """
+    cats = _check_categories(categories)
+    if role not in ASKING_ROLES:
+        raise Forbidden(f"role {role} may not ask for detail; one of {', '.join(ASKING_ROLES)}")
+    hit = _usable_hit(ctx, round_trace_id, partner, subject)
+    conv = _current_convenant(ctx, hit.convenant_id)
+    for c in cats:
+        if conv.category(c) is None:
+            raise CategoryNotInCatalogue(f"{c!r} is not a category of convenant {conv.id}")
+    if conv.party(partner) is None:
+        raise NotAParty(f"{partner} is no party to {conv.id} v{conv.version}")
+    now = ctx.clock()
+    trace_id = secrets.token_hex(16)
+    req = DetailRequest(
+        requester=ctx.node_id,
+        partner=partner,
+        convenant_id=conv.id,
+        convenant_version=conv.version,
+        purpose=purpose,
+        case_ref=case_ref or hit.case_ref,
+        requesting_user=user,
+        requesting_role=role,
+        trace_id=trace_id,
+        round_trace_id=round_trace_id,
+        hit_proof=jws.b64u_encode(hit.hit_proof),
+        categories=cats,
+        nonce=jws.b64u_encode(secrets.token_bytes(16)),
+        issued_at=now,
+    )
+    doc = jws.sign(DETAIL_REQUEST_TYP, req.wire(), ctx.keys.signing)
+    ex = await _exchange(ctx, session, conv, partner, DETAIL_PATH, doc, trace_id, cats)
+    ask = Ask(
+        trace_id=trace_id,
+        partner=partner,
+        round_trace_id=round_trace_id,
+        subject=subject,
+        pseudonym=hit.pseudonym,
+        convenant_id=conv.id,
+        convenant_version=conv.version,
+        purpose=purpose,
+        case_ref=req.case_ref,
+        asked_by=user,
+        asked_role=role,
+        asked_at=rfc3339(now),
+        outcome=ex.outcome,
+        reason=ex.reason,
+        detail=ex.detail,
+        categories=tuple(
+            AskedCategory(c, None, None, None, None, None, None, None, None) for c in cats
+        ),
+    )
+    stored = _apply(ctx, trace_id, ex, "detail.asked", user, ctx.clock(), new=ask)
+    return ask_json(ctx, stored)
+
+
+async def poll(
+    ctx: NodeContext, session: aiohttp.ClientSession, trace_id: str, user: str
+) -> dict[str, Any]:
+    """§14.5: the current state of one of our detail requests, and any detail now released."""
+    ask = received.get_ask(ctx.conn, trace_id)
+    if ask is None:
+        raise UnknownDetailRequest(f"no detail request {trace_id} was sent from this node")
+    cats = tuple(c.category for c in ask.categories)
+    try:
+        conv = _convenant_for(ctx, ask)
+    except PartnerFailure as f:
+        ex = Exchange(f.status, f.reason, f.detail)
+    else:
+        msg = DetailPoll(
+            requester=ctx.node_id,
+            partner=ask.partner,
+            trace_id=trace_id,
+            nonce=jws.b64u_encode(secrets.token_bytes(16)),
+            issued_at=ctx.clock(),
+        )
+        doc = jws.sign(DETAIL_POLL_TYP, msg.wire(), ctx.keys.signing)
+        ex = await _exchange(ctx, session, conv, ask.partner, DETAIL_POLL_PATH, doc, trace_id, cats)
+    return ask_json(ctx, _apply(ctx, trace_id, ex, "detail.polled", user, ctx.clock()))
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def _organisation(ctx: NodeContext, ask: Ask) -> str | None:
+    inst = ctx.trust().version(ask.convenant_id, ask.convenant_version)
+    party = inst.convenant.party(ask.partner) if inst else None
+    return party.organisation if party else None
+
+
+def ask_json(
+    ctx: NodeContext, ask: Ask, texts: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, Any]:
+    shown = texts or {}
+    return {
+        "trace_id": ask.trace_id,
+        "partner": ask.partner,
+        "organisation": _organisation(ctx, ask),
+        "round_trace_id": ask.round_trace_id,
+        "subject": ask.subject,
+        "convenant_id": ask.convenant_id,
+        "convenant_version": ask.convenant_version,
+        "purpose": ask.purpose,
+        "case_ref": ask.case_ref,
+        "asked_by": ask.asked_by,
+        "asked_role": ask.asked_role,
+        "asked_at": ask.asked_at,
+        "outcome": ask.outcome,
+        "reason": ask.reason,
+        "detail": ask.detail,
+        "open": ask.open,
+        "categories": [
+            {
+                "category": c.category,
+                "status": c.status,
+                "rule": c.rule,
+                "reason": c.reason,
+                "reason_detail": c.reason_detail,
+                "retain_until": c.retain_until,
+                "recipient_roles": None if c.recipient_roles is None else list(c.recipient_roles),
+                "received_at": c.received_at,
+                "purged_at": c.purged_at,
+                "visible": c.category in shown,
+                "entries": list(shown[c.category]) if c.category in shown else None,
+            }
+            for c in ask.categories
+        ],
+    }
+
+
+def list_asks(ctx: NodeContext) -> list[dict[str, Any]]:
+    """Every detail request sent from this node, newest last; never a text."""
+    return [ask_json(ctx, a) for a in received.all_asks(ctx.conn)]
+
+
+def view(ctx: NodeContext, trace_id: str, user: str, role: str) -> dict[str, Any]:
+    """The ask with the texts ``role`` may see (§14.8); every read of a text is logged."""
+    ask = received.get_ask(ctx.conn, trace_id)
+    if ask is None:
+        raise UnknownDetailRequest(f"no detail request {trace_id} was sent from this node")
+    key = at_rest_key(ctx)
+    texts: dict[str, tuple[str, ...]] = {}
+    for c in ask.categories:
+        if c.purged_at is not None or role not in (c.recipient_roles or ()):
+            continue
+        row = received.received(ctx.conn, trace_id, c.category)
+        if row is None:
+            continue
+        try:
+            texts[c.category] = open_at_rest(key, trace_id, ask.partner, c.category, *row)
+        except MalformedMessage:
+            # Altered at rest: show nothing of it rather than something unproven.
+            logger.warning("detail_unreadable", trace_id=trace_id, category=c.category)
+    if texts:
+        with tx(ctx.conn):
+            ctx.record(
+                [
+                    log.LogEntry(
+                        kind="detail.viewed",
+                        trace_id=trace_id,
+                        convenant_id=ask.convenant_id,
+                        convenant_version=ask.convenant_version,
+                        purpose=ask.purpose,
+                        actor=user,
+                        counterparty=ask.partner,
+                        subjects=(ask.pseudonym,),
+                        outcome="viewed",
+                        data={"categories": list(texts), "role": role},
+                    )
+                ]
+            )
+    return ask_json(ctx, ask, texts)
+
+
+# --- retention -----------------------------------------------------------------------
+
+
+def purge_due(ctx: NodeContext) -> int:
+    """Delete every stored text past its retain_until (metadata and log stay) and every
+    expired hit proof; returns the number of categories purged."""
+    now = ctx.clock()
+    due = received.due(ctx.conn, now)
+    with tx(ctx.conn):
+        for d in due:
+            received.purge(ctx.conn, d.trace_id, d.category, now)
+        received.delete_expired_hits(ctx.conn, now)
+        if due:
+            ctx.record(
+                [
+                    log.LogEntry(
+                        kind="detail.purged",
+                        trace_id=d.trace_id,
+                        convenant_id=d.convenant_id,
+                        convenant_version=d.convenant_version,
+                        actor=RETENTION_ACTOR,
+                        counterparty=d.partner,
+                        subjects=(d.pseudonym,),
+                        outcome="purged",
+                        data={"category": d.category},
+                    )
+                    for d in due
+                ],
+                now,
+            )
+    return len(due)
+
+
+# --- decision notices (§14.6) -----------------------------------------------------------
+
+
+def receive_notice(ctx: NodeContext, body: bytes) -> str:
+    """Check a decision notice; the trace id of the open request it concerns.
+
+    Raises (problem+json) when it is not from a trusted partner, not for us, stale or
+    replayed, or names no open request of ours to that partner.
+    """
+    doc = jws.parse_bytes(body, DETAIL_NOTICE_TYP)
+    notice = parse_model(DetailNotice, doc.payload)
+    now = ctx.clock()
+    with tx(ctx.conn):
+        refusal = _authenticate(ctx, doc, notice.partner, notice.requester, now)
+        if refusal is None:
+            refusal = _fresh(ctx, notice.issued_at, notice.partner, notice.nonce, now)
+    if refusal is not None:
+        raise refusal
+    ask = received.get_ask(ctx.conn, notice.trace_id)
+    if ask is None or ask.partner != notice.partner or not ask.open:
+        raise UnknownDetailRequest(
+            f"no open detail request {notice.trace_id} of this node to {notice.partner}"
+        )
+    return notice.trace_id
+
+
+async def poll_after_notice(
+    ctx: NodeContext, session: aiohttp.ClientSession, trace_id: str
+) -> None:
+    """Background: a notice said something was decided; fetch it. Never raises."""
+    try:
+        await poll(ctx, session, trace_id, NOTICE_ACTOR)
+    except Exception:
+        logger.exception("poll_after_notice_failed", trace_id=trace_id)
+
+
+# --- hit notices (§14.9) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _NoticeResult:
+    partner: str
+    outcome: str
+    reason: str | None
+    detail: str | None
+    noticed: int | None
+
+
+async def _send_hit_notice(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    conv: Convenant,
+    partner: str,
+    hits: Sequence[RoundHit],
+) -> _NoticeResult:
+    first = hits[0]
+    try:
+        party = _party(conv, partner)
+        card = _card(ctx, partner)
+        noticed = 0
+        for start in range(0, len(hits), MAX_HIT_PROOFS):
+            chunk = hits[start : start + MAX_HIT_PROOFS]
+            msg = HitNotice(
+                requester=ctx.node_id,
+                partner=partner,
+                convenant_id=conv.id,
+                convenant_version=conv.version,
+                purpose=first.purpose,
+                case_ref=first.case_ref,
+                requesting_user=first.asked_by,
+                round_trace_id=first.round_trace_id,
+                hit_proofs=tuple(jws.b64u_encode(h.hit_proof) for h in chunk),
+                nonce=jws.b64u_encode(secrets.token_bytes(16)),
+                issued_at=ctx.clock(),
+            )
+            doc = jws.sign(HIT_NOTICE_TYP, msg.wire(), ctx.keys.signing)
+            answer = await asyncio.wait_for(
+                post_signed(
+                    session, card.endpoint_url + HIT_NOTICE_PATH, doc, HIT_NOTICE_RESPONSE_TYP
+                ),
+                ctx.cfg.peers.timeout_seconds,
+            )
+            _verify_from(answer, party, card)
+            try:
+                resp = parse_model(HitNoticeResponse, answer.payload)
+            except ProtocolError as e:
+                raise PartnerFailure("invalid", e.code, e.detail) from e
+            if (
+                resp.request_hash != jws.b64u_encode(doc.digest())
+                or resp.partner != partner
+                or resp.requester != ctx.node_id
+            ):
+                raise PartnerFailure(
+                    "invalid", "bad_binding", "response does not answer our notice"
+                )
+            _keep_tree_head(ctx, party, card, resp.tree_head)
+            if resp.outcome == "refused":
+                raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
+            noticed += resp.noticed or 0
+        return _NoticeResult(partner, "accepted", None, None, noticed)
+    except PartnerFailure as f:
+        return _NoticeResult(partner, f.status, f.reason, f.detail, None)
+    except TimeoutError:
+        return _NoticeResult(partner, "timeout", None, "no answer within the timeout", None)
+    except Exception as e:  # a notice never fails the round
+        logger.exception("hit_notice_failed", partner=partner)
+        return _NoticeResult(partner, "invalid", "internal_error", type(e).__name__, None)
+
+
+async def send_hit_notices(
+    ctx: NodeContext, session: aiohttp.ClientSession, conv: Convenant, hits: Sequence[RoundHit]
+) -> None:
+    """§14.9: after a round, tell every partner whose rules ask for it of its hits,
+    concurrently; one ``hit_notice.sent`` entry per partner. Never raises."""
+    by_partner: dict[str, list[RoundHit]] = {}
+    for h in hits:
+        by_partner.setdefault(h.partner, []).append(h)
+    wanted = {p: hs for p, hs in by_partner.items() if hit_notice_required(conv, p).required}
+    if not wanted:
+        return
+    try:
+        results = await asyncio.gather(
+            *(_send_hit_notice(ctx, session, conv, p, hs) for p, hs in wanted.items())
+        )
+        first = hits[0]
+        with tx(ctx.conn):
+            ctx.record(
+                [
+                    log.LogEntry(
+                        kind="hit_notice.sent",
+                        trace_id=first.round_trace_id,
+                        convenant_id=conv.id,
+                        convenant_version=conv.version,
+                        purpose=first.purpose,
+                        actor=first.asked_by,
+                        counterparty=r.partner,
+                        subjects=tuple(dict.fromkeys(h.pseudonym for h in wanted[r.partner])),
+                        outcome=r.outcome,
+                        reason=r.reason,
+                        data={
+                            "case_ref": first.case_ref,
+                            "hits": len(wanted[r.partner]),
+                            "noticed": r.noticed,
+                        },
+                    )
+                    for r in results
+                ]
+            )
+    except Exception:
+        logger.exception("hit_notices_failed", round_trace_id=hits[0].round_trace_id)
