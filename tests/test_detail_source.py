@@ -199,6 +199,8 @@ async def test_unusable_token_file_fails_without_a_call(
     source.answer({"details": [entry("BVH-1", "contactpersoon", CONTACT)]})
     answer = await ask(config(source.url, source_token_file=str(token_file)), session)
     assert_failed(answer, SOURCE_UNAVAILABLE, word)
+    assert answer.detail is not None
+    assert str(tmp_path) not in answer.detail  # it may reach the requester: no local paths
     assert source.calls == []
 
 

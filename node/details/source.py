@@ -6,8 +6,9 @@ bad entry, an unasked ref, an oversized body or a slow answer makes the whole an
 failure, so a half-understood source never leaks a text into a sealed payload.
 
 Nothing from the source is stored or logged here: the texts go back to the caller only,
-and a failure's ``detail`` names what was wrong with the answer, never a text, ref or
-identifier (it ends up in the operator's log and the liaison's view).
+and a failure's ``detail`` names what was wrong with the answer, never a text, ref,
+identifier or local path: it may reach the operator's log, the liaison and, as a
+category's ``reason_detail``, the requester.
 """
 
 from __future__ import annotations
@@ -106,14 +107,14 @@ def _headers(token_file: Path | None) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as e:
         why = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
         raise SourceFailure(
-            SOURCE_UNAVAILABLE, f"cannot read details.source_token_file {token_file}: {why}"
+            SOURCE_UNAVAILABLE, f"cannot read details.source_token_file: {why}"
         ) from e
     if not token:
-        raise SourceFailure(SOURCE_UNAVAILABLE, f"details.source_token_file {token_file} is empty")
+        raise SourceFailure(SOURCE_UNAVAILABLE, "details.source_token_file is empty")
     if not _TOKEN.fullmatch(token):
         raise SourceFailure(
             SOURCE_UNAVAILABLE,
-            f"details.source_token_file {token_file} holds characters a bearer token cannot have",
+            "details.source_token_file holds characters a bearer token cannot have",
         )
     headers["Authorization"] = f"Bearer {token}"
     return headers
