@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from node.details import provider_routes, requester
+from node.details import requester
 from node.errors import MalformedMessage
 from node.protocol import jws
 from node.protocol.detail import DETAIL_NOTICE_PATH, DETAIL_NOTICE_TYP, DetailNotice
@@ -100,15 +100,6 @@ async def wait_for(predicate: Any, what: str, deadline: float = 10.0) -> None:
         if loop.time() > end:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
-
-
-def provider_has_landed() -> bool:
-    return bool(provider_routes.ROUTES)
-
-
-needs_provider = pytest.mark.skipif(
-    not provider_has_landed(), reason="the provider side of the detail exchange is not built"
-)
 
 
 # --- §14.1 hit proofs --------------------------------------------------------------------
@@ -268,11 +259,10 @@ async def test_hit_notice_goes_to_the_partner_whose_rule_asks_for_it(fed: Federa
     assert entry["actor"] == "coordinator-vh-test"
     assert entry["data"]["case_ref"] == "CASUS-2026-001"
     assert entry["data"]["hits"] == 1
-    if provider_has_landed():
-        assert (entry["outcome"], entry["reason"]) == ("accepted", None), entry
-        assert entry["data"]["noticed"] == 1
-        got = log_entries(fed.nodes[POLITIE], "hit_notice.received")
-        assert [e["outcome"] for e in got] == ["accepted"]
+    assert (entry["outcome"], entry["reason"]) == ("accepted", None), entry
+    assert entry["data"]["noticed"] == 1
+    got = log_entries(fed.nodes[POLITIE], "hit_notice.received")
+    assert [e["outcome"] for e in got] == ["accepted"]
     assert jws.b64u_encode(hit.hit_proof) not in json.dumps(log_entries(vh))
 
 
@@ -316,7 +306,6 @@ async def test_unreachable_partner_is_kept_as_such_not_as_denied(fed: Federation
     assert counts(vh)["received_details"] == 0
 
 
-@needs_provider
 async def test_request_delivers_contact_readable_by_roles_and_stored_encrypted(
     fed: Federation,
 ) -> None:
@@ -379,7 +368,6 @@ async def test_request_delivers_contact_readable_by_roles_and_stored_encrypted(
     assert JAN_CONTACT not in json.dumps(listing)
 
 
-@needs_provider
 async def test_tampered_row_is_not_shown(fed: Federation) -> None:
     vh = fed.nodes[VH]
     trace = (await hit_round(fed))["trace_id"]
@@ -414,7 +402,6 @@ def status_of(node: SimNode, trace_id: str, name: str) -> str | None:
     return next(c.status for c in ask_.categories if c.category == name)
 
 
-@needs_provider
 async def test_approval_notice_makes_the_requester_poll_by_itself(fed: Federation) -> None:
     vh = fed.nodes[VH]
     trace = (await hit_round(fed))["trace_id"]
@@ -446,7 +433,6 @@ async def test_approval_notice_makes_the_requester_poll_by_itself(fed: Federatio
     assert len(log_entries(vh, "detail.received")) == 2
 
 
-@needs_provider
 async def test_manual_poll_fetches_an_approval_when_no_notice_arrived(fed: Federation) -> None:
     vh = fed.nodes[VH]
     trace = (await hit_round(fed))["trace_id"]
@@ -466,7 +452,6 @@ async def test_manual_poll_fetches_an_approval_when_no_notice_arrived(fed: Feder
     assert category(view, ANTECEDENTS)["entries"] == [JAN_ANTECEDENTS]
 
 
-@needs_provider
 async def test_purge_at_retain_until_keeps_metadata_and_refuses_redelivery(
     fed: Federation,
 ) -> None:
