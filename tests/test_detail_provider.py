@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
+from node.config import DetailsConfig
 from node.identifiers import parse_identifier, subject_key
 from node.protocol import jws, oprf
 from node.protocol.detail import (
@@ -57,6 +59,7 @@ from tests.federation import (
     PURPOSE,
     Federation,
     PeerReply,
+    bound_socket,
     open_signed,
     post_peer,
     state_counts,
@@ -539,3 +542,53 @@ async def test_hit_notice_reaches_the_liaison_inbox_only_where_a_rule_asks(
     pseudonym_key = fed.nodes["politie-test"].ctx.keys.pseudonym_key()
     jan = log.pseudonym(pseudonym_key, subject_key(parse_identifier(JAN_BSN)))
     assert jan in received[0]["subjects"]
+
+
+# --- detail from the source system at request time (§14.10) --------------------------------
+
+
+async def test_detail_missing_from_the_registry_comes_from_the_source_system(
+    fed: Federation,
+) -> None:
+    calls: list[Any] = []
+    answer: dict[str, Any] = {}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        calls.append(await request.json())
+        return web.json_response(answer["body"])
+
+    app = web.Application()
+    app.router.add_post("/detail", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = bound_socket()
+    await web.SockSite(runner, sock).start()
+    try:
+        node = fed.nodes["politie-test"]
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/detail"
+        node.ctx.cfg = node.ctx.cfg.model_copy(
+            update={"details": DetailsConfig(source_url=url, source_max_bytes=4096)}
+        )
+        piet_contact = "Wijkagent P. Jansen, 06-87654321"
+        answer["body"] = {"details": [{"ref": "BVH-2", "category": CONTACT, "body": piet_contact}]}
+        _, resp = await ask(fed, "vh-test", "politie-test", (CONTACT,), identifier=PIET_BSN)
+        assert opened(fed, "vh-test", resp) == {CONTACT: [piet_contact]}
+        assert calls[-1]["refs"] == ["BVH-2"]
+        assert calls[-1]["categories"] == [CONTACT]
+        assert piet_contact.encode() not in stored_bytes(fed, "politie-test")
+        # Jan's text is in the registry: the source is not asked.
+        asked = len(calls)
+        _, resp = await ask(fed, "vh-test", "politie-test", (CONTACT,))
+        assert opened(fed, "vh-test", resp) == {CONTACT: [JAN_CONTACT]}
+        assert len(calls) == asked
+        # An oversized answer: nothing is sent, the category is unavailable with a reason.
+        answer["body"] = {
+            "details": [{"ref": "BVH-2", "category": CONTACT, "body": "x" * 3000}] * 3
+        }
+        reply, resp = await ask(fed, "vh-test", "politie-test", (CONTACT,), identifier=PIET_BSN)
+        assert statuses(resp) == {CONTACT: ("unavailable", "source_too_large")}
+        assert resp.sealed is None
+        assert b"xxxxxxxxxx" not in reply.body
+        assert b"xxxxxxxxxx" not in stored_bytes(fed, "politie-test")
+    finally:
+        await runner.cleanup()

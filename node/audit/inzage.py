@@ -11,8 +11,10 @@ pseudonym, and never the entry's overall outcome when that is a summary over all
 subjects (a family round is a hit when any member is); instead, this person's own status.
 
 What cannot be found here, by design: a provider never learns whom a requester asked
-about (the evaluation is blind), so the requests this node *answered* carry no subject
-and never appear in an access request. The requester's own node holds that record.
+about (the evaluation is blind), so the evaluations this node *answered* carry no subject
+and never appear in an access request. The requester's own node holds that record. Once
+a requester follows a hit with a detail request or a hit notice (docs/protocol.md §14),
+the provider knows whom it concerns, and those entries do name the person's pseudonym.
 """
 
 from __future__ import annotations

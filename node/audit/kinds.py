@@ -32,14 +32,22 @@ ADMIN_KINDS = (
 """Administration and audit, always listed (zero when absent) so a report reads the same
 from period to period."""
 DETAIL_KINDS: Mapping[str, str] = {
+    # As the partner (docs/protocol.md §14.11).
+    "requests_answered": "detail.requested",
     "disclosures": "detail.disclosed",
+    "pending": "detail.pending",
     "approvals": "detail.approved",
     "denials": "detail.denied",
+    "unavailable": "detail.unavailable",
+    "hit_notices_received": "hit_notice.received",
+    # As the requester and recipient.
+    "asked": "detail.asked",
+    "received": "detail.received",
+    "viewed": "detail.viewed",
     "purges": "detail.purged",
+    "hit_notices_sent": "hit_notice.sent",
 }
-"""Detail sharing and retention (stage 2): label → entry kind. No code writes these kinds
-yet; they are reported as zero rows so the report's shape is final. The issue that adds
-detail sharing renames the kinds here if it chooses other names."""
+"""The detail exchange, both sides: label → entry kind, always listed (zero when absent)."""
 SUSPECT_REASONS = ("unknown_requester", "revoked_requester", "bad_signature", "replayed_request")
 """Refusals that mean a request came from, or pretended to come from, a party this node
 does not (or no longer) trust: always worth the privacy officer's attention."""
