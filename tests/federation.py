@@ -290,7 +290,9 @@ class Interposer:
                 request.method,
                 f"http://127.0.0.1:{self.target_port}{request.path}",
                 data=body,
-                headers={"Content-Type": request.content_type},
+                # The local API behind the proxy still needs its bearer token.
+                headers={"Content-Type": request.content_type}
+                | {k: v for k, v in request.headers.items() if k == "Authorization"},
             ) as resp,
         ):
             out = await resp.read()
