@@ -37,6 +37,7 @@ from node.protocol.detail import (
     open_sealed,
 )
 from node.store import log
+from node.tag_sets import apply_changes
 from tests.detail_fixtures import (
     ANTECEDENTS,
     CARE,
@@ -592,3 +593,41 @@ async def test_detail_missing_from_the_registry_comes_from_the_source_system(
         assert b"xxxxxxxxxx" not in stored_bytes(fed, "politie-test")
     finally:
         await runner.cleanup()
+
+
+# --- the tag → subject index follows the registry (§14.3 step 5) ---------------------------
+
+
+async def test_the_subject_index_follows_changes_removals_and_scope(fed: Federation) -> None:
+    round_ = await hit_round(fed, subjects=[JAN_BSN, PIET_BSN])
+    trace = round_["trace_id"]
+
+    async def reason_for(identifier: dict[str, Any]) -> str | None:
+        doc = detail_request(
+            fed, "vh-test", "politie-test", trace, (CONTACT,), identifier=identifier
+        )
+        return response(
+            fed, "politie-test", await post_peer(fed, "politie-test", DETAIL_PATH, doc)
+        ).reason
+
+    assert await reason_for(PIET_BSN) is None
+    # Piet's registration moves to a theme outside the convenant's scope for politie.
+    fed.register("politie-test", {"ref": "BVH-2", "themes": ["verkeer"], "identifiers": [PIET_BSN]})
+    assert await reason_for(PIET_BSN) == "unknown_subject"
+    # Back in scope under another ref, then removed altogether.
+    fed.register(
+        "politie-test", {"ref": "BVH-3", "themes": ["veelplegers"], "identifiers": [PIET_BSN]}
+    )
+    assert await reason_for(PIET_BSN) is None
+    apply_changes(fed.nodes["politie-test"].ctx, [], ["BVH-2", "BVH-3"])
+    assert await reason_for(PIET_BSN) == "unknown_subject"
+    # A database from before the index: the first request that misses completes it.
+    fed.nodes["politie-test"].ctx.conn.execute("DELETE FROM tag_keys")
+    assert await reason_for(JAN_BSN) is None
+    (n,) = fed.nodes["politie-test"].ctx.conn.execute("SELECT COUNT(*) FROM tag_keys").fetchone()
+    (members,) = (
+        fed.nodes["politie-test"]
+        .ctx.conn.execute("SELECT COUNT(*) FROM tag_set_members")
+        .fetchone()
+    )
+    assert n == members > 0

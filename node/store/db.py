@@ -70,7 +70,6 @@ CREATE TABLE IF NOT EXISTS registration_keys (
     ref TEXT NOT NULL,
     PRIMARY KEY (subject_key, ref)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS registration_keys_by_ref ON registration_keys (ref);
 
 -- Provider side: the subject key behind each member tag, per convenant (§14.3 step 5).
 -- One key per tag: tags are 128 bits of an OPRF output, so two keys sharing one is

@@ -69,8 +69,8 @@ def upsert(
         "INSERT INTO registration_details (ref, category, body) VALUES (?,?,?)",
         [(reg.ref, category, body) for category, body in reg.details.items()],
     )
-    if previous is not None:
-        conn.execute("DELETE FROM registration_keys WHERE ref = ?", (reg.ref,))
+    if previous is not None:  # by primary key: no second index on ref is kept
+        _forget_keys(conn, previous)
     conn.executemany(
         "INSERT OR IGNORE INTO registration_keys (subject_key, ref) VALUES (?,?)",
         [(key, reg.ref) for key in subject_keys],
@@ -83,8 +83,15 @@ def remove(conn: sqlite3.Connection, ref: str) -> Stored | None:
     if previous is not None:
         conn.execute("DELETE FROM registrations WHERE ref = ?", (ref,))
         conn.execute("DELETE FROM registration_details WHERE ref = ?", (ref,))
-        conn.execute("DELETE FROM registration_keys WHERE ref = ?", (ref,))
+        _forget_keys(conn, previous)
     return previous
+
+
+def _forget_keys(conn: sqlite3.Connection, stored: Stored) -> None:
+    conn.executemany(
+        "DELETE FROM registration_keys WHERE subject_key = ? AND ref = ?",
+        [(key, stored.ref) for key in stored.subject_keys],
+    )
 
 
 def details(conn: sqlite3.Connection, ref: str) -> dict[str, str]:
