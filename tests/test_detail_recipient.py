@@ -17,7 +17,16 @@ import pytest
 from node.details import requester
 from node.errors import MalformedMessage
 from node.protocol import jws
-from node.protocol.detail import DETAIL_NOTICE_PATH, DETAIL_NOTICE_TYP, DetailNotice
+from node.protocol.detail import (
+    DETAIL_NOTICE_PATH,
+    DETAIL_NOTICE_TYP,
+    DETAIL_PATH,
+    DetailEntries,
+    DetailNotice,
+    DetailPayload,
+    seal,
+)
+from node.protocol.models import rfc3339
 from node.protocol.tag_set import tag_from_output
 from node.store import log, received, tag_sets
 from tests.detail_fixtures import (
@@ -28,6 +37,7 @@ from tests.detail_fixtures import (
     JAN_CONTACT,
     NOBODY_BSN,
     SUPERVISION,
+    TRAJECT,
     detail_federation,
     hit_round,
 )
@@ -36,8 +46,11 @@ from tests.federation import (
     PURPOSE,
     Federation,
     SimNode,
+    interpose,
     log_entries,
+    only_on,
     post_peer,
+    resign,
     state_counts,
 )
 
@@ -537,3 +550,60 @@ async def test_decision_notices_need_an_open_request_to_that_partner(fed: Federa
     await wait_for(lambda: log_entries(vh, "detail.polled") != [], "the notice's poll")
     (polled,) = log_entries(vh, "detail.polled")
     assert (polled["outcome"], polled["actor"]) == ("unreachable", "decision-notice")
+
+
+# --- a partner that oversteps the convenant (it signs, but the convenant says otherwise) --
+
+
+async def test_partner_cannot_widen_retention_or_readers(fed: Federation) -> None:
+    vh = fed.nodes[VH]
+    trace = (await hit_round(fed))["trace_id"]
+    proxy = await interpose(fed, POLITIE)
+    key = fed.nodes[POLITIE].ctx.keys.signing
+
+    def widen(payload: dict[str, Any]) -> None:
+        payload["categories"][0]["retain_until"] = "2099-01-01T00:00:00Z"
+        payload["categories"][0]["recipient_roles"] = ["coordinator", "liaison", "privacy_officer"]
+
+    proxy.rewrite = only_on(DETAIL_PATH, lambda _, b: resign(b, key, widen))
+    _, result = await ask(fed, body(trace, CONTACT))
+    assert result["outcome"] == "answered"
+    contact = category(result, CONTACT)
+    # The convenant's rule: 30 days, coordinator and liaison.
+    assert contact["retain_until"] <= rfc3339(vh.clock() + timedelta(days=30))
+    assert contact["recipient_roles"] == ["coordinator", "liaison"]
+    _, view = await fed.api(VH, "GET", f"/api/v1/details/{result['trace_id']}", "privacy_officer")
+    assert category(view, CONTACT)["entries"] is None
+
+
+async def test_partner_cannot_deliver_what_the_convenant_does_not_share(
+    fed: Federation,
+) -> None:
+    vh = fed.nodes[VH]
+    trace = (await hit_round(fed))["trace_id"]
+    proxy = await interpose(fed, POLITIE)
+    key = fed.nodes[POLITIE].ctx.keys.signing
+
+    def deliver_traject(payload: dict[str, Any]) -> None:
+        # politie-test has no rule for lopend_traject; it denied it, then "changes its mind"
+        sealed = DetailPayload(
+            trace_id=payload["trace_id"],
+            partner=POLITIE,
+            requester=VH,
+            details=(DetailEntries(category=TRAJECT, entries=("verzonnen",)),),
+        )
+        payload["categories"][0].update(
+            status="delivered",
+            rule="allow",
+            reason=None,
+            retain_until="2099-01-01T00:00:00Z",
+            recipient_roles=["coordinator"],
+        )
+        payload["sealed"] = seal(sealed, vh.ctx.keys.encryption_public)
+
+    proxy.rewrite = only_on(DETAIL_PATH, lambda _, b: resign(b, key, deliver_traject))
+    _, result = await ask(fed, body(trace, TRAJECT))
+    assert (result["outcome"], result["reason"]) == ("invalid", "malformed_message")
+    assert category(result, TRAJECT)["status"] is None
+    assert counts(vh)["received_details"] == 0
+    assert log_entries(vh, "detail.received") == []

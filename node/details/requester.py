@@ -43,7 +43,7 @@ from node.errors import (
     UnknownDetailRequest,
     UnknownRound,
 )
-from node.policy.detail import hit_notice_required
+from node.policy.detail import hit_notice_required, retention_deadline
 from node.protocol import jws
 from node.protocol.client import (
     PartnerFailure,
@@ -179,6 +179,30 @@ class Exchange:
     detail: str | None
     response: DetailResponse | None = None
     payload: DetailPayload | None = None
+    # Delivered category → (retain_until, recipient_roles) this node keeps it under.
+    terms: dict[str, tuple[datetime, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
+
+
+def _terms(
+    conv: Convenant, partner: str, requester: str, resp: DetailResponse, now: datetime
+) -> dict[str, tuple[datetime, tuple[str, ...]]]:
+    """The partner's terms for each delivered category, within the convenant's rule: this
+    node holds the convenant too, so a partner cannot widen who reads nor how long (§5.6)."""
+    out: dict[str, tuple[datetime, tuple[str, ...]]] = {}
+    for c in resp.categories or ():
+        if c.status != "delivered":
+            continue
+        rule = conv.detail_rule(partner, c.category)
+        if rule is None or requester not in rule.recipients:
+            raise PartnerFailure(
+                "invalid",
+                "malformed_message",
+                f"convenant {conv.id} lets {partner} give {c.category!r} to no one here",
+            )
+        until = min(c.retain_until or now, retention_deadline(rule, now))
+        roles = tuple(r for r in c.recipient_roles or () if r in rule.recipient_roles)
+        out[c.category] = (until, roles)
+    return out
 
 
 async def _exchange(
@@ -217,13 +241,14 @@ async def _exchange(
             raise PartnerFailure(
                 "invalid", "bad_binding", "response does not answer the categories asked"
             )
+        terms = _terms(conv, partner, ctx.node_id, resp, ctx.clock())
         payload = None
         if resp.sealed is not None:
             try:
                 payload = open_sealed(resp.sealed, ctx.keys.encryption, resp)
             except ProtocolError as e:
                 raise PartnerFailure("invalid", "bad_payload", e.detail) from e
-        return Exchange("answered", None, None, resp, payload)
+        return Exchange("answered", None, None, resp, payload, terms)
     except PartnerFailure as f:
         return Exchange(f.status, f.reason, f.detail)
     except TimeoutError:
@@ -264,6 +289,7 @@ def _apply(
             mine = held[c.category]
             if mine.received_at is not None or mine.purged_at is not None:
                 continue
+            until, roles = ex.terms.get(c.category, (None, None))
             received.set_category(
                 ctx.conn,
                 trace_id,
@@ -272,17 +298,15 @@ def _apply(
                 rule=c.rule,
                 reason=c.reason,
                 reason_detail=c.reason_detail,
-                retain_until=None if c.retain_until is None else rfc3339(c.retain_until),
-                recipient_roles=c.recipient_roles,
+                retain_until=None if until is None else rfc3339(until),
+                recipient_roles=roles,
             )
             if c.category in texts:  # delivered and still to be retained (§14.5)
                 nonce, ct = seal_at_rest(
                     key, trace_id, before.partner, c.category, texts[c.category]
                 )
                 received.store_received(ctx.conn, trace_id, c.category, nonce, ct, now)
-                stored.append(
-                    (c.category, None if c.retain_until is None else rfc3339(c.retain_until))
-                )
+                stored.append((c.category, None if until is None else rfc3339(until)))
         after = received.get_ask(ctx.conn, trace_id)
         if after is None:
             raise UnknownDetailRequest(f"no detail request {trace_id}")
