@@ -607,3 +607,16 @@ async def test_partner_cannot_deliver_what_the_convenant_does_not_share(
     assert category(result, TRAJECT)["status"] is None
     assert counts(vh)["received_details"] == 0
     assert log_entries(vh, "detail.received") == []
+
+
+async def test_the_running_node_purges_on_its_own(fed: Federation) -> None:
+    vh = fed.nodes[VH]
+    trace = (await hit_round(fed))["trace_id"]
+    _, result = await ask(fed, body(trace, CONTACT))
+    t = result["trace_id"]
+    await fed.stop(VH)
+    vh.clock.offset = timedelta(days=31)
+    await fed.start(VH)  # the retention task runs at start, then every purge interval
+    await wait_for(lambda: log_entries(vh, "detail.purged") != [], "the retention task")
+    assert received.received(vh.ctx.conn, t, CONTACT) is None
+    assert received.round_hits_of(vh.ctx.conn, trace) == []  # 168 h passed as well
