@@ -33,6 +33,7 @@ import asyncio
 import json
 import pstats
 import random
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -132,6 +133,13 @@ def _db_mb(ctx: Any) -> tuple[float, float]:
     before = sum(p.stat().st_size for p in home.glob("node.db*")) / 1e6
     ctx.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     after = (home / "node.db").stat().st_size / 1e6
+    try:  # where the bytes are: tables and indexes, largest first (SQLite's dbstat)
+        rows = ctx.conn.execute(
+            "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 8"
+        ).fetchall()
+        print("  largest: " + ", ".join(f"{n} {b / 1e6:.1f} MB" for n, b in rows), flush=True)
+    except sqlite3.OperationalError:  # SQLite built without dbstat
+        pass
     return before, after
 
 
