@@ -6,6 +6,7 @@ path), so it runs in the normal suite, at a small size (~5 s).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -25,6 +26,18 @@ from node.demo import (
     result_agrees,
     run_demo,
 )
+from node.demo import run as demo_run
+from node.demo.details import category_agrees
+from node.demo.partners import (
+    ANTECEDENTS,
+    CONTACT,
+    DETAIL_PARTNER,
+    LIAISON_USER,
+    TRAJECT,
+    detail_categories,
+)
+from node.demo.scenario import Scenario
+from node.demo.texts import MARK
 
 
 def _alive(pid: int) -> bool:
@@ -114,6 +127,79 @@ def test_demo_json_agrees_with_ground_truth_and_leaves_no_process() -> None:
         assert verified["ok"] is True, node_id
         assert verified["entries"] > 0
 
+    _assert_second_stage(report["details"], several)
+
+
+def _categories(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["category"]: c for c in view["categories"]}
+
+
+def _assert_second_stage(d: dict[str, Any], several: dict[str, Any]) -> None:
+    """Stage 2 as run by the demo: delivered at once, pending until the liaison approved,
+    denied for the purpose; every text the one the demo registered at politie."""
+    assert d["agrees"] is True, [c for c in d["checks"] if not c["ok"]]
+    assert all(c["ok"] for c in d["checks"])
+    assert {c["name"] for c in d["checks"]} >= {
+        "round",
+        "asked",
+        f"first:{CONTACT}",
+        f"first:{ANTECEDENTS}",
+        f"first:{TRAJECT}",
+        "inbox",
+        "hit_notice",
+        "approved",
+        f"final:{CONTACT}",
+        f"final:{ANTECEDENTS}",
+        f"final:{TRAJECT}",
+        f"logged:{DETAIL_PARTNER}",
+        "logged:vh-zwb",
+        "no_text_in_logs",
+    }
+    assert d["partner"] == DETAIL_PARTNER
+    assert d["query"] == "known-to-several"
+    assert d["round_trace_id"] == several["result"]["trace_id"]
+    assert _statuses(several)[DETAIL_PARTNER]["status"] == "hit"
+    contact = d["expected"][CONTACT]["entries"]
+    antecedents = d["expected"][ANTECEDENTS]["entries"]
+    assert d["expected"][TRAJECT]["entries"] is None
+    for texts in (contact, antecedents):
+        assert len(texts) == 1
+        assert texts[0].startswith(MARK)
+        assert d["ref"] in texts[0]  # the text of the person's registration at politie
+    assert contact != antecedents
+
+    asked = _categories(d["asked"])
+    assert d["asked"]["outcome"] == "answered"
+    assert [c["status"] for c in d["asked"]["categories"]] == ["delivered", "pending", "denied"]
+    assert all(c["entries"] is None for c in asked.values())  # the ask itself shows no text
+
+    first = _categories(d["first_view"])
+    assert first[CONTACT]["status"] == "delivered"
+    assert first[CONTACT]["entries"] == contact
+    assert first[ANTECEDENTS]["status"] == "pending"
+    assert first[ANTECEDENTS]["entries"] is None  # nothing before the liaison approved
+    assert first[TRAJECT]["status"] == "denied"
+    assert first[TRAJECT]["reason"] == "purpose_not_allowed"
+    assert first[TRAJECT]["entries"] is None
+
+    inbox = d["inbox_request"]
+    assert inbox["requester"] == "vh-zwb"
+    assert inbox["refs"] == [d["ref"]]
+    assert [c["category"] for c in inbox["categories"] if c["status"] == "pending"] == [ANTECEDENTS]
+    assert d["hit_notice"]["round_trace_id"] == d["round_trace_id"]
+    approved = _categories(d["approval"])[ANTECEDENTS]
+    assert approved["status"] == "delivered"
+    assert approved["decided_by"] == LIAISON_USER
+
+    assert d["received_via"] in ("notice", "poll")
+    final = _categories(d["final_view"])
+    assert final[CONTACT]["entries"] == contact
+    assert final[ANTECEDENTS]["status"] == "delivered"
+    assert final[ANTECEDENTS]["rule"] == "liaison-approved"
+    assert final[ANTECEDENTS]["entries"] == antecedents
+    assert final[TRAJECT]["status"] == "denied"
+    assert final[TRAJECT]["entries"] is None
+
 
 def test_a_node_that_fails_to_start_is_reported_and_the_rest_stopped(
     monkeypatch: pytest.MonkeyPatch,
@@ -200,3 +286,56 @@ def test_agreement_rejects_a_missing_partner_and_an_unsigned_no_hit() -> None:
     assert not result_agrees(query, expected, {"partners": [answer("a", "hit")]})
     no_hit = {"partners": [answer("a", "hit"), answer("b", "no_hit")]}
     assert not result_agrees(query, expected, no_hit)
+
+
+def test_a_wrong_detail_text_fails_the_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo compares the delivered text with its own record: had politie delivered
+    anything else, it would exit 1 and say which check failed."""
+    real = demo_run.build_scenario
+
+    def misremembered(n: int, seed: int) -> Scenario:
+        sc = real(n, seed)
+        case = sc.detail_case
+        wrong = {**case.expected, CONTACT: ("delivered", [MARK + " iets anders"])}
+        sc.detail_case = dataclasses.replace(case, expected=wrong)
+        return sc
+
+    monkeypatch.setattr(demo_run, "build_scenario", misremembered)
+    res = CliRunner().invoke(main, ["demo", "--subjects-per-partner", "50", "--seed", "3"])
+    assert res.exit_code == 1
+    assert f"✗ first:{CONTACT}" in res.output
+    assert f"✗ final:{CONTACT}" in res.output
+    assert "FAILED" in res.output
+    assert f"✗ first:{ANTECEDENTS}" not in res.output  # only what failed is marked
+    assert f"✗ final:{ANTECEDENTS}" not in res.output
+
+
+@pytest.mark.parametrize("seed", [1, 2026])
+def test_detail_case_comes_from_the_registry(seed: int) -> None:
+    sc = build_scenario(60, seed)
+    case = sc.detail_case
+    entry = next(e for e in sc.registries[DETAIL_PARTNER] if e.registration.ref == case.ref)
+    assert entry.pid == case.subject.pid
+    assert sc.truth.knows(DETAIL_PARTNER, case.subject)
+    assert case.expected[CONTACT] == ("delivered", [entry.registration.details[CONTACT]])
+    assert case.expected[ANTECEDENTS] == ("delivered", [entry.registration.details[ANTECEDENTS]])
+    assert case.expected[TRAJECT] == ("denied", None)
+    # every registration of a partner with detail rules carries a text per category
+    for p in PARTNERS:
+        for e in sc.registries[p.node_id]:
+            assert set(e.registration.details) == set(detail_categories(p.node_id))
+            assert all(t.startswith(MARK) for t in e.registration.details.values())
+
+
+def test_category_agreement_needs_the_exact_text_and_no_text_when_withheld() -> None:
+    delivered = {"status": "delivered", "visible": True, "entries": ["a"]}
+    assert category_agrees(delivered, "delivered", ["a"], None)
+    assert not category_agrees(delivered, "delivered", ["b"], None)
+    assert not category_agrees(delivered, "pending", None, None)
+    withheld = {"status": "denied", "reason": "purpose_not_allowed", "visible": False}
+    assert category_agrees({**withheld, "entries": None}, "denied", None, "purpose_not_allowed")
+    assert not category_agrees(
+        {**withheld, "entries": ["a"]}, "denied", None, "purpose_not_allowed"
+    )
+    assert not category_agrees({**withheld, "entries": None}, "denied", None, "no_detail_rule")
+    assert not category_agrees(None, "denied", None, "purpose_not_allowed")

@@ -31,6 +31,8 @@ from node.demo.partners import (
     CONVENANT_ID,
     COORDINATOR_NODE,
     COORDINATOR_USER,
+    DETAIL_PARTNER,
+    LIAISON_USER,
     PARTNERS,
     DemoError,
     PartnerSpec,
@@ -50,6 +52,15 @@ POLL_SECONDS = 0.05
 def serve_command(home: Path) -> list[str]:
     """How a node process is started (a test replaces ``node.demo.serve_command``)."""
     return [sys.executable, "-m", "node", "serve", "--home", str(home)]
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Bearer tokens of the demo's users: the coordinator at the Veiligheidshuis node and
+    the liaison at the detail partner."""
+
+    coordinator: str
+    liaison: str
 
 
 @dataclass
@@ -247,7 +258,15 @@ def verify_home(home: Path, node_id: str) -> dict[str, Any]:
             "heads": 0,
             "problems": [{"seq": None, "kind": "bad_head", "detail": "card of another node"}],
         }
-    db_path = home / DB_FILE
+    conn = _open_stopped(home / DB_FILE)
+    try:
+        return admin.verify_report_json(log.verify(conn, node_id, card.signing_key_bytes))
+    finally:
+        conn.close()
+
+
+def _open_stopped(db_path: Path) -> sqlite3.Connection:
+    """A stopped node's database, read without writing to it."""
     wal = db_path.with_name(db_path.name + "-wal")
     # A cleanly stopped node has checkpointed everything into the main file: read it as
     # immutable, which creates no -wal/-shm files. A WAL with frames (a killed process)
@@ -260,8 +279,15 @@ def verify_home(home: Path, node_id: str) -> dict[str, Any]:
         conn.execute("SELECT count(*) FROM log_entries").fetchone()
     except sqlite3.Error:  # read-only WAL access needs the -shm file; fall back
         conn = sqlite3.connect(db_path)
+    return conn
+
+
+def log_entries(home: Path) -> list[tuple[str, str]]:
+    """(kind, canonical JSON body) of every entry of a stopped node's log, in order."""
+    conn = _open_stopped(home / DB_FILE)
     try:
-        return admin.verify_report_json(log.verify(conn, node_id, card.signing_key_bytes))
+        rows = conn.execute("SELECT kind, body FROM log_entries ORDER BY seq").fetchall()
+        return [(str(kind), str(body)) for kind, body in rows]
     finally:
         conn.close()
 
@@ -274,8 +300,8 @@ def set_up(
     scenario: Scenario,
     say: Callable[[str], None],
     timings: dict[str, float],
-) -> str:
-    """Init, peer cards, convenant, imports, coordinator user. Returns the coordinator's token."""
+) -> Tokens:
+    """Init, peer cards, convenant, imports, the coordinator and the liaison user."""
     t0 = time.perf_counter()
     now = datetime.now(UTC)
     for node in nodes:
@@ -337,9 +363,14 @@ def set_up(
                     f"{report.errors[0].reason}"
                 )
         total = sum(n.import_report["rows"] for n in nodes)
+        texts = sum(len(e.registration.details) for r in scenario.registries.values() for e in r)
         timings["import"] = time.perf_counter() - t1
         say(
             f"imported {total} registrations ({total // len(nodes)} per partner, JSON Lines "
-            f"through admin.import_registrations) in {timings['import']:.1f} s"
+            f"through admin.import_registrations, {texts} synthetic detail texts) in "
+            f"{timings['import']:.1f} s"
         )
-        return admin.create_user(ctxs[COORDINATOR_NODE], COORDINATOR_USER, "coordinator")
+        return Tokens(
+            coordinator=admin.create_user(ctxs[COORDINATOR_NODE], COORDINATOR_USER, "coordinator"),
+            liaison=admin.create_user(ctxs[DETAIL_PARTNER], LIAISON_USER, "liaison"),
+        )

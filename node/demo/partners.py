@@ -20,6 +20,18 @@ COORDINATOR_NODE = "vh-zwb"
 COORDINATOR_USER = "coordinator-vh-zwb"
 DOWN_PARTNER = "ggz-zwb"
 
+# Stage 2: the partner the demo asks for detail, its liaison, and the three categories
+# asked: one shared without a person in between, one only after the liaison approved,
+# one the convenant shares only for huiselijk geweld (asked for veelplegers: denied).
+DETAIL_PARTNER = "politie-zwb"
+LIAISON_USER = "liaison-politie-zwb"
+CONTACT = "contactpersoon"
+ANTECEDENTS = "samenvatting_antecedenten"
+TRAJECT = "lopend_traject"
+CARE = "zorgcontact"
+SUPERVISION = "toezicht"
+PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
+
 
 @dataclass(frozen=True)
 class PartnerSpec:
@@ -59,6 +71,58 @@ PARTNERS: tuple[PartnerSpec, ...] = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class DetailRuleSpec:
+    """One ``[[detail_rules]]`` entry of the demo convenant (docs/protocol.md §5.6)."""
+
+    provider: str
+    category: str
+    recipient_roles: tuple[str, ...]
+    purposes: tuple[str, ...]
+    approval: str = "none"
+    max_retention_days: int = 180
+    notify_hit: bool = False
+    recipients: tuple[str, ...] = (COORDINATOR_NODE,)
+
+
+_BOTH = (PURPOSE_VEELPLEGERS, PURPOSE_HUISELIJK_GEWELD)
+
+CATEGORIES: tuple[tuple[str, str], ...] = (
+    (CONTACT, "Naam en bereikbaarheid van de behandelaar of contactpersoon bij de partner."),
+    (TRAJECT, "Of de partner een lopend traject heeft (strafzaak, zorg- of hulptraject) en in "
+              "welke fase."),
+    (SUPERVISION, "Lopend toezicht: soort, looptijd en bijzondere voorwaarden."),
+    (ANTECEDENTS, "Samenvatting van de antecedenten die voor het casusoverleg van belang zijn, "
+                  "zonder processen-verbaal."),
+    (CARE, "Alleen of er zorgcontact is (ja/nee); geen diagnose, geen behandelinhoud."),
+)  # fmt: skip
+
+DETAIL_RULES: tuple[DetailRuleSpec, ...] = (
+    # Politie: who to call, without a person in between; the antecedents only after the
+    # politie liaison agreed (and the liaison hears of every hit); the running case only
+    # for huiselijk geweld.
+    DetailRuleSpec(DETAIL_PARTNER, CONTACT, ("coordinator", "liaison"), _BOTH),
+    DetailRuleSpec(DETAIL_PARTNER, ANTECEDENTS, ("coordinator",), _BOTH, "liaison", 90, True),
+    DetailRuleSpec(DETAIL_PARTNER, TRAJECT, ("coordinator",), (PURPOSE_HUISELIJK_GEWELD,)),
+    DetailRuleSpec("om-zwb", TRAJECT, ("coordinator",), _BOTH),
+    DetailRuleSpec("reclassering-zwb", SUPERVISION, ("coordinator",), _BOTH),
+    DetailRuleSpec("reclassering-zwb", CONTACT, ("coordinator", "liaison"), _BOTH),
+    # GGZ: medical confidentiality; whether there is care contact, for huiselijk geweld only.
+    DetailRuleSpec("ggz-zwb", CARE, ("coordinator",), (PURPOSE_HUISELIJK_GEWELD,), "liaison", 30),
+    DetailRuleSpec("gemeente-breda", CONTACT, ("coordinator", "liaison"),
+                   (PURPOSE_HUISELIJK_GEWELD,)),
+)  # fmt: skip
+
+
+def detail_categories(node_id: str) -> tuple[str, ...]:
+    """The categories a partner's source system supplies texts for: those it may share."""
+    return tuple(r.category for r in DETAIL_RULES if r.provider == node_id)
+
+
+def detail_rule(provider: str, category: str) -> DetailRuleSpec | None:
+    return next((r for r in DETAIL_RULES if (r.provider, r.category) == (provider, category)), None)
+
+
 class DemoError(VhnodeError):
     """The demo could not run: a node failed to start, the API answered an error, ..."""
 
@@ -81,7 +145,8 @@ def convenant_toml(partners: Sequence[PartnerSpec], now: datetime) -> str:
         terugdringen van recidive van veelplegers en van huiselijk geweld door een \\
         afgestemde aanpak per persoon of gezin; artikel 20 Wet politiegegevens; artikel 39f \\
         Wet justitiële en strafvorderlijke gegevens. Uitgewisseld wordt alleen bekendheid \\
-        binnen de reikwijdte van dit convenant.\\
+        binnen de reikwijdte van dit convenant; verdere gegevens alleen per casus, per doel \\
+        en per categorie zoals de detailregels hieronder bepalen.\\
         """
         valid_from = {valid_from}
         valid_until = {valid_until}
@@ -109,4 +174,22 @@ def convenant_toml(partners: Sequence[PartnerSpec], now: datetime) -> str:
             query_purposes = [{purposes}]
             scope_themes = [{themes}]
             """)
+    for category, description in CATEGORIES:
+        out += f'\n[[categories]]\nid = "{category}"\ndescription = "{description}"\n'
+    for r in DETAIL_RULES:
+        out += textwrap.dedent(f"""
+            [[detail_rules]]
+            provider = "{r.provider}"
+            category = "{r.category}"
+            recipients = [{_strings(r.recipients)}]
+            recipient_roles = [{_strings(r.recipient_roles)}]
+            purposes = [{_strings(r.purposes)}]
+            approval = "{r.approval}"
+            max_retention_days = {r.max_retention_days}
+            notify_hit = {"true" if r.notify_hit else "false"}
+            """)
     return out
+
+
+def _strings(values: Sequence[str]) -> str:
+    return ", ".join(f'"{v}"' for v in values)

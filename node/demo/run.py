@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from node.config import DB_FILE
+from node.demo.details import check_logs, run_detail_stage
 from node.demo.federation import (
     HEALTH_DEADLINE_SECONDS,
     DemoNode,
+    Tokens,
     free_ports,
     http_json,
     set_up,
@@ -23,7 +25,7 @@ from node.demo.federation import (
     wait_healthy,
 )
 from node.demo.partners import CONVENANT_ID, COORDINATOR_NODE, PARTNERS, DemoError
-from node.demo.render import render_query
+from node.demo.render import render_detail_logs, render_details, render_query
 from node.demo.scenario import Scenario, build_scenario
 from node.demo.truth import result_agrees
 from node.errors import VhnodeError
@@ -48,6 +50,7 @@ def run_demo(
         "error": None,
         "nodes": [],
         "queries": [],
+        "details": None,
         "logs": {},
         "timings_s": timings,
     }
@@ -77,11 +80,15 @@ def run_demo(
                 f"{len(PARTNERS)} registries of {subjects_per_partner} in "
                 f"{timings['generate']:.1f} s"
             )
-            token = set_up(nodes, scenario, emit, timings)
+            tokens = set_up(nodes, scenario, emit, timings)
             if keep is not None:  # to ask the kept federation again with `vhnode query`
-                token_file = root / "coordinator.token"
-                token_file.touch(mode=0o600)
-                token_file.write_text(token + "\n")
+                for name, value in (
+                    ("coordinator", tokens.coordinator),
+                    ("liaison", tokens.liaison),
+                ):
+                    token_file = root / f"{name}.token"
+                    token_file.touch(mode=0o600)
+                    token_file.write_text(value + "\n")
 
             t = time.perf_counter()
             start_nodes(nodes)
@@ -91,8 +98,12 @@ def run_demo(
             emit("")
 
             t = time.perf_counter()
-            _run_queries(nodes, scenario, token, report, emit)
+            _run_queries(nodes, scenario, tokens.coordinator, report, emit)
             timings["queries"] = time.perf_counter() - t
+
+            t = time.perf_counter()
+            _run_details(nodes, scenario, tokens, report, emit)
+            timings["details"] = time.perf_counter() - t
         except VhnodeError as e:  # DemoError, or an admin step refusing (reported, not raised)
             report["error"] = e.detail
         except KeyboardInterrupt:
@@ -106,6 +117,10 @@ def run_demo(
         for node in nodes:
             if (node.home / DB_FILE).exists():
                 report["logs"][node.node_id] = verify_home(node.home, node.node_id)
+        if report["details"] is not None:
+            check_logs({n.node_id: n for n in nodes}, report["details"])
+            for line in render_detail_logs(report["details"]):
+                emit(line)
         timings["verify_logs"] = time.perf_counter() - t
         report["nodes"] = [n.as_json(scenario.truth if scenario else None) for n in nodes]
     timings["total"] = time.perf_counter() - started
@@ -115,6 +130,8 @@ def run_demo(
         report["error"] is None
         and bool(report["queries"])
         and all(q["agrees"] for q in report["queries"])
+        and report["details"] is not None
+        and report["details"]["agrees"]
         and len(report["logs"]) == len(nodes)
         and all(entry["ok"] for entry in report["logs"].values())
         and all(n["started"] for n in report["nodes"])
@@ -163,3 +180,18 @@ def _run_queries(
         emit("")
         if status != 200:
             raise DemoError(f"query {query.name}: HTTP {status}: {result}")
+
+
+def _run_details(
+    nodes: Sequence[DemoNode],
+    scenario: Scenario,
+    tokens: Tokens,
+    report: dict[str, Any],
+    emit: Callable[[str], None],
+) -> None:
+    by_id = {n.node_id: n for n in nodes}
+    details = run_detail_stage(by_id, scenario.detail_case, report["queries"], tokens)
+    report["details"] = details
+    for line in render_details(chr(ord("a") + len(report["queries"])), details):
+        emit(line)
+    emit("")

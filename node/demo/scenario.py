@@ -8,12 +8,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from node.demo.partners import (
+    ANTECEDENTS,
+    CONTACT,
+    DETAIL_PARTNER,
     DOWN_PARTNER,
     PARTNERS,
     PURPOSE_HUISELIJK_GEWELD,
     PURPOSE_JEUGD,
+    PURPOSE_NOT_ALLOWED,
+    PURPOSE_VEELPLEGERS,
+    TRAJECT,
     DemoError,
 )
+from node.demo.texts import with_details
 from node.demo.truth import Address, DemoQuery, DemoSubject, GroundTruth
 from node.synthetic import (
     REFERENCE_DATE,
@@ -105,12 +112,35 @@ def _address_subject(addr: Address, who: Person | None) -> DemoSubject:
     return DemoSubject(f"{label} ({where})" if where else label, wire, "address", address=addr)
 
 
+@dataclass(frozen=True)
+class DetailCase:
+    """Stage 2: whom the demo asks the detail partner about, and what must come back.
+
+    ``query`` names the bekendheid query whose round (and subject ``subject_index``) the
+    detail request follows; None: the person was no hit there, and the stage asks its own
+    one-subject round first. ``expected`` is, per category asked, the final status and the
+    texts the partner registered for the person (None: no text may arrive).
+    """
+
+    partner: str
+    subject: DemoSubject
+    query: str | None
+    subject_index: int
+    purpose: str
+    ref: str
+    categories: tuple[str, ...]
+    expected: dict[str, tuple[str, list[str] | None]]
+    first: dict[str, str]  # category → status of the first answer
+    denied_reason: str = PURPOSE_NOT_ALLOWED
+
+
 @dataclass
 class Scenario:
     population: list[Person]
     registries: dict[str, list[RegistryEntry]]
     truth: GroundTruth
     queries: list[DemoQuery]
+    detail_case: DetailCase
 
 
 def build_scenario(subjects_per_partner: int, seed: int) -> Scenario:
@@ -120,7 +150,11 @@ def build_scenario(subjects_per_partner: int, seed: int) -> Scenario:
     population = make_population(max(5 * n, 1000), rng)
     candidates = _core_candidates(population, rng)
     registries = {
-        p.node_id: make_registry(p.org_type, population, rng, n, candidates if p.core else ())
+        p.node_id: with_details(
+            p.node_id,
+            p.org_type,
+            make_registry(p.org_type, population, rng, n, candidates if p.core else ()),
+        )
         for p in PARTNERS
     }
     truth = GroundTruth.build(registries, {p.node_id: p.scope_themes for p in PARTNERS})
@@ -200,7 +234,51 @@ def build_scenario(subjects_per_partner: int, seed: int) -> Scenario:
             down=frozenset({DOWN_PARTNER}),
         )
     )
-    return Scenario(population, registries, truth, queries)
+    case = _detail_case(queries, registries[DETAIL_PARTNER], truth, by_pid)
+    return Scenario(population, registries, truth, queries, case)
+
+
+def _detail_case(
+    queries: Sequence[DemoQuery],
+    registry: Sequence[RegistryEntry],
+    truth: GroundTruth,
+    by_pid: Mapping[int, Person],
+) -> DetailCase:
+    """The first veelplegers subject that is a BSN hit at the detail partner; if there is
+    none, the first person it registered in scope with a BSN (asked in a round of its own)."""
+    query: str | None = None
+    subject: DemoSubject | None = None
+    index = 0
+    for q in queries:
+        if q.refused or q.down or q.purpose != PURPOSE_VEELPLEGERS:
+            continue
+        for i, s in enumerate(q.subjects):
+            if s.kind == "bsn" and truth.knows(DETAIL_PARTNER, s):
+                query, subject, index = q.name, s, i
+                break
+        if subject is not None:
+            break
+    if subject is None:
+        if not truth.bsn[DETAIL_PARTNER]:
+            raise DemoError(f"{DETAIL_PARTNER} registered nobody in scope with a BSN")
+        subject = _bsn_subject(by_pid[min(truth.bsn[DETAIL_PARTNER])])
+    entry = next(e for e in registry if e.pid == subject.pid)
+    details = entry.registration.details
+    return DetailCase(
+        partner=DETAIL_PARTNER,
+        subject=subject,
+        query=query,
+        subject_index=index,
+        purpose=PURPOSE_VEELPLEGERS,
+        ref=entry.registration.ref,
+        categories=(CONTACT, ANTECEDENTS, TRAJECT),
+        expected={
+            CONTACT: ("delivered", [details[CONTACT]]),
+            ANTECEDENTS: ("delivered", [details[ANTECEDENTS]]),
+            TRAJECT: ("denied", None),
+        },
+        first={CONTACT: "delivered", ANTECEDENTS: "pending", TRAJECT: "denied"},
+    )
 
 
 def _address_query(
