@@ -631,3 +631,18 @@ async def test_the_subject_index_follows_changes_removals_and_scope(fed: Federat
         .fetchone()
     )
     assert n == members > 0
+
+
+async def test_a_text_gone_at_poll_time_is_unavailable_for_that_answer_only(
+    fed: Federation,
+) -> None:
+    _, resp = await ask(fed, "vh-test", "politie-test", (CONTACT,))
+    assert statuses(resp) == {CONTACT: ("delivered", None)}
+    apply_changes(fed.nodes["politie-test"].ctx, [], ["BVH-1"])
+    _, polled = await _poll(fed, "politie-test", resp.trace_id)
+    assert statuses(polled) == {CONTACT: ("unavailable", "no_detail_on_record")}
+    assert polled.sealed is None
+    (stored,) = fed.nodes["politie-test"].ctx.conn.execute(
+        "SELECT status FROM detail_categories WHERE trace_id = ?", (resp.trace_id,)
+    ).fetchone()
+    assert stored == "delivered"

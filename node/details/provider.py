@@ -613,7 +613,14 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
             ctx.conn,
             row.requester,
             row.trace_id,
-            [s for s in final if now_stored[s.category] == was_state[s.category]],
+            [
+                s
+                for s in final
+                if now_stored[s.category] == was_state[s.category]
+                # A text that cannot be fetched again now is unavailable for this answer
+                # only: what was delivered stays delivered (§14.3.1).
+                and not (was[s.category] == "delivered" and s.status == "unavailable")
+            ],
         )
         sealed_now = {s.category for s in sealed_states if s.status == "delivered"}
         changed = [s for s in final if s.status == "delivered" or s.status != was[s.category]]
