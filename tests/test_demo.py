@@ -192,6 +192,9 @@ def _assert_second_stage(d: dict[str, Any], several: dict[str, Any]) -> None:
     assert approved["decided_by"] == LIAISON_USER
 
     assert d["received_via"] in ("notice", "poll")
+    if d["received_via"] == "notice":  # then the node's own poll is in its log
+        assert "decision-notice" in d["polled_by"]
+        assert "notice_poll" in {c["name"] for c in d["checks"]}
     final = _categories(d["final_view"])
     assert final[CONTACT]["entries"] == contact
     assert final[ANTECEDENTS]["status"] == "delivered"
@@ -339,3 +342,26 @@ def test_category_agreement_needs_the_exact_text_and_no_text_when_withheld() -> 
     )
     assert not category_agrees({**withheld, "entries": None}, "denied", None, "no_detail_rule")
     assert not category_agrees(None, "denied", None, "purpose_not_allowed")
+
+
+def test_without_a_hit_in_the_questions_the_stage_asks_a_round_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = demo_run.build_scenario
+
+    def no_query(n: int, seed: int) -> Scenario:
+        sc = real(n, seed)
+        sc.detail_case = dataclasses.replace(sc.detail_case, query=None, subject_index=0)
+        return sc
+
+    monkeypatch.setattr(demo_run, "build_scenario", no_query)
+    report = run_demo(50, seed=5)
+    assert report["ok"] is True, report["error"] or report["details"]["checks"]
+    d = report["details"]
+    assert d["query"] is None
+    assert d["case_ref"] == "ZVH-BRD-2026-DETAIL"
+    assert d["round_trace_id"] not in {q["result"]["trace_id"] for q in report["queries"]}
+    final = _categories(d["final_view"])
+    assert final[ANTECEDENTS]["entries"] == d["expected"][ANTECEDENTS]["entries"]
+    for node in report["nodes"]:
+        assert not _alive(node["pid"]), node["node_id"]

@@ -9,16 +9,23 @@ truth of the synthetic data: which person ids and addresses each partner registe
 under a theme inside its convenant scope. That truth is computed from the generator's
 records, never by the node's own matching code, so a matching bug shows as a ✗.
 
+A second stage asks the police node for detail of one person it had a hit on: one
+category it shares at once, one that waits for its liaison's approval, one the convenant
+does not share for that purpose. The texts that arrive must be exactly the synthetic
+texts registered there for that person, the denied and the pending one must show none
+until (for the pending one) the liaison approved, and no text may appear in any log.
+
 Afterwards every node's log is verified offline (``node.store.log.verify`` on each
 home's database, against the key in the node's peer card). Processes are stopped with
 SIGTERM (SIGKILL after a deadline) in a ``finally``, on success, error and Ctrl-C alike.
 
 The output (table or ``--json``) is described in docs/demo.md.
 
-The package, one job per module: ``partners`` (the parties and their convenant), ``truth``
-(ground truth and agreement), ``scenario`` (synthetic data and the example queries),
-``federation`` (homes and node processes), ``run`` (one whole run and its report),
-``render`` (text output) and ``command`` (the click command).
+The package, one job per module: ``partners`` (the parties and their convenant, with its
+detail rules), ``texts`` (the synthetic detail texts), ``truth`` (ground truth and
+agreement), ``scenario`` (synthetic data, the example queries and the detail case),
+``federation`` (homes and node processes), ``details`` (the second stage), ``run`` (one
+whole run and its report), ``render`` (text output) and ``command`` (the click command).
 """
 
 from node.demo.command import demo
@@ -33,7 +40,7 @@ from node.demo.partners import (
     convenant_toml,
 )
 from node.demo.run import run_demo
-from node.demo.scenario import Scenario, build_scenario
+from node.demo.scenario import DetailCase, Scenario, build_scenario
 from node.demo.truth import DemoQuery, GroundTruth, partner_agrees, result_agrees
 
 __all__ = [
@@ -43,6 +50,7 @@ __all__ = [
     "PARTNERS",
     "DemoError",
     "DemoQuery",
+    "DetailCase",
     "GroundTruth",
     "PartnerSpec",
     "Scenario",

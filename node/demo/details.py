@@ -20,6 +20,9 @@ from node.demo.partners import ANTECEDENTS, CONVENANT_ID, COORDINATOR_NODE, LIAI
 from node.demo.scenario import DetailCase
 
 NOTICE_DEADLINE_SECONDS = 10.0
+# The actor the Veiligheidshuis node logs for a poll a decision notice started
+# (node/details/requester.py NOTICE_ACTOR).
+NOTICE_ACTOR = "decision-notice"
 WAIT_SECONDS = 0.05
 
 
@@ -51,6 +54,7 @@ class _Stage:
             "final_view": None,
             "received_via": None,
             "wait_s": None,
+            "polled_by": [],
             "checks": [],
             "agrees": False,
         }
@@ -253,7 +257,7 @@ PARTNER_KINDS = {
     "detail.approved": 1,
     "detail.notice_sent": 1,
 }
-REQUESTER_KINDS = {"detail.asked": 1, "detail.received": 2, "detail.viewed": 1}
+REQUESTER_KINDS = {"detail.asked": 1, "detail.polled": 1, "detail.received": 2, "detail.viewed": 1}
 
 
 def check_logs(nodes: Mapping[str, DemoNode], report: dict[str, Any]) -> None:
@@ -266,8 +270,11 @@ def check_logs(nodes: Mapping[str, DemoNode], report: dict[str, Any]) -> None:
     for node_id, want in ((report["partner"], PARTNER_KINDS), (COORDINATOR_NODE, REQUESTER_KINDS)):
         counts: dict[str, int] = {}
         for kind, body in log_entries(nodes[node_id].home):
-            if json.loads(body).get("trace_id") == trace_id:
+            entry = json.loads(body)
+            if entry.get("trace_id") == trace_id:
                 counts[kind] = counts.get(kind, 0) + 1
+                if kind == "detail.polled":
+                    report["polled_by"].append(entry.get("actor"))
         missing = [k for k, n in want.items() if counts.get(k, 0) < n]
         checks.append(
             {
@@ -277,6 +284,15 @@ def check_logs(nodes: Mapping[str, DemoNode], report: dict[str, Any]) -> None:
                 + ", ".join(f"{k} ×{counts.get(k, 0)}" for k in want)
                 + ")"
                 + (f"; missing {', '.join(missing)}" if missing else ""),
+            }
+        )
+    if report["received_via"] == "notice":
+        checks.append(
+            {
+                "name": "notice_poll",
+                "ok": NOTICE_ACTOR in report["polled_by"],
+                "detail": f"{COORDINATOR_NODE} polled by itself after the decision notice "
+                f"(detail.polled by {NOTICE_ACTOR})",
             }
         )
     texts = [t for e in report["expected"].values() for t in e["entries"] or ()]

@@ -112,7 +112,7 @@ def render_detail_logs(d: Mapping[str, Any]) -> list[str]:
     return [
         f"{_MARK[c['ok']]} {c['detail']}"
         for c in d["checks"]
-        if c["name"].startswith("logged:") or c["name"] == "no_text_in_logs"
+        if c["name"].startswith("logged:") or c["name"] in ("notice_poll", "no_text_in_logs")
     ]
 
 
