@@ -360,6 +360,7 @@ def purge_expired(ctx: NodeContext) -> list[str]:
     refs = registry.expired(ctx.conn, ctx.clock().date())
     if refs:
         apply_changes(ctx, [], refs, actor="retention", reason="retention")
+        db.flush_deleted(ctx.conn)
     return refs
 
 

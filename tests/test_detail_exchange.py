@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from node.audit import report
+from node.details.requester import purge_due
 from node.store import log
 from tests.detail_fixtures import (
     ANTECEDENTS,
@@ -173,3 +175,33 @@ async def test_an_access_request_finds_the_exchange_at_both_ends(
         text = json.dumps(found)
         assert kinds <= {e["kind"] for e in found["entries"]}, (node_id, text[:500])
         assert JAN_CONTACT not in text
+
+
+async def test_purged_detail_leaves_no_ciphertext_in_the_files(
+    watched: tuple[Federation, Interposer, list[bytes]],
+) -> None:
+    fed, _, _ = watched
+    round_ = await hit_round(fed)
+    status, ask = await fed.api(
+        VH,
+        "POST",
+        "/api/v1/details",
+        json={
+            "round_trace_id": round_["trace_id"],
+            "partner": POLITIE,
+            "categories": [CONTACT],
+            "purpose": PURPOSE,
+        },
+    )
+    assert status == 200, ask
+    vh = fed.nodes[VH]
+    (ciphertext,) = vh.ctx.conn.execute("SELECT ciphertext FROM received_details").fetchone()
+    assert bytes(ciphertext) in _files(vh.ctx.home)
+    vh.clock.offset = timedelta(days=31)  # past the rule's 30 days
+    assert purge_due(vh.ctx) == 1
+    assert bytes(ciphertext)[:32] not in _files(vh.ctx.home)
+    assert log.verify(vh.ctx.conn, VH, vh.ctx.keys.signing_public).ok
+
+
+def _files(home: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(home.glob("node.db*")))

@@ -78,7 +78,7 @@ from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.provider import _authenticate, _fresh
 from node.store import log, received
-from node.store.db import tx
+from node.store.db import flush_deleted, tx
 from node.store.received import Ask, AskedCategory, RoundHit
 
 ASKING_ROLES = ("coordinator", "liaison", "privacy_officer")
@@ -594,6 +594,8 @@ def purge_due(ctx: NodeContext) -> int:
                 ],
                 now,
             )
+    if due:
+        flush_deleted(ctx.conn)
     return len(due)
 
 

@@ -178,6 +178,9 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Deleted personal data (purged detail, removed registrations) is overwritten in the
+    # file, not left in free pages; ``flush_deleted`` then clears it from the WAL.
+    conn.execute("PRAGMA secure_delete=ON")
     _migrate(conn)
     return conn
 
@@ -217,6 +220,13 @@ def bump_trust_generation(conn: sqlite3.Connection) -> None:
         "INSERT INTO meta (key, value) VALUES ('trust_generation', '1') ON CONFLICT (key) "
         "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
     )
+
+
+def flush_deleted(conn: sqlite3.Connection) -> None:
+    """Write the WAL back into the database and truncate it, so the old page images of
+    deleted rows (zeroed in the file by ``secure_delete``) are gone from the WAL too.
+    Outside any transaction; called after retention purges."""
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @contextmanager
