@@ -18,11 +18,9 @@ from typing import Any
 from node.demo.federation import DemoNode, Tokens, http_json, log_entries
 from node.demo.partners import ANTECEDENTS, CONVENANT_ID, COORDINATOR_NODE, LIAISON_USER
 from node.demo.scenario import DetailCase
+from node.details.requester import NOTICE_ACTOR  # the actor of a poll a notice started
 
 NOTICE_DEADLINE_SECONDS = 10.0
-# The actor the Veiligheidshuis node logs for a poll a decision notice started
-# (node/details/requester.py NOTICE_ACTOR).
-NOTICE_ACTOR = "decision-notice"
 WAIT_SECONDS = 0.05
 
 
@@ -123,7 +121,7 @@ def run_detail_stage(
     )
     rep["asked"] = asked
     answered = status == 200 and isinstance(asked, dict) and asked.get("outcome") == "answered"
-    if not stage.check("asked", answered, f"POST /api/v1/details: HTTP {status}, answered"):
+    if not stage.check("asked", answered, _asked_detail(status, asked)):
         return rep
     trace_id = str(asked["trace_id"])
     rep["trace_id"] = trace_id
@@ -195,6 +193,19 @@ def run_detail_stage(
         )
     rep["agrees"] = all(ch["ok"] for ch in rep["checks"])
     return rep
+
+
+def _asked_detail(status: int, asked: Any) -> str:
+    """What the check of the ask says: answered, or why not (refusal or problem+json)."""
+    text = f"POST /api/v1/details: HTTP {status}"
+    if status == 200 and isinstance(asked, dict):
+        outcome = asked.get("outcome")
+        if outcome == "answered":
+            return text + ", answered by the partner"
+        return text + f", {outcome}: {asked.get('reason')} {asked.get('detail') or ''}".rstrip()
+    if isinstance(asked, dict):
+        return text + f": {asked.get('title')}: {asked.get('detail')}"
+    return text + f": {asked}"
 
 
 def _round(
