@@ -31,8 +31,10 @@ from node.demo.run import run_demo
 def demo(as_json: bool, subjects_per_partner: int, seed: int, keep: Path | None) -> None:
     """Run a seven-node federation on loopback and check every answer against the truth.
 
-    Exits 1 if any answer disagrees with the synthetic ground truth, any log fails to
-    verify, or any node fails.
+    After the bekendheid questions, a second stage asks politie for detail of one hit:
+    one category delivered, one denied, one delivered after the politie liaison approves.
+    Exits 1 if any answer or detail text disagrees with the synthetic ground truth, any
+    log fails to verify, or any node fails.
     """
     report = run_demo(subjects_per_partner, seed, keep, say=None if as_json else click.echo)
     if as_json:
