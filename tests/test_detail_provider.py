@@ -646,3 +646,32 @@ async def test_a_text_gone_at_poll_time_is_unavailable_for_that_answer_only(
         "SELECT status FROM detail_categories WHERE trace_id = ?", (resp.trace_id,)
     ).fetchone()
     assert stored == "delivered"
+
+
+async def test_a_refused_hit_notice_logs_no_subject_even_when_some_proofs_resolved(
+    fed: Federation,
+) -> None:
+    round_ = await hit_round(fed, subjects=[JAN_BSN, PIET_BSN])
+    _, before = await fed.api("politie-test", "GET", f"{LIAISON}/inbox", role="liaison")
+    # Jan's proof resolves; Piet's member tag with invented remaining bytes does not.
+    real = jws.b64u_decode(proof_for(fed, "politie-test", PIET_BSN))
+    forged = jws.b64u_encode(real[:16] + secrets.token_bytes(48))
+    proofs = (proof_for(fed, "politie-test", JAN_BSN), forged)
+    reply = await post_peer(
+        fed,
+        "politie-test",
+        HIT_NOTICE_PATH,
+        hit_notice(fed, "vh-test", "politie-test", round_["trace_id"], proofs),
+    )
+    ack = open_signed(fed, "politie-test", reply.body, HIT_NOTICE_RESPONSE_TYP)
+    assert (ack["outcome"], ack["reason"], ack["noticed"]) == ("refused", "bad_hit_proof", None)
+    _, after = await fed.api("politie-test", "GET", f"{LIAISON}/inbox", role="liaison")
+    assert after["hit_notices"] == before["hit_notices"]
+    [entry] = [
+        e
+        for e in _log(fed, "politie-test")
+        if e["kind"] == "hit_notice.received" and e["outcome"] == "refused"
+    ]
+    assert entry["reason"] == "bad_hit_proof"
+    assert entry["subjects"] == []
+    assert entry["data"] == {"case_ref": "CASUS-NOTICE", "noticed": 0, "rule": "hit-proof"}

@@ -716,6 +716,10 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
                     refs=subj.refs,
                     received_at=now,
                 )
+        if refusal is not None:
+            # A refused notice puts nobody in the inbox: neither its log entry nor its
+            # count names the subjects of the proofs that resolved before one failed.
+            subjects = []
         data: dict[str, Any] = {"case_ref": notice.case_ref, "noticed": len(subjects)}
         if refusal is not None:
             data["rule"] = rule
