@@ -464,6 +464,23 @@ def test_hit_notice_follows_the_providers_rules(
     assert (notice.required, notice.rule, notice.categories) == (required, rule, by)
 
 
+@pytest.mark.parametrize(
+    ("provider", "requester", "required", "by"),
+    [
+        ("politie-test", "vh-test", True, ("samenvatting_antecedenten",)),
+        ("politie-test", "politie-test", False, ()),
+        ("politie-test", "gemeente-test", False, ()),
+        ("ggz-test", "vh-test", True, ("zorgcontact",)),
+        ("om-test", "politie-test", False, ()),
+    ],
+)
+def test_hit_notice_only_for_a_requester_the_notifying_rule_serves(
+    provider: str, requester: str, required: bool, by: tuple[str, ...]
+) -> None:
+    notice = hit_notice_required(CONV, provider, requester=requester)
+    assert (notice.required, notice.categories) == (required, by)
+
+
 # --- the document: validation, TOML, backwards compatibility ------------------------------
 
 

@@ -675,3 +675,28 @@ async def test_a_refused_hit_notice_logs_no_subject_even_when_some_proofs_resolv
     assert entry["reason"] == "bad_hit_proof"
     assert entry["subjects"] == []
     assert entry["data"] == {"case_ref": "CASUS-NOTICE", "noticed": 0, "rule": "hit-proof"}
+
+
+async def test_a_hit_notice_from_a_party_no_notifying_rule_serves_is_refused(
+    fed: Federation,
+) -> None:
+    # politie-test's own round (it asks itself too), then a notice to itself: its
+    # notify_hit rule lists vh-test as the only recipient.
+    round_ = await hit_round(fed, "politie-test")
+    _, before = await fed.api("politie-test", "GET", f"{LIAISON}/inbox", role="liaison")
+    reply = await post_peer(
+        fed,
+        "politie-test",
+        HIT_NOTICE_PATH,
+        hit_notice(
+            fed,
+            "politie-test",
+            "politie-test",
+            round_["trace_id"],
+            (proof_for(fed, "politie-test", JAN_BSN),),
+        ),
+    )
+    ack = open_signed(fed, "politie-test", reply.body, HIT_NOTICE_RESPONSE_TYP)
+    assert (reply.status, ack["outcome"], ack["reason"]) == (403, "refused", "no_notice_rule")
+    _, after = await fed.api("politie-test", "GET", f"{LIAISON}/inbox", role="liaison")
+    assert after["hit_notices"] == before["hit_notices"]

@@ -279,6 +279,18 @@ async def test_hit_notice_goes_to_the_partner_whose_rule_asks_for_it(fed: Federa
     assert jws.b64u_encode(hit.hit_proof) not in json.dumps(log_entries(vh))
 
 
+async def test_no_notice_for_a_round_of_a_party_the_notifying_rule_does_not_serve(
+    fed: Federation,
+) -> None:
+    # politie-test asks too and has a hit on Jan at itself, but its notify_hit rule (the
+    # antecedents) is for vh-test only: telling the liaison whom politie-test discusses
+    # has no basis in the convenant.
+    result = await hit_round(fed, POLITIE)
+    assert received.round_hits_of(fed.nodes[POLITIE].ctx.conn, result["trace_id"]) != []
+    assert log_entries(fed.nodes[POLITIE], "hit_notice.sent") == []
+    assert log_entries(fed.nodes[POLITIE], "hit_notice.received") == []
+
+
 async def test_a_round_without_a_hit_at_a_notifying_partner_sends_no_notice(
     fed: Federation,
 ) -> None:

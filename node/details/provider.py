@@ -688,10 +688,14 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
         if (
             refusal is None
             and conv is not None
-            and not policy.hit_notice_required(conv, ctx.node_id).required
+            and not policy.hit_notice_required(
+                conv, ctx.node_id, requester=notice.requester
+            ).required
         ):
             rule = NOTICE_RULE
-            refusal = NoNoticeRule(f"no detail rule of {ctx.node_id} asks for hit notices")
+            refusal = NoNoticeRule(
+                f"no detail rule of {ctx.node_id} for {notice.requester} asks for hit notices"
+            )
         subjects: list[Subject] = []
         if refusal is None and conv is not None:
             for proof in notice.hit_proofs:

@@ -716,7 +716,11 @@ async def send_hit_notices(
     by_partner: dict[str, list[RoundHit]] = {}
     for h in hits:
         by_partner.setdefault(h.partner, []).append(h)
-    wanted = {p: hs for p, hs in by_partner.items() if hit_notice_required(conv, p).required}
+    wanted = {
+        p: hs
+        for p, hs in by_partner.items()
+        if hit_notice_required(conv, p, requester=ctx.node_id).required
+    }
     if not wanted:
         return
     try:

@@ -294,17 +294,27 @@ NO_NOTIFY_HIT = "no-notify-hit"
 
 
 def hit_notice_required(
-    conv: Convenant, provider: str, categories: Iterable[str] | None = None
+    conv: Convenant,
+    provider: str,
+    categories: Iterable[str] | None = None,
+    *,
+    requester: str | None = None,
 ) -> HitNotice:
     """§5.6 ``notify_hit``: required iff a detail rule of ``provider`` asks for it.
 
     With ``categories``, only the rules of those categories count (the categories of a
-    detail request); without, every rule of ``provider``. No rule: no notice.
+    detail request); without, every rule of ``provider``. With ``requester``, only the
+    rules that list it among their recipients: a notice tells the provider whom the
+    requester discusses, which the convenant agreed to only for the rule's recipients.
+    No rule: no notice.
     """
     wanted = None if categories is None else set(categories)
     asking = tuple(
         r.category
         for r in conv.detail_rules
-        if r.provider == provider and r.notify_hit and (wanted is None or r.category in wanted)
+        if r.provider == provider
+        and r.notify_hit
+        and (wanted is None or r.category in wanted)
+        and (requester is None or requester in r.recipients)
     )
     return HitNotice(bool(asking), NOTIFY_HIT if asking else NO_NOTIFY_HIT, asking)
