@@ -519,6 +519,26 @@ async def test_purge_at_retain_until_keeps_metadata_and_refuses_redelivery(
     assert len(log_entries(vh, "detail.received")) == 1
 
 
+async def test_a_text_past_retain_until_is_not_shown_before_the_purge_ran(
+    fed: Federation,
+) -> None:
+    vh = fed.nodes[VH]
+    trace = (await hit_round(fed, subjects=[JAN_BSN]))["trace_id"]
+    _, result = await ask(fed, body(trace, CONTACT))
+    t = result["trace_id"]
+    _, view = await fed.api(VH, "GET", f"/api/v1/details/{t}")
+    assert category(view, CONTACT)["entries"] == [JAN_CONTACT]
+    vh.clock.offset = timedelta(days=30, seconds=1)  # contactpersoon: 30 days
+    # Still stored (no purge yet), but no longer readable.
+    assert received.received(vh.ctx.conn, t, CONTACT) is not None
+    _, view = await fed.api(VH, "GET", f"/api/v1/details/{t}")
+    assert (category(view, CONTACT)["visible"], category(view, CONTACT)["entries"]) == (
+        False,
+        None,
+    )
+    assert len(log_entries(vh, "detail.viewed")) == 1
+
+
 # --- §14.6 decision notices ----------------------------------------------------------------
 
 

@@ -531,9 +531,14 @@ def view(ctx: NodeContext, trace_id: str, user: str, role: str) -> dict[str, Any
     if ask is None:
         raise UnknownDetailRequest(f"no detail request {trace_id} was sent from this node")
     key = at_rest_key(ctx)
+    now = rfc3339(ctx.clock())
     texts: dict[str, tuple[str, ...]] = {}
     for c in ask.categories:
         if c.purged_at is not None or role not in (c.recipient_roles or ()):
+            continue
+        if c.retain_until is None or c.retain_until <= now:
+            # Due for deletion: the purge runs only every purge interval, but the rule's
+            # deadline is the moment the text stops being readable here.
             continue
         row = received.received(ctx.conn, trace_id, c.category)
         if row is None:
