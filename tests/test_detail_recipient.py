@@ -52,6 +52,7 @@ from tests.federation import (
     post_peer,
     resign,
     state_counts,
+    withdraw,
 )
 
 VH = "vh-test"
@@ -217,6 +218,18 @@ async def test_bad_detail_asks_are_refused_and_change_nothing(
     assert got == status, problem
     assert problem["type"] == PROBLEM_BASE + code
     assert words in problem["detail"]
+    assert (state_counts(fed), counts(fed.nodes[VH])) == before
+
+
+async def test_a_partner_that_withdrew_is_sent_no_detail_request(fed: Federation) -> None:
+    trace = (await hit_round(fed))["trace_id"]
+    withdraw(fed, POLITIE)
+    before = (state_counts(fed), counts(fed.nodes[VH]))
+    status, problem = await ask(fed, body(trace, CONTACT))
+    assert (status, problem["type"]) == (403, PROBLEM_BASE + "party_withdrawn")
+    assert POLITIE in problem["detail"]
+    # Nothing left this node: politie logged no detail request, refused or not.
+    assert log_entries(fed.nodes[POLITIE], "detail.requested") == []
     assert (state_counts(fed), counts(fed.nodes[VH])) == before
 
 

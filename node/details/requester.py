@@ -38,6 +38,7 @@ from node.errors import (
     InputError,
     MalformedMessage,
     NotAParty,
+    PartyWithdrawn,
     ProtocolError,
     Refusal,
     UnknownDetailRequest,
@@ -76,6 +77,7 @@ from node.protocol.detail import (
 )
 from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
+from node.protocol.withdrawal import withdrawn
 from node.provider import _authenticate, _fresh
 from node.store import log, received
 from node.store.db import flush_deleted, tx
@@ -403,6 +405,11 @@ async def ask_details(
     if conv.party(partner) is None:
         raise NotAParty(f"{partner} is no party to {conv.id} v{conv.version}")
     now = ctx.clock()
+    gone = withdrawn(ctx.trust().withdrawals_of(conv.id), conv, partner, now)
+    if gone is not None:
+        # As in a round (§6.8): a partner that signed it left is sent nothing, least of
+        # all a hit proof and a case reference.
+        raise PartyWithdrawn(f"{partner} withdrew from {conv.id} at {rfc3339(gone.withdrawn_at)}")
     trace_id = secrets.token_hex(16)
     req = DetailRequest(
         requester=ctx.node_id,
