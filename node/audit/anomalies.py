@@ -63,7 +63,7 @@ def parse_thresholds(
 class Anomaly:
     rule: str
     """``many_subjects``, ``burst``, ``rate_limited``, ``suspect_requester``,
-    ``forked_peer_log``."""
+    ``detail_probe``, ``forked_peer_log``."""
     party: str | None
     convenant: str | None
     window: str
@@ -228,6 +228,23 @@ def refusal_anomalies(
             )
         )
     return out
+
+
+def probe_anomalies(probes: Mapping[tuple[str, str, str], Window]) -> list[Anomaly]:
+    """Detail requests or hit notices refused for a forged proof or a foreign round."""
+    return [
+        Anomaly(
+            "detail_probe",
+            party,
+            conv or None,
+            f"{w.first}/{w.last}",
+            w.count,
+            reason=reason,
+            side="given",
+            detail="detail asked about someone this party never found in a round here",
+        )
+        for (party, conv, reason), w in sorted(probes.items())
+    ]
 
 
 def forked_log_anomalies(alerts: Mapping[tuple[str, str], Window]) -> list[Anomaly]:

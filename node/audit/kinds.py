@@ -48,6 +48,12 @@ DETAIL_KINDS: Mapping[str, str] = {
     "hit_notices_sent": "hit_notice.sent",
 }
 """The detail exchange, both sides: label → entry kind, always listed (zero when absent)."""
+DETAIL_ANSWER_KINDS = ("detail.requested", "detail.polled", "hit_notice.received")
+"""A partner answering the detail exchange (§14): refusals among them are refusals given."""
+PROBE_REASONS = ("bad_hit_proof", "unknown_round")
+"""Detail refusals that mean a party asked about someone it never found in a round with
+this node: a tag lifted from the published set, or another party's round. Always worth
+the privacy officer's attention (an honest node cannot produce them)."""
 SUSPECT_REASONS = ("unknown_requester", "revoked_requester", "bad_signature", "replayed_request")
 """Refusals that mean a request came from, or pretended to come from, a party this node
 does not (or no longer) trust: always worth the privacy officer's attention."""

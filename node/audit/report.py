@@ -35,6 +35,7 @@ from node.audit.anomalies import (
     forked_log_anomalies,
     many_subjects,
     parse_thresholds,
+    probe_anomalies,
     refusal_anomalies,
 )
 from node.audit.filters import Filters, matches, parse_date, parse_filters, requesting_party
@@ -43,8 +44,10 @@ from node.audit.kinds import (
     ALERT_KINDS,
     ANSWERED_COUNTS,
     ASK_KINDS,
+    DETAIL_ANSWER_KINDS,
     DETAIL_KINDS,
     EVALUATION_KINDS,
+    PROBE_REASONS,
     PROVIDER_KINDS,
     REFUSAL_KINDS,
     STATUSES,
@@ -186,6 +189,7 @@ def build(
     own_round_times: dict[str, tuple[str, str]] = {}  # trace → (convenant, time)
     rate_limited: defaultdict[tuple[str, str, str], Window] = defaultdict(Window)
     suspect: defaultdict[tuple[str, str, str], Window] = defaultdict(Window)
+    probes: defaultdict[tuple[str, str, str], Window] = defaultdict(Window)
     alerts: defaultdict[tuple[str, str], Window] = defaultdict(Window)
     refusals_given: Counter[tuple[str, str]] = Counter()
     refusals_received: Counter[tuple[str, str]] = Counter()
@@ -248,6 +252,13 @@ def build(
                     rate_limited[("given", party, conv)].add(e.time)
                 if reason in SUSPECT_REASONS:
                     suspect[(party, conv, reason)].add(e.time)
+        elif e.kind in DETAIL_ANSWER_KINDS and e.outcome == "refused":
+            reason = e.reason or "?"
+            refusals_given[(party, reason)] += 1
+            if reason in SUSPECT_REASONS:
+                suspect[(party, conv, reason)].add(e.time)
+            if reason in PROBE_REASONS:
+                probes[(party, conv, reason)].add(e.time)
         elif e.kind == "tag_set.published":
             pub = rep.tag_sets_published.setdefault(conv, {"versions": 0, "latest_version": 0})
             pub["versions"] += 1
@@ -278,6 +289,7 @@ def build(
         *burst_anomalies(th, requests, "evaluate requests"),
         *burst_anomalies(th, own_rounds, f"rounds asked by {node_id}"),
         *refusal_anomalies(rate_limited, suspect),
+        *probe_anomalies(probes),
         *forked_log_anomalies(alerts),
     ]
     return rep
