@@ -103,6 +103,18 @@ async def test_refusals_are_one_error_line(fed: Federation) -> None:
     assert received.all_asks(fed.nodes[VH].ctx.conn) == []
 
 
+async def test_a_trace_id_that_is_not_one_never_reaches_another_route(
+    fed: Federation,
+) -> None:
+    # "../details" would otherwise be GET /api/v1/details: another route's answer.
+    for command in ("show", "poll"):
+        for bad in ("../details", "F" * 32, "a" * 31):
+            result = await cli("details", command, *api_args(fed), bad)
+            assert result.exit_code == 1, result.output
+            lines = result.stderr.strip().splitlines()
+            assert lines == ["error: a trace id is 32 lowercase hex digits"], lines
+
+
 async def test_purge_on_the_node_home(fed: Federation) -> None:
     vh = fed.nodes[VH]
     trace = (await hit_round(fed))["trace_id"]

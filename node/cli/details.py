@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from node.cli.query import QUERY_TIMEOUT_SECONDS, _problem_detail
 from node.config import load_config
 from node.details import requester
 from node.errors import VhnodeError
+from node.protocol.detail import TRACE_ID
 
 DETAILS_PATH = "/api/v1/details"
 
@@ -62,6 +64,13 @@ def _call(home: Path, url: str | None, token: str, method: str, path: str, body:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise VhnodeError("the node did not answer JSON") from e
+
+
+def _trace_path(trace_id: str) -> str:
+    # Checked here, not left to the node: "../details" would be another route's URL.
+    if re.fullmatch(TRACE_ID, trace_id) is None:
+        raise VhnodeError("a trace id is 32 lowercase hex digits")
+    return f"{DETAILS_PATH}/{trace_id}"
 
 
 def _print_ask(ask: dict[str, Any], texts: bool = False) -> None:
@@ -170,7 +179,7 @@ def details_list(*, home: Path, url: str | None, token: str, as_json: bool) -> N
 @json_option
 def details_show(*, home: Path, url: str | None, token: str, trace_id: str, as_json: bool) -> None:
     """One detail request, with the texts your role may see (the read is logged)."""
-    ask = _call(home, url, token, "GET", f"{DETAILS_PATH}/{trace_id}")
+    ask = _call(home, url, token, "GET", _trace_path(trace_id))
     if as_json:
         print_json(ask)
     else:
@@ -183,7 +192,7 @@ def details_show(*, home: Path, url: str | None, token: str, trace_id: str, as_j
 @json_option
 def details_poll(*, home: Path, url: str | None, token: str, trace_id: str, as_json: bool) -> None:
     """Ask the partner for the current state of a detail request now."""
-    ask = _call(home, url, token, "POST", f"{DETAILS_PATH}/{trace_id}/poll")
+    ask = _call(home, url, token, "POST", _trace_path(trace_id) + "/poll")
     if as_json:
         print_json(ask)
     else:
