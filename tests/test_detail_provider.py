@@ -8,6 +8,7 @@ derives in a round (the OPRF tests show blind evaluation gives the same output).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -15,9 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nacl.public
 import pytest
 from aiohttp import web
 
+from node import admin
 from node.config import DetailsConfig
 from node.identifiers import parse_identifier, subject_key
 from node.protocol import jws, oprf
@@ -36,6 +39,7 @@ from node.protocol.detail import (
     HitNotice,
     open_sealed,
 )
+from node.protocol.peer_card import issue_card
 from node.store import log
 from node.tag_sets import apply_changes
 from tests.detail_fixtures import (
@@ -700,3 +704,31 @@ async def test_a_hit_notice_from_a_party_no_notifying_rule_serves_is_refused(
     assert (reply.status, ack["outcome"], ack["reason"]) == (403, "refused", "no_notice_rule")
     _, after = await fed.api("politie-test", "GET", f"{LIAISON}/inbox", role="liaison")
     assert after["hit_notices"] == before["hit_notices"]
+
+
+async def test_a_requester_card_with_another_encryption_key_gets_nothing_sealed(
+    fed: Federation,
+) -> None:
+    # vh-test's card at politie now carries an encryption key the convenant does not name
+    # (say, an attacker's): politie cannot know whom it would be writing to.
+    round_ = await hit_round(fed)
+    _, first = await ask(fed, "vh-test", "politie-test", (CONTACT,))
+    vh = fed.nodes["vh-test"].ctx
+    other = dataclasses.replace(vh.keys, encryption=nacl.public.PrivateKey.generate())
+    card = issue_card(vh.cfg, other, vh.clock())
+    _, outcome = admin.add_peer(fed.nodes["politie-test"].ctx, card.to_json())
+    assert outcome == "updated"
+    doc = detail_request(fed, "vh-test", "politie-test", round_["trace_id"], (CONTACT,))
+    reply = await post_peer(fed, "politie-test", DETAIL_PATH, doc)
+    resp = response(fed, "politie-test", reply)
+    assert (reply.status, resp.outcome, resp.reason) == (403, "refused", "unknown_requester")
+    assert resp.sealed is None
+    assert JAN_CONTACT.encode() not in reply.body
+    refused = [e for e in _log(fed, "politie-test") if e["kind"] == "detail.requested"][-1]
+    assert (refused["reason"], refused["data"]["rule"]) == ("unknown_requester", "recipient-key")
+    # A poll of the earlier request is refused the same way: nothing is sealed again.
+    poll = poll_request(fed, "vh-test", "politie-test", first.trace_id)
+    reply = await post_peer(fed, "politie-test", DETAIL_POLL_PATH, poll)
+    polled = response(fed, "politie-test", reply)
+    assert (reply.status, polled.outcome, polled.reason) == (403, "refused", "unknown_requester")
+    assert polled.sealed is None
