@@ -40,7 +40,9 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
     ]
     renderer: structlog.typing.Processor
     if out.isatty():
-        renderer = structlog.dev.ConsoleRenderer()
+        # Plain tracebacks: rich's or better_exceptions' (used when installed) print local
+        # variables, which could put a detail text or an identifier on the console.
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     else:
         renderer = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)

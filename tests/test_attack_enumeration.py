@@ -42,8 +42,7 @@ def _limit(fed: Federation, burst: int = 3) -> None:
 async def test_repeated_rounds_are_refused_once_the_rate_limit_is_spent(
     federation: Federation,
 ) -> None:
-    federation.register(TARGET, {"ref": "C-1", "themes": ["veelplegers"],
-                                 "identifiers": [JAN_BSN]})
+    federation.register(TARGET, {"ref": "C-1", "themes": ["veelplegers"], "identifiers": [JAN_BSN]})
     _limit(federation)
     seen: list[str] = []
     for _ in range(6):
@@ -79,7 +78,8 @@ async def test_every_evaluation_and_refusal_is_logged_by_the_partner(
     _limit(federation)
     traces = [(await federation.query("vh-test", [JAN_BSN]))["trace_id"] for _ in range(4)]
     entries = [
-        e for e in log_entries(federation.nodes[TARGET])
+        e
+        for e in log_entries(federation.nodes[TARGET])
         if e["kind"] in ("bekendheid.evaluated", "bekendheid.refused")
     ]
     assert [e["trace_id"] for e in entries] == traces
@@ -109,13 +109,16 @@ def _refused_tag_set(fed: Federation, reply_body: bytes) -> TagSetResponse:
 async def test_requester_without_query_right_cannot_fetch_a_tag_set(
     federation: Federation, requester: str, reason: str
 ) -> None:
-    federation.register("politie-test", {"ref": "BPS-1", "themes": ["veelplegers"],
-                                         "identifiers": [JAN_BSN]})
+    federation.register(
+        "politie-test", {"ref": "BPS-1", "themes": ["veelplegers"], "identifiers": [JAN_BSN]}
+    )
     if requester not in federation.nodes:
         outsider(federation, requester, known_by=["politie-test"])
     reply = await post_peer(
-        federation, "politie-test", TAG_SET_PATH, tag_set_request(federation, requester,
-                                                                  "politie-test")
+        federation,
+        "politie-test",
+        TAG_SET_PATH,
+        tag_set_request(federation, requester, "politie-test"),
     )
     assert reply.status == 403
     assert _refused_tag_set(federation, reply.body).reason == reason
@@ -134,8 +137,9 @@ async def test_tags_can_only_be_computed_with_the_partners_key(federation: Feder
     """Two partners know the same person: their tags differ, and each is the OPRF output
     under that partner's own convenant key, so a set is useless without asking online."""
     for node_id in ("politie-test", "om-test"):
-        federation.register(node_id, {"ref": "R-1", "themes": ["veelplegers"],
-                                      "identifiers": [JAN_BSN]})
+        federation.register(
+            node_id, {"ref": "R-1", "themes": ["veelplegers"], "identifiers": [JAN_BSN]}
+        )
     politie, om = await _tag_set(federation, "politie-test"), await _tag_set(federation, "om-test")
     assert len(politie) == len(om) == 1
     assert politie != om

@@ -49,8 +49,13 @@ def _raw(data: bytes) -> Body:
 
 
 def _query(**overrides: Any) -> Body:
-    body = {"convenant_id": CONVENANT_ID, "purpose": PURPOSE, "case_ref": "C-1",
-            "subjects": [JAN_BSN], **overrides}
+    body = {
+        "convenant_id": CONVENANT_ID,
+        "purpose": PURPOSE,
+        "case_ref": "C-1",
+        "subjects": [JAN_BSN],
+        **overrides,
+    }
     return _json(body)
 
 
@@ -63,12 +68,22 @@ def _signed_non_canonical(fed: Federation) -> bytes:
     doc = evaluate_request(fed, "vh-test", "politie-test")
     payload_b64 = jws.b64u_encode(json.dumps(doc.payload, indent=1).encode())
     key = fed.nodes["vh-test"].ctx.keys.signing
-    protected = jws.b64u_encode(jws.canonical(
-        {"alg": "EdDSA", "kid": jws.fingerprint(bytes(key.verify_key)), "typ": EVALUATE_REQUEST_TYP}
-    ))
+    protected = jws.b64u_encode(
+        jws.canonical(
+            {
+                "alg": "EdDSA",
+                "kid": jws.fingerprint(bytes(key.verify_key)),
+                "typ": EVALUATE_REQUEST_TYP,
+            }
+        )
+    )
     signature = key.sign(f"{protected}.{payload_b64}".encode()).signature
-    return json.dumps({"payload": payload_b64, "signatures": [
-        {"protected": protected, "signature": jws.b64u_encode(signature)}]}).encode()
+    return json.dumps(
+        {
+            "payload": payload_b64,
+            "signatures": [{"protected": protected, "signature": jws.b64u_encode(signature)}],
+        }
+    ).encode()
 
 
 def _signed_not_a_request(fed: Federation) -> bytes:
@@ -118,34 +133,89 @@ class Bad:
 
 CASES = [
     # --- peer endpoints: signed JWS bodies ---
-    Bad("evaluate-not-json", "POST", EVALUATE_PATH, 400, "malformed_message",
-        _raw(b"this is not {json"), content_type=JOSE),
+    Bad(
+        "evaluate-not-json",
+        "POST",
+        EVALUATE_PATH,
+        400,
+        "malformed_message",
+        _raw(b"this is not {json"),
+        content_type=JOSE,
+    ),
     Bad("evaluate-empty-body", "POST", EVALUATE_PATH, 400, "malformed_message", _raw(b"")),
-    Bad("evaluate-invalid-utf8", "POST", EVALUATE_PATH, 400, "malformed_message",
-        _raw(b'{"payload": "\xff\xfe"}')),
-    Bad("evaluate-json-not-a-jws", "POST", EVALUATE_PATH, 400, "malformed_message",
-        _json({"requester": "vh-test", "blinded_elements": []})),
+    Bad(
+        "evaluate-invalid-utf8",
+        "POST",
+        EVALUATE_PATH,
+        400,
+        "malformed_message",
+        _raw(b'{"payload": "\xff\xfe"}'),
+    ),
+    Bad(
+        "evaluate-json-not-a-jws",
+        "POST",
+        EVALUATE_PATH,
+        400,
+        "malformed_message",
+        _json({"requester": "vh-test", "blinded_elements": []}),
+    ),
     Bad("evaluate-json-array", "POST", EVALUATE_PATH, 400, "malformed_message", _json([1, 2])),
-    Bad("evaluate-payload-not-base64url", "POST", EVALUATE_PATH, 400, "malformed_message",
-        _json({"payload": "!!!", "signatures": []})),
-    Bad("evaluate-non-canonical-payload", "POST", EVALUATE_PATH, 400, "malformed_message",
-        _signed_non_canonical),
-    Bad("evaluate-wrong-typ", "POST", EVALUATE_PATH, 400, "malformed_message",
-        _tag_set_request_to_evaluate),
-    Bad("evaluate-payload-not-a-request", "POST", EVALUATE_PATH, 400, "malformed_message",
-        _signed_not_a_request),
-    Bad("evaluate-two-signatures", "POST", EVALUATE_PATH, 400, "malformed_message",
-        _two_signatures),
+    Bad(
+        "evaluate-payload-not-base64url",
+        "POST",
+        EVALUATE_PATH,
+        400,
+        "malformed_message",
+        _json({"payload": "!!!", "signatures": []}),
+    ),
+    Bad(
+        "evaluate-non-canonical-payload",
+        "POST",
+        EVALUATE_PATH,
+        400,
+        "malformed_message",
+        _signed_non_canonical,
+    ),
+    Bad(
+        "evaluate-wrong-typ",
+        "POST",
+        EVALUATE_PATH,
+        400,
+        "malformed_message",
+        _tag_set_request_to_evaluate,
+    ),
+    Bad(
+        "evaluate-payload-not-a-request",
+        "POST",
+        EVALUATE_PATH,
+        400,
+        "malformed_message",
+        _signed_not_a_request,
+    ),
+    Bad(
+        "evaluate-two-signatures", "POST", EVALUATE_PATH, 400, "malformed_message", _two_signatures
+    ),
     Bad("evaluate-unsigned", "POST", EVALUATE_PATH, 400, "malformed_message", _unsigned),
     Bad("evaluate-oversized", "POST", EVALUATE_PATH, 413, "payload_too_large", _oversized_jws),
     Bad("evaluate-wrong-method", "GET", EVALUATE_PATH, 405, "method_not_allowed"),
     Bad("tag-set-not-json", "POST", TAG_SET_PATH, 400, "malformed_message", _raw(b"\x00\x01")),
-    Bad("tag-set-json-not-a-jws", "POST", TAG_SET_PATH, 400, "malformed_message",
-        _json({"since_version": 0})),
-    Bad("tag-set-wrong-typ", "POST", TAG_SET_PATH, 400, "malformed_message",
-        _evaluate_request_to_tag_set),
-    Bad("tag-set-oversized", "POST", TAG_SET_PATH, 413, "payload_too_large",
-        _raw(b" " * TOO_BIG)),
+    Bad(
+        "tag-set-json-not-a-jws",
+        "POST",
+        TAG_SET_PATH,
+        400,
+        "malformed_message",
+        _json({"since_version": 0}),
+    ),
+    Bad(
+        "tag-set-wrong-typ",
+        "POST",
+        TAG_SET_PATH,
+        400,
+        "malformed_message",
+        _evaluate_request_to_tag_set,
+    ),
+    Bad("tag-set-oversized", "POST", TAG_SET_PATH, 413, "payload_too_large", _raw(b" " * TOO_BIG)),
     Bad("tag-set-wrong-method", "PUT", TAG_SET_PATH, 405, "method_not_allowed", _json({})),
     Bad("card-wrong-method", "POST", "/peer/v1/card", 405, "method_not_allowed", _json({})),
     Bad("healthz-wrong-method", "DELETE", "/healthz", 405, "method_not_allowed"),
@@ -153,67 +223,242 @@ CASES = [
     Bad("unknown-route", "GET", "/admin.php", 404, "not_found"),
     # --- local API: authentication and roles ---
     Bad("node-without-token", "GET", "/api/v1/node", 401, "unauthorized", role=None),
-    Bad("node-unknown-token", "GET", "/api/v1/node", 401, "unauthorized",
-        authorization="Bearer vhn_" + "x" * 43),
-    Bad("node-empty-bearer", "GET", "/api/v1/node", 401, "unauthorized",
-        authorization="Bearer "),
-    Bad("node-basic-auth", "GET", "/api/v1/node", 401, "unauthorized",
-        authorization="Basic Y29vcmRpbmF0b3I6Z2VoZWlt"),
-    Bad("query-with-source-token", "POST", "/api/v1/bekendheid", 403, "forbidden",
-        _query(), node="vh-test", role="source"),
-    Bad("query-with-privacy-officer-token", "POST", "/api/v1/bekendheid", 403, "forbidden",
-        _query(), node="vh-test", role="privacy_officer"),
+    Bad(
+        "node-unknown-token",
+        "GET",
+        "/api/v1/node",
+        401,
+        "unauthorized",
+        authorization="Bearer vhn_" + "x" * 43,
+    ),
+    Bad("node-empty-bearer", "GET", "/api/v1/node", 401, "unauthorized", authorization="Bearer "),
+    Bad(
+        "node-basic-auth",
+        "GET",
+        "/api/v1/node",
+        401,
+        "unauthorized",
+        authorization="Basic Y29vcmRpbmF0b3I6Z2VoZWlt",
+    ),
+    Bad(
+        "query-with-source-token",
+        "POST",
+        "/api/v1/bekendheid",
+        403,
+        "forbidden",
+        _query(),
+        node="vh-test",
+        role="source",
+    ),
+    Bad(
+        "query-with-privacy-officer-token",
+        "POST",
+        "/api/v1/bekendheid",
+        403,
+        "forbidden",
+        _query(),
+        node="vh-test",
+        role="privacy_officer",
+    ),
     Bad("audit-with-coordinator-token", "GET", "/api/v1/audit/verify", 403, "forbidden"),
-    Bad("registration-with-coordinator-token", "PUT", "/api/v1/registrations/BPS-9", 403,
-        "forbidden", _registration()),
-    Bad("delete-registration-without-token", "DELETE", "/api/v1/registrations/BPS-1", 401,
-        "unauthorized", role=None),
+    Bad(
+        "registration-with-coordinator-token",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        403,
+        "forbidden",
+        _registration(),
+    ),
+    Bad(
+        "delete-registration-without-token",
+        "DELETE",
+        "/api/v1/registrations/BPS-1",
+        401,
+        "unauthorized",
+        role=None,
+    ),
     Bad("unknown-api-route", "GET", "/api/v1/alles", 404, "not_found", role="admin"),
-    Bad("api-wrong-method", "DELETE", "/api/v1/bekendheid", 405, "method_not_allowed",
-        node="vh-test", role="admin"),
+    Bad(
+        "api-wrong-method",
+        "DELETE",
+        "/api/v1/bekendheid",
+        405,
+        "method_not_allowed",
+        node="vh-test",
+        role="admin",
+    ),
     # --- registrations ---
-    Bad("registration-invalid-bsn", "PUT", "/api/v1/registrations/BPS-9", 400, "invalid_bsn",
-        _registration(identifiers=[{"kind": "bsn", "bsn": "123456789"}]), role="source"),
-    Bad("registration-bsn-not-nine-digits", "PUT", "/api/v1/registrations/BPS-9", 400,
-        "invalid_bsn", _registration(identifiers=[{"kind": "bsn", "bsn": "12345"}]),
-        role="source"),
-    Bad("registration-bad-postcode", "PUT", "/api/v1/registrations/BPS-9", 400,
-        "invalid_identifier", _registration(identifiers=[
-            {"kind": "address", "postcode": "0123 SS", "house_number": 1}]), role="source"),
-    Bad("registration-not-json", "PUT", "/api/v1/registrations/BPS-9", 400, "invalid_input",
-        _raw(b"ref=BPS-9"), role="source"),
-    Bad("registration-not-an-object", "PUT", "/api/v1/registrations/BPS-9", 400,
-        "invalid_input", _json(["BPS-9"]), role="source"),
-    Bad("registration-ref-differs-from-url", "PUT", "/api/v1/registrations/BPS-9", 400,
-        "invalid_input", _registration(ref="BPS-10"), role="source"),
-    Bad("registration-without-identifiers", "PUT", "/api/v1/registrations/BPS-9", 400,
-        "invalid_input", _registration(identifiers=[]), role="source"),
-    Bad("registration-unknown-field", "PUT", "/api/v1/registrations/BPS-9", 400,
-        "invalid_input", _registration(bsn="123456782"), role="source"),
-    Bad("registration-oversized", "PUT", "/api/v1/registrations/BPS-9", 413,
-        "payload_too_large", _registration(themes=["veelplegers"] * (TOO_BIG // 14)),
-        role="source"),
-    Bad("delete-unknown-registration", "DELETE", "/api/v1/registrations/BPS-404", 404,
-        "not_found", role="source"),
+    Bad(
+        "registration-invalid-bsn",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        400,
+        "invalid_bsn",
+        _registration(identifiers=[{"kind": "bsn", "bsn": "123456789"}]),
+        role="source",
+    ),
+    Bad(
+        "registration-bsn-not-nine-digits",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        400,
+        "invalid_bsn",
+        _registration(identifiers=[{"kind": "bsn", "bsn": "12345"}]),
+        role="source",
+    ),
+    Bad(
+        "registration-bad-postcode",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        400,
+        "invalid_identifier",
+        _registration(identifiers=[{"kind": "address", "postcode": "0123 SS", "house_number": 1}]),
+        role="source",
+    ),
+    Bad(
+        "registration-not-json",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        400,
+        "invalid_input",
+        _raw(b"ref=BPS-9"),
+        role="source",
+    ),
+    Bad(
+        "registration-not-an-object",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        400,
+        "invalid_input",
+        _json(["BPS-9"]),
+        role="source",
+    ),
+    Bad(
+        "registration-ref-differs-from-url",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        400,
+        "invalid_input",
+        _registration(ref="BPS-10"),
+        role="source",
+    ),
+    Bad(
+        "registration-without-identifiers",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        400,
+        "invalid_input",
+        _registration(identifiers=[]),
+        role="source",
+    ),
+    Bad(
+        "registration-unknown-field",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        400,
+        "invalid_input",
+        _registration(bsn="123456782"),
+        role="source",
+    ),
+    Bad(
+        "registration-oversized",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        413,
+        "payload_too_large",
+        _registration(themes=["veelplegers"] * (TOO_BIG // 14)),
+        role="source",
+    ),
+    Bad(
+        "delete-unknown-registration",
+        "DELETE",
+        "/api/v1/registrations/BPS-404",
+        404,
+        "not_found",
+        role="source",
+    ),
     # --- queries ---
-    Bad("query-unknown-convenant", "POST", "/api/v1/bekendheid", 403, "unknown_convenant",
-        _query(convenant_id="vh-test-onbekend"), node="vh-test"),
-    Bad("query-without-subjects", "POST", "/api/v1/bekendheid", 400, "invalid_input",
-        _query(subjects=[]), node="vh-test"),
-    Bad("query-with-65-subjects", "POST", "/api/v1/bekendheid", 400, "invalid_input",
-        _query(subjects=[JAN_BSN] * 65), node="vh-test"),
-    Bad("query-not-json", "POST", "/api/v1/bekendheid", 400, "invalid_input",
-        _raw(b"{'convenant_id': 'x'}"), node="vh-test"),
-    Bad("query-unknown-field", "POST", "/api/v1/bekendheid", 400, "invalid_input",
-        _query(requester="politie-test"), node="vh-test"),
-    Bad("query-missing-case-ref", "POST", "/api/v1/bekendheid", 400, "invalid_input",
-        _query(case_ref=""), node="vh-test"),
-    Bad("query-unknown-subject-kind", "POST", "/api/v1/bekendheid", 400, "invalid_identifier",
-        _query(subjects=[{"kind": "kenteken", "value": "AB-12-CD"}]), node="vh-test"),
-    Bad("query-unknown-partner", "POST", "/api/v1/bekendheid", 403, "not_a_party",
-        _query(partners=["nergens-test"]), node="vh-test"),
-    Bad("query-oversized", "POST", "/api/v1/bekendheid", 413, "payload_too_large",
-        _query(case_ref="C" * TOO_BIG), node="vh-test"),
+    Bad(
+        "query-unknown-convenant",
+        "POST",
+        "/api/v1/bekendheid",
+        403,
+        "unknown_convenant",
+        _query(convenant_id="vh-test-onbekend"),
+        node="vh-test",
+    ),
+    Bad(
+        "query-without-subjects",
+        "POST",
+        "/api/v1/bekendheid",
+        400,
+        "invalid_input",
+        _query(subjects=[]),
+        node="vh-test",
+    ),
+    Bad(
+        "query-with-65-subjects",
+        "POST",
+        "/api/v1/bekendheid",
+        400,
+        "invalid_input",
+        _query(subjects=[JAN_BSN] * 65),
+        node="vh-test",
+    ),
+    Bad(
+        "query-not-json",
+        "POST",
+        "/api/v1/bekendheid",
+        400,
+        "invalid_input",
+        _raw(b"{'convenant_id': 'x'}"),
+        node="vh-test",
+    ),
+    Bad(
+        "query-unknown-field",
+        "POST",
+        "/api/v1/bekendheid",
+        400,
+        "invalid_input",
+        _query(requester="politie-test"),
+        node="vh-test",
+    ),
+    Bad(
+        "query-missing-case-ref",
+        "POST",
+        "/api/v1/bekendheid",
+        400,
+        "invalid_input",
+        _query(case_ref=""),
+        node="vh-test",
+    ),
+    Bad(
+        "query-unknown-subject-kind",
+        "POST",
+        "/api/v1/bekendheid",
+        400,
+        "invalid_identifier",
+        _query(subjects=[{"kind": "kenteken", "value": "AB-12-CD"}]),
+        node="vh-test",
+    ),
+    Bad(
+        "query-unknown-partner",
+        "POST",
+        "/api/v1/bekendheid",
+        403,
+        "not_a_party",
+        _query(partners=["nergens-test"]),
+        node="vh-test",
+    ),
+    Bad(
+        "query-oversized",
+        "POST",
+        "/api/v1/bekendheid",
+        413,
+        "payload_too_large",
+        _query(case_ref="C" * TOO_BIG),
+        node="vh-test",
+    ),
 ]
 
 
@@ -226,8 +471,9 @@ async def _send(fed: Federation, bad: Bad) -> tuple[int, str, bytes, dict[str, s
     elif bad.role is not None and bad.path.startswith("/api/"):
         headers["Authorization"] = "Bearer " + node.tokens[bad.role]
     data = bad.body(fed) if bad.body else None
-    async with fed.session.request(bad.method, node.url + bad.path, data=data,
-                                   headers=headers) as resp:
+    async with fed.session.request(
+        bad.method, node.url + bad.path, data=data, headers=headers
+    ) as resp:
         return resp.status, resp.content_type, await resp.read(), dict(resp.headers)
 
 
@@ -255,8 +501,9 @@ async def _audit_ok(fed: Federation, node_id: str) -> None:
 async def test_bad_input_gets_problem_json_and_changes_nothing(
     federation: Federation, bad: Bad
 ) -> None:
-    federation.register("politie-test", {"ref": "BPS-1", "themes": ["veelplegers"],
-                                         "identifiers": [JAN_BSN]})
+    federation.register(
+        "politie-test", {"ref": "BPS-1", "themes": ["veelplegers"], "identifiers": [JAN_BSN]}
+    )
     before = state_counts(federation)
     status, content_type, body, _ = await _send(federation, bad)
     _assert_problem(status, content_type, body, bad)
@@ -271,9 +518,17 @@ async def test_invalid_bsn_registration_leaves_the_registry_unchanged(
     assert status == 200
     before = node["registrations"]
     status, problem = await federation.api(
-        "politie-test", "PUT", "/api/v1/registrations/BPS-9", role="source",
-        json={"themes": ["veelplegers"], "identifiers": [
-            {"kind": "bsn", "bsn": "123456782"}, {"kind": "bsn", "bsn": "123456789"}]},
+        "politie-test",
+        "PUT",
+        "/api/v1/registrations/BPS-9",
+        role="source",
+        json={
+            "themes": ["veelplegers"],
+            "identifiers": [
+                {"kind": "bsn", "bsn": "123456782"},
+                {"kind": "bsn", "bsn": "123456789"},
+            ],
+        },
     )
     assert status == 400
     assert problem["type"] == PROBLEM_BASE + "invalid_bsn"
@@ -303,8 +558,9 @@ async def test_blinded_element_that_is_not_a_point_is_a_signed_refusal_not_a_cra
     doc = evaluate_request(federation, "vh-test", "politie-test", elements=[b"\xee" * 32])
     status, content_type, _, _ = await _send_doc(federation, doc)
     assert (status, content_type) == (403, JOSE)
-    good = evaluate_request(federation, "vh-test", "politie-test",
-                            elements=oprf.blind([BSN_KEY])[1])
+    good = evaluate_request(
+        federation, "vh-test", "politie-test", elements=oprf.blind([BSN_KEY])[1]
+    )
     assert (await _send_doc(federation, good))[0] == 200
 
 
@@ -359,8 +615,10 @@ async def test_method_not_allowed_names_the_allowed_methods(federation: Federati
 
 @pytest.mark.parametrize(
     ("method", "path", "status", "code"),
-    [("GET", "/api/v1/bekendheid", 405, "method_not_allowed"),
-     ("GET", "/api/v1/alles", 404, "not_found")],
+    [
+        ("GET", "/api/v1/bekendheid", 405, "method_not_allowed"),
+        ("GET", "/api/v1/alles", 404, "not_found"),
+    ],
     ids=["wrong-method", "unknown-route"],
 )
 async def test_api_routing_errors_are_not_reported_as_forbidden(
@@ -372,7 +630,14 @@ async def test_api_routing_errors_are_not_reported_as_forbidden(
 
 
 async def test_query_with_invalid_bsn_is_invalid_bsn(federation: Federation) -> None:
-    bad = Bad("query-invalid-bsn", "POST", "/api/v1/bekendheid", 400, "invalid_bsn",
-              _query(subjects=[{"kind": "bsn", "bsn": "123456789"}]), node="vh-test")
+    bad = Bad(
+        "query-invalid-bsn",
+        "POST",
+        "/api/v1/bekendheid",
+        400,
+        "invalid_bsn",
+        _query(subjects=[{"kind": "bsn", "bsn": "123456789"}]),
+        node="vh-test",
+    )
     status, content_type, body, _ = await _send(federation, bad)
     _assert_problem(status, content_type, body, bad)

@@ -59,8 +59,13 @@ def _replaying(path: str, recorded: bytes) -> Rewrite:
 
 
 def _assert_refused(
-    fed: Federation, partner: str, request: bytes, reply_body: bytes, status: int,
-    reason: str, tag_set: bool = False,
+    fed: Federation,
+    partner: str,
+    request: bytes,
+    reply_body: bytes,
+    status: int,
+    reason: str,
+    tag_set: bool = False,
 ) -> None:
     assert status == 403
     typ = TAG_SET_RESPONSE_TYP if tag_set else EVALUATE_RESPONSE_TYP
@@ -89,7 +94,12 @@ async def test_captured_request_resent_verbatim_is_refused_as_replayed(
     reply = await post_peer(federation, TARGET, path, captured)
 
     _assert_refused(
-        federation, TARGET, captured, reply.body, reply.status, "replayed_request",
+        federation,
+        TARGET,
+        captured,
+        reply.body,
+        reply.status,
+        "replayed_request",
         tag_set=path == TAG_SET_PATH,
     )
     assert len(log_entries(federation.nodes[TARGET], "bekendheid.evaluated")) == evaluated_before
@@ -192,8 +202,9 @@ async def test_evaluation_for_one_request_cannot_answer_another(
     federation: Federation, replay_to: str
 ) -> None:
     """om-test's answer to vh-test is played back to the next requester's round."""
-    federation.register("om-test", {"ref": "C-1", "themes": ["veelplegers"],
-                                    "identifiers": [JAN_BSN]})
+    federation.register(
+        "om-test", {"ref": "C-1", "themes": ["veelplegers"], "identifiers": [JAN_BSN]}
+    )
     proxy = await interpose(federation, "om-test")
     recorded: list[bytes] = []
     proxy.rewrite = _recording(EVALUATE_PATH, recorded)

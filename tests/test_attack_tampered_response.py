@@ -105,10 +105,14 @@ def _unsigned_payload(fed: Federation, proxy: Interposer) -> Rewrite:
 
 
 def _unsigned_problem(fed: Federation, proxy: Interposer) -> Rewrite:
-    problem = json.dumps({
-        "type": "https://vhnode.nl/problems/no_query_right", "title": "Refused",
-        "status": 403, "detail": "geen bevraging toegestaan",
-    })
+    problem = json.dumps(
+        {
+            "type": "https://vhnode.nl/problems/no_query_right",
+            "title": "Refused",
+            "status": 403,
+            "detail": "geen bevraging toegestaan",
+        }
+    )
     return only_on(EVALUATE_PATH, replace_response(403, problem, PROBLEM))
 
 
@@ -199,8 +203,9 @@ def _tag_added(fed: Federation, proxy: Interposer) -> Rewrite:
 
 
 def _tag_set_problem(fed: Federation, proxy: Interposer) -> Rewrite:
-    problem = json.dumps({"type": "https://vhnode.nl/problems/x", "title": "x",
-                          "status": 403, "detail": "x"})
+    problem = json.dumps(
+        {"type": "https://vhnode.nl/problems/x", "title": "x", "status": 403, "detail": "x"}
+    )
     return only_on(TAG_SET_PATH, replace_response(403, problem, PROBLEM))
 
 
@@ -216,8 +221,11 @@ TAMPERS = [
     # An attacker without politie-test's key.
     Tamper("evaluate-signature-byte-flipped", _flip_evaluate_signature, reason="bad_signature"),
     Tamper("evaluate-resigned-by-a-stranger", _resign_by_stranger, reason="bad_signature"),
-    Tamper("refusal-forged-with-another-partners-key", _forged_refusal_by_another_partner,
-           reason="bad_signature"),
+    Tamper(
+        "refusal-forged-with-another-partners-key",
+        _forged_refusal_by_another_partner,
+        reason="bad_signature",
+    ),
     Tamper("evaluate-signatures-stripped", _strip_signatures),
     Tamper("evaluate-payload-without-jws", _unsigned_payload),
     Tamper("unsigned-problem-json", _unsigned_problem),
@@ -225,21 +233,34 @@ TAMPERS = [
     Tamper("evaluate-empty-body", _empty_body),
     Tamper("evaluate-truncated", _truncated),
     Tamper("tag-set-signature-byte-flipped", _flip_tag_set_signature, reason="bad_signature"),
-    Tamper("tag-set-emptied-and-resigned-by-a-stranger",
-           _tag_removed(lambda fed: STRANGER_KEY), reason="bad_signature"),
+    Tamper(
+        "tag-set-emptied-and-resigned-by-a-stranger",
+        _tag_removed(lambda fed: STRANGER_KEY),
+        reason="bad_signature",
+    ),
     Tamper("tag-set-unsigned-problem-json", _tag_set_problem),
-    Tamper("evaluate-http-500", lambda f, p: only_on(
-        EVALUATE_PATH, replace_response(500, "kapot", "text/plain")), status="unreachable"),
-    Tamper("evaluate-http-503", lambda f, p: only_on(
-        EVALUATE_PATH, replace_response(503, "onderhoud", "text/html")), status="unreachable"),
-    Tamper("tag-set-http-500", lambda f, p: only_on(
-        TAG_SET_PATH, replace_response(500, "kapot", "text/plain")), status="unreachable"),
+    Tamper(
+        "evaluate-http-500",
+        lambda f, p: only_on(EVALUATE_PATH, replace_response(500, "kapot", "text/plain")),
+        status="unreachable",
+    ),
+    Tamper(
+        "evaluate-http-503",
+        lambda f, p: only_on(EVALUATE_PATH, replace_response(503, "onderhoud", "text/html")),
+        status="unreachable",
+    ),
+    Tamper(
+        "tag-set-http-500",
+        lambda f, p: only_on(TAG_SET_PATH, replace_response(500, "kapot", "text/plain")),
+        status="unreachable",
+    ),
     # politie-test itself, re-signing with its own key.
     Tamper("evaluated-element-replaced", _element_replaced, reason="invalid_proof"),
     Tamper("proof-of-another-evaluation", _proof_swapped, reason="invalid_proof"),
     Tamper("head-names-another-oprf-key", _head_names_another_key, reason="invalid_proof"),
-    Tamper("evaluated-with-another-oprf-key", _evaluates_with_another_key,
-           reason="invalid_tag_set"),
+    Tamper(
+        "evaluated-with-another-oprf-key", _evaluates_with_another_key, reason="invalid_tag_set"
+    ),
     Tamper("tag-set-emptied-by-the-partner", _tag_removed(_target_key), reason="invalid_tag_set"),
     Tamper("tag-set-with-an-extra-tag", _tag_added, reason="invalid_tag_set"),
 ]
@@ -262,7 +283,8 @@ async def test_tampered_answer_is_never_a_hit_or_no_hit(
     assert statuses(result)["ggz-test"] == "no_hit"
     # The requester logs what it concluded, under the round's trace id.
     asked = [
-        e for e in log_entries(federation.nodes["vh-test"], "bekendheid.asked")
+        e
+        for e in log_entries(federation.nodes["vh-test"], "bekendheid.asked")
         if e["trace_id"] == result["trace_id"] and e["counterparty"] == TARGET
     ]
     assert [e["outcome"] for e in asked] == [tamper.status]
@@ -276,7 +298,8 @@ async def test_honest_round_through_the_interposer_is_a_hit(federation: Federati
 
 
 @pytest.mark.parametrize(
-    "make", [_flip_tag_set_signature, _tag_removed(_target_key), _tag_added],
+    "make",
+    [_flip_tag_set_signature, _tag_removed(_target_key), _tag_added],
     ids=["signature-flipped", "emptied-by-partner", "extra-tag"],
 )
 async def test_rejected_tag_set_leaves_no_trace_in_the_requesters_copy(
@@ -287,9 +310,7 @@ async def test_rejected_tag_set_leaves_no_trace_in_the_requesters_copy(
     proxy.rewrite = make(federation, proxy)
     assert statuses(await _round(federation))[TARGET] == "invalid"
     conn = federation.nodes["vh-test"].ctx.conn
-    held = conn.execute(
-        "SELECT COUNT(*) FROM peer_tags WHERE partner = ?", (TARGET,)
-    ).fetchone()[0]
+    held = conn.execute("SELECT COUNT(*) FROM peer_tags WHERE partner = ?", (TARGET,)).fetchone()[0]
     heads = conn.execute(
         "SELECT COUNT(*) FROM peer_tag_sets WHERE partner = ?", (TARGET,)
     ).fetchone()[0]
@@ -353,10 +374,17 @@ async def test_non_canonical_digest_in_a_known_version_is_invalid_not_a_failed_r
         payload["tag_set"]["digest"] = digest[:-1] + B64U[B64U.index(digest[-1]) ^ 1]
 
     proxy.rewrite = only_on(EVALUATE_PATH, lambda p, b: resign(b, _target_key(federation), edit))
-    status, result = await federation.api("vh-test", "POST", "/api/v1/bekendheid", json={
-        "convenant_id": CONVENANT_ID, "purpose": "casusoverleg-veelplegers",
-        "case_ref": "C-1", "subjects": [JAN_BSN],
-    })
+    status, result = await federation.api(
+        "vh-test",
+        "POST",
+        "/api/v1/bekendheid",
+        json={
+            "convenant_id": CONVENANT_ID,
+            "purpose": "casusoverleg-veelplegers",
+            "case_ref": "C-1",
+            "subjects": [JAN_BSN],
+        },
+    )
     assert status == 200, result
     assert statuses(result)[TARGET] == "invalid"
     assert statuses(result)["om-test"] == "hit"

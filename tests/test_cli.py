@@ -103,8 +103,19 @@ class Federation:
 
 def init_node(home: Path, node_id: str, org_type: str, port: int) -> Result:
     return run(
-        "init", "--home", home, "--node-id", node_id, "--organisation", f"Organisatie {node_id}",
-        "--org-type", org_type, "--endpoint", f"http://127.0.0.1:{port}", "--port", str(port),
+        "init",
+        "--home",
+        home,
+        "--node-id",
+        node_id,
+        "--organisation",
+        f"Organisatie {node_id}",
+        "--org-type",
+        org_type,
+        "--endpoint",
+        f"http://127.0.0.1:{port}",
+        "--port",
+        str(port),
     )
 
 
@@ -112,8 +123,13 @@ def init_node(home: Path, node_id: str, org_type: str, port: int) -> Result:
 def fed(tmp_path: Path) -> Federation:
     vh_port, politie_port = free_port(), free_port()
     f = Federation(
-        tmp_path, tmp_path / "vh", tmp_path / "politie", tmp_path / "vh-card.json",
-        tmp_path / "politie-card.json", vh_port, politie_port,
+        tmp_path,
+        tmp_path / "vh",
+        tmp_path / "politie",
+        tmp_path / "vh-card.json",
+        tmp_path / "politie-card.json",
+        vh_port,
+        politie_port,
     )
     init_node(f.vh, "vh-zwb", "veiligheidshuis", vh_port)
     init_node(f.politie, "politie-zwb", "politie", politie_port)
@@ -148,9 +164,9 @@ def test_init_prints_fingerprint_and_card_show_json_is_the_file(fed: Federation)
     assert status["peers"] == ["politie-zwb"]
     shown = run("card", "show", "--home", fed.vh).output
     assert status["signing_key_fingerprint"] in shown
-    assert run("card", "show", "--home", fed.vh, "--json").output == (
-        fed.vh / "card.json"
-    ).read_text()
+    assert (
+        run("card", "show", "--home", fed.vh, "--json").output == (fed.vh / "card.json").read_text()
+    )
     assert fed.vh_card.read_text() == (fed.vh / "card.json").read_text()
     peers = json.loads(run("peer", "list", "--home", fed.vh, "--json").output)
     assert [p["node_id"] for p in peers] == ["politie-zwb"]
@@ -194,7 +210,8 @@ def test_convenant_create_sign_merge_status_install(fed: Federation) -> None:
     status = json.loads(run("convenant", "status", "--home", fed.vh, merged, "--json").output)
     assert status["in_force"] is True
     assert {p["node_id"]: p["signature"] for p in status["parties"]} == {
-        "vh-zwb": "signed", "politie-zwb": "signed",
+        "vh-zwb": "signed",
+        "politie-zwb": "signed",
     }
     assert "in force" in run("convenant", "status", "--home", fed.politie, merged).output
     for home in (fed.vh, fed.politie):
@@ -221,19 +238,28 @@ def test_convenant_signed_by_one_party_is_not_in_force_and_not_installed(
 
 def test_example_convenant_source_is_valid() -> None:
     parties = {
-        "vh-zwb": "veiligheidshuis", "politie-zwb": "politie", "om-zwb": "om",
-        "reclassering-zwb": "reclassering", "ggz-zwb": "ggz", "gemeente-breda": "gemeente",
+        "vh-zwb": "veiligheidshuis",
+        "politie-zwb": "politie",
+        "om-zwb": "om",
+        "reclassering-zwb": "reclassering",
+        "ggz-zwb": "ggz",
+        "gemeente-breda": "gemeente",
     }
     cards = {
-        node_id: {"organisation": node_id, "org_type": org_type,
-                  "signing_fingerprint": f"{i:064x}", "encryption_fingerprint": f"{i + 9:064x}"}
+        node_id: {
+            "organisation": node_id,
+            "org_type": org_type,
+            "signing_fingerprint": f"{i:064x}",
+            "encryption_fingerprint": f"{i + 9:064x}",
+        }
         for i, (node_id, org_type) in enumerate(parties.items())
     }
     doc = draft_from_toml((CONFIG_DIR / "convenant.example.toml").read_text(), cards)
     conv, _ = parse_convenant(doc.to_json())
     assert {p.node_id for p in conv.parties} == set(parties)
     assert {p.id for p in conv.purposes} == {
-        "casusoverleg-veelplegers", "casusoverleg-huiselijk-geweld",
+        "casusoverleg-veelplegers",
+        "casusoverleg-huiselijk-geweld",
     }
     assert "6, eerste lid, onder e, AVG" in conv.legal_basis
 
@@ -315,16 +341,44 @@ def test_bad_input_gives_one_error_line(fed: Federation) -> None:
     assert "does not verify" in run_error("peer", "add", *home, broken_card)
     assert "own card" in run_error("peer", "add", *home, fed.vh_card)
     run_error(
-        "init", "--home", tmp / "x", "--node-id", "x-1", "--organisation", "X",
-        "--org-type", "brandweer", "--endpoint", "http://127.0.0.1:1", code=2,
+        "init",
+        "--home",
+        tmp / "x",
+        "--node-id",
+        "x-1",
+        "--organisation",
+        "X",
+        "--org-type",
+        "brandweer",
+        "--endpoint",
+        "http://127.0.0.1:1",
+        code=2,
     )
     run_error(
-        "init", "--home", tmp / "x", "--node-id", "X!", "--organisation", "X",
-        "--org-type", "ggz", "--endpoint", "http://127.0.0.1:1", code=1,
+        "init",
+        "--home",
+        tmp / "x",
+        "--node-id",
+        "X!",
+        "--organisation",
+        "X",
+        "--org-type",
+        "ggz",
+        "--endpoint",
+        "http://127.0.0.1:1",
+        code=1,
     )
     assert "already holds a node" in run_error(
-        "init", *home, "--node-id", "vh-zwb", "--organisation", "X",
-        "--org-type", "veiligheidshuis", "--endpoint", "http://127.0.0.1:1",
+        "init",
+        *home,
+        "--node-id",
+        "vh-zwb",
+        "--organisation",
+        "X",
+        "--org-type",
+        "veiligheidshuis",
+        "--endpoint",
+        "http://127.0.0.1:1",
     )
     run_error("user", "add", *home, "someone", "--role", "superuser", code=2)
     assert "unknown purpose" in run_error("convenant", "create", *home, bad_purpose)
@@ -342,16 +396,51 @@ def test_bad_input_gives_one_error_line(fed: Federation) -> None:
     run_error("card", "show", "--home", tmp / "nowhere")
     run_error("nonsense", code=2)
     assert "11-proef" in run_error(
-        "query", *home, "--convenant", "c", "--purpose", "p", "--case", "1", "--bsn",
-        "123456789", "--token", "t",
+        "query",
+        *home,
+        "--convenant",
+        "c",
+        "--purpose",
+        "p",
+        "--case",
+        "1",
+        "--bsn",
+        "123456789",
+        "--token",
+        "t",
     )
-    run_error("query", *home, "--convenant", "c", "--purpose", "p", "--case", "1",
-              "--token", "t", code=2)
-    run_error("query", *home, "--convenant", "c", "--purpose", "p", "--case", "1",
-              "--person", "Berg|van der|Jan", "--token", "t")
+    run_error(
+        "query", *home, "--convenant", "c", "--purpose", "p", "--case", "1", "--token", "t", code=2
+    )
+    run_error(
+        "query",
+        *home,
+        "--convenant",
+        "c",
+        "--purpose",
+        "p",
+        "--case",
+        "1",
+        "--person",
+        "Berg|van der|Jan",
+        "--token",
+        "t",
+    )
     assert "cannot reach" in run_error(
-        "query", *home, "--convenant", "c", "--purpose", "p", "--case", "1",
-        "--address", "1234AB|12", "--token", "t", "--url", f"http://127.0.0.1:{free_port()}",
+        "query",
+        *home,
+        "--convenant",
+        "c",
+        "--purpose",
+        "p",
+        "--case",
+        "1",
+        "--address",
+        "1234AB|12",
+        "--token",
+        "t",
+        "--url",
+        f"http://127.0.0.1:{free_port()}",
     )
 
 
@@ -404,6 +493,7 @@ def running(fed: Federation) -> Iterator[Federation]:
     try:
         yield fed
     finally:
+
         async def stop() -> None:
             for t in tasks:
                 t.cancel()
@@ -430,8 +520,19 @@ def test_query_through_running_node(convenant_installed: Federation, running: Fe
     fed = running
     out = run("user", "add", "--home", fed.vh, "coord", "--role", "coordinator").output
     token = out.strip().splitlines()[-1]
-    args: list[str | Path] = ["query", "--home", fed.vh, "--convenant", "zwb-veelplegers",
-            "--purpose", "casusoverleg-veelplegers", "--case", "CASUS-1", "--token", token]
+    args: list[str | Path] = [
+        "query",
+        "--home",
+        fed.vh,
+        "--convenant",
+        "zwb-veelplegers",
+        "--purpose",
+        "casusoverleg-veelplegers",
+        "--case",
+        "CASUS-1",
+        "--token",
+        token,
+    ]
     result = json.loads(run(*args, "--bsn", "111222333", "--bsn", "111222345", "--json").output)
     by_partner = {p["partner"]: p for p in result["partners"]}
     assert by_partner["politie-zwb"]["status"] == "hit"
@@ -448,7 +549,9 @@ def test_query_through_running_node(convenant_installed: Federation, running: Fe
 def test_python_m_node_runs_the_cli(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "node", "status", "--home", str(tmp_path / "none")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: ")

@@ -38,8 +38,7 @@ async def test_renewal_that_narrows_the_scope_changes_the_answer(federation: Fed
     )
     assert statuses(await federation.query("vh-test", [JAN]))["politie-test"] == "hit"
     narrowed = tuple(
-        (n, t, ("veelplegers",) if n == "politie-test" else s, q)
-        for n, t, s, q in DEFAULT_PARTIES
+        (n, t, ("veelplegers",) if n == "politie-test" else s, q) for n, t, s, q in DEFAULT_PARTIES
     )
     before = _version(federation, "politie-test")
     federation.sign_and_install(convenant_toml(narrowed, version=2))

@@ -70,10 +70,16 @@ async def test_withdrawn_provider_is_reported_refused_and_never_sent_anything(
     assert om["subjects"] == ["refused"]
     assert proxy.requests == []  # not an evaluate, not a tag-set request: nothing
     assert statuses(result) == {
-        "vh-test": "no_hit", "politie-test": "no_hit", "om-test": "refused", "ggz-test": "no_hit",
+        "vh-test": "no_hit",
+        "politie-test": "no_hit",
+        "om-test": "refused",
+        "ggz-test": "no_hit",
     }
-    asked = [e for e in log_entries(federation.nodes["vh-test"], "bekendheid.asked")
-             if e["counterparty"] == "om-test"]
+    asked = [
+        e
+        for e in log_entries(federation.nodes["vh-test"], "bekendheid.asked")
+        if e["counterparty"] == "om-test"
+    ]
     assert (asked[-1]["outcome"], asked[-1]["reason"]) == ("refused", "party_withdrawn")
 
 
@@ -89,9 +95,11 @@ async def test_withdrawal_is_logged_by_the_party_and_by_every_installer(
         assert entry["counterparty"] == "om-test"
     # Installing the same document again changes nothing and logs nothing.
     before = state_counts(federation)
-    stored = federation.nodes["vh-test"].ctx.conn.execute(
-        "SELECT document FROM convenant_withdrawals"
-    ).fetchone()[0]
+    stored = (
+        federation.nodes["vh-test"]
+        .ctx.conn.execute("SELECT document FROM convenant_withdrawals")
+        .fetchone()[0]
+    )
     _, new = admin.install_withdrawal(federation.nodes["vh-test"].ctx, json.loads(stored))
     assert new is False
     assert state_counts(federation) == before
@@ -102,10 +110,17 @@ async def test_withdrawal_is_logged_by_the_party_and_by_every_installer(
 
 async def test_withdrawn_requester_refuses_to_ask_itself(federation: Federation) -> None:
     withdraw(federation, "vh-test")
-    status, body = await federation.api("vh-test", "POST", "/api/v1/bekendheid", json={
-        "convenant_id": CONVENANT_ID, "purpose": PURPOSE, "case_ref": "C-1",
-        "subjects": [JAN_BSN],
-    })
+    status, body = await federation.api(
+        "vh-test",
+        "POST",
+        "/api/v1/bekendheid",
+        json={
+            "convenant_id": CONVENANT_ID,
+            "purpose": PURPOSE,
+            "case_ref": "C-1",
+            "subjects": [JAN_BSN],
+        },
+    )
     assert status == 403
     assert body["type"].endswith("/party_withdrawn")
 
@@ -258,18 +273,29 @@ async def test_cli_withdraw_install_status_round_trip(
     runner = CliRunner()
     om, vh = federation.nodes["om-test"], federation.nodes["vh-test"]
     out = tmp_path / "withdrawal.json"
-    r = runner.invoke(main, [
-        "convenant", "withdraw", CONVENANT_ID, "--reason", "Reorganisatie", "-o", str(out),
-        "--home", str(om.home),
-    ])
+    r = runner.invoke(
+        main,
+        [
+            "convenant",
+            "withdraw",
+            CONVENANT_ID,
+            "--reason",
+            "Reorganisatie",
+            "-o",
+            str(out),
+            "--home",
+            str(om.home),
+        ],
+    )
     assert r.exit_code == 0, r.output
     r = runner.invoke(main, ["convenant", "install-withdrawal", str(out), "--home", str(vh.home)])
     assert r.exit_code == 0, r.output
     assert "installed: om-test withdraws" in r.output
     conv_file = tmp_path / "convenant.json"
     conv_file.write_text(json.dumps(vh.ctx.trust().versions(CONVENANT_ID)[0].document.to_json()))
-    r = runner.invoke(main, ["convenant", "status", str(conv_file), "--json", "--home",
-                             str(vh.home)])
+    r = runner.invoke(
+        main, ["convenant", "status", str(conv_file), "--json", "--home", str(vh.home)]
+    )
     assert r.exit_code == 0, r.output
     parties = {p["node_id"]: p for p in json.loads(r.output)["parties"]}
     assert parties["om-test"]["withdrawn_at"] is not None
@@ -279,13 +305,24 @@ async def test_cli_withdraw_install_status_round_trip(
     with pytest.raises(PartyWithdrawn):
         await _ask_directly(federation, "om-test")
     # A bad file: one error line, nothing installed.
-    for bad_text in ("not json", json.dumps({"payload": "x", "signatures": []}),
-                     conv_file.read_text()):
+    for bad_text in (
+        "not json",
+        json.dumps({"payload": "x", "signatures": []}),
+        conv_file.read_text(),
+    ):
         bad = tmp_path / "bad.json"
         bad.write_text(bad_text)
         before = _withdrawal_rows(federation)
-        r = runner.invoke(main, ["convenant", "install-withdrawal", str(bad), "--home",
-                                 str(federation.nodes["ggz-test"].home)])
+        r = runner.invoke(
+            main,
+            [
+                "convenant",
+                "install-withdrawal",
+                str(bad),
+                "--home",
+                str(federation.nodes["ggz-test"].home),
+            ],
+        )
         assert r.exit_code == 1
         lines = r.stderr.splitlines()
         assert len(lines) == 1, r.stderr
@@ -297,6 +334,11 @@ async def _ask_directly(fed: Federation, node_id: str) -> None:
     """Ask through the client code itself (raises the local refusal)."""
     assert fed.session is not None
     await ask_bekendheid(
-        fed.nodes[node_id].ctx, fed.session, CONVENANT_ID, PURPOSE, "C-1", "tester",
+        fed.nodes[node_id].ctx,
+        fed.session,
+        CONVENANT_ID,
+        PURPOSE,
+        "C-1",
+        "tester",
         [parse_identifier(JAN_BSN)],
     )

@@ -122,8 +122,10 @@ RULES = textwrap.dedent(f"""
 PARTIES = (*DEFAULT_PARTIES, ("gemeente-test", "gemeente", (), True))
 CARDS = {
     node_id: {
-        "organisation": f"{org} testregio", "org_type": org,
-        "signing_fingerprint": f"{i:064x}", "encryption_fingerprint": f"{i + 100:064x}",
+        "organisation": f"{org} testregio",
+        "org_type": org,
+        "signing_fingerprint": f"{i:064x}",
+        "encryption_fingerprint": f"{i + 100:064x}",
     }
     for i, (node_id, org, _, _) in enumerate(PARTIES)
 }
@@ -167,8 +169,11 @@ def _withdrawal(party: str, at: datetime = NOW) -> tuple[Withdrawal, ...]:
     """``party``'s withdrawal from CONV (v1) taking effect at ``at`` (§5.7)."""
     return (
         Withdrawal(
-            convenant_id=CONV.id, convenant_version=CONV.version, party=party,
-            withdrawn_at=at, reason="Wij treden uit het convenant",
+            convenant_id=CONV.id,
+            convenant_version=CONV.version,
+            party=party,
+            withdrawn_at=at,
+            reason="Wij treden uit het convenant",
         ),
     )
 
@@ -178,90 +183,246 @@ CASES = [
     Case("allowed", "allow", "allow"),
     Case("allowed-other-listed-role", "allow", "allow", role="liaison"),
     Case("allowed-other-listed-purpose", "allow", "allow", purpose=OTHER_PURPOSE),
-    Case("allowed-second-recipient", "allow", "allow", provider="om-test",
-         category="lopend_traject", requester="politie-test"),
+    Case(
+        "allowed-second-recipient",
+        "allow",
+        "allow",
+        provider="om-test",
+        category="lopend_traject",
+        requester="politie-test",
+    ),
     Case("allowed-at-valid-from", "allow", "allow", now=START),
     Case("allowed-one-second-before-valid-until", "allow", "allow", now=END - SECOND),
-    Case("allowed-a-microsecond-before-valid-until", "allow", "allow",
-         now=END - timedelta(microseconds=1)),
+    Case(
+        "allowed-a-microsecond-before-valid-until",
+        "allow",
+        "allow",
+        now=END - timedelta(microseconds=1),
+    ),
     # needs_approval: everything allowed, but a person at the provider must agree
-    Case("antecedents-need-liaison", "needs_approval", "liaison-approval",
-         category="samenvatting_antecedenten"),
-    Case("care-contact-needs-liaison", "needs_approval", "liaison-approval",
-         provider="ggz-test", category="zorgcontact"),
+    Case(
+        "antecedents-need-liaison",
+        "needs_approval",
+        "liaison-approval",
+        category="samenvatting_antecedenten",
+    ),
+    Case(
+        "care-contact-needs-liaison",
+        "needs_approval",
+        "liaison-approval",
+        provider="ggz-test",
+        category="zorgcontact",
+    ),
     # rule 0: neither side has withdrawn (§5.7), from withdrawn_at on, to the second
-    Case("provider-withdrawn", "deny", "parties-not-withdrawn", "party_withdrawn",
-         withdrawals=_withdrawal("politie-test")),
-    Case("recipient-withdrawn", "deny", "parties-not-withdrawn", "party_withdrawn",
-         withdrawals=_withdrawal("vh-test", NOW - timedelta(days=1))),
-    Case("withdrawn-even-where-approval-would-be-asked", "deny", "parties-not-withdrawn",
-         "party_withdrawn", category="samenvatting_antecedenten",
-         withdrawals=_withdrawal("politie-test")),
-    Case("allowed-a-second-before-withdrawal", "allow", "allow",
-         withdrawals=_withdrawal("politie-test", NOW + SECOND)),
-    Case("withdrawal-of-a-bystander-changes-nothing", "allow", "allow",
-         withdrawals=_withdrawal("ggz-test")),
+    Case(
+        "provider-withdrawn",
+        "deny",
+        "parties-not-withdrawn",
+        "party_withdrawn",
+        withdrawals=_withdrawal("politie-test"),
+    ),
+    Case(
+        "recipient-withdrawn",
+        "deny",
+        "parties-not-withdrawn",
+        "party_withdrawn",
+        withdrawals=_withdrawal("vh-test", NOW - timedelta(days=1)),
+    ),
+    Case(
+        "withdrawn-even-where-approval-would-be-asked",
+        "deny",
+        "parties-not-withdrawn",
+        "party_withdrawn",
+        category="samenvatting_antecedenten",
+        withdrawals=_withdrawal("politie-test"),
+    ),
+    Case(
+        "allowed-a-second-before-withdrawal",
+        "allow",
+        "allow",
+        withdrawals=_withdrawal("politie-test", NOW + SECOND),
+    ),
+    Case(
+        "withdrawal-of-a-bystander-changes-nothing",
+        "allow",
+        "allow",
+        withdrawals=_withdrawal("ggz-test"),
+    ),
     # rule 1: the convenant's period, to the second
     Case("at-valid-until", "deny", "convenant-period", "convenant_not_in_force", now=END),
-    Case("long-expired", "deny", "convenant-period", "convenant_not_in_force",
-         now=END + timedelta(days=400)),
-    Case("before-valid-from", "deny", "convenant-period", "convenant_not_in_force",
-         now=START - SECOND),
-    Case("expired-even-where-approval-would-be-asked", "deny", "convenant-period",
-         "convenant_not_in_force", category="samenvatting_antecedenten", now=END),
+    Case(
+        "long-expired",
+        "deny",
+        "convenant-period",
+        "convenant_not_in_force",
+        now=END + timedelta(days=400),
+    ),
+    Case(
+        "before-valid-from",
+        "deny",
+        "convenant-period",
+        "convenant_not_in_force",
+        now=START - SECOND,
+    ),
+    Case(
+        "expired-even-where-approval-would-be-asked",
+        "deny",
+        "convenant-period",
+        "convenant_not_in_force",
+        category="samenvatting_antecedenten",
+        now=END,
+    ),
     # rule 2: the catalogue
-    Case("unknown-category", "deny", "category-in-catalogue", "unknown_category",
-         category="strafblad"),
+    Case(
+        "unknown-category",
+        "deny",
+        "category-in-catalogue",
+        "unknown_category",
+        category="strafblad",
+    ),
     Case("empty-category", "deny", "category-in-catalogue", "unknown_category", category=""),
-    Case("bare-convenant-fails-closed", "deny", "category-in-catalogue", "unknown_category",
-         conv=BARE),
+    Case(
+        "bare-convenant-fails-closed",
+        "deny",
+        "category-in-catalogue",
+        "unknown_category",
+        conv=BARE,
+    ),
     # rule 3: a rule for (provider, category)
-    Case("catalogued-but-nobody-shares-it", "deny", "detail-rule-exists", "no_detail_rule",
-         category="toezicht"),
-    Case("rule-of-another-provider", "deny", "detail-rule-exists", "no_detail_rule",
-         provider="ggz-test", category="contactpersoon"),
-    Case("provider-not-a-party", "deny", "detail-rule-exists", "no_detail_rule",
-         provider="buurman-test"),
-    Case("catalogue-without-rules-fails-closed", "deny", "detail-rule-exists", "no_detail_rule",
-         conv=CATALOGUE_ONLY),
+    Case(
+        "catalogued-but-nobody-shares-it",
+        "deny",
+        "detail-rule-exists",
+        "no_detail_rule",
+        category="toezicht",
+    ),
+    Case(
+        "rule-of-another-provider",
+        "deny",
+        "detail-rule-exists",
+        "no_detail_rule",
+        provider="ggz-test",
+        category="contactpersoon",
+    ),
+    Case(
+        "provider-not-a-party",
+        "deny",
+        "detail-rule-exists",
+        "no_detail_rule",
+        provider="buurman-test",
+    ),
+    Case(
+        "catalogue-without-rules-fails-closed",
+        "deny",
+        "detail-rule-exists",
+        "no_detail_rule",
+        conv=CATALOGUE_ONLY,
+    ),
     # rule 4: the requesting node is a recipient
-    Case("party-not-a-recipient", "deny", "recipient-listed", "recipient_not_allowed",
-         requester="om-test"),
-    Case("recipient-of-another-category", "deny", "recipient-listed", "recipient_not_allowed",
-         requester="politie-test"),
-    Case("requester-never-named", "deny", "recipient-listed", "recipient_not_allowed",
-         requester="gemeente-test"),
-    Case("stranger", "deny", "recipient-listed", "recipient_not_allowed",
-         requester="buurman-test"),
-    Case("provider-asking-itself", "deny", "recipient-listed", "recipient_not_allowed",
-         requester="politie-test", provider="politie-test"),
+    Case(
+        "party-not-a-recipient",
+        "deny",
+        "recipient-listed",
+        "recipient_not_allowed",
+        requester="om-test",
+    ),
+    Case(
+        "recipient-of-another-category",
+        "deny",
+        "recipient-listed",
+        "recipient_not_allowed",
+        requester="politie-test",
+    ),
+    Case(
+        "requester-never-named",
+        "deny",
+        "recipient-listed",
+        "recipient_not_allowed",
+        requester="gemeente-test",
+    ),
+    Case("stranger", "deny", "recipient-listed", "recipient_not_allowed", requester="buurman-test"),
+    Case(
+        "provider-asking-itself",
+        "deny",
+        "recipient-listed",
+        "recipient_not_allowed",
+        requester="politie-test",
+        provider="politie-test",
+    ),
     # rule 5: the requesting user's role
-    Case("role-not-listed", "deny", "recipient-role-allowed", "role_not_allowed",
-         role="privacy_officer"),
-    Case("liaison-not-listed-for-antecedents", "deny", "recipient-role-allowed",
-         "role_not_allowed", category="samenvatting_antecedenten", role="liaison"),
+    Case(
+        "role-not-listed",
+        "deny",
+        "recipient-role-allowed",
+        "role_not_allowed",
+        role="privacy_officer",
+    ),
+    Case(
+        "liaison-not-listed-for-antecedents",
+        "deny",
+        "recipient-role-allowed",
+        "role_not_allowed",
+        category="samenvatting_antecedenten",
+        role="liaison",
+    ),
     Case("admin-never", "deny", "recipient-role-allowed", "role_not_allowed", role="admin"),
     Case("unknown-role", "deny", "recipient-role-allowed", "role_not_allowed", role="chef"),
     # rule 6: the purpose
-    Case("purpose-not-listed", "deny", "purpose-allowed", "purpose_not_allowed",
-         category="samenvatting_antecedenten", purpose=OTHER_PURPOSE),
-    Case("purpose-not-in-convenant", "deny", "purpose-allowed", "purpose_not_allowed",
-         purpose="nieuwsgierigheid"),
+    Case(
+        "purpose-not-listed",
+        "deny",
+        "purpose-allowed",
+        "purpose_not_allowed",
+        category="samenvatting_antecedenten",
+        purpose=OTHER_PURPOSE,
+    ),
+    Case(
+        "purpose-not-in-convenant",
+        "deny",
+        "purpose-allowed",
+        "purpose_not_allowed",
+        purpose="nieuwsgierigheid",
+    ),
     Case("empty-purpose", "deny", "purpose-allowed", "purpose_not_allowed", purpose=""),
     # rule order: the first failing rule is named
-    Case("stranger-with-bad-role-and-purpose", "deny", "recipient-listed",
-         "recipient_not_allowed", requester="buurman-test", role="admin", purpose=""),
-    Case("bad-role-and-purpose", "deny", "recipient-role-allowed", "role_not_allowed",
-         role="source", purpose=""),
-    Case("unknown-category-after-expiry", "deny", "convenant-period", "convenant_not_in_force",
-         category="strafblad", now=END),
+    Case(
+        "stranger-with-bad-role-and-purpose",
+        "deny",
+        "recipient-listed",
+        "recipient_not_allowed",
+        requester="buurman-test",
+        role="admin",
+        purpose="",
+    ),
+    Case(
+        "bad-role-and-purpose",
+        "deny",
+        "recipient-role-allowed",
+        "role_not_allowed",
+        role="source",
+        purpose="",
+    ),
+    Case(
+        "unknown-category-after-expiry",
+        "deny",
+        "convenant-period",
+        "convenant_not_in_force",
+        category="strafblad",
+        now=END,
+    ),
 ]
 
 
 def _decide(case: Case) -> CategoryDecision:
     return decide_category(
-        case.conv, case.provider, case.requester, case.role, case.purpose, case.category,
-        case.now, case.withdrawals,
+        case.conv,
+        case.provider,
+        case.requester,
+        case.role,
+        case.purpose,
+        case.category,
+        case.now,
+        case.withdrawals,
     )
 
 
@@ -283,18 +444,30 @@ def test_decide_category_names_the_rule_that_decided(case: Case) -> None:
 def test_cases_cover_every_rule_and_every_code() -> None:
     decided = [_decide(c) for c in CASES]
     assert {d.rule for d in decided} == {
-        "parties-not-withdrawn", "convenant-period", "category-in-catalogue",
-        "detail-rule-exists", "recipient-listed", "recipient-role-allowed", "purpose-allowed",
-        "liaison-approval", "allow",
+        "parties-not-withdrawn",
+        "convenant-period",
+        "category-in-catalogue",
+        "detail-rule-exists",
+        "recipient-listed",
+        "recipient-role-allowed",
+        "purpose-allowed",
+        "liaison-approval",
+        "allow",
     }
     assert {d.reason for d in decided} - {None} == set(DETAIL_REFUSAL_CODES)
 
 
 def test_every_check_is_named_in_the_order_of_the_spec() -> None:
     assert [c.__name__ for c in CHECKS] == [
-        "parties_not_withdrawn", "convenant_period", "category_in_catalogue",
-        "detail_rule_exists", "recipient_listed", "role_allowed", "purpose_allowed",
-        "liaison_approval", "allow",
+        "parties_not_withdrawn",
+        "convenant_period",
+        "category_in_catalogue",
+        "detail_rule_exists",
+        "recipient_listed",
+        "role_allowed",
+        "purpose_allowed",
+        "liaison_approval",
+        "allow",
     ]
 
 
@@ -303,8 +476,12 @@ def test_every_check_is_named_in_the_order_of_the_spec() -> None:
 
 def _question(**kw: Any) -> DetailQuestion:
     args: dict[str, Any] = {
-        "conv": CONV, "provider": "politie-test", "requester": "vh-test",
-        "requester_role": "coordinator", "purpose": PURPOSE, "category": "contactpersoon",
+        "conv": CONV,
+        "provider": "politie-test",
+        "requester": "vh-test",
+        "requester_role": "coordinator",
+        "purpose": PURPOSE,
+        "category": "contactpersoon",
         "now": NOW,
     }
     args.update(kw)
@@ -345,7 +522,9 @@ def test_a_non_recipient_is_refused_whatever_role_or_purpose(
     for role, purpose in itertools.product(ROLES, PURPOSES):
         d = decide_category(CONV, provider, requester, role, purpose, category, NOW)
         assert (d.outcome, d.rule, d.reason) == (
-            "deny", "recipient-listed", "recipient_not_allowed",
+            "deny",
+            "recipient-listed",
+            "recipient_not_allowed",
         ), (role, purpose)
 
 
@@ -353,8 +532,14 @@ NODES = [p[0] for p in PARTIES] + ["buurman-test"]
 CATEGORY_IDS = [c.id for c in CONV.categories] + ["strafblad"]
 TIMES = [START - SECOND, START, NOW, END - SECOND, END]
 KNOWN_RULES = {
-    "convenant-period", "category-in-catalogue", "detail-rule-exists", "recipient-listed",
-    "recipient-role-allowed", "purpose-allowed", "liaison-approval", "allow",
+    "convenant-period",
+    "category-in-catalogue",
+    "detail-rule-exists",
+    "recipient-listed",
+    "recipient-role-allowed",
+    "purpose-allowed",
+    "liaison-approval",
+    "allow",
 }
 
 
@@ -408,8 +593,13 @@ def test_decide_request_expired_denies_every_category() -> None:
 def test_decide_request_refuses_a_category_asked_twice() -> None:
     with pytest.raises(InputError, match="twice"):
         decide_request(
-            CONV, "politie-test", "vh-test", "coordinator", PURPOSE,
-            ["contactpersoon", "contactpersoon"], NOW,
+            CONV,
+            "politie-test",
+            "vh-test",
+            "coordinator",
+            PURPOSE,
+            ["contactpersoon", "contactpersoon"],
+            NOW,
         )
 
 
@@ -422,8 +612,11 @@ def test_decide_request_of_nothing_decides_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("provider", "category", "days"),
-    [("politie-test", "contactpersoon", 30), ("politie-test", "samenvatting_antecedenten", 90),
-     ("om-test", "lopend_traject", 180)],
+    [
+        ("politie-test", "contactpersoon", 30),
+        ("politie-test", "samenvatting_antecedenten", 90),
+        ("om-test", "lopend_traject", 180),
+    ],
 )
 def test_retention_deadline_is_received_at_plus_the_rules_days(
     provider: str, category: str, days: int
@@ -446,8 +639,14 @@ def test_retention_deadline_refuses_a_naive_time() -> None:
     [
         (CONV, "politie-test", None, True, "notify-hit", ("samenvatting_antecedenten",)),
         (CONV, "politie-test", ["contactpersoon"], False, "no-notify-hit", ()),
-        (CONV, "politie-test", ["contactpersoon", "samenvatting_antecedenten"], True,
-         "notify-hit", ("samenvatting_antecedenten",)),
+        (
+            CONV,
+            "politie-test",
+            ["contactpersoon", "samenvatting_antecedenten"],
+            True,
+            "notify-hit",
+            ("samenvatting_antecedenten",),
+        ),
         (CONV, "politie-test", [], False, "no-notify-hit", ()),
         (CONV, "ggz-test", None, True, "notify-hit", ("zorgcontact",)),
         (CONV, "om-test", None, False, "no-notify-hit", ()),
@@ -457,7 +656,11 @@ def test_retention_deadline_refuses_a_naive_time() -> None:
     ],
 )
 def test_hit_notice_follows_the_providers_rules(
-    conv: Convenant, provider: str, categories: list[str] | None, required: bool, rule: str,
+    conv: Convenant,
+    provider: str,
+    categories: list[str] | None,
+    required: bool,
+    rule: str,
     by: tuple[str, ...],
 ) -> None:
     notice = hit_notice_required(conv, provider, categories)
@@ -486,9 +689,14 @@ def test_hit_notice_only_for_a_requester_the_notifying_rule_serves(
 
 def _rule(**kw: Any) -> dict[str, Any]:
     rule: dict[str, Any] = {
-        "provider": "politie-test", "category": "contactpersoon", "recipients": ["vh-test"],
-        "recipient_roles": ["coordinator"], "purposes": [PURPOSE], "approval": "none",
-        "max_retention_days": 30, "notify_hit": False,
+        "provider": "politie-test",
+        "category": "contactpersoon",
+        "recipients": ["vh-test"],
+        "recipient_roles": ["coordinator"],
+        "purposes": [PURPOSE],
+        "approval": "none",
+        "max_retention_days": 30,
+        "notify_hit": False,
     }
     rule.update(kw)
     return rule
@@ -508,52 +716,95 @@ class BadDocument:
 
 
 BAD_DOCUMENTS = [
-    BadDocument("unknown-provider", _with_rules(_rule(provider="buurman-test")),
-                "buurman-test is not a party with role provider"),
-    BadDocument("provider-without-role-provider",
-                _with_rules(_rule(provider="vh-test"), _rule(provider="gemeente-test")),
-                "gemeente-test is not a party with role provider"),
-    BadDocument("category-not-in-catalogue", _with_rules(_rule(category="strafblad")),
-                "not in the catalogue"),
-    BadDocument("duplicate-rule", _with_rules(_rule(), _rule(approval="liaison")),
-                "a second rule for the same provider and category"),
-    BadDocument("unknown-purpose", _with_rules(_rule(purposes=[PURPOSE, "nieuwsgierigheid"])),
-                "unknown purpose 'nieuwsgierigheid'"),
-    BadDocument("recipient-not-a-party", _with_rules(_rule(recipients=["buurman-test"])),
-                "recipient buurman-test is not a party"),
-    BadDocument("recipient-twice", _with_rules(_rule(recipients=["vh-test", "vh-test"])),
-                "a recipient is listed twice"),
-    BadDocument("bad-recipient-id", _with_rules(_rule(recipients=["VH TEST"])),
-                "bad recipient"),
+    BadDocument(
+        "unknown-provider",
+        _with_rules(_rule(provider="buurman-test")),
+        "buurman-test is not a party with role provider",
+    ),
+    BadDocument(
+        "provider-without-role-provider",
+        _with_rules(_rule(provider="vh-test"), _rule(provider="gemeente-test")),
+        "gemeente-test is not a party with role provider",
+    ),
+    BadDocument(
+        "category-not-in-catalogue",
+        _with_rules(_rule(category="strafblad")),
+        "not in the catalogue",
+    ),
+    BadDocument(
+        "duplicate-rule",
+        _with_rules(_rule(), _rule(approval="liaison")),
+        "a second rule for the same provider and category",
+    ),
+    BadDocument(
+        "unknown-purpose",
+        _with_rules(_rule(purposes=[PURPOSE, "nieuwsgierigheid"])),
+        "unknown purpose 'nieuwsgierigheid'",
+    ),
+    BadDocument(
+        "recipient-not-a-party",
+        _with_rules(_rule(recipients=["buurman-test"])),
+        "recipient buurman-test is not a party",
+    ),
+    BadDocument(
+        "recipient-twice",
+        _with_rules(_rule(recipients=["vh-test", "vh-test"])),
+        "a recipient is listed twice",
+    ),
+    BadDocument("bad-recipient-id", _with_rules(_rule(recipients=["VH TEST"])), "bad recipient"),
     BadDocument("no-recipients", _with_rules(_rule(recipients=[])), "recipients"),
     BadDocument("no-roles", _with_rules(_rule(recipient_roles=[])), "recipient_roles"),
     BadDocument("no-purposes", _with_rules(_rule(purposes=[])), "purposes"),
     BadDocument("role-admin", _with_rules(_rule(recipient_roles=["admin"])), "recipient_roles"),
     BadDocument("role-source", _with_rules(_rule(recipient_roles=["source"])), "recipient_roles"),
-    BadDocument("role-twice", _with_rules(_rule(recipient_roles=["liaison", "liaison"])),
-                "a recipient role is listed twice"),
-    BadDocument("purpose-twice", _with_rules(_rule(purposes=[PURPOSE, PURPOSE])),
-                "a purpose is listed twice"),
+    BadDocument(
+        "role-twice",
+        _with_rules(_rule(recipient_roles=["liaison", "liaison"])),
+        "a recipient role is listed twice",
+    ),
+    BadDocument(
+        "purpose-twice",
+        _with_rules(_rule(purposes=[PURPOSE, PURPOSE])),
+        "a purpose is listed twice",
+    ),
     BadDocument("unknown-approval", _with_rules(_rule(approval="manager")), "approval"),
-    BadDocument("retention-zero", _with_rules(_rule(max_retention_days=0)),
-                "max_retention_days"),
-    BadDocument("retention-over-ten-years", _with_rules(_rule(max_retention_days=3651)),
-                "max_retention_days"),
-    BadDocument("retention-as-string", _with_rules(_rule(max_retention_days="30")),
-                "max_retention_days"),
+    BadDocument("retention-zero", _with_rules(_rule(max_retention_days=0)), "max_retention_days"),
+    BadDocument(
+        "retention-over-ten-years",
+        _with_rules(_rule(max_retention_days=3651)),
+        "max_retention_days",
+    ),
+    BadDocument(
+        "retention-as-string", _with_rules(_rule(max_retention_days="30")), "max_retention_days"
+    ),
     BadDocument("notify-hit-as-string", _with_rules(_rule(notify_hit="true")), "notify_hit"),
     BadDocument("notify-hit-as-int", _with_rules(_rule(notify_hit=1)), "notify_hit"),
     BadDocument("unknown-member", _with_rules(_rule(fields=["naam"])), "fields"),
-    BadDocument("missing-member",
-                _with_rules({k: v for k, v in _rule().items() if k != "approval"}), "approval"),
-    BadDocument("category-twice",
-                {**CONV.wire(), "categories": [*CONV.wire()["categories"],
-                                               {"id": "toezicht", "description": "nog eens"}]},
-                "a category is listed twice"),
-    BadDocument("category-bad-id",
-                {**CONV.wire(), "categories": [{"id": "Toezicht!", "description": "x"}],
-                 "detail_rules": []},
-                "categories"),
+    BadDocument(
+        "missing-member",
+        _with_rules({k: v for k, v in _rule().items() if k != "approval"}),
+        "approval",
+    ),
+    BadDocument(
+        "category-twice",
+        {
+            **CONV.wire(),
+            "categories": [
+                *CONV.wire()["categories"],
+                {"id": "toezicht", "description": "nog eens"},
+            ],
+        },
+        "a category is listed twice",
+    ),
+    BadDocument(
+        "category-bad-id",
+        {
+            **CONV.wire(),
+            "categories": [{"id": "Toezicht!", "description": "x"}],
+            "detail_rules": [],
+        },
+        "categories",
+    ),
 ]
 
 
@@ -573,14 +824,23 @@ def test_toml_round_trip() -> None:
     conv, parsed = parse_convenant(doc.to_json())
     assert parsed.payload == conv.wire()
     assert [c.id for c in conv.categories] == [
-        "contactpersoon", "lopend_traject", "toezicht", "samenvatting_antecedenten", "zorgcontact",
+        "contactpersoon",
+        "lopend_traject",
+        "toezicht",
+        "samenvatting_antecedenten",
+        "zorgcontact",
     ]
     rule = conv.detail_rule("politie-test", "samenvatting_antecedenten")
     assert rule is not None
     assert rule.model_dump() == {
-        "provider": "politie-test", "category": "samenvatting_antecedenten",
-        "recipients": ("vh-test",), "recipient_roles": ("coordinator",), "purposes": (PURPOSE,),
-        "approval": "liaison", "max_retention_days": 90, "notify_hit": True,
+        "provider": "politie-test",
+        "category": "samenvatting_antecedenten",
+        "recipients": ("vh-test",),
+        "recipient_roles": ("coordinator",),
+        "purposes": (PURPOSE,),
+        "approval": "liaison",
+        "max_retention_days": 90,
+        "notify_hit": True,
     }
     # And back: the parsed document drafts to the same payload.
     assert parse_model(Convenant, conv.wire()) == conv
@@ -589,8 +849,10 @@ def test_toml_round_trip() -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (CATALOGUE + RULES.replace('"om-test"', '"buurman-test"', 1),
-         "buurman-test is not a party with role provider"),
+        (
+            CATALOGUE + RULES.replace('"om-test"', '"buurman-test"', 1),
+            "buurman-test is not a party with role provider",
+        ),
         (RULES, "not in the catalogue"),
         (CATALOGUE + RULES + RULES, "a second rule"),
         (CATALOGUE + RULES.replace("approval", "goedkeuring", 1), "approval: Field required"),
@@ -620,7 +882,8 @@ def test_detail_codes_stay_out_of_the_bekendheid_codes() -> None:
     # Only the convenant's own state is shared: expiry and a party's withdrawal mean the
     # same in both stages.
     assert set(DETAIL_REFUSAL_CODES) & set(REFUSAL_CODES) == {
-        "convenant_not_in_force", "party_withdrawn",
+        "convenant_not_in_force",
+        "party_withdrawn",
     }
 
 
@@ -629,12 +892,20 @@ def test_detail_codes_stay_out_of_the_bekendheid_codes() -> None:
 
 def _example() -> Convenant:
     parties = {
-        "vh-zwb": "veiligheidshuis", "politie-zwb": "politie", "om-zwb": "om",
-        "reclassering-zwb": "reclassering", "ggz-zwb": "ggz", "gemeente-breda": "gemeente",
+        "vh-zwb": "veiligheidshuis",
+        "politie-zwb": "politie",
+        "om-zwb": "om",
+        "reclassering-zwb": "reclassering",
+        "ggz-zwb": "ggz",
+        "gemeente-breda": "gemeente",
     }
     cards = {
-        node_id: {"organisation": node_id, "org_type": org_type,
-                  "signing_fingerprint": f"{i:064x}", "encryption_fingerprint": f"{i + 9:064x}"}
+        node_id: {
+            "organisation": node_id,
+            "org_type": org_type,
+            "signing_fingerprint": f"{i:064x}",
+            "encryption_fingerprint": f"{i + 9:064x}",
+        }
         for i, (node_id, org_type) in enumerate(parties.items())
     }
     doc = draft_from_toml((CONFIG_DIR / "convenant.example.toml").read_text(), cards)
@@ -651,8 +922,13 @@ HUISELIJK_GEWELD = "casusoverleg-huiselijk-geweld"
     [
         ("politie-zwb", "contactpersoon", VEELPLEGERS, "allow", "allow"),
         ("politie-zwb", "contactpersoon", HUISELIJK_GEWELD, "allow", "allow"),
-        ("politie-zwb", "samenvatting_antecedenten", VEELPLEGERS, "needs_approval",
-         "liaison-approval"),
+        (
+            "politie-zwb",
+            "samenvatting_antecedenten",
+            VEELPLEGERS,
+            "needs_approval",
+            "liaison-approval",
+        ),
         ("ggz-zwb", "zorgcontact", VEELPLEGERS, "needs_approval", "liaison-approval"),
         ("ggz-zwb", "contactpersoon", VEELPLEGERS, "deny", "detail-rule-exists"),
         ("ggz-zwb", "samenvatting_antecedenten", HUISELIJK_GEWELD, "deny", "detail-rule-exists"),
@@ -661,8 +937,9 @@ HUISELIJK_GEWELD = "casusoverleg-huiselijk-geweld"
 def test_example_convenant_decides_as_its_comments_say(
     provider: str, category: str, purpose: str, outcome: str, rule: str
 ) -> None:
-    d = decide_category(_example(), provider, "vh-zwb", "coordinator", purpose, category,
-                        EXAMPLE_NOW)
+    d = decide_category(
+        _example(), provider, "vh-zwb", "coordinator", purpose, category, EXAMPLE_NOW
+    )
     assert (d.outcome, d.rule) == (outcome, rule)
 
 

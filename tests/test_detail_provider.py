@@ -646,9 +646,13 @@ async def test_a_text_gone_at_poll_time_is_unavailable_for_that_answer_only(
     _, polled = await _poll(fed, "politie-test", resp.trace_id)
     assert statuses(polled) == {CONTACT: ("unavailable", "no_detail_on_record")}
     assert polled.sealed is None
-    (stored,) = fed.nodes["politie-test"].ctx.conn.execute(
-        "SELECT status FROM detail_categories WHERE trace_id = ?", (resp.trace_id,)
-    ).fetchone()
+    (stored,) = (
+        fed.nodes["politie-test"]
+        .ctx.conn.execute(
+            "SELECT status FROM detail_categories WHERE trace_id = ?", (resp.trace_id,)
+        )
+        .fetchone()
+    )
     assert stored == "delivered"
 
 

@@ -29,8 +29,16 @@ h = bytes.fromhex
 
 # RFC 6962/9162 reference vectors (certificate-transparency testonly/constants.go):
 # leaf inputs and the Merkle Tree Hash of the first n of them, n = 1..8.
-CT_LEAVES = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-             "606162636465666768696a6b6c6d6e6f"]
+CT_LEAVES = [
+    "",
+    "00",
+    "10",
+    "2021",
+    "3031",
+    "40414243",
+    "5051525354555657",
+    "606162636465666768696a6b6c6d6e6f",
+]
 CT_ROOTS = [
     "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
     "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -94,7 +102,9 @@ def entry(i: int) -> log.LogEntry:
 
 
 def append(
-    conn: sqlite3.Connection, key: nacl.signing.SigningKey, entries: Sequence[log.LogEntry],
+    conn: sqlite3.Connection,
+    key: nacl.signing.SigningKey,
+    entries: Sequence[log.LogEntry],
     now: datetime = NOW,
 ) -> log.TreeHead:
     conn.execute("BEGIN IMMEDIATE")
@@ -132,9 +142,17 @@ def test_single_entry_body_hash_and_head_formats(
 ) -> None:
     subject = log.pseudonym(PSEUDONYM_KEY, "bsn:111222333")
     e = log.LogEntry(
-        kind="bekendheid.evaluated", trace_id="t1", convenant_id="conv-hg", convenant_version=3,
-        purpose="casusoverleg", actor="alice", counterparty="node-om", subjects=(subject,),
-        outcome="evaluated", reason=None, data={"elements": 1, "case_ref": "ZVH-7"},
+        kind="bekendheid.evaluated",
+        trace_id="t1",
+        convenant_id="conv-hg",
+        convenant_version=3,
+        purpose="casusoverleg",
+        actor="alice",
+        counterparty="node-om",
+        subjects=(subject,),
+        outcome="evaluated",
+        reason=None,
+        data={"elements": 1, "case_ref": "ZVH-7"},
     )
     head = append(conn, key, [e])
 
@@ -143,17 +161,30 @@ def test_single_entry_body_hash_and_head_formats(
         " FROM log_entries"
     ).fetchone()
     expected = {
-        "seq": 0, "prev": "0" * 64, "time": "2026-11-23T15:33:14Z", "node": NODE,
-        "kind": "bekendheid.evaluated", "trace_id": "t1",
-        "convenant": {"id": "conv-hg", "version": 3}, "purpose": "casusoverleg",
-        "actor": "alice", "counterparty": "node-om", "subjects": [subject],
-        "outcome": "evaluated", "reason": None, "data": {"case_ref": "ZVH-7", "elements": 1},
+        "seq": 0,
+        "prev": "0" * 64,
+        "time": "2026-11-23T15:33:14Z",
+        "node": NODE,
+        "kind": "bekendheid.evaluated",
+        "trace_id": "t1",
+        "convenant": {"id": "conv-hg", "version": 3},
+        "purpose": "casusoverleg",
+        "actor": "alice",
+        "counterparty": "node-om",
+        "subjects": [subject],
+        "outcome": "evaluated",
+        "reason": None,
+        "data": {"case_ref": "ZVH-7", "elements": 1},
     }
     assert seq == 0
     assert text.encode() == jws.canonical(expected)  # stored exactly as canonical JSON
     assert leaf == hashlib.sha256(b"\x00" + text.encode()).digest()
     assert (kind, at, trace, conv, cp) == (
-        "bekendheid.evaluated", "2026-11-23T15:33:14Z", "t1", "conv-hg", "node-om"
+        "bekendheid.evaluated",
+        "2026-11-23T15:33:14Z",
+        "t1",
+        "conv-hg",
+        "node-om",
     )
     assert conn.execute("SELECT seq, pseudonym FROM log_subjects").fetchall() == [(0, subject)]
 
@@ -163,7 +194,9 @@ def test_single_entry_body_hash_and_head_formats(
     doc = jws.parse(json.loads(head.jws), log.TREE_HEAD_TYP)
     doc.verify(jws.fingerprint(pub(key)), pub(key))
     assert doc.payload == {
-        "node": NODE, "tree_size": 1, "root_hash": jws.b64u_encode(leaf),
+        "node": NODE,
+        "tree_size": 1,
+        "root_hash": jws.b64u_encode(leaf),
         "signed_at": "2026-11-23T15:33:14Z",
     }
     assert log.latest_head(conn) == head
@@ -353,7 +386,7 @@ def test_edited_body_field(tampered: sqlite3.Connection, key: nacl.signing.Signi
     assert body(tampered, 21)["outcome"] == "hit"
     tampered.execute(
         "UPDATE log_entries"
-        " SET body = replace(body, '\"outcome\":\"hit\"', '\"outcome\":\"no_hit\"')"
+        ' SET body = replace(body, \'"outcome":"hit"\', \'"outcome":"no_hit"\')'
         " WHERE seq = 21"
     )
     report = log.verify(tampered, NODE, pub(key))
@@ -419,7 +452,9 @@ def test_deleted_middle_rows_and_renumbered(
     assert "entries 30..31" in p.detail
     assert not any(q.kind == "reordered" for q in report.problems)
     assert [(q.seq, q.kind) for q in report.problems] == [
-        (30, "missing"), (31, "bad_head"), (58, "truncated")  # the log now ends at 58
+        (30, "missing"),
+        (31, "bad_head"),
+        (58, "truncated"),  # the log now ends at 58
     ]
 
 
@@ -443,7 +478,8 @@ def test_deleted_last_rows_and_their_heads_need_a_peer(
     tampered.execute("DELETE FROM tree_heads WHERE tree_size > 56")
     report = log.verify(tampered, NODE, pub(key))
     assert [(q.seq, q.kind) for q in report.problems] == [
-        (55, "inconsistent_columns"), (55, "bad_node")
+        (55, "inconsistent_columns"),
+        (55, "bad_node"),
     ]
     assert "log_frontier" in report.problems[0].detail
     assert "not in the log" in report.problems[1].detail
@@ -454,8 +490,11 @@ def test_deleted_last_rows_and_their_heads_need_a_peer(
     tampered.execute("DELETE FROM log_frontier")
     tampered.executemany(
         "INSERT INTO log_frontier VALUES (?, ?)",
-        [(5, log.merkle_root(hs[:32])), (4, log.merkle_root(hs[32:48])),
-         (3, log.merkle_root(hs[48:56]))],
+        [
+            (5, log.merkle_root(hs[:32])),
+            (4, log.merkle_root(hs[32:48])),
+            (3, log.merkle_root(hs[48:56])),
+        ],
     )
     report = log.verify(tampered, NODE, pub(key))
     assert [(q.seq, q.kind) for q in report.problems] == [(55, "bad_node")]
@@ -627,8 +666,45 @@ def expected_nodes(hashes: Sequence[bytes]) -> dict[tuple[int, int], bytes]:
 def proof_log(conn: sqlite3.Connection, key: nacl.signing.SigningKey) -> sqlite3.Connection:
     """300 entries in appends of varied size: 37 signed heads, at sizes of every shape."""
     n = 0
-    sizes = [1, 1, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 1, 1, 64, 1, 2, 4, 8, 16, 32, 7, 3, 1,
-             2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2]
+    sizes = [
+        1,
+        1,
+        1,
+        1,
+        2,
+        3,
+        5,
+        8,
+        13,
+        21,
+        34,
+        55,
+        1,
+        1,
+        64,
+        1,
+        2,
+        4,
+        8,
+        16,
+        32,
+        7,
+        3,
+        1,
+        2,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        2,
+    ]
     for size in sizes:
         append(conn, key, [entry(i) for i in range(n, n + size)])
         n += size

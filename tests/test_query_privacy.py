@@ -31,23 +31,41 @@ from tests.federation import (
 )
 
 BSN = {"kind": "bsn", "bsn": "123456782"}
-PERSON = {"kind": "person", "surname": "Oosterhuis", "tussenvoegsel": "van",
-          "first_names": "Jacoba Wilhelmina", "birth_date": "1987-03-14"}
+PERSON = {
+    "kind": "person",
+    "surname": "Oosterhuis",
+    "tussenvoegsel": "van",
+    "first_names": "Jacoba Wilhelmina",
+    "birth_date": "1987-03-14",
+}
 ADDRESS = {"kind": "address", "postcode": "4811 AB", "house_number": 12, "addition": "a"}
 SUBJECTS = [BSN, PERSON, ADDRESS]
 NO_HIT = "ggz-test"
 
 PLAIN_PARTS = [
-    "123456782", "Oosterhuis", "oosterhuis", "OOSTERHUIS", "Jacoba", "jacoba",
-    "1987-03-14", "14-03-1987", "19870314", "4811 AB", "4811AB", "4811ab",
+    "123456782",
+    "Oosterhuis",
+    "oosterhuis",
+    "OOSTERHUIS",
+    "Jacoba",
+    "jacoba",
+    "1987-03-14",
+    "14-03-1987",
+    "19870314",
+    "4811 AB",
+    "4811AB",
+    "4811ab",
 ]
 
 
 def _encodings(raw: bytes) -> list[str]:
     """The ways a byte string could be written into a message."""
     return [
-        raw.hex(), raw.hex().upper(), jws.b64u_encode(raw),
-        base64.b64encode(raw).decode(), base64.b64encode(raw).decode().rstrip("="),
+        raw.hex(),
+        raw.hex().upper(),
+        jws.b64u_encode(raw),
+        base64.b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
     ]
 
 
@@ -115,8 +133,9 @@ def _views(body: bytes) -> list[bytes]:
 
 
 async def _query_through(fed: Federation) -> tuple[Interposer, dict[str, Any]]:
-    fed.register("politie-test", {"ref": "BPS-1", "themes": ["veelplegers"],
-                                  "identifiers": [BSN, PERSON]})
+    fed.register(
+        "politie-test", {"ref": "BPS-1", "themes": ["veelplegers"], "identifiers": [BSN, PERSON]}
+    )
     proxy = await interpose(fed, NO_HIT)
     result = await fed.query("vh-test", SUBJECTS)
     assert statuses(result)[NO_HIT] == "no_hit"
@@ -187,7 +206,8 @@ async def test_no_hit_partners_log_holds_no_identifier(federation: Federation) -
 def _blinded(proxy: Interposer) -> list[list[str]]:
     return [
         list(jws.parse_bytes(b).payload["blinded_elements"])
-        for p, b in proxy.requests if p == EVALUATE_PATH
+        for p, b in proxy.requests
+        if p == EVALUATE_PATH
     ]
 
 

@@ -71,8 +71,14 @@ FUTURE = "vh-test-toekomst"  # a convenant that starts next year
 
 
 def _assert_signed_refusal(
-    fed: Federation, partner: str, request: jws.SignedDocument, reply: PeerReply,
-    reason: str, *, http_status: int = 403, tag_set: bool = False,
+    fed: Federation,
+    partner: str,
+    request: jws.SignedDocument,
+    reply: PeerReply,
+    reason: str,
+    *,
+    http_status: int = 403,
+    tag_set: bool = False,
 ) -> dict[str, Any]:
     """The reply is a refusal with ``reason`` signed by ``partner``, bound to ``request``,
     and logged at ``partner``. Returns the partner's log entry for it."""
@@ -184,44 +190,99 @@ class Case:
 
 
 EVALUATE_CASES = [
-    Case("unknown-requester", "unknown_requester", "authentication",
-         requester=OUTSIDER, stage=_unknown_outsider),
+    Case(
+        "unknown-requester",
+        "unknown_requester",
+        "authentication",
+        requester=OUTSIDER,
+        stage=_unknown_outsider,
+    ),
     Case("key-of-another-node", "unknown_requester", "authentication", signer="om-test"),
     Case("revoked-requester", "revoked_requester", "authentication", stage=_revoke_requester),
     Case("requester-card-expired", "revoked_requester", "authentication", stage=_cards_expired),
-    Case("unknown-convenant", "unknown_convenant", "convenant-installed",
-         fields={"convenant_id": "vh-test-onbekend"}),
-    Case("unknown-convenant-version", "unknown_convenant", "convenant-installed",
-         fields={"convenant_version": 3}),
-    Case("expired-convenant", "convenant_not_in_force", "convenant-in-force",
-         stage=_expired_convenant, fields={"convenant_id": SHORT}),
-    Case("convenant-not-yet-in-force", "convenant_not_in_force", "convenant-in-force",
-         stage=_future_convenant, fields={"convenant_id": FUTURE}),
-    Case("superseded-convenant-version", "convenant_not_in_force", "convenant-current-version",
-         stage=_install_v2, fields={"convenant_version": 1}),
-    Case("requester-withdrawn", "party_withdrawn", "requester-not-withdrawn",
-         stage=_requester_withdrew),
-    Case("not-a-party", "not_a_party", "requester-is-party",
-         requester=OUTSIDER, stage=_known_outsider),
-    Case("purpose-not-granted", "no_query_right", "purpose-granted",
-         fields={"purpose": OTHER_PURPOSE}),
-    Case("purpose-not-in-convenant", "no_query_right", "purpose-granted",
-         fields={"purpose": "nieuwsgierigheid"}),
+    Case(
+        "unknown-convenant",
+        "unknown_convenant",
+        "convenant-installed",
+        fields={"convenant_id": "vh-test-onbekend"},
+    ),
+    Case(
+        "unknown-convenant-version",
+        "unknown_convenant",
+        "convenant-installed",
+        fields={"convenant_version": 3},
+    ),
+    Case(
+        "expired-convenant",
+        "convenant_not_in_force",
+        "convenant-in-force",
+        stage=_expired_convenant,
+        fields={"convenant_id": SHORT},
+    ),
+    Case(
+        "convenant-not-yet-in-force",
+        "convenant_not_in_force",
+        "convenant-in-force",
+        stage=_future_convenant,
+        fields={"convenant_id": FUTURE},
+    ),
+    Case(
+        "superseded-convenant-version",
+        "convenant_not_in_force",
+        "convenant-current-version",
+        stage=_install_v2,
+        fields={"convenant_version": 1},
+    ),
+    Case(
+        "requester-withdrawn",
+        "party_withdrawn",
+        "requester-not-withdrawn",
+        stage=_requester_withdrew,
+    ),
+    Case(
+        "not-a-party",
+        "not_a_party",
+        "requester-is-party",
+        requester=OUTSIDER,
+        stage=_known_outsider,
+    ),
+    Case(
+        "purpose-not-granted",
+        "no_query_right",
+        "purpose-granted",
+        fields={"purpose": OTHER_PURPOSE},
+    ),
+    Case(
+        "purpose-not-in-convenant",
+        "no_query_right",
+        "purpose-granted",
+        fields={"purpose": "nieuwsgierigheid"},
+    ),
     Case("party-without-query-right", "no_query_right", "purpose-granted", requester="om-test"),
-    Case("requester-clock-ahead", "stale_request", "freshness",
-         stage=_requester_clock_ahead),
-    Case("requester-clock-behind", "stale_request", "freshness",
-         stage=_requester_clock_behind),
+    Case("requester-clock-ahead", "stale_request", "freshness", stage=_requester_clock_ahead),
+    Case("requester-clock-behind", "stale_request", "freshness", stage=_requester_clock_behind),
     Case("misaddressed", "misaddressed", "authentication", addressed_to="om-test"),
     Case("bad-signature", "bad_signature", "authentication", tamper=flip_signature_byte),
     Case("too-many-subjects", "too_many_subjects", None, elements=_blind(65)),
-    Case("not-a-ristretto255-encoding", "invalid_group_element", None,
-         elements=lambda: [b"\xff" * 32]),
+    Case(
+        "not-a-ristretto255-encoding",
+        "invalid_group_element",
+        None,
+        elements=lambda: [b"\xff" * 32],
+    ),
     Case("identity-element", "invalid_group_element", None, elements=lambda: [bytes(32)]),
-    Case("one-bad-element-among-good", "invalid_group_element", None,
-         elements=lambda: [*oprf.blind([BSN_KEY])[1], bytes(32)]),
-    Case("element-not-base64url", "invalid_group_element", None,
-         fields={"blinded_elements": ("!" * 43,)}),
+    Case(
+        "one-bad-element-among-good",
+        "invalid_group_element",
+        None,
+        elements=lambda: [*oprf.blind([BSN_KEY])[1], bytes(32)],
+    ),
+    Case(
+        "element-not-base64url",
+        "invalid_group_element",
+        None,
+        fields={"blinded_elements": ("!" * 43,)},
+    ),
 ]
 
 
@@ -230,8 +291,12 @@ def _craft(fed: Federation, case: Case) -> tuple[jws.SignedDocument, bytes]:
         case.stage(fed)
     signer = fed.nodes[case.signer].ctx.keys.signing if case.signer else None
     doc = evaluate_request(
-        fed, case.requester, case.addressed_to,
-        elements=case.elements() if case.elements else None, signer=signer, **case.fields,
+        fed,
+        case.requester,
+        case.addressed_to,
+        elements=case.elements() if case.elements else None,
+        signer=signer,
+        **case.fields,
     )
     body = jws.canonical(doc.to_json())
     return doc, case.tamper(body) if case.tamper else body
@@ -253,7 +318,8 @@ def test_every_refusal_code_is_covered_by_a_case() -> None:
 
 
 @pytest.mark.parametrize(
-    "case", [c for c in EVALUATE_CASES if c.id in ("too-many-subjects", "identity-element")],
+    "case",
+    [c for c in EVALUATE_CASES if c.id in ("too-many-subjects", "identity-element")],
     ids=lambda c: c.id,
 )
 async def test_refusal_after_policy_names_its_own_rule_in_the_log(
@@ -266,14 +332,21 @@ async def test_refusal_after_policy_names_its_own_rule_in_the_log(
 
 
 TAG_SET_CASES = [
-    Case("unknown-requester", "unknown_requester", None,
-         requester=OUTSIDER, stage=_unknown_outsider),
+    Case(
+        "unknown-requester", "unknown_requester", None, requester=OUTSIDER, stage=_unknown_outsider
+    ),
     Case("revoked-requester", "revoked_requester", None, stage=_revoke_requester),
-    Case("unknown-convenant", "unknown_convenant", None,
-         fields={"convenant_id": "vh-test-onbekend"}),
+    Case(
+        "unknown-convenant", "unknown_convenant", None, fields={"convenant_id": "vh-test-onbekend"}
+    ),
     Case("superseded-convenant-version", "convenant_not_in_force", None, stage=_install_v2),
-    Case("expired-convenant", "convenant_not_in_force", None,
-         stage=_expired_convenant, fields={"convenant_id": SHORT}),
+    Case(
+        "expired-convenant",
+        "convenant_not_in_force",
+        None,
+        stage=_expired_convenant,
+        fields={"convenant_id": SHORT},
+    ),
     Case("requester-withdrawn", "party_withdrawn", None, stage=_requester_withdrew),
     Case("not-a-party", "not_a_party", None, requester=OUTSIDER, stage=_known_outsider),
     Case("party-without-query-right", "no_query_right", None, requester="om-test"),
@@ -340,8 +413,10 @@ async def test_rate_limit_refuses_the_fourth_element_with_a_signed_429(
             federation, "om-test", EVALUATE_PATH, evaluate_request(federation, "vh-test", "om-test")
         )
         assert reply.status == 200
-        assert open_signed(federation, "om-test", reply.body, EVALUATE_RESPONSE_TYP)[
-            "outcome"] == "evaluated"
+        assert (
+            open_signed(federation, "om-test", reply.body, EVALUATE_RESPONSE_TYP)["outcome"]
+            == "evaluated"
+        )
     doc = evaluate_request(federation, "vh-test", "om-test")
     reply = await post_peer(federation, "om-test", EVALUATE_PATH, doc)
     _assert_signed_refusal(federation, "om-test", doc, reply, "rate_limited", http_status=429)
@@ -349,8 +424,10 @@ async def test_rate_limit_refuses_the_fourth_element_with_a_signed_429(
     other_doc = evaluate_request(federation, "politie-test", "om-test")
     other = await post_peer(federation, "om-test", EVALUATE_PATH, other_doc)
     assert other.status == 200
-    assert open_signed(federation, "om-test", other.body, EVALUATE_RESPONSE_TYP)[
-        "outcome"] == "evaluated"
+    assert (
+        open_signed(federation, "om-test", other.body, EVALUATE_RESPONSE_TYP)["outcome"]
+        == "evaluated"
+    )
 
 
 async def test_rate_limit_counts_elements_not_requests(federation: Federation) -> None:
@@ -385,10 +462,18 @@ async def test_naming_a_partner_that_provides_nothing_is_refused_as_not_a_provid
     parties = (*DEFAULT_PARTIES, (OUTSIDER, "gemeente", (), True))
     fed = await standard_federation(tmp_path, parties=parties)
     try:
-        status, body = await fed.api("vh-test", "POST", "/api/v1/bekendheid", json={
-            "convenant_id": CONVENANT_ID, "purpose": PURPOSE, "case_ref": "C-1",
-            "subjects": [JAN_BSN], "partners": [OUTSIDER],
-        })
+        status, body = await fed.api(
+            "vh-test",
+            "POST",
+            "/api/v1/bekendheid",
+            json={
+                "convenant_id": CONVENANT_ID,
+                "purpose": PURPOSE,
+                "case_ref": "C-1",
+                "subjects": [JAN_BSN],
+                "partners": [OUTSIDER],
+            },
+        )
         assert status == 403
         assert body["type"].endswith("/not_a_provider")
     finally:
@@ -427,7 +512,10 @@ async def test_revoked_requester_is_refused_by_the_revoking_partner_only(
     _revoke_requester(federation)
     result = await federation.query("vh-test", [JAN_BSN])
     assert statuses(result) == {
-        "vh-test": "no_hit", "politie-test": "refused", "om-test": "no_hit", "ggz-test": "no_hit",
+        "vh-test": "no_hit",
+        "politie-test": "refused",
+        "om-test": "no_hit",
+        "ggz-test": "no_hit",
     }
     assert partner_result(result, "politie-test")["reason"] == "revoked_requester"
 
@@ -476,9 +564,17 @@ async def test_requester_fails_closed_itself_under_an_expired_convenant(
     federation: Federation,
 ) -> None:
     _expired_convenant(federation)
-    status, body = await federation.api("vh-test", "POST", "/api/v1/bekendheid", json={
-        "convenant_id": SHORT, "purpose": PURPOSE, "case_ref": "C-1", "subjects": [JAN_BSN],
-    })
+    status, body = await federation.api(
+        "vh-test",
+        "POST",
+        "/api/v1/bekendheid",
+        json={
+            "convenant_id": SHORT,
+            "purpose": PURPOSE,
+            "case_ref": "C-1",
+            "subjects": [JAN_BSN],
+        },
+    )
     assert status == 403
     assert body["type"].endswith("/convenant_not_in_force")
 
@@ -498,18 +594,21 @@ NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def _party_keys(*without: str) -> dict[str, bytes]:
-    return {
-        k.signing_fingerprint: k.signing_public for n, k in KEYS.items() if n not in without
-    }
+    return {k.signing_fingerprint: k.signing_public for n, k in KEYS.items() if n not in without}
 
 
 def _state(
-    *, version: int = 1, newest: int | None = None, signers: Sequence[str] | None = None,
-    tamper_signature_of: str | None = None, withdrawn: Sequence[tuple[str, datetime, int]] = (),
+    *,
+    version: int = 1,
+    newest: int | None = None,
+    signers: Sequence[str] | None = None,
+    tamper_signature_of: str | None = None,
+    withdrawn: Sequence[tuple[str, datetime, int]] = (),
 ) -> ConvenantState:
     cards = {
         node_id: {
-            "organisation": f"{org} testregio", "org_type": org,
+            "organisation": f"{org} testregio",
+            "org_type": org,
             "signing_fingerprint": KEYS[node_id].signing_fingerprint,
             "encryption_fingerprint": KEYS[node_id].encryption_fingerprint,
         }
@@ -530,8 +629,13 @@ def _state(
         obj["signatures"][index]["signature"] = jws.b64u_encode(bytes(sig))
     conv, parsed = parse_convenant(obj)
     withdrawals = tuple(
-        Withdrawal(convenant_id=CONVENANT_ID, convenant_version=v, party=party,
-                   withdrawn_at=at, reason="Uittreding")
+        Withdrawal(
+            convenant_id=CONVENANT_ID,
+            convenant_version=v,
+            party=party,
+            withdrawn_at=at,
+            reason="Uittreding",
+        )
         for party, at, v in withdrawn
     )
     return ConvenantState(conv, parsed, newest if newest is not None else version, withdrawals)
@@ -555,60 +659,138 @@ POLICY_CASES = [
     PolicyCase("allowed", "allow", None),
     PolicyCase("allowed-at-valid-from", "allow", None, now=START),
     PolicyCase("allowed-asking-oneself", "allow", None, provider="vh-test"),
-    PolicyCase("nothing-installed", "convenant-installed", "unknown_convenant",
-               state=lambda: ConvenantState(None, None, None)),
-    PolicyCase("newer-version-installed", "convenant-current-version", "convenant_not_in_force",
-               state=lambda: _state(newest=2)),
-    PolicyCase("before-valid-from", "convenant-in-force", "convenant_not_in_force",
-               now=START - timedelta(seconds=1)),
+    PolicyCase(
+        "nothing-installed",
+        "convenant-installed",
+        "unknown_convenant",
+        state=lambda: ConvenantState(None, None, None),
+    ),
+    PolicyCase(
+        "newer-version-installed",
+        "convenant-current-version",
+        "convenant_not_in_force",
+        state=lambda: _state(newest=2),
+    ),
+    PolicyCase(
+        "before-valid-from",
+        "convenant-in-force",
+        "convenant_not_in_force",
+        now=START - timedelta(seconds=1),
+    ),
     PolicyCase("at-valid-until", "convenant-in-force", "convenant_not_in_force", now=END),
-    PolicyCase("long-expired", "convenant-in-force", "convenant_not_in_force",
-               now=END + timedelta(days=400)),
-    PolicyCase("one-party-did-not-sign", "convenant-in-force", "convenant_not_in_force",
-               state=lambda: _state(signers=["vh-test", "politie-test", "gemeente-test"])),
-    PolicyCase("no-signatures", "convenant-in-force", "convenant_not_in_force",
-               state=lambda: _state(signers=[])),
-    PolicyCase("a-signature-does-not-verify", "convenant-in-force", "convenant_not_in_force",
-               state=lambda: _state(tamper_signature_of="om-test")),
-    PolicyCase("a-signers-key-is-unknown", "convenant-in-force", "convenant_not_in_force",
-               party_keys=lambda: _party_keys("om-test")),
-    PolicyCase("requester-withdrawn", "requester-not-withdrawn", "party_withdrawn",
-               state=lambda: _state(withdrawn=[("vh-test", NOW, 1)])),
-    PolicyCase("provider-withdrawn", "provider-not-withdrawn", "party_withdrawn",
-               state=lambda: _state(withdrawn=[("politie-test", NOW - timedelta(days=9), 1)])),
-    PolicyCase("allowed-a-second-before-withdrawal", "allow", None,
-               state=lambda: _state(withdrawn=[("vh-test", NOW + timedelta(seconds=1), 1)])),
-    PolicyCase("withdrawal-from-an-earlier-version-only", "allow", None,
-               version=2, state=lambda: _state(version=2, withdrawn=[("vh-test", NOW, 1)])),
-    PolicyCase("withdrawal-covers-earlier-versions", "requester-not-withdrawn",
-               "party_withdrawn", state=lambda: _state(withdrawn=[("vh-test", NOW, 2)])),
-    PolicyCase("bystander-withdrawn", "allow", None,
-               state=lambda: _state(withdrawn=[("om-test", NOW, 1)])),
-    PolicyCase("expired-and-withdrawn", "convenant-in-force", "convenant_not_in_force",
-               now=END, state=lambda: _state(withdrawn=[("vh-test", NOW, 1)])),
-    PolicyCase("requester-not-a-party", "requester-is-party", "not_a_party",
-               requester="buurman-test"),
-    PolicyCase("provider-not-a-party", "provider-has-scope", "not_a_provider",
-               provider="buurman-test"),
-    PolicyCase("provider-without-scope", "provider-has-scope", "not_a_provider",
-               provider="gemeente-test"),
-    PolicyCase("requester-without-query-right", "purpose-granted", "no_query_right",
-               requester="om-test"),
-    PolicyCase("purpose-not-granted", "purpose-granted", "no_query_right",
-               purpose=OTHER_PURPOSE),
+    PolicyCase(
+        "long-expired",
+        "convenant-in-force",
+        "convenant_not_in_force",
+        now=END + timedelta(days=400),
+    ),
+    PolicyCase(
+        "one-party-did-not-sign",
+        "convenant-in-force",
+        "convenant_not_in_force",
+        state=lambda: _state(signers=["vh-test", "politie-test", "gemeente-test"]),
+    ),
+    PolicyCase(
+        "no-signatures",
+        "convenant-in-force",
+        "convenant_not_in_force",
+        state=lambda: _state(signers=[]),
+    ),
+    PolicyCase(
+        "a-signature-does-not-verify",
+        "convenant-in-force",
+        "convenant_not_in_force",
+        state=lambda: _state(tamper_signature_of="om-test"),
+    ),
+    PolicyCase(
+        "a-signers-key-is-unknown",
+        "convenant-in-force",
+        "convenant_not_in_force",
+        party_keys=lambda: _party_keys("om-test"),
+    ),
+    PolicyCase(
+        "requester-withdrawn",
+        "requester-not-withdrawn",
+        "party_withdrawn",
+        state=lambda: _state(withdrawn=[("vh-test", NOW, 1)]),
+    ),
+    PolicyCase(
+        "provider-withdrawn",
+        "provider-not-withdrawn",
+        "party_withdrawn",
+        state=lambda: _state(withdrawn=[("politie-test", NOW - timedelta(days=9), 1)]),
+    ),
+    PolicyCase(
+        "allowed-a-second-before-withdrawal",
+        "allow",
+        None,
+        state=lambda: _state(withdrawn=[("vh-test", NOW + timedelta(seconds=1), 1)]),
+    ),
+    PolicyCase(
+        "withdrawal-from-an-earlier-version-only",
+        "allow",
+        None,
+        version=2,
+        state=lambda: _state(version=2, withdrawn=[("vh-test", NOW, 1)]),
+    ),
+    PolicyCase(
+        "withdrawal-covers-earlier-versions",
+        "requester-not-withdrawn",
+        "party_withdrawn",
+        state=lambda: _state(withdrawn=[("vh-test", NOW, 2)]),
+    ),
+    PolicyCase(
+        "bystander-withdrawn", "allow", None, state=lambda: _state(withdrawn=[("om-test", NOW, 1)])
+    ),
+    PolicyCase(
+        "expired-and-withdrawn",
+        "convenant-in-force",
+        "convenant_not_in_force",
+        now=END,
+        state=lambda: _state(withdrawn=[("vh-test", NOW, 1)]),
+    ),
+    PolicyCase(
+        "requester-not-a-party", "requester-is-party", "not_a_party", requester="buurman-test"
+    ),
+    PolicyCase(
+        "provider-not-a-party", "provider-has-scope", "not_a_provider", provider="buurman-test"
+    ),
+    PolicyCase(
+        "provider-without-scope", "provider-has-scope", "not_a_provider", provider="gemeente-test"
+    ),
+    PolicyCase(
+        "requester-without-query-right", "purpose-granted", "no_query_right", requester="om-test"
+    ),
+    PolicyCase("purpose-not-granted", "purpose-granted", "no_query_right", purpose=OTHER_PURPOSE),
     PolicyCase("empty-purpose", "purpose-granted", "no_query_right", purpose=""),
     # Rules run in order and the first failing one is named.
-    PolicyCase("expired-and-not-a-party", "convenant-in-force", "convenant_not_in_force",
-               requester="buurman-test", now=END),
-    PolicyCase("superseded-and-expired", "convenant-current-version", "convenant_not_in_force",
-               state=lambda: _state(newest=2), now=END),
+    PolicyCase(
+        "expired-and-not-a-party",
+        "convenant-in-force",
+        "convenant_not_in_force",
+        requester="buurman-test",
+        now=END,
+    ),
+    PolicyCase(
+        "superseded-and-expired",
+        "convenant-current-version",
+        "convenant_not_in_force",
+        state=lambda: _state(newest=2),
+        now=END,
+    ),
 ]
 
 
 def _decide(case: PolicyCase) -> Decision:
     return decide_evaluation(
-        case.state(), CONVENANT_ID, case.version, case.requester, case.provider,
-        case.purpose, case.party_keys(), case.now,
+        case.state(),
+        CONVENANT_ID,
+        case.version,
+        case.requester,
+        case.provider,
+        case.purpose,
+        case.party_keys(),
+        case.now,
     )
 
 
@@ -626,9 +808,15 @@ def test_decide_evaluation_names_the_rule_that_decided(case: PolicyCase) -> None
 def test_policy_cases_cover_every_rule() -> None:
     rules = {_decide(c).rule for c in POLICY_CASES}
     assert rules == {
-        "allow", "convenant-installed", "convenant-current-version", "convenant-in-force",
-        "requester-not-withdrawn", "provider-not-withdrawn", "requester-is-party",
-        "provider-has-scope", "purpose-granted",
+        "allow",
+        "convenant-installed",
+        "convenant-current-version",
+        "convenant-in-force",
+        "requester-not-withdrawn",
+        "provider-not-withdrawn",
+        "requester-is-party",
+        "provider-has-scope",
+        "purpose-granted",
     }
 
 
@@ -639,18 +827,41 @@ def test_policy_cases_cover_every_rule() -> None:
         ("gemeente-test", _state, "allow", None),
         ("om-test", _state, "requester-may-query", "no_query_right"),
         ("buurman-test", _state, "requester-is-party", "not_a_party"),
-        ("vh-test", lambda: ConvenantState(None, None, None), "convenant-installed",
-         "unknown_convenant"),
-        ("vh-test", lambda: _state(newest=2), "convenant-current-version",
-         "convenant_not_in_force"),
-        ("vh-test", lambda: _state(withdrawn=[("vh-test", NOW, 1)]),
-         "requester-not-withdrawn", "party_withdrawn"),
-        ("vh-test", lambda: _state(withdrawn=[("politie-test", NOW, 1)]),
-         "provider-not-withdrawn", "party_withdrawn"),
+        (
+            "vh-test",
+            lambda: ConvenantState(None, None, None),
+            "convenant-installed",
+            "unknown_convenant",
+        ),
+        (
+            "vh-test",
+            lambda: _state(newest=2),
+            "convenant-current-version",
+            "convenant_not_in_force",
+        ),
+        (
+            "vh-test",
+            lambda: _state(withdrawn=[("vh-test", NOW, 1)]),
+            "requester-not-withdrawn",
+            "party_withdrawn",
+        ),
+        (
+            "vh-test",
+            lambda: _state(withdrawn=[("politie-test", NOW, 1)]),
+            "provider-not-withdrawn",
+            "party_withdrawn",
+        ),
     ],
-    ids=["party-with-query-right", "requester-only-party", "party-without-query-right",
-         "not-a-party", "nothing-installed", "superseded", "requester-withdrawn",
-         "provider-withdrawn"],
+    ids=[
+        "party-with-query-right",
+        "requester-only-party",
+        "party-without-query-right",
+        "not-a-party",
+        "nothing-installed",
+        "superseded",
+        "requester-withdrawn",
+        "provider-withdrawn",
+    ],
 )
 def test_decide_tag_set_only_for_parties_that_may_query(
     requester: str, state: Callable[[], ConvenantState], rule: str, reason: str | None

@@ -50,9 +50,7 @@ def test_fingerprint_without_details_is_unchanged() -> None:
     reg = parse_registration(_reg())
     assert reg.details == {}
     # values computed with the code before details existed
-    assert reg.fingerprint() == (
-        "fe15e0227eb0a3c3163dd105385e3a208da4d518eb450962b26d0da3bde07d78"
-    )
+    assert reg.fingerprint() == ("fe15e0227eb0a3c3163dd105385e3a208da4d518eb450962b26d0da3bde07d78")
     assert parse_registration(_reg(retain_until="2027-01-31")).fingerprint() == (
         "26144843db42d21336a893946422e149ba08f5e906bb516780edb76f8e9f98fb"
     )
@@ -187,9 +185,7 @@ async def test_reimport_with_details_changes_nothing(
     assert SECRET not in _all_log_bodies(federation)
 
 
-async def test_import_reports_bad_details_by_line(
-    federation: Federation, tmp_path: Path
-) -> None:
+async def test_import_reports_bad_details_by_line(federation: Federation, tmp_path: Path) -> None:
     node = federation.nodes["politie-test"]
     path = tmp_path / "export.jsonl"
     lines = [

@@ -203,7 +203,10 @@ def details_poll(*, home: Path, url: str | None, token: str, trace_id: str, as_j
 @home_option
 @json_option
 def details_purge(home: Path, as_json: bool) -> None:
-    """Delete received detail past its retain_until now (a running node does this hourly)."""
+    """Delete received detail past its retain_until now.
+
+    A running node does this by itself every [retention] purge_interval_seconds.
+    """
     with node_at(home) as ctx:
         purged = requester.purge_due(ctx)
     if as_json:

@@ -49,7 +49,10 @@ def registry_import(home: Path, file: Path, fmt: str | None, as_json: bool) -> N
 @home_option
 @json_option
 def registry_purge(home: Path, as_json: bool) -> None:
-    """Remove registrations past their retain_until day now (a running node does this hourly)."""
+    """Remove registrations past their retain_until day now.
+
+    A running node does this by itself every [retention] purge_interval_seconds.
+    """
     with node_at(home) as ctx:
         refs = admin.purge_expired(ctx)
     if as_json:
