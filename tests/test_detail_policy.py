@@ -684,6 +684,15 @@ def test_hit_notice_only_for_a_requester_the_notifying_rule_serves(
     assert (notice.required, notice.categories) == (required, by)
 
 
+def test_hit_notice_only_for_a_purpose_the_notifying_rule_serves() -> None:
+    rule = next(r for r in CONV.detail_rules if r.provider == "politie-test" and r.notify_hit)
+    (purpose,) = [p.id for p in CONV.purposes if p.id in rule.purposes][:1]
+    others = [p.id for p in CONV.purposes if p.id not in rule.purposes]
+    assert others, "the test convenant needs a purpose the notifying rule does not serve"
+    assert hit_notice_required(CONV, "politie-test", purpose=purpose).required
+    assert not hit_notice_required(CONV, "politie-test", purpose=others[0]).required
+
+
 # --- the document: validation, TOML, backwards compatibility ------------------------------
 
 

@@ -492,14 +492,19 @@ async def test_new_requests_under_a_superseded_version_are_refused(fed: Federati
 
 
 def hit_notice(
-    fed: Federation, requester: str, partner: str, round_trace_id: str, proofs: tuple[str, ...]
+    fed: Federation,
+    requester: str,
+    partner: str,
+    round_trace_id: str,
+    proofs: tuple[str, ...],
+    purpose: str = PURPOSE,
 ) -> jws.SignedDocument:
     notice = HitNotice(
         requester=requester,
         partner=partner,
         convenant_id=CONVENANT_ID,
         convenant_version=1,
-        purpose=PURPOSE,
+        purpose=purpose,
         case_ref="CASUS-NOTICE",
         requesting_user="coordinator",
         round_trace_id=round_trace_id,
@@ -736,3 +741,14 @@ async def test_a_requester_card_with_another_encryption_key_gets_nothing_sealed(
     polled = response(fed, "politie-test", reply)
     assert (reply.status, polled.outcome, polled.reason) == (403, "refused", "unknown_requester")
     assert polled.sealed is None
+
+
+async def test_a_hit_notice_for_a_purpose_the_rule_does_not_serve_is_refused(
+    fed: Federation,
+) -> None:
+    round_ = await hit_round(fed)
+    proofs = (proof_for(fed, "politie-test", JAN_BSN),)
+    doc = hit_notice(fed, "vh-test", "politie-test", round_["trace_id"], proofs, OTHER_PURPOSE)
+    reply = await post_peer(fed, "politie-test", HIT_NOTICE_PATH, doc)
+    ack = open_signed(fed, "politie-test", reply.body, HIT_NOTICE_RESPONSE_TYP)
+    assert (ack["outcome"], ack["reason"]) == ("refused", "no_notice_rule")

@@ -689,12 +689,13 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
             refusal is None
             and conv is not None
             and not policy.hit_notice_required(
-                conv, ctx.node_id, requester=notice.requester
+                conv, ctx.node_id, requester=notice.requester, purpose=notice.purpose
             ).required
         ):
             rule = NOTICE_RULE
             refusal = NoNoticeRule(
-                f"no detail rule of {ctx.node_id} for {notice.requester} asks for hit notices"
+                f"no detail rule of {ctx.node_id} for {notice.requester} and purpose "
+                f"{notice.purpose!r} asks for hit notices"
             )
         subjects: list[Subject] = []
         if refusal is None and conv is not None:

@@ -731,7 +731,7 @@ async def send_hit_notices(
     wanted = {
         p: hs
         for p, hs in by_partner.items()
-        if hit_notice_required(conv, p, requester=ctx.node_id).required
+        if hit_notice_required(conv, p, requester=ctx.node_id, purpose=hs[0].purpose).required
     }
     if not wanted:
         return

@@ -299,6 +299,7 @@ def hit_notice_required(
     categories: Iterable[str] | None = None,
     *,
     requester: str | None = None,
+    purpose: str | None = None,
 ) -> HitNotice:
     """§5.6 ``notify_hit``: required iff a detail rule of ``provider`` asks for it.
 
@@ -306,7 +307,8 @@ def hit_notice_required(
     detail request); without, every rule of ``provider``. With ``requester``, only the
     rules that list it among their recipients: a notice tells the provider whom the
     requester discusses, which the convenant agreed to only for the rule's recipients.
-    No rule: no notice.
+    With ``purpose`` (the round's), only the rules that share for that purpose: a round
+    for another purpose is none of the rule's business. No rule: no notice.
     """
     wanted = None if categories is None else set(categories)
     asking = tuple(
@@ -316,5 +318,6 @@ def hit_notice_required(
         and r.notify_hit
         and (wanted is None or r.category in wanted)
         and (requester is None or requester in r.recipients)
+        and (purpose is None or purpose in r.purposes)
     )
     return HitNotice(bool(asking), NOTIFY_HIT if asking else NO_NOTIFY_HIT, asking)
