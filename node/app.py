@@ -23,6 +23,7 @@ from node import admin, provider
 from node.audit import inzage, report
 from node.context import NodeContext
 from node.cross_check import cross_check
+from node.details import provider as detail_provider
 from node.details import provider_routes, requester, requester_routes
 from node.errors import (
     AuthError,
@@ -306,6 +307,11 @@ def make_app(ctx: NodeContext) -> web.Application:
                     details = requester.purge_due(ctx)
                     if details:
                         logger.info("retention_purged", received_details=details)
+                    requests, notices = detail_provider.purge_records(ctx)
+                    if requests or notices:
+                        logger.info(
+                            "retention_purged", detail_requests=requests, hit_notices=notices
+                        )
                 except (VhnodeError, sqlite3.Error) as e:  # locked or broken: retry later
                     logger.warning("retention_failed", error=type(e).__name__)
                 await asyncio.sleep(ctx.cfg.retention.purge_interval_seconds)

@@ -67,6 +67,10 @@ class DetailsConfig(_Strict):
     source_token_file: Path | None = None
     source_timeout_seconds: float = Field(5.0, gt=0)
     source_max_bytes: int = Field(262_144, ge=1024)
+    # How long a partner keeps the detail requests it answered and the hit notices it got
+    # (refs and case references; the log keeps its pseudonymous entries). A request with a
+    # delivered category still to be retained by the requester is kept until then.
+    record_days: int = Field(400, ge=1, le=3650)
 
 
 class NodeConfig(_Strict):

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from node import admin
 from node.config import DetailsConfig
+from node.details.provider import purge_records
 from node.identifiers import parse_identifier, subject_key
 from node.protocol import jws, oprf
 from node.protocol.detail import (
@@ -752,3 +753,36 @@ async def test_a_hit_notice_for_a_purpose_the_rule_does_not_serve_is_refused(
     reply = await post_peer(fed, "politie-test", HIT_NOTICE_PATH, doc)
     ack = open_signed(fed, "politie-test", reply.body, HIT_NOTICE_RESPONSE_TYP)
     assert (ack["outcome"], ack["reason"]) == ("refused", "no_notice_rule")
+
+
+async def test_old_records_go_after_record_days_unless_delivered_detail_still_needs_them(
+    fed: Federation,
+) -> None:
+    node = fed.nodes["politie-test"]
+    node.ctx.cfg = node.ctx.cfg.model_copy(
+        update={"details": node.ctx.cfg.details.model_copy(update={"record_days": 10})}
+    )
+    _, resp = await ask(fed, "vh-test", "politie-test", (CONTACT, ANTECEDENTS))
+    conn = node.ctx.conn
+    assert conn.execute("SELECT COUNT(*) FROM hit_notices").fetchone()[0] == 1
+    assert purge_records(node.ctx) == (0, 0)
+    # Past record_days: the notice goes; the request stays while its contact (30 days)
+    # may still be held by the requester.
+    node.clock.offset = timedelta(days=20)
+    assert purge_records(node.ctx) == (0, 1)
+    assert conn.execute("SELECT COUNT(*) FROM detail_requests").fetchone()[0] == 1
+    node.clock.offset = timedelta(days=31)
+    assert purge_records(node.ctx) == (1, 0)
+    for table in ("detail_requests", "detail_categories", "hit_notices"):
+        assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+    _, inbox = await fed.api("politie-test", "GET", f"{LIAISON}/inbox", role="liaison")
+    assert inbox == {"requests": [], "hit_notices": []}
+    purged = [e for e in _log(fed, "politie-test") if e["kind"] == "detail.records_purged"]
+    assert [e["data"] for e in purged] == [
+        {"requests": 0, "hit_notices": 1},
+        {"requests": 1, "hit_notices": 0},
+    ]
+    assert log.verify(conn, "politie-test", node.ctx.keys.signing_public).ok
+    # The log still knows the exchange happened.
+    assert [e["trace_id"] for e in _log(fed, "politie-test") if e["kind"] == "detail.requested"]
+    assert resp.trace_id in {e["trace_id"] for e in _log(fed, "politie-test")}

@@ -125,7 +125,10 @@ async def test_purge_on_the_node_home(fed: Federation) -> None:
     t = json.loads(result.stdout)["trace_id"]
     home = ["--home", str(vh.home)]
     result = await cli("details", "purge", *home, "--json")
-    assert (result.exit_code, json.loads(result.stdout)) == (0, {"purged": 0})
+    assert (result.exit_code, json.loads(result.stdout)) == (
+        0,
+        {"purged": 0, "detail_requests": 0, "hit_notices": 0},
+    )
     # The CLI runs on the system clock: make the deadline pass instead.
     vh.ctx.conn.execute(
         "UPDATE asked_categories SET retain_until = '2020-01-01T00:00:00Z' WHERE trace_id = ?",

@@ -40,6 +40,7 @@ DETAIL_KINDS: Mapping[str, str] = {
     "denials": "detail.denied",
     "unavailable": "detail.unavailable",
     "hit_notices_received": "hit_notice.received",
+    "records_purged": "detail.records_purged",
     # As the requester and recipient.
     "asked": "detail.asked",
     "received": "detail.received",

@@ -20,7 +20,7 @@ import click
 from node.cli.common import home_option, json_option, main, node_at, print_json, print_table
 from node.cli.query import QUERY_TIMEOUT_SECONDS, _problem_detail
 from node.config import load_config
-from node.details import requester
+from node.details import provider, requester
 from node.errors import VhnodeError
 from node.protocol.detail import TRACE_ID
 
@@ -203,13 +203,19 @@ def details_poll(*, home: Path, url: str | None, token: str, trace_id: str, as_j
 @home_option
 @json_option
 def details_purge(home: Path, as_json: bool) -> None:
-    """Delete received detail past its retain_until now.
+    """Delete received detail past its retain_until, and old partner records, now.
 
-    A running node does this by itself every [retention] purge_interval_seconds.
+    Received detail goes at its retain_until; as a partner, detail requests answered and
+    hit notices older than [details] record_days go too (the log keeps its entries). A
+    running node does this by itself every [retention] purge_interval_seconds.
     """
     with node_at(home) as ctx:
         purged = requester.purge_due(ctx)
+        requests, notices = provider.purge_records(ctx)
     if as_json:
-        print_json({"purged": purged})
+        print_json({"purged": purged, "detail_requests": requests, "hit_notices": notices})
     else:
-        click.echo(f"purged {purged} received detail categor{'y' if purged == 1 else 'ies'}")
+        click.echo(
+            f"purged {purged} received detail categor{'y' if purged == 1 else 'ies'}, "
+            f"{requests} answered detail request(s) and {notices} hit notice(s)"
+        )

@@ -72,7 +72,7 @@ from node.protocol.tag_set import TAG_BYTES
 from node.provider import _authenticate, _convenant_state, _fresh, _sign, _tree_head
 from node.store import details as store
 from node.store import log, registry, tag_sets
-from node.store.db import tx
+from node.store.db import flush_deleted, tx
 from node.tag_sets import rebuild
 from node.web import Answer
 
@@ -945,3 +945,31 @@ async def send_decision_notice(
             ]
         )
     return sent
+
+
+# --- keeping records no longer than needed ---------------------------------------------------
+
+
+def purge_records(ctx: NodeContext) -> tuple[int, int]:
+    """Delete detail requests and hit notices older than ``details.record_days`` (a
+    request whose delivered detail the requester may still hold is kept until its
+    ``retain_until``); the log keeps its entries. Returns (requests, hit notices)."""
+    now = ctx.clock()
+    cutoff = rfc3339(now - timedelta(days=ctx.cfg.details.record_days))
+    with tx(ctx.conn):
+        requests, notices = store.purge_records(ctx.conn, cutoff, rfc3339(now))
+        if requests or notices:
+            ctx.record(
+                [
+                    log.LogEntry(
+                        kind="detail.records_purged",
+                        actor="retention",
+                        outcome="purged",
+                        data={"requests": requests, "hit_notices": notices},
+                    )
+                ],
+                now,
+            )
+    if requests or notices:
+        flush_deleted(ctx.conn)
+    return requests, notices

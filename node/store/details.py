@@ -258,3 +258,26 @@ def hit_notices(conn: sqlite3.Connection, limit: int = 500) -> list[dict[str, ob
         item["refs"] = json.loads(str(item["refs"]))
         out.append(item)
     return out
+
+
+def purge_records(conn: sqlite3.Connection, cutoff: str, now: str) -> tuple[int, int]:
+    """Delete requests received before ``cutoff`` that no delivered category still needs
+    (``retain_until`` after ``now``), and hit notices received before ``cutoff``.
+    Returns (requests, hit notices) deleted. Inside the caller's transaction."""
+    old = conn.execute(
+        "SELECT r.requester, r.trace_id FROM detail_requests r WHERE r.received_at < ? "
+        "AND NOT EXISTS (SELECT 1 FROM detail_categories c WHERE c.requester = r.requester "
+        "AND c.trace_id = r.trace_id AND c.status = 'delivered' AND c.retain_until > ?)",
+        (cutoff, now),
+    ).fetchall()
+    for requester, trace_id in old:
+        conn.execute(
+            "DELETE FROM detail_categories WHERE requester = ? AND trace_id = ?",
+            (requester, trace_id),
+        )
+        conn.execute(
+            "DELETE FROM detail_requests WHERE requester = ? AND trace_id = ?",
+            (requester, trace_id),
+        )
+    notices = conn.execute("DELETE FROM hit_notices WHERE received_at < ?", (cutoff,)).rowcount
+    return len(old), notices
