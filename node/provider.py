@@ -60,7 +60,7 @@ from node.store.db import tx
 from node.web import Answer
 
 
-def _authenticate(
+def authenticate_peer(
     ctx: NodeContext, doc: jws.SignedDocument, claimed: str, partner: str, now: datetime
 ) -> Refusal | None:
     """§6.6 steps 3–5: a known, valid peer signed this, addressed to us."""
@@ -88,7 +88,7 @@ def _authenticate(
     return None
 
 
-def _fresh(
+def check_fresh(
     ctx: NodeContext, issued_at: datetime, requester: str, nonce: str, now: datetime
 ) -> Refusal | None:
     """§6.6 step 6: timestamp within the skew window and nonce never seen."""
@@ -102,7 +102,7 @@ def _fresh(
     return None
 
 
-def _convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> ConvenantState:
+def convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> ConvenantState:
     trusted = ctx.trust()
     asked = trusted.version(convenant_id, version)
     now = ctx.clock()
@@ -122,13 +122,15 @@ def _convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> Conve
     )
 
 
-def _sign(ctx: NodeContext, typ: str, payload: dict[str, Any], refusal: Refusal | None) -> Answer:
+def sign_answer(
+    ctx: NodeContext, typ: str, payload: dict[str, Any], refusal: Refusal | None
+) -> Answer:
     doc = jws.sign(typ, payload, ctx.keys.signing)
     status = 200 if refusal is None else refusal.http_status  # 403, or 429 when rate-limited
     return Answer(status, doc)
 
 
-def _tree_head(ctx: NodeContext) -> dict[str, Any]:
+def own_tree_head(ctx: NodeContext) -> dict[str, Any]:
     """This node's newest signed tree head, as the JWS object (§9.3: heads travel)."""
     head = log.latest_head(ctx.conn)
     if head is None:  # append always signs a head; only a corrupt store lacks one
@@ -158,13 +160,13 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
     with tx(ctx.conn):
         # The rule that decided, logged with the outcome (§6.6): each step names its own.
         rule = "authentication"
-        refusal = _authenticate(ctx, doc, req.requester, req.partner, now)
+        refusal = authenticate_peer(ctx, doc, req.requester, req.partner, now)
         if refusal is None:
             rule = "freshness"
-            refusal = _fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+            refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
         if refusal is None:  # step 7
             decision = decide_evaluation(
-                _convenant_state(ctx, req.convenant_id, req.convenant_version),
+                convenant_state(ctx, req.convenant_id, req.convenant_version),
                 req.convenant_id,
                 req.convenant_version,
                 req.requester,
@@ -240,8 +242,8 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
             now,
         )
         # Step 11: the answer carries the tree head that covers its own log entry.
-        payload = EvaluateResponse(**fields, tree_head=_tree_head(ctx)).wire()
-        return _sign(ctx, EVALUATE_RESPONSE_TYP, payload, refusal)
+        payload = EvaluateResponse(**fields, tree_head=own_tree_head(ctx)).wire()
+        return sign_answer(ctx, EVALUATE_RESPONSE_TYP, payload, refusal)
 
 
 def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
@@ -256,11 +258,11 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
         "issued_at": now,
     }
     with tx(ctx.conn):
-        refusal = _authenticate(ctx, doc, req.requester, req.partner, now)
-        refusal = refusal or _fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        refusal = authenticate_peer(ctx, doc, req.requester, req.partner, now)
+        refusal = refusal or check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
         if refusal is None:
             refusal = decide_tag_set(
-                _convenant_state(ctx, req.convenant_id, req.convenant_version),
+                convenant_state(ctx, req.convenant_id, req.convenant_version),
                 req.convenant_id,
                 req.convenant_version,
                 req.requester,
@@ -310,8 +312,8 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
             ],
             now,
         )
-        payload = TagSetResponse(**fields, tree_head=_tree_head(ctx)).wire()
-        return _sign(ctx, TAG_SET_RESPONSE_TYP, payload, refusal)
+        payload = TagSetResponse(**fields, tree_head=own_tree_head(ctx)).wire()
+        return sign_answer(ctx, TAG_SET_RESPONSE_TYP, payload, refusal)
 
 
 def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
@@ -331,8 +333,8 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
         "from_size": req.from_size,
     }
     with tx(ctx.conn):
-        refusal = _authenticate(ctx, doc, req.requester, req.partner, now)
-        refusal = refusal or _fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        refusal = authenticate_peer(ctx, doc, req.requester, req.partner, now)
+        refusal = refusal or check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
         current = log.latest_head(ctx.conn)
         size = current.tree_size if current else 0
         if refusal is not None:
@@ -364,5 +366,5 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
                 outcome="proof",
                 proof=None if proof is None else tuple(jws.b64u_encode(h) for h in proof),
             )
-        payload = ConsistencyResponse(**fields, tree_head=_tree_head(ctx)).wire()
-        return _sign(ctx, CONSISTENCY_RESPONSE_TYP, payload, refusal)
+        payload = ConsistencyResponse(**fields, tree_head=own_tree_head(ctx)).wire()
+        return sign_answer(ctx, CONSISTENCY_RESPONSE_TYP, payload, refusal)

@@ -69,7 +69,13 @@ from node.protocol.detail import (
 from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import TAG_BYTES
-from node.provider import _authenticate, _convenant_state, _fresh, _sign, _tree_head
+from node.provider import (
+    authenticate_peer,
+    check_fresh,
+    convenant_state,
+    own_tree_head,
+    sign_answer,
+)
 from node.store import details as store
 from node.store import log, registry, tag_sets
 from node.store.db import flush_deleted, tx
@@ -310,7 +316,7 @@ def _redecide(
 ) -> list[store.CategoryState]:
     """Every answer re-runs §14.3 step 2 and §7.4: what no longer passes is denied."""
     standing = decide_standing(
-        _convenant_state(ctx, row.convenant_id, row.convenant_version),
+        convenant_state(ctx, row.convenant_id, row.convenant_version),
         row.convenant_id,
         row.convenant_version,
         row.requester,
@@ -359,14 +365,14 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
     refusal: Refusal | None
     with tx(ctx.conn):  # first transaction: nonce and every refusal
         rule = "authentication"
-        refusal = _authenticate(ctx, doc, req.requester, req.partner, now)
+        refusal = authenticate_peer(ctx, doc, req.requester, req.partner, now)
         if refusal is None:
             rule = "freshness"
-            refusal = _fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+            refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
         conv = _conv_of(ctx, req.convenant_id, req.convenant_version)
         if refusal is None:
             standing = decide_standing(
-                _convenant_state(ctx, req.convenant_id, req.convenant_version),
+                convenant_state(ctx, req.convenant_id, req.convenant_version),
                 req.convenant_id,
                 req.convenant_version,
                 req.requester,
@@ -461,9 +467,9 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
             outcome="answered",
             categories=tuple(_answer_json(s) for s in states),
             sealed=sealed,
-            tree_head=_tree_head(ctx),
+            tree_head=own_tree_head(ctx),
         ).wire()
-        return _sign(ctx, DETAIL_RESPONSE_TYP, payload, None)
+        return sign_answer(ctx, DETAIL_RESPONSE_TYP, payload, None)
 
 
 def _requested_entry(
@@ -529,9 +535,9 @@ def _refuse_detail(
         outcome="refused",
         reason=refusal.code,
         reason_detail=refusal.detail[:500],
-        tree_head=_tree_head(ctx),
+        tree_head=own_tree_head(ctx),
     ).wire()
-    return _sign(ctx, DETAIL_RESPONSE_TYP, payload, refusal)
+    return sign_answer(ctx, DETAIL_RESPONSE_TYP, payload, refusal)
 
 
 # --- poll (§14.5) -------------------------------------------------------------------------
@@ -543,8 +549,8 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
     now = ctx.clock()
     request_hash = jws.b64u_encode(doc.digest())
     with tx(ctx.conn):
-        refusal = _authenticate(ctx, doc, poll.requester, poll.partner, now)
-        refusal = refusal or _fresh(ctx, poll.issued_at, poll.requester, poll.nonce, now)
+        refusal = authenticate_peer(ctx, doc, poll.requester, poll.partner, now)
+        refusal = refusal or check_fresh(ctx, poll.issued_at, poll.requester, poll.nonce, now)
         row = None if refusal else store.get(ctx.conn, poll.requester, poll.trace_id)
         if refusal is None and row is None:
             refusal = UnknownDetailRequest(f"no detail request {poll.trace_id} of {poll.requester}")
@@ -579,9 +585,9 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
                 outcome="refused",
                 reason=refusal.code,
                 reason_detail=refusal.detail[:500],
-                tree_head=_tree_head(ctx),
+                tree_head=own_tree_head(ctx),
             ).wire()
-            return _sign(ctx, DETAIL_RESPONSE_TYP, payload, refusal)
+            return sign_answer(ctx, DETAIL_RESPONSE_TYP, payload, refusal)
         before = store.categories(ctx.conn, row.requester, row.trace_id)
         states = _redecide(ctx, row, before, now)
     sending = [s.category for s in states if _retained(s, now)]
@@ -650,9 +656,9 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
             outcome="answered",
             categories=tuple(answers),
             sealed=sealed,
-            tree_head=_tree_head(ctx),
+            tree_head=own_tree_head(ctx),
         ).wire()
-        return _sign(ctx, DETAIL_RESPONSE_TYP, payload, None)
+        return sign_answer(ctx, DETAIL_RESPONSE_TYP, payload, None)
 
 
 # --- hit notice (§14.9) ---------------------------------------------------------------------
@@ -664,14 +670,14 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
     now = ctx.clock()
     with tx(ctx.conn):
         rule = "authentication"
-        refusal = _authenticate(ctx, doc, notice.requester, notice.partner, now)
+        refusal = authenticate_peer(ctx, doc, notice.requester, notice.partner, now)
         if refusal is None:
             rule = "freshness"
-            refusal = _fresh(ctx, notice.issued_at, notice.requester, notice.nonce, now)
+            refusal = check_fresh(ctx, notice.issued_at, notice.requester, notice.nonce, now)
         conv = _conv_of(ctx, notice.convenant_id, notice.convenant_version)
         if refusal is None:
             standing = decide_standing(
-                _convenant_state(ctx, notice.convenant_id, notice.convenant_version),
+                convenant_state(ctx, notice.convenant_id, notice.convenant_version),
                 notice.convenant_id,
                 notice.convenant_version,
                 notice.requester,
@@ -751,7 +757,7 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
             "requester": notice.requester,
             "request_hash": jws.b64u_encode(doc.digest()),
             "issued_at": now,
-            "tree_head": _tree_head(ctx),
+            "tree_head": own_tree_head(ctx),
         }
         if refusal is None:
             fields.update(outcome="accepted", noticed=len(subjects))
@@ -760,7 +766,7 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
                 outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
             )
         payload = HitNoticeResponse(**fields).wire()
-        return _sign(ctx, HIT_NOTICE_RESPONSE_TYP, payload, refusal)
+        return sign_answer(ctx, HIT_NOTICE_RESPONSE_TYP, payload, refusal)
 
 
 # --- the liaison (§14.7) ------------------------------------------------------------------

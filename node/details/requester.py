@@ -48,10 +48,10 @@ from node.policy.detail import hit_notice_required, retention_deadline
 from node.protocol import jws
 from node.protocol.client import (
     PartnerFailure,
-    _current_convenant,
-    _keep_tree_head,
-    _verify_from,
+    current_convenant,
+    keep_tree_head,
     post_signed,
+    verify_from,
 )
 from node.protocol.convenant import Convenant, ConvenantParty
 from node.protocol.detail import (
@@ -78,7 +78,7 @@ from node.protocol.detail import (
 from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.withdrawal import withdrawn
-from node.provider import _authenticate, _fresh
+from node.provider import authenticate_peer, check_fresh
 from node.store import log, received
 from node.store.db import flush_deleted, tx
 from node.store.received import Ask, AskedCategory, RoundHit
@@ -161,7 +161,7 @@ def _convenant_for(ctx: NodeContext, ask: Ask) -> Convenant:
     """The convenant whose key for the partner an answer to ``ask`` must carry: the version
     in force now (it may have been renewed), else the version the ask was sent under."""
     try:
-        return _current_convenant(ctx, ask.convenant_id)
+        return current_convenant(ctx, ask.convenant_id)
     except Refusal:
         inst = ctx.trust().version(ask.convenant_id, ask.convenant_version)
         if inst is None:
@@ -224,7 +224,7 @@ async def _exchange(
             post_signed(session, card.endpoint_url + path, doc, DETAIL_RESPONSE_TYP),
             ctx.cfg.peers.timeout_seconds,
         )
-        _verify_from(answer, party, card)
+        verify_from(answer, party, card)
         try:
             resp = parse_model(DetailResponse, answer.payload)
         except ProtocolError as e:
@@ -236,7 +236,7 @@ async def _exchange(
             or resp.trace_id != trace_id
         ):
             raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
-        _keep_tree_head(ctx, party, card, resp.tree_head)
+        keep_tree_head(ctx, party, card, resp.tree_head)
         if resp.outcome == "refused":
             return Exchange("refused", resp.reason, resp.reason_detail, resp)
         if tuple(c.category for c in resp.categories or ()) != categories:
@@ -398,7 +398,7 @@ async def ask_details(
     if role not in ASKING_ROLES:
         raise Forbidden(f"role {role} may not ask for detail; one of {', '.join(ASKING_ROLES)}")
     hit = _usable_hit(ctx, round_trace_id, partner, subject)
-    conv = _current_convenant(ctx, hit.convenant_id)
+    conv = current_convenant(ctx, hit.convenant_id)
     for c in cats:
         if conv.category(c) is None:
             raise CategoryNotInCatalogue(f"{c!r} is not a category of convenant {conv.id}")
@@ -624,9 +624,9 @@ def receive_notice(ctx: NodeContext, body: bytes) -> str:
     notice = parse_model(DetailNotice, doc.payload)
     now = ctx.clock()
     with tx(ctx.conn):
-        refusal = _authenticate(ctx, doc, notice.partner, notice.requester, now)
+        refusal = authenticate_peer(ctx, doc, notice.partner, notice.requester, now)
         if refusal is None:
-            refusal = _fresh(ctx, notice.issued_at, notice.partner, notice.nonce, now)
+            refusal = check_fresh(ctx, notice.issued_at, notice.partner, notice.nonce, now)
     if refusal is not None:
         raise refusal
     ask = received.get_ask(ctx.conn, notice.trace_id)
@@ -693,7 +693,7 @@ async def _send_hit_notice(
                 ),
                 ctx.cfg.peers.timeout_seconds,
             )
-            _verify_from(answer, party, card)
+            verify_from(answer, party, card)
             try:
                 resp = parse_model(HitNoticeResponse, answer.payload)
             except ProtocolError as e:
@@ -706,7 +706,7 @@ async def _send_hit_notice(
                 raise PartnerFailure(
                     "invalid", "bad_binding", "response does not answer our notice"
                 )
-            _keep_tree_head(ctx, party, card, resp.tree_head)
+            keep_tree_head(ctx, party, card, resp.tree_head)
             if resp.outcome == "refused":
                 raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
             noticed += resp.noticed or 0

@@ -165,7 +165,7 @@ async def post_signed(
         raise PartnerFailure("invalid", e.code, e.detail) from e
 
 
-def _verify_from(doc: jws.SignedDocument, party: ConvenantParty, card: PeerCard | None) -> None:
+def verify_from(doc: jws.SignedDocument, party: ConvenantParty, card: PeerCard | None) -> None:
     """The response is signed by the key the convenant names for this partner."""
     if card is None:
         raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
@@ -179,7 +179,7 @@ def _verify_from(doc: jws.SignedDocument, party: ConvenantParty, card: PeerCard 
         raise PartnerFailure("invalid", e.code, e.detail) from e
 
 
-def _keep_tree_head(
+def keep_tree_head(
     ctx: NodeContext, party: ConvenantParty, card: PeerCard, obj: dict[str, Any]
 ) -> None:
     """§9.3: verify the partner's signed tree head and keep it. A second head for a size we
@@ -267,7 +267,7 @@ async def _sync_tag_set_locked(
         post_signed(r.session, card.endpoint_url + TAG_SET_PATH, doc, TAG_SET_RESPONSE_TYP),
         ctx.cfg.peers.tag_set_timeout_seconds,
     )
-    _verify_from(answer, party, card)
+    verify_from(answer, party, card)
     try:
         resp = parse_model(TagSetResponse, answer.payload)
     except ProtocolError as e:
@@ -280,7 +280,7 @@ async def _sync_tag_set_locked(
         raise PartnerFailure(
             "invalid", "bad_binding", "tag-set response does not answer our request"
         )
-    _keep_tree_head(ctx, party, card, resp.tree_head)
+    keep_tree_head(ctx, party, card, resp.tree_head)
     if resp.outcome == "refused":
         raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
     if resp.head is None or resp.added is None or resp.removed is None:  # the model forbids it
@@ -375,7 +375,7 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
             post_signed(r.session, card.endpoint_url + EVALUATE_PATH, doc, EVALUATE_RESPONSE_TYP),
             ctx.cfg.peers.timeout_seconds,
         )
-        _verify_from(answer, party, card)  # step 3
+        verify_from(answer, party, card)  # step 3
         try:
             resp = parse_model(EvaluateResponse, answer.payload)
         except ProtocolError as e:
@@ -386,7 +386,7 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
             or resp.requester != ctx.node_id
         ):
             raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
-        _keep_tree_head(ctx, party, card, resp.tree_head)
+        keep_tree_head(ctx, party, card, resp.tree_head)
         if resp.outcome == "refused":
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
         if resp.evaluated_elements is None or resp.proof is None or resp.tag_set is None:
@@ -432,7 +432,7 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
     return result
 
 
-def _current_convenant(ctx: NodeContext, convenant_id: str) -> Convenant:
+def current_convenant(ctx: NodeContext, convenant_id: str) -> Convenant:
     """The newest installed version in force now (a renewal may be installed early)."""
     trusted = ctx.trust()
     versions = trusted.versions(convenant_id)
@@ -471,7 +471,7 @@ async def ask_bekendheid(
     Raises a Refusal only when this node itself cannot ask (convenant unknown, not in
     force, not a party, withdrawn); every partner-side outcome is a per-partner status.
     """
-    conv = _current_convenant(ctx, convenant_id)
+    conv = current_convenant(ctx, convenant_id)
     providers = [p for p in conv.providers() if partners is None or p.node_id in partners]
     if partners is not None:
         unknown = set(partners) - {p.node_id for p in providers}
