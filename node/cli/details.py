@@ -7,63 +7,19 @@ own record of them; ``purge`` opens the node home directly, as ``registry purge`
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import aiohttp
 import click
 
+from node.cli.api_client import api_call, api_options
 from node.cli.common import home_option, json_option, main, node_at, print_json, print_table
-from node.cli.query import QUERY_TIMEOUT_SECONDS, _problem_detail
-from node.config import load_config
 from node.details import provider, requester
 from node.errors import VhnodeError
 from node.protocol.detail import TRACE_ID
 
 DETAILS_PATH = "/api/v1/details"
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _api_options(f: F) -> F:
-    f = click.option(
-        "--token", envvar="VHNODE_TOKEN", required=True, help="Bearer token (env VHNODE_TOKEN)."
-    )(f)
-    f = click.option(
-        "--url", help="Base URL of the running node (default: endpoint in node.toml)."
-    )(f)
-    return home_option(f)
-
-
-async def _request(method: str, url: str, token: str, body: Any = None) -> tuple[int, str]:
-    timeout = aiohttp.ClientTimeout(total=QUERY_TIMEOUT_SECONDS)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(
-                method, url, json=body, headers={"Authorization": f"Bearer {token}"}
-            ) as resp,
-        ):
-            return resp.status, await resp.text()
-    except aiohttp.ClientError as e:
-        raise VhnodeError(f"cannot reach the node at {url}: {e}") from e
-    except TimeoutError as e:
-        raise VhnodeError(f"no answer from {url} within {QUERY_TIMEOUT_SECONDS:.0f} s") from e
-
-
-def _call(home: Path, url: str | None, token: str, method: str, path: str, body: Any = None) -> Any:
-    base = url or str(load_config(home.expanduser()).endpoint)
-    status, text = asyncio.run(_request(method, base.rstrip("/") + path, token, body))
-    if status != 200:
-        raise VhnodeError(f"the node refused (HTTP {status}): {_problem_detail(text)}")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise VhnodeError("the node did not answer JSON") from e
 
 
 def _trace_path(trace_id: str) -> str:
@@ -109,7 +65,7 @@ def details() -> None:
 
 
 @details.command("request")
-@_api_options
+@api_options
 @click.option("--round", "round_trace_id", required=True, help="Trace id of the round.")
 @click.option("--partner", required=True, help="The partner that had the hit.")
 @click.option("--subject", default=0, show_default=True, help="Subject index in the round.")
@@ -140,7 +96,7 @@ def details_request(
     }
     if case_ref is not None:
         body["case_ref"] = case_ref
-    ask = _call(home, url, token, "POST", DETAILS_PATH, body)
+    ask = api_call(home, url, token, "POST", DETAILS_PATH, body)
     if as_json:
         print_json(ask)
     else:
@@ -148,11 +104,11 @@ def details_request(
 
 
 @details.command("list")
-@_api_options
+@api_options
 @json_option
 def details_list(*, home: Path, url: str | None, token: str, as_json: bool) -> None:
     """Every detail request this node sent (no texts)."""
-    asks = _call(home, url, token, "GET", DETAILS_PATH)["details"]
+    asks = api_call(home, url, token, "GET", DETAILS_PATH)["details"]
     if as_json:
         print_json(asks)
         return
@@ -174,12 +130,12 @@ def details_list(*, home: Path, url: str | None, token: str, as_json: bool) -> N
 
 
 @details.command("show")
-@_api_options
+@api_options
 @click.argument("trace_id")
 @json_option
 def details_show(*, home: Path, url: str | None, token: str, trace_id: str, as_json: bool) -> None:
     """One detail request, with the texts your role may see (the read is logged)."""
-    ask = _call(home, url, token, "GET", _trace_path(trace_id))
+    ask = api_call(home, url, token, "GET", _trace_path(trace_id))
     if as_json:
         print_json(ask)
     else:
@@ -187,12 +143,12 @@ def details_show(*, home: Path, url: str | None, token: str, trace_id: str, as_j
 
 
 @details.command("poll")
-@_api_options
+@api_options
 @click.argument("trace_id")
 @json_option
 def details_poll(*, home: Path, url: str | None, token: str, trace_id: str, as_json: bool) -> None:
     """Ask the partner for the current state of a detail request now."""
-    ask = _call(home, url, token, "POST", _trace_path(trace_id) + "/poll")
+    ask = api_call(home, url, token, "POST", _trace_path(trace_id) + "/poll")
     if as_json:
         print_json(ask)
     else:

@@ -8,77 +8,17 @@ can do.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import click
 
-from node.cli.common import home_option, json_option, main, print_json, print_table
-from node.cli.query import QUERY_TIMEOUT_SECONDS, _problem_detail
-from node.config import load_config
-from node.errors import VhnodeError
+from node.cli.api_client import api_call, api_options
+from node.cli.common import json_option, main, print_json, print_table
 
 LIAISON_PATH = "/api/v1/liaison"
-PROBLEM_TYPE_PREFIX = "https://vhnode.nl/problems/"
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _api_options(f: F) -> F:
-    f = click.option(
-        "--token", envvar="VHNODE_TOKEN", required=True, help="Bearer token (env VHNODE_TOKEN)."
-    )(f)
-    f = click.option(
-        "--url", help="Base URL of the running node (default: endpoint in node.toml)."
-    )(f)
-    return home_option(f)
-
-
-async def _request(method: str, url: str, token: str, body: Any) -> tuple[int, str]:
-    timeout = aiohttp.ClientTimeout(total=QUERY_TIMEOUT_SECONDS)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(
-                method, url, json=body, headers={"Authorization": f"Bearer {token}"}
-            ) as resp,
-        ):
-            return resp.status, await resp.text()
-    except aiohttp.ClientError as e:
-        raise VhnodeError(f"cannot reach the node at {url}: {e}") from e
-    except TimeoutError as e:
-        raise VhnodeError(f"no answer from {url} within {QUERY_TIMEOUT_SECONDS:.0f} s") from e
-
-
-def _problem_code(text: str) -> str | None:
-    """The stable code of a problem+json answer (the tail of its ``type``), if any."""
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    kind = body.get("type") if isinstance(body, dict) else None
-    if isinstance(kind, str) and kind.startswith(PROBLEM_TYPE_PREFIX):
-        return kind.removeprefix(PROBLEM_TYPE_PREFIX)
-    return None
-
-
-def _call(home: Path, url: str | None, token: str, method: str, path: str, body: Any = None) -> Any:
-    base = url or str(load_config(home.expanduser()).endpoint)
-    status, text = asyncio.run(_request(method, base.rstrip("/") + path, token, body))
-    if status != 200:
-        code = _problem_code(text)
-        # The code first: "already_decided" and "unknown_request" are what a liaison acts on.
-        where = f"{code}, HTTP {status}" if code else f"HTTP {status}"
-        raise VhnodeError(f"the node refused ({where}): {_problem_detail(text)}")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise VhnodeError("the node did not answer JSON") from e
 
 
 def _request_path(requester: str, trace_id: str, action: str) -> str:
@@ -166,11 +106,11 @@ def liaison() -> None:
 
 
 @liaison.command("inbox")
-@_api_options
+@api_options
 @json_option
 def liaison_inbox(*, home: Path, url: str | None, token: str, as_json: bool) -> None:
     """Detail requests with a pending category, and hit notices."""
-    inbox = _call(home, url, token, "GET", f"{LIAISON_PATH}/inbox")
+    inbox = api_call(home, url, token, "GET", f"{LIAISON_PATH}/inbox")
     if as_json:
         print_json(inbox)
     else:
@@ -178,7 +118,7 @@ def liaison_inbox(*, home: Path, url: str | None, token: str, as_json: bool) -> 
 
 
 @liaison.command("approve")
-@_api_options
+@api_options
 @click.argument("requester")
 @click.argument("trace_id")
 @click.option(
@@ -204,7 +144,7 @@ def liaison_approve(
     denied by that rule instead. The requester is told to poll.
     """
     body = {"categories": list(categories)} if categories else {}
-    answer = _call(home, url, token, "POST", _request_path(requester, trace_id, "approve"), body)
+    answer = api_call(home, url, token, "POST", _request_path(requester, trace_id, "approve"), body)
     if as_json:
         print_json(answer)
     else:
@@ -212,7 +152,7 @@ def liaison_approve(
 
 
 @liaison.command("deny")
-@_api_options
+@api_options
 @click.argument("requester")
 @click.argument("trace_id")
 @click.option("--reason", required=True, help="Why (1-500 characters; the requester sees it).")
@@ -238,7 +178,7 @@ def liaison_deny(
     body: dict[str, Any] = {"reason": reason}
     if categories:
         body["categories"] = list(categories)
-    answer = _call(home, url, token, "POST", _request_path(requester, trace_id, "deny"), body)
+    answer = api_call(home, url, token, "POST", _request_path(requester, trace_id, "deny"), body)
     if as_json:
         print_json(answer)
     else:

@@ -40,7 +40,7 @@ from node.errors import (
     UnknownSubject,
 )
 from node.policy import detail as policy
-from node.policy.convenant import decide_standing
+from node.policy.convenant import Decision, decide_standing
 from node.protocol import jws, oprf
 from node.protocol.convenant import Convenant, DetailRule
 from node.protocol.detail import (
@@ -311,19 +311,43 @@ def _category_entries(
     return out
 
 
-def _redecide(
-    ctx: NodeContext, row: store.DetailRequestRow, states: list[store.CategoryState], now: datetime
-) -> list[store.CategoryState]:
-    """Every answer re-runs §14.3 step 2 and §7.4: what no longer passes is denied."""
-    standing = decide_standing(
-        convenant_state(ctx, row.convenant_id, row.convenant_version),
-        row.convenant_id,
-        row.convenant_version,
-        row.requester,
+def _standing(
+    ctx: NodeContext, convenant_id: str, version: int, requester: str, now: datetime
+) -> Decision:
+    """§14.3 step 2: the convenant version is current and in force, both sides parties."""
+    return decide_standing(
+        convenant_state(ctx, convenant_id, version),
+        convenant_id,
+        version,
+        requester,
         ctx.node_id,
         ctx.trust().party_keys,
         now,
     )
+
+
+def _admit(
+    ctx: NodeContext,
+    doc: jws.SignedDocument,
+    msg: DetailRequest | HitNotice,
+    now: datetime,
+) -> tuple[str, Refusal | None]:
+    """§14.3 steps 1–2 for a request or hit notice: (the rule that decided, refusal)."""
+    refusal = authenticate_peer(ctx, doc, msg.requester, msg.partner, now)
+    if refusal is not None:
+        return "authentication", refusal
+    refusal = check_fresh(ctx, msg.issued_at, msg.requester, msg.nonce, now)
+    if refusal is not None:
+        return "freshness", refusal
+    standing = _standing(ctx, msg.convenant_id, msg.convenant_version, msg.requester, now)
+    return standing.rule, standing.refusal
+
+
+def _redecide(
+    ctx: NodeContext, row: store.DetailRequestRow, states: list[store.CategoryState], now: datetime
+) -> list[store.CategoryState]:
+    """Every answer re-runs §14.3 step 2 and §7.4: what no longer passes is denied."""
+    standing = _standing(ctx, row.convenant_id, row.convenant_version, row.requester, now)
     conv = _conv_of(ctx, row.convenant_id, row.convenant_version)
     out = []
     for s in states:
@@ -364,23 +388,8 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
     request_hash = jws.b64u_encode(doc.digest())
     refusal: Refusal | None
     with tx(ctx.conn):  # first transaction: nonce and every refusal
-        rule = "authentication"
-        refusal = authenticate_peer(ctx, doc, req.requester, req.partner, now)
-        if refusal is None:
-            rule = "freshness"
-            refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        rule, refusal = _admit(ctx, doc, req, now)
         conv = _conv_of(ctx, req.convenant_id, req.convenant_version)
-        if refusal is None:
-            standing = decide_standing(
-                convenant_state(ctx, req.convenant_id, req.convenant_version),
-                req.convenant_id,
-                req.convenant_version,
-                req.requester,
-                ctx.node_id,
-                ctx.trust().party_keys,
-                now,
-            )
-            rule, refusal = standing.rule, standing.refusal
         if refusal is None and store.exists(ctx.conn, req.requester, req.trace_id):
             rule, refusal = UNIQUE_TRACE, DuplicateRequest(f"trace id {req.trace_id} was used")
         if refusal is None:
@@ -669,23 +678,8 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
     notice = parse_model(HitNotice, doc.payload)
     now = ctx.clock()
     with tx(ctx.conn):
-        rule = "authentication"
-        refusal = authenticate_peer(ctx, doc, notice.requester, notice.partner, now)
-        if refusal is None:
-            rule = "freshness"
-            refusal = check_fresh(ctx, notice.issued_at, notice.requester, notice.nonce, now)
+        rule, refusal = _admit(ctx, doc, notice, now)
         conv = _conv_of(ctx, notice.convenant_id, notice.convenant_version)
-        if refusal is None:
-            standing = decide_standing(
-                convenant_state(ctx, notice.convenant_id, notice.convenant_version),
-                notice.convenant_id,
-                notice.convenant_version,
-                notice.requester,
-                ctx.node_id,
-                ctx.trust().party_keys,
-                now,
-            )
-            rule, refusal = standing.rule, standing.refusal
         if refusal is None:
             rule = ROUND_BINDING
             refusal = _round_binding(
