@@ -137,16 +137,8 @@ async def test_request_approve_deliver_with_nothing_readable_on_the_wire(
     assert requester["viewed"] >= 1
 
 
-def _details(fed: Federation, node_id: str) -> dict[str, int]:
-    node = fed.nodes[node_id]
-    rep = report.report_for(node.ctx.conn, node_id, node.ctx.clock())
-    return dict(rep.details)
-
-
-async def test_an_access_request_finds_the_exchange_at_both_ends(
-    watched: tuple[Federation, Interposer, list[bytes]],
-) -> None:
-    fed, _, _ = watched
+async def _ask_contact(fed: Federation) -> dict[str, Any]:
+    """A round, then the coordinator asks politie-test for the contact person."""
     round_ = await hit_round(fed)
     status, ask = await fed.api(
         VH,
@@ -160,6 +152,20 @@ async def test_an_access_request_finds_the_exchange_at_both_ends(
         },
     )
     assert status == 200, ask
+    return dict(ask)
+
+
+def _details(fed: Federation, node_id: str) -> dict[str, int]:
+    node = fed.nodes[node_id]
+    rep = report.report_for(node.ctx.conn, node_id, node.ctx.clock())
+    return dict(rep.details)
+
+
+async def test_an_access_request_finds_the_exchange_at_both_ends(
+    watched: tuple[Federation, Interposer, list[bytes]],
+) -> None:
+    fed, _, _ = watched
+    await _ask_contact(fed)
     for node_id, kinds in (
         (POLITIE, {"detail.requested", "detail.disclosed", "hit_notice.received"}),
         (VH, {"detail.asked", "detail.received", "hit_notice.sent"}),
@@ -181,19 +187,7 @@ async def test_purged_detail_leaves_no_ciphertext_in_the_files(
     watched: tuple[Federation, Interposer, list[bytes]],
 ) -> None:
     fed, _, _ = watched
-    round_ = await hit_round(fed)
-    status, ask = await fed.api(
-        VH,
-        "POST",
-        "/api/v1/details",
-        json={
-            "round_trace_id": round_["trace_id"],
-            "partner": POLITIE,
-            "categories": [CONTACT],
-            "purpose": PURPOSE,
-        },
-    )
-    assert status == 200, ask
+    await _ask_contact(fed)
     vh = fed.nodes[VH]
     (ciphertext,) = vh.ctx.conn.execute("SELECT ciphertext FROM received_details").fetchone()
     assert bytes(ciphertext) in _files(vh.ctx.home)

@@ -535,11 +535,23 @@ def _refuse_detail(
         rfc3339(now),
     )
     ctx.record([_requested_entry(row, req.categories, "refused", refusal.code, rule)], now)
+    return _signed_refusal(ctx, req.requester, req.trace_id, request_hash, refusal, now)
+
+
+def _signed_refusal(
+    ctx: NodeContext,
+    requester: str,
+    trace_id: str,
+    request_hash: str,
+    refusal: Refusal,
+    now: datetime,
+) -> Answer:
+    """A refused detail response (§14.3.1), carrying the head after its log entry."""
     payload = DetailResponse(
         partner=ctx.node_id,
-        requester=req.requester,
+        requester=requester,
         request_hash=request_hash,
-        trace_id=req.trace_id,
+        trace_id=trace_id,
         issued_at=now,
         outcome="refused",
         reason=refusal.code,
@@ -585,18 +597,7 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
                 ],
                 now,
             )
-            payload = DetailResponse(
-                partner=ctx.node_id,
-                requester=poll.requester,
-                request_hash=request_hash,
-                trace_id=poll.trace_id,
-                issued_at=now,
-                outcome="refused",
-                reason=refusal.code,
-                reason_detail=refusal.detail[:500],
-                tree_head=own_tree_head(ctx),
-            ).wire()
-            return sign_answer(ctx, DETAIL_RESPONSE_TYP, payload, refusal)
+            return _signed_refusal(ctx, poll.requester, poll.trace_id, request_hash, refusal, now)
         before = store.categories(ctx.conn, row.requester, row.trace_id)
         states = _redecide(ctx, row, before, now)
     sending = [s.category for s in states if _retained(s, now)]
