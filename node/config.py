@@ -43,6 +43,10 @@ class LimitsConfig(_Strict):
     evaluations_per_minute: float = Field(600.0, gt=0)
     evaluation_burst: int = Field(200, ge=1)
     max_subjects_per_request: int = Field(64, ge=1)
+    # Detail requests, polls and hit notices per requester and convenant (§14): a token
+    # bucket of its own, so a busy round never starves the detail stage nor the reverse.
+    detail_messages_per_minute: float = Field(120.0, gt=0)
+    detail_burst: int = Field(60, ge=1)
     clock_skew_seconds: int = Field(120, ge=1)
 
 

@@ -32,6 +32,7 @@ class NodeContext:
     conn: sqlite3.Connection
     clock: Clock = system_clock
     limiter: RateLimiter = field(init=False)
+    detail_limiter: RateLimiter = field(init=False)
     _oprf_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, init=False)
     # Requester side: one tag-set sync at a time per (partner, convenant).
     sync_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
@@ -40,6 +41,9 @@ class NodeContext:
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(
             self.cfg.limits.evaluations_per_minute, self.cfg.limits.evaluation_burst
+        )
+        self.detail_limiter = RateLimiter(
+            self.cfg.limits.detail_messages_per_minute, self.cfg.limits.detail_burst
         )
 
     @property

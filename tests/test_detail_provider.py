@@ -24,6 +24,7 @@ from node import admin
 from node.config import DetailsConfig
 from node.details.provider import purge_records
 from node.identifiers import parse_identifier, subject_key
+from node.policy.rate_limit import RateLimiter
 from node.protocol import jws, oprf
 from node.protocol.detail import (
     DETAIL_PATH,
@@ -786,3 +787,22 @@ async def test_old_records_go_after_record_days_unless_delivered_detail_still_ne
     # The log still knows the exchange happened.
     assert [e["trace_id"] for e in _log(fed, "politie-test") if e["kind"] == "detail.requested"]
     assert resp.trace_id in {e["trace_id"] for e in _log(fed, "politie-test")}
+
+
+async def test_detail_messages_are_rate_limited_per_requester(fed: Federation) -> None:
+    node = fed.nodes["politie-test"]
+    round_ = await hit_round(fed)  # its hit notice counts too: start the bucket after it
+    node.ctx.detail_limiter = RateLimiter(per_minute=1, burst=2)
+    replies = []
+    for _ in range(3):
+        doc = detail_request(fed, "vh-test", "politie-test", round_["trace_id"], (CONTACT,))
+        replies.append(await post_peer(fed, "politie-test", DETAIL_PATH, doc))
+    assert [r.status for r in replies] == [200, 200, 429]
+    last = response(fed, "politie-test", replies[-1])
+    assert (last.outcome, last.reason, last.sealed) == ("refused", "rate_limited", None)
+    # A poll counts too; the evaluation bucket is untouched (another round still works).
+    first = response(fed, "politie-test", replies[0])
+    reply, polled = await _poll(fed, "politie-test", first.trace_id)
+    assert (reply.status, polled.reason) == (429, "rate_limited")
+    again = await hit_round(fed)
+    assert {p["partner"]: p["status"] for p in again["partners"]}["politie-test"] == "hit"

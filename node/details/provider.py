@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from node.errors import (
     InputError,
     MalformedMessage,
     NoNoticeRule,
+    RateLimited,
     Refusal,
     UnknownDetailRequest,
     UnknownRequester,
@@ -90,6 +92,7 @@ SUBJECT_KNOWN = "subject-known"
 HIT_PROOF_VALID = "hit-proof"
 UNIQUE_TRACE = "unique-trace-id"
 NOTICE_RULE = "notify-hit"
+RATE_LIMIT = "rate-limit"
 
 
 @dataclass(frozen=True)
@@ -340,7 +343,19 @@ def _admit(
     if refusal is not None:
         return "freshness", refusal
     standing = _standing(ctx, msg.convenant_id, msg.convenant_version, msg.requester, now)
-    return standing.rule, standing.refusal
+    if standing.refusal is not None:
+        return standing.rule, standing.refusal
+    return RATE_LIMIT, _rate_limited(ctx, msg.requester, msg.convenant_id)
+
+
+def _rate_limited(ctx: NodeContext, requester: str, convenant_id: str) -> Refusal | None:
+    """After authentication only: a stranger must not drain a party's bucket (§7.3)."""
+    if ctx.detail_limiter.allow(requester, convenant_id, 1, time.monotonic()):
+        return None
+    return RateLimited(
+        f"more than {ctx.cfg.limits.detail_messages_per_minute:g} detail messages per minute "
+        f"for {requester} under {convenant_id}"
+    )
 
 
 def _redecide(
@@ -575,6 +590,8 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
         row = None if refusal else store.get(ctx.conn, poll.requester, poll.trace_id)
         if refusal is None and row is None:
             refusal = UnknownDetailRequest(f"no detail request {poll.trace_id} of {poll.requester}")
+        if refusal is None and row is not None:
+            refusal = _rate_limited(ctx, poll.requester, row.convenant_id)
         recipient_key: bytes | None = None
         conv = _conv_of(ctx, row.convenant_id, row.convenant_version) if row else None
         if refusal is None and conv is not None:
