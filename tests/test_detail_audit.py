@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from node.audit import report
+from node.policy.rate_limit import RateLimiter
 from node.protocol import jws
 from tests.detail_fixtures import CONTACT, JAN_BSN, detail_federation, hit_round
 from tests.federation import Federation, post_peer
@@ -50,3 +51,15 @@ async def test_forged_proofs_and_foreign_rounds_are_flagged_as_probes(fed: Feder
     assert rep.details["disclosures"] == 1
     # The requester's own report has no probe: it gave no refusal.
     assert not [a for a in _report(fed, "vh-test").anomalies if a.rule == "detail_probe"]
+
+
+async def test_a_rate_limited_detail_request_is_an_anomaly(fed: Federation) -> None:
+    round_ = await hit_round(fed)
+    fed.nodes["politie-test"].ctx.detail_limiter = RateLimiter(per_minute=1, burst=1)
+    for _ in range(2):
+        doc = detail_request(fed, "vh-test", "politie-test", round_["trace_id"], (CONTACT,))
+        await post_peer(fed, "politie-test", DETAIL_PATH, doc)
+    rep = _report(fed, "politie-test")
+    assert rep.refusals_given[("vh-test", "rate_limited")] == 1
+    limited = [a for a in rep.anomalies if a.rule == "rate_limited"]
+    assert [(a.party, a.side, a.count) for a in limited] == [("vh-test", "given", 1)]

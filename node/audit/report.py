@@ -255,6 +255,8 @@ def build(
         elif e.kind in DETAIL_ANSWER_KINDS and e.outcome == "refused":
             reason = e.reason or "?"
             refusals_given[(party, reason)] += 1
+            if reason == "rate_limited":
+                rate_limited[("given", party, conv)].add(e.time)
             if reason in SUSPECT_REASONS:
                 suspect[(party, conv, reason)].add(e.time)
             if reason in PROBE_REASONS:
