@@ -49,9 +49,7 @@ from node.protocol import jws
 from node.protocol.client import (
     PartnerFailure,
     current_convenant,
-    keep_tree_head,
-    post_signed,
-    verify_from,
+    signed_exchange,
 )
 from node.protocol.convenant import Convenant, ConvenantParty
 from node.protocol.detail import (
@@ -220,23 +218,19 @@ async def _exchange(
     try:
         party = _party(conv, partner)
         card = _card(ctx, partner)
-        answer = await asyncio.wait_for(
-            post_signed(session, card.endpoint_url + path, doc, DETAIL_RESPONSE_TYP),
+        resp = await signed_exchange(
+            ctx,
+            session,
+            party,
+            card,
+            path,
+            doc,
+            DETAIL_RESPONSE_TYP,
+            DetailResponse,
             ctx.cfg.peers.timeout_seconds,
         )
-        verify_from(answer, party, card)
-        try:
-            resp = parse_model(DetailResponse, answer.payload)
-        except ProtocolError as e:
-            raise PartnerFailure("invalid", e.code, e.detail) from e
-        if (
-            resp.request_hash != jws.b64u_encode(doc.digest())
-            or resp.partner != partner
-            or resp.requester != ctx.node_id
-            or resp.trace_id != trace_id
-        ):
-            raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
-        keep_tree_head(ctx, party, card, resp.tree_head)
+        if resp.trace_id != trace_id:
+            raise PartnerFailure("invalid", "bad_binding", "response names another trace id")
         if resp.outcome == "refused":
             return Exchange("refused", resp.reason, resp.reason_detail, resp)
         if tuple(c.category for c in resp.categories or ()) != categories:
@@ -687,26 +681,17 @@ async def _send_hit_notice(
                 issued_at=ctx.clock(),
             )
             doc = jws.sign(HIT_NOTICE_TYP, msg.wire(), ctx.keys.signing)
-            answer = await asyncio.wait_for(
-                post_signed(
-                    session, card.endpoint_url + HIT_NOTICE_PATH, doc, HIT_NOTICE_RESPONSE_TYP
-                ),
+            resp = await signed_exchange(
+                ctx,
+                session,
+                party,
+                card,
+                HIT_NOTICE_PATH,
+                doc,
+                HIT_NOTICE_RESPONSE_TYP,
+                HitNoticeResponse,
                 ctx.cfg.peers.timeout_seconds,
             )
-            verify_from(answer, party, card)
-            try:
-                resp = parse_model(HitNoticeResponse, answer.payload)
-            except ProtocolError as e:
-                raise PartnerFailure("invalid", e.code, e.detail) from e
-            if (
-                resp.request_hash != jws.b64u_encode(doc.digest())
-                or resp.partner != partner
-                or resp.requester != ctx.node_id
-            ):
-                raise PartnerFailure(
-                    "invalid", "bad_binding", "response does not answer our notice"
-                )
-            keep_tree_head(ctx, party, card, resp.tree_head)
             if resp.outcome == "refused":
                 raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
             noticed += resp.noticed or 0

@@ -62,12 +62,21 @@ class TagSetHead(WireModel):
     oprf_public_key: str = Field(pattern=ELEMENT)
 
 
-class EvaluateResponse(WireModel):
-    """§6.3: evaluated elements with a batched DLEQ proof, or a refusal."""
+class PartnerAnswer(WireModel):
+    """What every signed answer of a partner carries (§6.3, §6.5, §9.4, §14): who answers
+    whom, the SHA-256 of the request payload it answers, and the partner's newest signed
+    tree head (§9.3, a JWS). The receiver checks all four the same way
+    (``client.signed_exchange``)."""
 
     partner: str = Field(pattern=NODE_ID_PATTERN)
     requester: str = Field(pattern=NODE_ID_PATTERN)
     request_hash: str = Field(pattern=HASH)
+    tree_head: dict[str, Any]
+
+
+class EvaluateResponse(PartnerAnswer):
+    """§6.3: evaluated elements with a batched DLEQ proof, or a refusal."""
+
     trace_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     issued_at: Timestamp
     outcome: Literal["evaluated", "refused"]
@@ -76,8 +85,6 @@ class EvaluateResponse(WireModel):
     evaluated_elements: tuple[str, ...] | None = None
     proof: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{86}$")
     tag_set: TagSetHead | None = None
-    # §9.3: the partner's signed tree head covering this exchange's log entry (a JWS).
-    tree_head: dict[str, Any]
 
     @model_validator(mode="after")
     def _shape(self) -> EvaluateResponse:
@@ -102,12 +109,9 @@ class TagSetRequest(WireModel):
     issued_at: Timestamp
 
 
-class TagSetResponse(WireModel):
+class TagSetResponse(PartnerAnswer):
     """§6.5: the tags, as one base64url blob of sorted 16-byte tags each for added/removed."""
 
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    request_hash: str = Field(pattern=HASH)
     issued_at: Timestamp
     outcome: Literal["tag_set", "refused"]
     reason: str | None = None
@@ -116,7 +120,6 @@ class TagSetResponse(WireModel):
     base_version: WireInt | None = Field(None, ge=0)
     added: str | None = Field(None, pattern=B64U)
     removed: str | None = Field(None, pattern=B64U)
-    tree_head: dict[str, Any]
 
     @model_validator(mode="after")
     def _shape(self) -> TagSetResponse:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
@@ -50,6 +50,7 @@ from node.protocol.bekendheid import (
     TAG_SET_RESPONSE_TYP,
     EvaluateRequest,
     EvaluateResponse,
+    PartnerAnswer,
     Status,
     TagSetHead,
     TagSetRequest,
@@ -179,6 +180,45 @@ def verify_from(doc: jws.SignedDocument, party: ConvenantParty, card: PeerCard |
         raise PartnerFailure("invalid", e.code, e.detail) from e
 
 
+A = TypeVar("A", bound=PartnerAnswer)
+
+
+async def signed_exchange(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    party: ConvenantParty,
+    card: PeerCard,
+    path: str,
+    doc: jws.SignedDocument,
+    answer_typ: str,
+    model: type[A],
+    timeout: float,
+) -> A:
+    """POST a signed request to a partner and take its signed answer as ``model``: signed
+    by the key the convenant names, answering this very request (``request_hash``,
+    ``partner``, ``requester``), its tree head verified and kept (§6.8 step 3, §9.3).
+
+    Every failure is a PartnerFailure (or TimeoutError); a refusal is returned, for the
+    caller to classify with what it asked.
+    """
+    answer = await asyncio.wait_for(
+        post_signed(session, card.endpoint_url + path, doc, answer_typ), timeout
+    )
+    verify_from(answer, party, card)
+    try:
+        resp = parse_model(model, answer.payload)
+    except ProtocolError as e:
+        raise PartnerFailure("invalid", e.code, e.detail) from e
+    if (
+        resp.request_hash != jws.b64u_encode(doc.digest())
+        or resp.partner != party.node_id
+        or resp.requester != ctx.node_id
+    ):
+        raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
+    keep_tree_head(ctx, party, card, resp.tree_head)
+    return resp
+
+
 def keep_tree_head(
     ctx: NodeContext, party: ConvenantParty, card: PeerCard, obj: dict[str, Any]
 ) -> None:
@@ -263,24 +303,17 @@ async def _sync_tag_set_locked(
         issued_at=ctx.clock(),
     )
     doc = jws.sign(TAG_SET_REQUEST_TYP, req.wire(), ctx.keys.signing)
-    answer = await asyncio.wait_for(
-        post_signed(r.session, card.endpoint_url + TAG_SET_PATH, doc, TAG_SET_RESPONSE_TYP),
+    resp = await signed_exchange(
+        ctx,
+        r.session,
+        party,
+        card,
+        TAG_SET_PATH,
+        doc,
+        TAG_SET_RESPONSE_TYP,
+        TagSetResponse,
         ctx.cfg.peers.tag_set_timeout_seconds,
     )
-    verify_from(answer, party, card)
-    try:
-        resp = parse_model(TagSetResponse, answer.payload)
-    except ProtocolError as e:
-        raise PartnerFailure("invalid", e.code, e.detail) from e
-    if (
-        resp.request_hash != jws.b64u_encode(doc.digest())
-        or resp.partner != party.node_id
-        or resp.requester != ctx.node_id
-    ):
-        raise PartnerFailure(
-            "invalid", "bad_binding", "tag-set response does not answer our request"
-        )
-    keep_tree_head(ctx, party, card, resp.tree_head)
     if resp.outcome == "refused":
         raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
     if resp.head is None or resp.added is None or resp.removed is None:  # the model forbids it
@@ -371,22 +404,17 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
             blinded_elements=tuple(jws.b64u_encode(b) for b in blinded),
         )
         doc = jws.sign(EVALUATE_REQUEST_TYP, req.wire(), ctx.keys.signing)
-        answer = await asyncio.wait_for(
-            post_signed(r.session, card.endpoint_url + EVALUATE_PATH, doc, EVALUATE_RESPONSE_TYP),
+        resp = await signed_exchange(  # step 3
+            ctx,
+            r.session,
+            party,
+            card,
+            EVALUATE_PATH,
+            doc,
+            EVALUATE_RESPONSE_TYP,
+            EvaluateResponse,
             ctx.cfg.peers.timeout_seconds,
         )
-        verify_from(answer, party, card)  # step 3
-        try:
-            resp = parse_model(EvaluateResponse, answer.payload)
-        except ProtocolError as e:
-            raise PartnerFailure("invalid", e.code, e.detail) from e
-        if (
-            resp.request_hash != jws.b64u_encode(doc.digest())
-            or resp.partner != party.node_id
-            or resp.requester != ctx.node_id
-        ):
-            raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
-        keep_tree_head(ctx, party, card, resp.tree_head)
         if resp.outcome == "refused":
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
         if resp.evaluated_elements is None or resp.proof is None or resp.tag_set is None:

@@ -7,12 +7,12 @@ consistency proof from the largest head it holds to the peer's current head.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from node.config import NODE_ID_PATTERN
-from node.protocol.bekendheid import HASH, NONCE
+from node.protocol.bekendheid import NONCE, PartnerAnswer
 from node.protocol.models import Timestamp, WireInt, WireModel
 
 CONSISTENCY_REQUEST_TYP = "vhnode-consistency-request/v1"
@@ -39,17 +39,12 @@ class ConsistencyRequest(WireModel):
     issued_at: Timestamp
 
 
-class ConsistencyResponse(WireModel):
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    request_hash: str = Field(pattern=HASH)
+class ConsistencyResponse(PartnerAnswer):
     issued_at: Timestamp
     outcome: Literal["proof", "refused"]
     reason: str | None = None
     reason_detail: str | None = Field(None, max_length=500)
     from_size: WireInt = Field(ge=1)
-    # The partner's current signed tree head (a JWS object, §9.1).
-    tree_head: dict[str, Any]
     # Consistency proof from from_size to tree_head's size; null when from_size exceeds it.
     proof: tuple[str, ...] | None = None
 

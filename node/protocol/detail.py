@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from typing import Literal
 
 import nacl.exceptions
 import nacl.public
@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from node.config import NODE_ID_PATTERN
 from node.errors import MalformedMessage
 from node.protocol import jws
-from node.protocol.bekendheid import B64U, NONCE
+from node.protocol.bekendheid import B64U, NONCE, PartnerAnswer
 from node.protocol.convenant import ID_PATTERN, RecipientRole
 from node.protocol.models import Timestamp, WireInt, WireModel, parse_model
 
@@ -110,12 +110,9 @@ class CategoryAnswer(WireModel):
         return self
 
 
-class DetailResponse(WireModel):
+class DetailResponse(PartnerAnswer):
     """§14.3.1: the answer to a detail request or a poll."""
 
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    request_hash: str = Field(pattern=HASH)
     trace_id: str = Field(pattern=TRACE_ID)
     issued_at: Timestamp
     outcome: Literal["answered", "refused"]
@@ -123,7 +120,6 @@ class DetailResponse(WireModel):
     reason_detail: str | None = Field(None, max_length=500)
     categories: tuple[CategoryAnswer, ...] | None = None
     sealed: str | None = Field(None, pattern=B64U)
-    tree_head: dict[str, Any]
 
     @model_validator(mode="after")
     def _shape(self) -> DetailResponse:
@@ -196,18 +192,14 @@ class HitNotice(WireModel):
         return self
 
 
-class HitNoticeResponse(WireModel):
+class HitNoticeResponse(PartnerAnswer):
     """§14.9: the partner's signed acknowledgement (or refusal) of a hit notice."""
 
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    request_hash: str = Field(pattern=HASH)
     issued_at: Timestamp
     outcome: Literal["accepted", "refused"]
     reason: str | None = Field(None, max_length=64)
     reason_detail: str | None = Field(None, max_length=500)
     noticed: WireInt | None = Field(None, ge=0)
-    tree_head: dict[str, Any]
 
     @model_validator(mode="after")
     def _shape(self) -> HitNoticeResponse:
