@@ -452,20 +452,7 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
         requester=req.requester,
         trace_id=req.trace_id,
     )
-    row = store.DetailRequestRow(
-        req.requester,
-        req.trace_id,
-        req.convenant_id,
-        req.convenant_version,
-        req.purpose,
-        req.case_ref,
-        req.requesting_user,
-        req.requesting_role,
-        req.round_trace_id,
-        subject.pseudonym,
-        subject.refs,
-        rfc3339(now),
-    )
+    row = _row(req, subject, now)
     states, sealed = _seal_delivered(
         req.trace_id, ctx.node_id, req.requester, states, texts, recipient_key
     )
@@ -526,16 +513,9 @@ def _requested_entry(
     )
 
 
-def _refuse_detail(
-    ctx: NodeContext,
-    req: DetailRequest,
-    request_hash: str,
-    rule: str,
-    refusal: Refusal,
-    now: datetime,
-) -> Answer:
-    """A signed refusal of a whole detail request, logged (inside the caller's tx)."""
-    row = store.DetailRequestRow(
+def _row(req: DetailRequest, subject: Subject | None, now: datetime) -> store.DetailRequestRow:
+    """The request as stored and logged; a refused one has no resolved subject."""
+    return store.DetailRequestRow(
         req.requester,
         req.trace_id,
         req.convenant_id,
@@ -545,10 +525,22 @@ def _refuse_detail(
         req.requesting_user,
         req.requesting_role,
         req.round_trace_id,
-        "",
-        (),
+        subject.pseudonym if subject else "",
+        subject.refs if subject else (),
         rfc3339(now),
     )
+
+
+def _refuse_detail(
+    ctx: NodeContext,
+    req: DetailRequest,
+    request_hash: str,
+    rule: str,
+    refusal: Refusal,
+    now: datetime,
+) -> Answer:
+    """A signed refusal of a whole detail request, logged (inside the caller's tx)."""
+    row = _row(req, None, now)
     ctx.record([_requested_entry(row, req.categories, "refused", refusal.code, rule)], now)
     return _signed_refusal(ctx, req.requester, req.trace_id, request_hash, refusal, now)
 
@@ -617,31 +609,30 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
             return _signed_refusal(ctx, poll.requester, poll.trace_id, request_hash, refusal, now)
         before = store.categories(ctx.conn, row.requester, row.trace_id)
         states = _redecide(ctx, row, before, now)
-    sending = [s.category for s in states if _retained(s, now)]
+    # Past its retain_until a category is not fetched nor sent again: the recipient has
+    # deleted it. Only what is fetched is sealed.
     texts = await _fetch(
         ctx,
         session,
         row.refs,
-        sending,
+        [s.category for s in states if _retained(s, now)],
         purpose=row.purpose,
         requester=row.requester,
         trace_id=row.trace_id,
     )
-    # Past its retain_until a category is not sent again: the recipient has deleted it.
-    live = {s.category: s for s in states if _retained(s, now)}
-    sealed_states, sealed = _seal_delivered(
-        row.trace_id, ctx.node_id, row.requester, list(live.values()), texts, recipient_key
+    final, sealed = _seal_delivered(
+        row.trace_id, ctx.node_id, row.requester, states, texts, recipient_key
     )
-    replaced = {s.category: s for s in sealed_states}
-    final = [replaced.get(s.category, s) for s in states]
-    was = {s.category: s.status for s in before}
-    was_state = {s.category: s for s in before}
+    sealed_now = {
+        s.category
+        for s in final
+        if s.status == "delivered" and isinstance(texts.get(s.category), list)
+    }
+    was = {s.category: s for s in before}
     with tx(ctx.conn):
-        # A liaison may have decided while the texts were fetched: theirs stands.
-        now_stored = {
-            c.category: c for c in store.categories(ctx.conn, row.requester, row.trace_id)
-        }
-        # This answer reports what it sealed; the next one shows the liaison's decision.
+        # A liaison may have decided while the texts were fetched: theirs stands, and this
+        # answer reports what it sealed; the next one shows the liaison's decision.
+        stored = {c.category: c for c in store.categories(ctx.conn, row.requester, row.trace_id)}
         store.update(
             ctx.conn,
             row.requester,
@@ -649,14 +640,15 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
             [
                 s
                 for s in final
-                if now_stored[s.category] == was_state[s.category]
+                if stored[s.category] == was[s.category]
                 # A text that cannot be fetched again now is unavailable for this answer
                 # only: what was delivered stays delivered (§14.3.1).
-                and not (was[s.category] == "delivered" and s.status == "unavailable")
+                and not (was[s.category].status == "delivered" and s.status == "unavailable")
             ],
         )
-        sealed_now = {s.category for s in sealed_states if s.status == "delivered"}
-        changed = [s for s in final if s.status == "delivered" or s.status != was[s.category]]
+        changed = [
+            s for s in final if s.status == "delivered" or s.status != was[s.category].status
+        ]
         ctx.record(
             [
                 log.LogEntry(
