@@ -32,11 +32,11 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 import nacl.signing  # noqa: E402
 
-from node import admin  # noqa: E402
 from node.config import NodeConfig  # noqa: E402
-from node.context import open_node  # noqa: E402
+from node.demo.synthetic import THEMES_BY_ORG_TYPE  # noqa: E402
+from node.flows import admin  # noqa: E402
+from node.flows.context import open_node  # noqa: E402
 from node.protocol import oprf  # noqa: E402
-from node.synthetic import THEMES_BY_ORG_TYPE  # noqa: E402
 from tests.federation import Clock, Federation, SimNode, free_port  # noqa: E402
 
 PYTHON = sys.executable

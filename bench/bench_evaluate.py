@@ -59,14 +59,14 @@ from bench_common import (
 )
 from bench_crypto import crypto_bound
 
+from node.demo.synthetic import iter_bulk_registrations
+from node.flows.publishing import apply_changes
 from node.protocol import jws, oprf
 from node.protocol.bekendheid import (
     EVALUATE_REQUEST_TYP,
     EVALUATE_RESPONSE_TYP,
     EvaluateRequest,
 )
-from node.synthetic import iter_bulk_registrations
-from node.tag_sets import apply_changes
 from tests.federation import CONVENANT_ID, PURPOSE, Federation, convenant_toml
 
 PARTNER = "p01-politie"
@@ -75,7 +75,7 @@ EVALUATE_PATH = "/peer/v1/evaluate"
 
 
 class RequestFactory:
-    """Signed evaluate request bodies, as node/protocol/client.py builds them."""
+    """Signed evaluate request bodies, as node/flows/asking.py builds them."""
 
     def __init__(self, signing: nacl.signing.SigningKey, elements: int) -> None:
         self.signing = signing

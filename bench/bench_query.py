@@ -58,9 +58,9 @@ from bench_common import (
 )
 from bench_crypto import crypto_bound
 
-from node.identifiers import AddressIdentifier, BsnIdentifier, PersonIdentifier
-from node.synthetic import iter_bulk_registrations, make_bsn
-from node.tag_sets import apply_changes
+from node.demo.synthetic import iter_bulk_registrations, make_bsn
+from node.flows.publishing import apply_changes
+from node.protocol.identifiers import AddressIdentifier, BsnIdentifier, PersonIdentifier
 from tests.federation import PURPOSE, Federation, convenant_toml
 
 REQUESTER = "vh-bench"

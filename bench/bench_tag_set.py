@@ -9,8 +9,8 @@ peak RSS belongs to that one phase):
 
 * ``import``: the provider has an installed convenant in which it is a provider (scope:
   all police themes, so every registration is in scope). Registrations from
-  ``node.synthetic.iter_bulk_registrations`` are applied in batches of
-  ``admin.IMPORT_BATCH`` (20,000) with ``node.tag_sets.apply_changes``, as
+  ``node.demo.synthetic.iter_bulk_registrations`` are applied in batches of
+  ``admin.IMPORT_BATCH`` (20,000) with ``node.flows.publishing.apply_changes``, as
   ``admin.import_registrations`` does: registry upsert, OPRF evaluation of the batch's
   subject keys, reference counts, one published tag-set version and one log append
   per batch. After the import, single-registration pushes (what
@@ -56,11 +56,11 @@ from bench_common import (
 )
 from bench_crypto import crypto_bound
 
-from node import admin
-from node.registration import Registration
+from node.demo.synthetic import iter_bulk_registrations
+from node.flows import admin
+from node.flows.publishing import apply_changes, rebuild
+from node.protocol.registration import Registration
 from node.store import tag_sets as tag_store
-from node.synthetic import iter_bulk_registrations
-from node.tag_sets import apply_changes, rebuild
 from tests.federation import CONVENANT_ID, Federation, convenant_toml
 
 PROVIDER = "p01-politie"

@@ -71,7 +71,7 @@ class PayloadTooLarge(InputError):
 
 
 class DetailTooLarge(PayloadTooLarge):
-    """A registration's detail text for one category is over the limit (node/registration.py)."""
+    """A registration's detail text for one category is over the limit (protocol/registration)."""
 
     code = "detail_too_large"
     title = "Detail text too large"

@@ -20,12 +20,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from node import admin
-from node.app import make_app
 from node.config import NodeConfig
-from node.context import NodeContext, open_node
-from node.registration import Registration, parse_registration
-from node.tag_sets import apply_changes
+from node.flows import admin
+from node.flows.context import NodeContext, open_node
+from node.flows.publishing import apply_changes
+from node.http.app import make_app
+from node.protocol.registration import Registration, parse_registration
 
 CONVENANT_ID = "vh-test-veelplegers"
 PURPOSE = "casusoverleg-veelplegers"

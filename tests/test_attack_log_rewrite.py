@@ -11,9 +11,9 @@ import json
 
 from click.testing import CliRunner
 
-from node import admin
 from node.cli import main
-from node.cross_check import cross_check
+from node.flows import admin
+from node.flows.cross_check import cross_check
 from tests.federation import Federation, restore, snapshot
 
 JAN = {"kind": "bsn", "bsn": "123456782"}

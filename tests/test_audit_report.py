@@ -1,4 +1,4 @@
-"""The privacy officer's report (node/audit/report.py) over real logs of real nodes.
+"""The privacy officer's report (node/flows/audit/report.py) over real logs of real nodes.
 
 A scripted sequence — rounds with hits, a family, a purpose the convenant does not grant,
 a stopped partner, a rate limit, an outsider's request, a day later another round — runs
@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from node.app import make_app
-from node.audit import Entry, report
 from node.cli import main
+from node.flows.audit import Entry, report
+from node.http.app import make_app
 from node.policy.rate_limit import RateLimiter
 from tests.federation import (
     EVALUATE_PATH,

@@ -24,10 +24,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from node.cli import main
-from node.context import open_node
 from node.errors import ConfigError
+from node.flows.context import open_node
+from node.http.server import serve
 from node.protocol.convenant import draft_from_toml, parse_convenant
-from node.server import serve
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 

@@ -18,9 +18,8 @@ import pytest
 from click.testing import CliRunner, Result
 from structlog.testing import capture_logs
 
-from node import admin
 from node.cli import main
-from node.identifiers import parse_identifier, subject_key
+from node.flows import admin
 from node.protocol import jws, oprf
 from node.protocol.detail import (
     DETAIL_PATH,
@@ -30,6 +29,7 @@ from node.protocol.detail import (
     DetailRequest,
     HitNotice,
 )
+from node.protocol.identifiers import parse_identifier, subject_key
 from tests.detail_fixtures import (
     ANTECEDENTS,
     CONTACT,

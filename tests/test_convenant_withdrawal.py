@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from node import admin
 from node.cli import main
 from node.errors import BadSignature, NotAParty, PartyWithdrawn, UnknownConvenant
-from node.identifiers import parse_identifier
+from node.flows import admin
+from node.flows.asking import ask_bekendheid
 from node.policy.detail import decide_category
 from node.protocol import jws
 from node.protocol.bekendheid import EVALUATE_RESPONSE_TYP, TAG_SET_RESPONSE_TYP
-from node.protocol.client import ask_bekendheid
+from node.protocol.identifiers import parse_identifier
 from node.protocol.withdrawal import WITHDRAWAL_TYP
 from tests.federation import (
     CONVENANT_ID,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node.audit import report
+from node.flows.audit import report
 from node.policy.rate_limit import RateLimiter
 from node.protocol import jws
 from tests.detail_fixtures import CONTACT, JAN_BSN, detail_federation, hit_round

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from node.audit import report
-from node.details.requester import purge_due
+from node.flows.audit import report
+from node.flows.detail_asking import purge_due
 from node.store import log
 from tests.detail_fixtures import (
     ANTECEDENTS,

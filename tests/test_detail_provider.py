@@ -20,10 +20,10 @@ import nacl.public
 import pytest
 from aiohttp import web
 
-from node import admin
 from node.config import DetailsConfig
-from node.details.provider import purge_records
-from node.identifiers import parse_identifier, subject_key
+from node.flows import admin
+from node.flows.detail_answering import purge_records
+from node.flows.publishing import apply_changes
 from node.policy.rate_limit import RateLimiter
 from node.protocol import jws, oprf
 from node.protocol.detail import (
@@ -41,9 +41,9 @@ from node.protocol.detail import (
     HitNotice,
     open_sealed,
 )
+from node.protocol.identifiers import parse_identifier, subject_key
 from node.protocol.peer_card import issue_card
 from node.store import log
-from node.tag_sets import apply_changes
 from tests.detail_fixtures import (
     ANTECEDENTS,
     CARE,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from node.details import requester
 from node.errors import MalformedMessage
+from node.flows import detail_asking as requester
 from node.protocol import jws
 from node.protocol.detail import (
     DETAIL_NOTICE_PATH,

@@ -20,7 +20,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from node.config import DetailsConfig
-from node.details.source import SourceAnswer, ask_source
+from node.flows.detail_source import SourceAnswer, ask_source
 from node.protocol.detail import MAX_ENTRY_CHARS, SOURCE_TOO_LARGE, SOURCE_UNAVAILABLE
 from tests.federation import bound_socket, free_port
 

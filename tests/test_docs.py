@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from node.cli import main
-from node.cli_reference import render
+from node.cli.reference import render
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,14 +16,14 @@ def test_cli_reference_is_current() -> None:
     # A fresh process: click caches each command's help option from the first context
     # that asked, so rendering inside the test process would depend on test order.
     proc = subprocess.run(
-        [sys.executable, "-m", "node.cli_reference"],
+        [sys.executable, "-m", "node.cli.reference"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     )
     committed = (ROOT / "docs" / "cli.md").read_text()
-    assert committed == proc.stdout, "run: python -m node.cli_reference > docs/cli.md"
+    assert committed == proc.stdout, "run: python -m node.cli.reference > docs/cli.md"
 
 
 def test_cli_reference_names_every_command() -> None:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from node.errors import InvalidBsn, InvalidIdentifier
-from node.identifiers import (
+from node.protocol.identifiers import (
     TUSSENVOEGSELS,
     AddressIdentifier,
     BsnIdentifier,

@@ -1,4 +1,4 @@
-"""Access requests (node/audit/inzage.py) over real logs with many persons.
+"""Access requests (node/flows/audit/inzage.py) over real logs with many persons.
 
 Thirty synthetic persons in households are registered at two providers (in batches, one
 batch removing and changing registrations) and asked about in varied rounds: single
@@ -24,16 +24,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from node import admin
-from node.audit import inzage
 from node.cli import main
 from node.config import NodeConfig
-from node.context import open_node
-from node.identifiers import parse_identifier, subject_key
-from node.registration import Registration, parse_registration
+from node.demo.synthetic import Person, make_population
+from node.flows import admin
+from node.flows.audit import inzage
+from node.flows.context import open_node
+from node.flows.publishing import apply_changes
+from node.protocol.identifiers import parse_identifier, subject_key
+from node.protocol.registration import Registration, parse_registration
 from node.store import log
-from node.synthetic import Person, make_population
-from node.tag_sets import apply_changes
 from tests.federation import OTHER_PURPOSE, Federation, log_entries, standard_federation
 
 RUNNER = CliRunner()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from node import admin
 from node.errors import KeyMismatch
+from node.flows import admin
 from node.protocol.peer_card import issue_card
 from node.store import peers
 from tests.federation import Federation

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from node.errors import MalformedMessage
-from node.identifiers import parse_identifier, subject_key
 from node.protocol import jws, oprf
+from node.protocol.identifiers import parse_identifier, subject_key
 from node.protocol.tag_set import tag_from_output
 from tests.federation import (
     CONVENANT_ID,

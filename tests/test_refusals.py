@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from node import admin
 from node.errors import REFUSAL_CODES
+from node.flows import admin
 from node.keys import NodeKeys
 from node.policy.convenant import ConvenantState, Decision, decide_evaluation, decide_tag_set
 from node.policy.rate_limit import RateLimiter, TokenBucket

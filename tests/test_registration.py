@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from node.demo.synthetic import make_bsn
 from node.errors import InputError, InvalidBsn, InvalidIdentifier
-from node.registration import (
+from node.protocol.registration import (
     MAX_LINE_CHARS,
     Registration,
     RowError,
@@ -19,7 +20,6 @@ from node.registration import (
     iter_jsonl,
     parse_registration,
 )
-from node.synthetic import make_bsn
 
 JAN = {
     "kind": "person",

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from node import admin
 from node.errors import DetailTooLarge, InputError
-from node.registration import (
+from node.flows import admin
+from node.protocol.registration import (
     MAX_DETAIL_CATEGORIES,
     MAX_DETAIL_CHARS,
     RowError,

@@ -10,12 +10,12 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
-from node import admin
-from node.audit import inzage
 from node.cli import main
 from node.errors import InputError
-from node.identifiers import parse_identifier
-from node.registration import parse_registration
+from node.flows import admin
+from node.flows.audit import inzage
+from node.protocol.identifiers import parse_identifier
+from node.protocol.registration import parse_registration
 from node.store import log, registry
 from tests.federation import Federation, statuses
 

@@ -6,15 +6,7 @@ from datetime import date
 
 import pytest
 
-from node.identifiers import (
-    AddressIdentifier,
-    BsnIdentifier,
-    PersonIdentifier,
-    bsn_is_valid,
-    subject_key,
-)
-from node.registration import Registration
-from node.synthetic import (
+from node.demo.synthetic import (
     MAX_AGE,
     MIN_AGE,
     ORG_TYPES,
@@ -27,6 +19,14 @@ from node.synthetic import (
     make_registry,
     name_variants,
 )
+from node.protocol.identifiers import (
+    AddressIdentifier,
+    BsnIdentifier,
+    PersonIdentifier,
+    bsn_is_valid,
+    subject_key,
+)
+from node.protocol.registration import Registration
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,13 @@
 """A running node sees admin changes made by another process (the CLI) at once.
 
-The node keeps parsed peers and convenants in memory (node/trust.py); a revocation or an
+The node keeps parsed peers and convenants in memory (node/flows/trust.py); a revocation or an
 installation through a second connection to the same database must not be missed.
 """
 
 from __future__ import annotations
 
-from node import admin
-from node.context import open_node
+from node.flows import admin
+from node.flows.context import open_node
 from tests.federation import Federation, statuses
 
 JAN = {"kind": "bsn", "bsn": "123456782"}

@@ -1,4 +1,4 @@
-"""The ``vhnode`` command line: a thin layer over ``node.admin`` (README "Setting up a real node").
+"""The ``vhnode`` command line: a thin layer over the flows (README "Setting up a real node").
 
 Every command takes ``--home`` (env ``VHNODE_HOME``); commands that print data take
 ``--json``. Failures are handled once, in ``VhnodeGroup.main`` (``node.cli.common``): an

@@ -10,8 +10,6 @@ from pathlib import Path
 import aiohttp
 import click
 
-from node import admin
-from node.audit import inzage, report
 from node.cli.common import (
     emit,
     fail,
@@ -23,8 +21,10 @@ from node.cli.common import (
     print_json,
 )
 from node.cli.subjects import ADDRESS_FORMAT, PERSON_FORMAT, subjects_from_options
-from node.context import NodeContext
-from node.cross_check import CrossCheck, cross_check
+from node.flows import admin
+from node.flows.audit import inzage, report
+from node.flows.context import NodeContext
+from node.flows.cross_check import CrossCheck, cross_check
 from node.store import log
 
 

@@ -20,8 +20,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 from click.exceptions import NoArgsIsHelpError
 
-from node.context import NodeContext, open_node
 from node.errors import VhnodeError
+from node.flows.context import NodeContext, open_node
 
 DEFAULT_HOME = "./vhnode-home"
 

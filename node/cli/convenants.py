@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from node import admin
 from node.cli.common import (
     emit,
     home_option,
@@ -20,6 +19,7 @@ from node.cli.common import (
     print_table,
     write_atomic,
 )
+from node.flows import admin
 from node.protocol import jws
 from node.protocol.convenant import parse_convenant
 from node.protocol.models import rfc3339

@@ -15,8 +15,9 @@ import click
 
 from node.cli.api_client import api_call, api_options
 from node.cli.common import home_option, json_option, main, node_at, print_json, print_table
-from node.details import provider, requester
 from node.errors import VhnodeError
+from node.flows import detail_answering as provider
+from node.flows import detail_asking as requester
 from node.protocol.detail import TRACE_ID
 
 DETAILS_PATH = "/api/v1/details"

@@ -8,7 +8,6 @@ from typing import get_args
 import click
 from pydantic import ValidationError
 
-from node import admin
 from node.cli.common import (
     emit,
     home_option,
@@ -21,6 +20,7 @@ from node.cli.common import (
 )
 from node.config import HttpConfig, NodeConfig, OrgType
 from node.errors import InputError
+from node.flows import admin
 from node.protocol.models import rfc3339
 from node.protocol.peer_card import verify_card
 from node.store import peers

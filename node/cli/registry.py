@@ -7,8 +7,8 @@ from typing import Literal, cast
 
 import click
 
-from node import admin
 from node.cli.common import fail, home_option, json_option, main, node_at, print_json
+from node.flows import admin
 
 MAX_ERROR_LINES = 20
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from node import admin
 from node.cli.common import home_option, json_option, main, node_at, print_json
+from node.flows import admin
 from node.logging_setup import LEVELS
 
 
@@ -16,7 +16,7 @@ from node.logging_setup import LEVELS
 @click.option("--log-level", type=click.Choice(LEVELS), default="info", show_default=True)
 def serve(home: Path, log_level: str) -> None:
     """Run the node's HTTP server until SIGTERM or Ctrl-C."""
-    from node import server  # noqa: PLC0415 - the server pulls in the whole HTTP stack
+    from node.http import server  # noqa: PLC0415 - the server pulls in the whole HTTP stack
 
     server.run(home, log_level)
 

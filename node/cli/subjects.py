@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from node.errors import InputError
-from node.identifiers import SubjectIdentifier, parse_identifier
+from node.protocol.identifiers import SubjectIdentifier, parse_identifier
 
 PERSON_FORMAT = "Surname|tussenvoegsel|first names|YYYY-MM-DD"
 ADDRESS_FORMAT = "1234AB|12|A"

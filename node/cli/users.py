@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from node import admin
 from node.cli.common import home_option, json_option, main, node_at, print_json, print_table
+from node.flows import admin
 from node.store import users
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from node.demo.federation import DemoNode, Tokens, http_json, log_entries
 from node.demo.partners import ANTECEDENTS, CONVENANT_ID, COORDINATOR_NODE, LIAISON_USER
 from node.demo.scenario import DetailCase
-from node.details.requester import NOTICE_ACTOR  # the actor of a poll a notice started
+from node.flows.detail_asking import NOTICE_ACTOR  # the actor of a poll a notice started
 
 NOTICE_DEADLINE_SECONDS = 10.0
 WAIT_SECONDS = 0.05

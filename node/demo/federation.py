@@ -24,9 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node import admin
 from node.config import DB_FILE, NodeConfig
-from node.context import NodeContext, open_node
 from node.demo.partners import (
     CONVENANT_ID,
     COORDINATOR_NODE,
@@ -40,6 +38,8 @@ from node.demo.partners import (
 )
 from node.demo.scenario import Scenario
 from node.demo.truth import GroundTruth
+from node.flows import admin
+from node.flows.context import NodeContext, open_node
 from node.protocol.peer_card import verify_card
 from node.store import log
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from node.demo.synthetic import THEMES_BY_ORG_TYPE
 from node.errors import VhnodeError
-from node.synthetic import THEMES_BY_ORG_TYPE
 
 CONVENANT_ID = "zwb-casusoverleg-demo"
 PURPOSE_VEELPLEGERS = "casusoverleg-veelplegers"

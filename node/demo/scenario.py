@@ -20,9 +20,7 @@ from node.demo.partners import (
     TRAJECT,
     DemoError,
 )
-from node.demo.texts import with_details
-from node.demo.truth import Address, DemoQuery, DemoSubject, GroundTruth
-from node.synthetic import (
+from node.demo.synthetic import (
     REFERENCE_DATE,
     Person,
     RegistryEntry,
@@ -30,6 +28,8 @@ from node.synthetic import (
     make_registry,
     name_variants,
 )
+from node.demo.texts import with_details
+from node.demo.truth import Address, DemoQuery, DemoSubject, GroundTruth
 
 # Tussenvoegsels that people abbreviate ("v.d. Berg"): the name query types one that way.
 _ABBREVIABLE = frozenset({"van der", "van den", "van de", "van"})

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 
 from node.demo.partners import ANTECEDENTS, CARE, CONTACT, SUPERVISION, TRAJECT, detail_categories
-from node.synthetic import SURNAMES, RegistryEntry
+from node.demo.synthetic import SURNAMES, RegistryEntry
 
 MARK = "[SYNTHETISCH]"
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from node.demo.partners import NO_QUERY_RIGHT, PURPOSE_VEELPLEGERS
-from node.identifiers import BsnIdentifier, PersonIdentifier
-from node.synthetic import RegistryEntry
+from node.demo.synthetic import RegistryEntry
+from node.protocol.identifiers import BsnIdentifier, PersonIdentifier
 
 Address = tuple[str, int, str | None]
 SubjectKind = Literal["bsn", "person", "address"]

@@ -215,7 +215,7 @@ def trust_generation(conn: sqlite3.Connection) -> int:
 
 
 def bump_trust_generation(conn: sqlite3.Connection) -> None:
-    """Mark peers or convenants changed (inside the changing transaction; node/trust.py)."""
+    """Mark peers or convenants changed (inside the changing transaction; node/flows/trust.py)."""
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('trust_generation', '1') ON CONFLICT (key) "
         "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"

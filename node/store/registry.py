@@ -1,7 +1,7 @@
 """The partner's own registry of subjects it knows (docs/protocol.md §10).
 
 Registrations are the partner's own data and stay on its premises; only tags derived
-from them under a convenant key ever leave the node (node/tag_sets.py).
+from them under a convenant key ever leave the node (node/flows/publishing.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from node.protocol.models import rfc3339
-from node.registration import Registration
+from node.protocol.registration import Registration
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """HTTP plumbing shared by every route module: app keys, role marks, bodies, JWS answers.
 
-``node.app`` builds the application; route modules elsewhere (``node.details``) import
+``node.http.app`` builds the application; route modules elsewhere (``node.details``) import
 only this module, so they never import the app that gathers them.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from node.context import NodeContext
 from node.errors import InputError
+from node.flows.context import NodeContext
 from node.protocol import jws
 from node.store.users import User
 

@@ -19,12 +19,6 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from node import admin, provider
-from node.audit import inzage, report
-from node.context import NodeContext
-from node.cross_check import cross_check
-from node.details import provider as detail_provider
-from node.details import provider_routes, requester, requester_routes
 from node.errors import (
     AuthError,
     Forbidden,
@@ -33,14 +27,18 @@ from node.errors import (
     PayloadTooLarge,
     VhnodeError,
 )
-from node.identifiers import SubjectIdentifier, parse_identifier
-from node.protocol.client import ask_bekendheid
-from node.protocol.convenant import ID_PATTERN
-from node.registration import parse_registration
-from node.store import log, users
-from node.store.users import User
-from node.tag_sets import apply_changes
-from node.web import (
+from node.flows import admin
+from node.flows import answering as provider
+from node.flows import detail_answering as detail_provider
+from node.flows import detail_asking as requester
+from node.flows.asking import ask_bekendheid
+from node.flows.audit import inzage, report
+from node.flows.context import NodeContext
+from node.flows.cross_check import cross_check
+from node.flows.publishing import apply_changes
+from node.http import details_routes as requester_routes
+from node.http import liaison_routes as provider_routes
+from node.http.plumbing import (
     CTX,
     JOSE,
     PROBLEM,
@@ -52,6 +50,11 @@ from node.web import (
     json_body,
     roles,
 )
+from node.protocol.convenant import ID_PATTERN
+from node.protocol.identifiers import SubjectIdentifier, parse_identifier
+from node.protocol.registration import parse_registration
+from node.store import log, users
+from node.store.users import User
 
 logger = structlog.get_logger("vhnode.http")
 

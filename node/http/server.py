@@ -16,9 +16,9 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from node.app import make_app
-from node.context import NodeContext, open_node
 from node.errors import ConfigError
+from node.flows.context import NodeContext, open_node
+from node.http.app import make_app
 from node.logging_setup import configure_logging
 
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -40,14 +40,14 @@ from typing import Literal, TextIO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from node.errors import DetailTooLarge, InputError, InvalidIdentifier
-from node.identifiers import (
+from node.protocol.convenant import ID_PATTERN
+from node.protocol.identifiers import (
     SubjectIdentifier,
     field_error,
     format_validation_error,
     parse_identifier,
     subject_key,
 )
-from node.protocol.convenant import ID_PATTERN
 
 __all__ = [
     "CSV_COLUMNS",

@@ -1,7 +1,7 @@
 """The privacy officer's report over the log: who asked what, under which convenant and
 purpose, with which outcome, and what looks unusual (docs/audit.md "Report").
 
-Pure over :class:`node.audit.Entry` values: :func:`build` folds entries into a
+Pure over :class:`node.flows.audit.Entry` values: :func:`build` folds entries into a
 :class:`Report`; :func:`render_text`, :meth:`Report.as_json` and :func:`csv_text` only
 format it. The SQL stays at the edge, in :func:`report_for` (time and convenant narrow
 the read through their indexes; the other filters are applied here, on the entry).
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from node.audit import Entry, stream_entries
-from node.audit.anomalies import (
+from node.flows.audit import Entry, stream_entries
+from node.flows.audit.anomalies import (
     BURST_WINDOW_SECONDS,
     DEFAULT_REQUESTS_PER_MINUTE,
     DEFAULT_SUBJECTS_PER_DAY,
@@ -38,8 +38,8 @@ from node.audit.anomalies import (
     probe_anomalies,
     refusal_anomalies,
 )
-from node.audit.filters import Filters, matches, parse_date, parse_filters, requesting_party
-from node.audit.kinds import (
+from node.flows.audit.filters import Filters, matches, parse_date, parse_filters, requesting_party
+from node.flows.audit.kinds import (
     ADMIN_KINDS,
     ALERT_KINDS,
     ANSWERED_COUNTS,
@@ -54,7 +54,7 @@ from node.audit.kinds import (
     SUSPECT_REASONS,
     TAG_SET_SERVE_KINDS,
 )
-from node.audit.render import CSV_COLUMNS, csv_rows, csv_text, render_text
+from node.flows.audit.render import CSV_COLUMNS, csv_rows, csv_text, render_text
 from node.protocol.models import rfc3339
 
 __all__ = [

@@ -1,6 +1,6 @@
 """What looks unusual in the log: the anomaly rules of the report and their thresholds.
 
-Each rule turns the counts :func:`node.audit.report.build` gathered in its one pass over the
+Each rule turns the counts :func:`node.flows.audit.report.build` gathered in its one pass over the
 entries into :class:`Anomaly` rows (docs/audit.md "Unusual patterns").
 """
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from node.audit import Entry, entries_by_seq
-from node.context import NodeContext
 from node.errors import InputError
-from node.identifiers import (
+from node.flows.audit import Entry, entries_by_seq
+from node.flows.context import NodeContext
+from node.protocol.identifiers import (
     AddressIdentifier,
     BsnIdentifier,
     PersonIdentifier,

@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from node.audit import Entry
-from node.audit.kinds import ASK_KINDS, PROVIDER_KINDS
 from node.errors import InputError
+from node.flows.audit import Entry
+from node.flows.audit.kinds import ASK_KINDS, PROVIDER_KINDS
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MAX_FILTER_CHARS = 128

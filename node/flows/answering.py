@@ -12,8 +12,6 @@ import time
 from datetime import datetime
 from typing import Any
 
-from node.admin import own_card
-from node.context import NodeContext
 from node.errors import (
     BadRequestSignature,
     BadSignature,
@@ -29,6 +27,9 @@ from node.errors import (
     UnknownRequester,
     UnusableElements,
 )
+from node.flows.admin import own_card
+from node.flows.context import NodeContext
+from node.http.plumbing import Answer
 from node.policy.convenant import (
     ConvenantState,
     decide_evaluation,
@@ -47,7 +48,7 @@ from node.protocol.bekendheid import (
     TagSetRequest,
     TagSetResponse,
 )
-from node.protocol.cross_check import (
+from node.protocol.consistency import (
     CONSISTENCY_REQUEST_TYP,
     CONSISTENCY_RESPONSE_TYP,
     ConsistencyRequest,
@@ -57,7 +58,6 @@ from node.protocol.models import parse_model
 from node.protocol.tag_set import pack
 from node.store import log, nonces, peers, tag_sets
 from node.store.db import tx
-from node.web import Answer
 
 
 def authenticate_peer(

@@ -28,8 +28,6 @@ from typing import Any, TypeVar
 import aiohttp
 import structlog
 
-from node.admin import own_card
-from node.context import NodeContext
 from node.errors import (
     ConvenantNotInForce,
     InvalidTagSet,
@@ -40,7 +38,8 @@ from node.errors import (
     UnknownConvenant,
     VhnodeError,
 )
-from node.identifiers import SubjectIdentifier, subject_key
+from node.flows.admin import own_card
+from node.flows.context import NodeContext
 from node.policy.convenant import in_force
 from node.protocol import jws, oprf
 from node.protocol.bekendheid import (
@@ -57,6 +56,7 @@ from node.protocol.bekendheid import (
     TagSetResponse,
 )
 from node.protocol.convenant import Convenant, ConvenantParty
+from node.protocol.identifiers import SubjectIdentifier, subject_key
 from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import tag_from_output, unpack
@@ -564,7 +564,7 @@ async def ask_bekendheid(
         )
     if hits:
         # §14.9; the requester module imports this one, hence the late import.
-        from node.details.requester import send_hit_notices  # noqa: PLC0415
+        from node.flows.detail_asking import send_hit_notices  # noqa: PLC0415
 
         await send_hit_notices(ctx, session, conv, hits)
     return query

@@ -32,7 +32,7 @@ __all__ = ["SourceAnswer", "SourceFailure", "ask_source", "parse_source_answer"]
 logger = structlog.get_logger("vhnode.source")
 
 _ENTRY_KEYS = frozenset({"ref", "category", "body"})
-# The rule of registration details (node/registration.py): tab and newline are the only
+# The rule of registration details (node/protocol/registration.py): tab and newline are the only
 # control characters; lone surrogates could not be encoded into the sealed payload.
 _FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 # RFC 6750 b64token, loosened to any visible ASCII: what can go in a header unquoted.

@@ -9,11 +9,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from node.details import provider
 from node.errors import InputError
+from node.flows import detail_answering as provider
+from node.http.plumbing import CTX, SESSION, USER, jose, json_body, roles
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.detail import DETAIL_PATH, DETAIL_POLL_PATH, HIT_NOTICE_PATH
-from node.web import CTX, SESSION, USER, jose, json_body, roles
 
 
 async def peer_detail(request: web.Request) -> web.Response:

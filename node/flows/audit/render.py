@@ -6,10 +6,10 @@ import csv
 import io
 from typing import TYPE_CHECKING
 
-from node.audit.kinds import ANSWERED_COUNTS, DETAIL_KINDS, STATUSES
+from node.flows.audit.kinds import ANSWERED_COUNTS, DETAIL_KINDS, STATUSES
 
 if TYPE_CHECKING:
-    from node.audit.report import Report
+    from node.flows.audit.report import Report
 
 CSV_COLUMNS = (
     "section",

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from node.config import CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, render_config
-from node.context import NodeContext
 from node.errors import (
     ConfigError,
     ConvenantNotInForce,
@@ -22,6 +21,8 @@ from node.errors import (
     NotAParty,
     UnknownConvenant,
 )
+from node.flows.context import NodeContext
+from node.flows.publishing import apply_changes, rebuild
 from node.keys import NodeKeys
 from node.policy.convenant import in_force
 from node.protocol import jws
@@ -33,16 +34,15 @@ from node.protocol.convenant import (
 )
 from node.protocol.models import rfc3339
 from node.protocol.peer_card import PeerCard, issue_card, verify_card
+from node.protocol.registration import Registration, RowError, iter_file
 from node.protocol.withdrawal import (
     Withdrawal,
     parse_withdrawal,
     sign_withdrawal,
     verify_withdrawal,
 )
-from node.registration import Registration, RowError, iter_file
 from node.store import convenants, db, log, peers, registry, tag_sets, users
 from node.store.db import tx
-from node.tag_sets import apply_changes, rebuild
 
 CARD_FILE = "card.json"
 IMPORT_BATCH = 20_000

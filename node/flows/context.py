@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from node import trust
 from node.config import CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, load_config
 from node.errors import ConfigError
+from node.flows import trust
+from node.flows.trust import Trust
 from node.keys import NodeKeys
 from node.policy.rate_limit import RateLimiter
 from node.store import db, log
-from node.trust import Trust
 
 Clock = Callable[[], datetime]
 
@@ -62,7 +62,7 @@ class NodeContext:
         log.append(self.conn, self.keys.signing, self.node_id, entries, now or self.clock())
 
     def trust(self) -> Trust:
-        """Peers and convenants as of the last admin change (node/trust.py)."""
+        """Peers and convenants as of the last admin change (node/flows/trust.py)."""
         cached = self._trust
         if cached is None or cached.generation != db.trust_generation(self.conn):
             cached = self._trust = trust.load(

@@ -24,9 +24,6 @@ from typing import Any
 import aiohttp
 import structlog
 
-from node.admin import own_card
-from node.context import NodeContext
-from node.details import source
 from node.errors import (
     AlreadyDecided,
     BadHitProof,
@@ -41,6 +38,18 @@ from node.errors import (
     UnknownRound,
     UnknownSubject,
 )
+from node.flows import detail_source as source
+from node.flows.admin import own_card
+from node.flows.answering import (
+    authenticate_peer,
+    check_fresh,
+    convenant_state,
+    own_tree_head,
+    sign_answer,
+)
+from node.flows.context import NodeContext
+from node.flows.publishing import rebuild
+from node.http.plumbing import Answer
 from node.policy import detail as policy
 from node.policy.convenant import Decision, decide_standing
 from node.protocol import jws, oprf
@@ -71,18 +80,9 @@ from node.protocol.detail import (
 from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import TAG_BYTES
-from node.provider import (
-    authenticate_peer,
-    check_fresh,
-    convenant_state,
-    own_tree_head,
-    sign_answer,
-)
 from node.store import details as store
 from node.store import log, registry, tag_sets
 from node.store.db import flush_deleted, tx
-from node.tag_sets import rebuild
-from node.web import Answer
 
 logger = structlog.get_logger("vhnode.details")
 

@@ -12,11 +12,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from node.context import NodeContext
+from node.flows.context import NodeContext
 from node.protocol import oprf
 from node.protocol.convenant import Convenant
+from node.protocol.registration import Registration
 from node.protocol.tag_set import tag_from_output
-from node.registration import Registration
 from node.store import log, registry, tag_sets
 from node.store.db import tx
 from node.store.registry import Stored

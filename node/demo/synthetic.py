@@ -17,13 +17,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from node.identifiers import (
+from node.protocol.identifiers import (
     AddressIdentifier,
     BsnIdentifier,
     PersonIdentifier,
     SubjectIdentifier,
 )
-from node.registration import Registration
+from node.protocol.registration import Registration
 
 __all__ = [
     "HIGH_RISK_FRACTION",

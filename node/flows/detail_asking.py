@@ -30,8 +30,6 @@ import nacl.bindings
 import nacl.exceptions
 import structlog
 
-from node.admin import own_card
-from node.context import NodeContext
 from node.errors import (
     CategoryNotInCatalogue,
     Forbidden,
@@ -44,13 +42,16 @@ from node.errors import (
     UnknownDetailRequest,
     UnknownRound,
 )
-from node.policy.detail import hit_notice_required, retention_deadline
-from node.protocol import jws
-from node.protocol.client import (
+from node.flows.admin import own_card
+from node.flows.answering import authenticate_peer, check_fresh
+from node.flows.asking import (
     PartnerFailure,
     current_convenant,
     signed_exchange,
 )
+from node.flows.context import NodeContext
+from node.policy.detail import hit_notice_required, retention_deadline
+from node.protocol import jws
 from node.protocol.convenant import Convenant, ConvenantParty
 from node.protocol.detail import (
     DETAIL_NOTICE_TYP,
@@ -76,7 +77,6 @@ from node.protocol.detail import (
 from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.withdrawal import withdrawn
-from node.provider import authenticate_peer, check_fresh
 from node.store import log, received
 from node.store.db import flush_deleted, tx
 from node.store.received import Ask, AskedCategory, RoundHit

@@ -1,6 +1,6 @@
 """The CLI reference in docs/cli.md, generated from the click commands so it cannot drift.
 
-Regenerate with ``python -m node.cli_reference > docs/cli.md``; tests/test_docs.py fails
+Regenerate with ``python -m node.cli.reference > docs/cli.md``; tests/test_docs.py fails
 when the committed file differs from what the code says.
 """
 
@@ -12,7 +12,7 @@ from node.cli import main
 
 HEADER = """# vhnode command reference
 
-Generated from the code by `python -m node.cli_reference > docs/cli.md`; do not edit by
+Generated from the code by `python -m node.cli.reference > docs/cli.md`; do not edit by
 hand. Every command takes `--home DIR` (or `VHNODE_HOME`) unless it needs no node. Errors
 print one line `error: <detail>` on standard error and exit 1 (2 for usage errors).
 """

@@ -15,11 +15,11 @@ from typing import Any
 
 import aiohttp
 
-from node.context import NodeContext
 from node.errors import ProtocolError
+from node.flows.asking import PartnerFailure, post_signed
+from node.flows.context import NodeContext
 from node.protocol import jws, merkle
-from node.protocol.client import PartnerFailure, post_signed
-from node.protocol.cross_check import (
+from node.protocol.consistency import (
     CONSISTENCY_REQUEST_TYP,
     CONSISTENCY_RESPONSE_TYP,
     ConsistencyRequest,

@@ -1,0 +1,1 @@
+"""The HTTP layer: app, middlewares, peer and local API routes, peer client, server."""
