@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
 from node.errors import ConfigError
+from node.protocol.models import NODE_ID_PATTERN, OrgType
 
-OrgType = Literal[
-    "politie",
-    "om",
-    "reclassering",
-    "rvdk",
-    "jeugdzorg",
-    "ggz",
-    "gemeente",
-    "woningcorporatie",
-    "dji",
-    "veiligheidshuis",
-]
-NODE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 CONFIG_FILE = "node.toml"
 DB_FILE = "node.db"
 KEYS_DIR = "keys"

@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from node.cli import main
-from node.flows.audit import Entry, report
+from node.flows.audit import Entry, render, report
 from node.http.app import make_app
 from node.policy.rate_limit import RateLimiter
 from tests.federation import (
@@ -321,7 +321,7 @@ async def test_cli_csv_parses_and_matches_the_report(script: Script) -> None:
     result = RUNNER.invoke(main, ["audit", "report", "--home", str(fed.nodes[VH].home), "--csv"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == list(report.CSV_COLUMNS)
+    assert list(rows[0]) == list(render.CSV_COLUMNS)
     value = {
         (r["section"], r["party"], r["reason"], r["kind"], r["metric"]): r["value"] for r in rows
     }

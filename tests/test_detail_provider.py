@@ -22,6 +22,7 @@ from aiohttp import web
 
 from node.config import DetailsConfig
 from node.flows import admin
+from node.flows.admin import issue_card
 from node.flows.detail_answering import purge_records
 from node.flows.publishing import apply_changes
 from node.policy.rate_limit import RateLimiter
@@ -42,7 +43,6 @@ from node.protocol.detail import (
     open_sealed,
 )
 from node.protocol.identifiers import parse_identifier, subject_key
-from node.protocol.peer_card import issue_card
 from node.store import log
 from tests.detail_fixtures import (
     ANTECEDENTS,

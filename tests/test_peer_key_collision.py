@@ -6,7 +6,7 @@ import pytest
 
 from node.errors import KeyMismatch
 from node.flows import admin
-from node.protocol.peer_card import issue_card
+from node.flows.admin import issue_card
 from node.store import peers
 from tests.federation import Federation
 

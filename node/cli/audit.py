@@ -22,7 +22,7 @@ from node.cli.common import (
 )
 from node.cli.subjects import ADDRESS_FORMAT, PERSON_FORMAT, subjects_from_options
 from node.flows import admin
-from node.flows.audit import inzage, report
+from node.flows.audit import inzage, render, report
 from node.flows.context import NodeContext
 from node.flows.cross_check import CrossCheck, cross_check
 from node.store import log
@@ -133,9 +133,9 @@ def audit_report(
     if as_json:
         text = json.dumps(rep.as_json(), indent=2, ensure_ascii=False) + "\n"
     elif as_csv:
-        text = report.csv_text(rep)
+        text = render.csv_text(rep)
     else:
-        text = report.render_text(rep)
+        text = render.render_text(rep)
     emit(text, output)
 
 

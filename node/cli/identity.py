@@ -18,10 +18,10 @@ from node.cli.common import (
     print_json,
     print_table,
 )
-from node.config import HttpConfig, NodeConfig, OrgType
+from node.config import HttpConfig, NodeConfig
 from node.errors import InputError
 from node.flows import admin
-from node.protocol.models import rfc3339
+from node.protocol.models import OrgType, rfc3339
 from node.protocol.peer_card import verify_card
 from node.store import peers
 

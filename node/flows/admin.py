@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +25,7 @@ from node.flows.context import NodeContext
 from node.flows.publishing import apply_changes, rebuild
 from node.keys import NodeKeys
 from node.policy.convenant import in_force
-from node.protocol import jws
+from node.protocol import jws, peer_card
 from node.protocol.convenant import (
     Convenant,
     draft_from_toml,
@@ -33,7 +33,7 @@ from node.protocol.convenant import (
     party_signatures,
 )
 from node.protocol.models import rfc3339
-from node.protocol.peer_card import PeerCard, issue_card, verify_card
+from node.protocol.peer_card import PeerCard, verify_card
 from node.protocol.registration import Registration, RowError, iter_file
 from node.protocol.withdrawal import (
     Withdrawal,
@@ -80,6 +80,20 @@ def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.S
         )
     conn.close()
     return card
+
+
+def issue_card(cfg: NodeConfig, keys: NodeKeys, now: datetime) -> jws.SignedDocument:
+    """This node's self-signed peer card, from its config and keys."""
+    return peer_card.issue_card(
+        node_id=cfg.node_id,
+        organisation=cfg.organisation,
+        org_type=cfg.org_type,
+        endpoint=cfg.endpoint,
+        signing_key=keys.signing,
+        encryption_public=keys.encryption_public,
+        validity=timedelta(days=cfg.card_validity_days),
+        now=now,
+    )
 
 
 def own_card(ctx: NodeContext) -> tuple[PeerCard, jws.SignedDocument]:

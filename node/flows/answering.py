@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +30,6 @@ from node.errors import (
 )
 from node.flows.admin import own_card
 from node.flows.context import NodeContext
-from node.http.plumbing import Answer
 from node.policy.convenant import (
     ConvenantState,
     decide_evaluation,
@@ -58,6 +58,14 @@ from node.protocol.models import parse_model
 from node.protocol.tag_set import pack
 from node.store import log, nonces, peers, tag_sets
 from node.store.db import tx
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A signed answer to a peer request and the HTTP status it travels with."""
+
+    http_status: int
+    document: jws.SignedDocument
 
 
 def authenticate_peer(

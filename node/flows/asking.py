@@ -23,24 +23,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import structlog
 
 from node.errors import (
-    ConvenantNotInForce,
     InvalidTagSet,
     NotAParty,
     NotAProvider,
     PartyWithdrawn,
     ProtocolError,
-    UnknownConvenant,
-    VhnodeError,
 )
 from node.flows.admin import own_card
 from node.flows.context import NodeContext
-from node.policy.convenant import in_force
+from node.flows.detail_asking import send_hit_notices
+from node.flows.peer_client import PartnerFailure, signed_exchange
+from node.flows.standing import current_convenant
 from node.protocol import jws, oprf
 from node.protocol.bekendheid import (
     EVALUATE_REQUEST_TYP,
@@ -49,7 +48,6 @@ from node.protocol.bekendheid import (
     TAG_SET_RESPONSE_TYP,
     EvaluateRequest,
     EvaluateResponse,
-    PartnerAnswer,
     Status,
     TagSetHead,
     TagSetRequest,
@@ -57,28 +55,17 @@ from node.protocol.bekendheid import (
 )
 from node.protocol.convenant import Convenant, ConvenantParty
 from node.protocol.identifiers import SubjectIdentifier, subject_key
-from node.protocol.models import parse_model, rfc3339
+from node.protocol.models import rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import tag_from_output, unpack
 from node.protocol.withdrawal import withdrawn
-from node.store import log, peer_heads, received, tag_sets
+from node.store import log, received, tag_sets
 from node.store.db import tx
 
 EVALUATE_PATH = "/peer/v1/evaluate"
 TAG_SET_PATH = "/peer/v1/tag-set"
-MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 
 logger = structlog.get_logger("vhnode.client")
-
-
-class PartnerFailure(Exception):
-    """Internal: ends one partner's exchange with a status other than hit/no_hit."""
-
-    def __init__(self, status: Status, reason: str | None, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass
@@ -134,119 +121,6 @@ class QueryResult:
 
 def _now_b64_nonce() -> str:
     return jws.b64u_encode(secrets.token_bytes(16))
-
-
-async def post_signed(
-    session: aiohttp.ClientSession, url: str, doc: jws.SignedDocument, typ: str
-) -> jws.SignedDocument:
-    try:
-        async with session.post(url, json=doc.to_json()) as resp:
-            if resp.status >= 500:
-                raise PartnerFailure("unreachable", None, f"partner answered HTTP {resp.status}")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.content.iter_chunked(1 << 16):
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    raise PartnerFailure("invalid", None, "response too large")
-                chunks.append(chunk)
-            body = b"".join(chunks)
-            if resp.content_type == "application/problem+json":
-                raise PartnerFailure(
-                    "invalid",
-                    None,
-                    f"partner rejected the request (HTTP {resp.status}): {body[:200]!r}",
-                )
-    except (aiohttp.ClientError, OSError) as e:
-        # Connection refused or reset, a truncated body, a redirect loop: no signed answer.
-        raise PartnerFailure("unreachable", None, f"{type(e).__name__}: {e}") from e
-    try:
-        return jws.parse_bytes(body, typ)
-    except ProtocolError as e:
-        raise PartnerFailure("invalid", e.code, e.detail) from e
-
-
-def verify_from(doc: jws.SignedDocument, party: ConvenantParty, card: PeerCard | None) -> None:
-    """The response is signed by the key the convenant names for this partner."""
-    if card is None:
-        raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
-    if card.signing_fingerprint != party.signing_key_fingerprint:
-        raise PartnerFailure(
-            "invalid", "key_mismatch", "peer card key differs from the convenant's"
-        )
-    try:
-        doc.verify(party.signing_key_fingerprint, card.signing_key_bytes)
-    except ProtocolError as e:
-        raise PartnerFailure("invalid", e.code, e.detail) from e
-
-
-A = TypeVar("A", bound=PartnerAnswer)
-
-
-async def signed_exchange(
-    ctx: NodeContext,
-    session: aiohttp.ClientSession,
-    party: ConvenantParty,
-    card: PeerCard,
-    path: str,
-    doc: jws.SignedDocument,
-    answer_typ: str,
-    model: type[A],
-    timeout: float,
-) -> A:
-    """POST a signed request to a partner and take its signed answer as ``model``: signed
-    by the key the convenant names, answering this very request (``request_hash``,
-    ``partner``, ``requester``), its tree head verified and kept (§6.8 step 3, §9.3).
-
-    Every failure is a PartnerFailure (or TimeoutError); a refusal is returned, for the
-    caller to classify with what it asked.
-    """
-    answer = await asyncio.wait_for(
-        post_signed(session, card.endpoint_url + path, doc, answer_typ), timeout
-    )
-    verify_from(answer, party, card)
-    try:
-        resp = parse_model(model, answer.payload)
-    except ProtocolError as e:
-        raise PartnerFailure("invalid", e.code, e.detail) from e
-    if (
-        resp.request_hash != jws.b64u_encode(doc.digest())
-        or resp.partner != party.node_id
-        or resp.requester != ctx.node_id
-    ):
-        raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
-    keep_tree_head(ctx, party, card, resp.tree_head)
-    return resp
-
-
-def keep_tree_head(
-    ctx: NodeContext, party: ConvenantParty, card: PeerCard, obj: dict[str, Any]
-) -> None:
-    """§9.3: verify the partner's signed tree head and keep it. A second head for a size we
-    hold, with another root, proves a forked log: the answer is not trusted."""
-    try:
-        head = log.check_head(obj, party.node_id, card.signing_key_bytes)
-    except ProtocolError as e:
-        raise PartnerFailure("invalid", "bad_tree_head", e.detail) from e
-    with tx(ctx.conn):
-        seen = peer_heads.remember(ctx.conn, party.node_id, head, ctx.clock())
-        if seen == "conflict":
-            ctx.record(
-                [
-                    log.LogEntry(
-                        kind="peer.log_forked",
-                        counterparty=party.node_id,
-                        outcome="conflict",
-                        data={"tree_size": head.tree_size},
-                    )
-                ]
-            )
-    if seen == "conflict":
-        raise PartnerFailure(
-            "invalid",
-            "forked_log",
-            f"partner signed two different logs of size {head.tree_size}",
-        )
 
 
 @dataclass(frozen=True)
@@ -460,30 +334,6 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
     return result
 
 
-def current_convenant(ctx: NodeContext, convenant_id: str) -> Convenant:
-    """The newest installed version in force now (a renewal may be installed early)."""
-    trusted = ctx.trust()
-    versions = trusted.versions(convenant_id)
-    if not versions:
-        raise UnknownConvenant(f"convenant {convenant_id} is not installed here")
-    keys = trusted.party_keys
-    now = ctx.clock()
-    refusals = [in_force(v.convenant, v.document, keys, now) for v in versions]
-    inst = next((v for v, r in zip(versions, refusals, strict=True) if r is None), None)
-    if inst is None:
-        first = refusals[0]
-        raise ConvenantNotInForce(first.detail if first else f"{convenant_id} is not in force")
-    if inst.convenant.party(ctx.node_id) is None:
-        raise NotAParty(f"this node is not a party to {convenant_id}")
-    gone = withdrawn(trusted.withdrawals_of(convenant_id), inst.convenant, ctx.node_id, now)
-    if gone is not None:
-        # Every provider would refuse us; we signed that we left, so we do not ask.
-        raise PartyWithdrawn(
-            f"this node withdrew from {convenant_id} at {rfc3339(gone.withdrawn_at)}"
-        )
-    return inst.convenant
-
-
 async def ask_bekendheid(
     ctx: NodeContext,
     session: aiohttp.ClientSession,
@@ -563,11 +413,8 @@ async def ask_bekendheid(
             now,
         )
     if hits:
-        # §14.9; the requester module imports this one, hence the late import.
-        from node.flows.detail_asking import send_hit_notices  # noqa: PLC0415
-
         await send_hit_notices(ctx, session, conv, hits)
     return query
 
 
-__all__ = ["PartnerResult", "QueryResult", "VhnodeError", "ask_bekendheid"]
+__all__ = ["PartnerResult", "QueryResult", "ask_bekendheid"]

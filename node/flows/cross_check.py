@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 
 from node.errors import ProtocolError
-from node.flows.asking import PartnerFailure, post_signed
 from node.flows.context import NodeContext
+from node.flows.peer_client import PartnerFailure, post_signed
 from node.protocol import jws, merkle
 from node.protocol.consistency import (
     CONSISTENCY_REQUEST_TYP,

@@ -41,6 +41,7 @@ from node.errors import (
 from node.flows import detail_source as source
 from node.flows.admin import own_card
 from node.flows.answering import (
+    Answer,
     authenticate_peer,
     check_fresh,
     convenant_state,
@@ -49,7 +50,6 @@ from node.flows.answering import (
 )
 from node.flows.context import NodeContext
 from node.flows.publishing import rebuild
-from node.http.plumbing import Answer
 from node.policy import detail as policy
 from node.policy.convenant import Decision, decide_standing
 from node.protocol import jws, oprf

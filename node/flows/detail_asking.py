@@ -44,12 +44,9 @@ from node.errors import (
 )
 from node.flows.admin import own_card
 from node.flows.answering import authenticate_peer, check_fresh
-from node.flows.asking import (
-    PartnerFailure,
-    current_convenant,
-    signed_exchange,
-)
 from node.flows.context import NodeContext
+from node.flows.peer_client import PartnerFailure, signed_exchange
+from node.flows.standing import current_convenant
 from node.policy.detail import hit_notice_required, retention_deadline
 from node.protocol import jws
 from node.protocol.convenant import Convenant, ConvenantParty

@@ -32,7 +32,7 @@ from node.flows import answering as provider
 from node.flows import detail_answering as detail_provider
 from node.flows import detail_asking as requester
 from node.flows.asking import ask_bekendheid
-from node.flows.audit import inzage, report
+from node.flows.audit import inzage, render, report
 from node.flows.context import NodeContext
 from node.flows.cross_check import cross_check
 from node.flows.publishing import apply_changes
@@ -265,7 +265,7 @@ async def get_audit_report(request: web.Request) -> web.Response:
     thresholds = report.parse_thresholds(q.get("subjects_per_day"), q.get("requests_per_minute"))
     rep = report.report_for(ctx.conn, ctx.node_id, ctx.clock(), filters, thresholds)
     if fmt == "csv":
-        return web.Response(text=report.csv_text(rep), content_type="text/csv", charset="utf-8")
+        return web.Response(text=render.csv_text(rep), content_type="text/csv", charset="utf-8")
     return web.json_response(rep.as_json())
 
 

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from node.config import NODE_ID_PATTERN
 from node.errors import InputError
 from node.flows import detail_asking as requester
 from node.http.plumbing import CTX, SESSION, USER, json_body, roles
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.detail import DETAIL_NOTICE_PATH, MAX_CATEGORIES, TRACE_ID
+from node.protocol.models import NODE_ID_PATTERN
 
 ASKERS = ("coordinator", "liaison", "privacy_officer")
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from node.errors import InputError
+from node.flows.answering import Answer
 from node.flows.context import NodeContext
-from node.protocol import jws
 from node.store.users import User
 
 CTX = web.AppKey("ctx", NodeContext)
@@ -56,14 +55,6 @@ async def json_body(request: web.Request) -> Any:
     except (ValueError, RecursionError) as e:
         # ValueError: bad JSON, bad UTF-8, over-long numbers; RecursionError: deep nesting.
         raise InputError("body is not acceptable JSON") from e
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A signed answer to a peer request and the HTTP status it travels with."""
-
-    http_status: int
-    document: jws.SignedDocument
 
 
 def jose(answer: Answer) -> web.Response:

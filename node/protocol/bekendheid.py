@@ -11,9 +11,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from node.config import NODE_ID_PATTERN
 from node.protocol.convenant import ID_PATTERN
-from node.protocol.models import Timestamp, WireInt, WireModel
+from node.protocol.models import NODE_ID_PATTERN, Timestamp, WireInt, WireModel
 
 EVALUATE_REQUEST_TYP = "vhnode-evaluate-request/v1"
 EVALUATE_RESPONSE_TYP = "vhnode-evaluate-response/v1"

@@ -11,9 +11,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from node.config import NODE_ID_PATTERN
 from node.protocol.bekendheid import NONCE, PartnerAnswer
-from node.protocol.models import Timestamp, WireInt, WireModel
+from node.protocol.models import NODE_ID_PATTERN, Timestamp, WireInt, WireModel
 
 CONSISTENCY_REQUEST_TYP = "vhnode-consistency-request/v1"
 CONSISTENCY_RESPONSE_TYP = "vhnode-consistency-response/v1"

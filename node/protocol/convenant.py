@@ -17,10 +17,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, Strict, model_validator
 
-from node.config import NODE_ID_PATTERN, OrgType
 from node.errors import InputError, MalformedMessage
 from node.protocol import jws
-from node.protocol.models import Timestamp, WireInt, WireModel, parse_model
+from node.protocol.models import (
+    NODE_ID_PATTERN,
+    OrgType,
+    Timestamp,
+    WireInt,
+    WireModel,
+    parse_model,
+)
 
 CONVENANT_TYP = "vhnode-convenant/v1"
 jws.remember_verifications(CONVENANT_TYP)

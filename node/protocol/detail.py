@@ -17,12 +17,11 @@ import nacl.public
 import rfc8785
 from pydantic import Field, model_validator
 
-from node.config import NODE_ID_PATTERN
 from node.errors import MalformedMessage
 from node.protocol import jws
 from node.protocol.bekendheid import B64U, NONCE, PartnerAnswer
 from node.protocol.convenant import ID_PATTERN, RecipientRole
-from node.protocol.models import Timestamp, WireInt, WireModel, parse_model
+from node.protocol.models import NODE_ID_PATTERN, Timestamp, WireInt, WireModel, parse_model
 
 DETAIL_REQUEST_TYP = "vhnode-detail-request/v1"
 DETAIL_RESPONSE_TYP = "vhnode-detail-response/v1"

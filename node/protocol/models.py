@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -36,6 +36,22 @@ def _one_form(v: Any) -> Any:
         raise ValueError("timestamp must be RFC 3339 UTC, whole seconds: YYYY-MM-DDTHH:MM:SSZ")
     return v
 
+
+# The kinds of partner (docs/protocol.md §3) and the form of a node id, shared by every
+# message that names a node.
+OrgType = Literal[
+    "politie",
+    "om",
+    "reclassering",
+    "rvdk",
+    "jeugdzorg",
+    "ggz",
+    "gemeente",
+    "woningcorporatie",
+    "dji",
+    "veiligheidshuis",
+]
+NODE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import nacl.signing
 from pydantic import AnyHttpUrl, Field, model_validator
 
-from node.config import NODE_ID_PATTERN, NodeConfig, OrgType
 from node.errors import ExpiredDocument
-from node.keys import NodeKeys
 from node.protocol import jws
-from node.protocol.models import Timestamp, WireModel, parse_model
+from node.protocol.models import NODE_ID_PATTERN, OrgType, Timestamp, WireModel, parse_model
 
 PEER_CARD_TYP = "vhnode-peer-card/v1"
 jws.remember_verifications(PEER_CARD_TYP)
@@ -65,19 +64,30 @@ class PeerCard(WireModel):
         return out
 
 
-def issue_card(cfg: NodeConfig, keys: NodeKeys, now: datetime) -> jws.SignedDocument:
+def issue_card(
+    *,
+    node_id: str,
+    organisation: str,
+    org_type: OrgType,
+    endpoint: AnyHttpUrl,
+    signing_key: nacl.signing.SigningKey,
+    encryption_public: bytes,
+    validity: timedelta,
+    now: datetime,
+) -> jws.SignedDocument:
+    """A self-signed peer card (§3) valid from ``now`` for ``validity``."""
     card = PeerCard(
-        node_id=cfg.node_id,
-        organisation=cfg.organisation,
-        org_type=cfg.org_type,
-        endpoint=cfg.endpoint,
-        signing_key=jws.b64u_encode(keys.signing_public),
-        encryption_key=jws.b64u_encode(keys.encryption_public),
+        node_id=node_id,
+        organisation=organisation,
+        org_type=org_type,
+        endpoint=endpoint,
+        signing_key=jws.b64u_encode(bytes(signing_key.verify_key)),
+        encryption_key=jws.b64u_encode(encryption_public),
         valid_from=now,
-        valid_until=now + timedelta(days=cfg.card_validity_days),
+        valid_until=now + validity,
         issued_at=now,
     )
-    return jws.sign(PEER_CARD_TYP, card.wire(), keys.signing)
+    return jws.sign(PEER_CARD_TYP, card.wire(), signing_key)
 
 
 def verify_card(obj: Any, now: datetime | None = None) -> tuple[PeerCard, jws.SignedDocument]:

@@ -17,11 +17,10 @@ from typing import Any, Literal
 import nacl.signing
 from pydantic import Field
 
-from node.config import NODE_ID_PATTERN
 from node.errors import BadSignature, NotAParty
 from node.protocol import jws
 from node.protocol.convenant import ID_PATTERN, Convenant
-from node.protocol.models import Timestamp, WireInt, WireModel, parse_model
+from node.protocol.models import NODE_ID_PATTERN, Timestamp, WireInt, WireModel, parse_model
 
 WITHDRAWAL_TYP = "vhnode-convenant-withdrawal/v1"
 # Installed withdrawals are re-checked whenever the trust snapshot reloads, like convenants.

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -44,8 +43,8 @@ import nacl.signing
 
 from node.errors import InputError, LogCorrupted, MalformedMessage, NotFound
 from node.protocol import jws, merkle
-from node.protocol.jws import SignedDocument
 from node.protocol.models import rfc3339
+from node.protocol.tree_head import TREE_HEAD_TYP, TreeHead, check_head, parse_time
 
 # The verifier lives in its own module; re-exported (``__all__``) so ``log.verify`` and
 # friends keep working. log_verify imports this module only inside its functions.
@@ -78,7 +77,6 @@ __all__ = [
     "verify",
 ]
 
-TREE_HEAD_TYP = "vhnode-tree-head/v1"
 
 LEAF_PREFIX = merkle.LEAF_PREFIX
 NODE_PREFIX = merkle.NODE_PREFIX
@@ -88,7 +86,6 @@ GENESIS_PREV = "0" * 64
 """``prev`` of entry 0: there is no previous leaf."""
 
 _PSEUDONYM = re.compile(r"[0-9a-f]{64}")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _BACKFILL_BATCH = 10_000
 
 SCHEMA = """
@@ -236,23 +233,6 @@ def _body(entry: LogEntry, seq: int, prev: bytes, time: str, node_id: str) -> di
 # --- tree heads ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TreeHead:
-    tree_size: int
-    root_hash: bytes
-    signed_at: datetime
-    jws: str
-    """The signed head as JSON text (JWS General JSON Serialization)."""
-
-    def document(self) -> SignedDocument:
-        """The parsed JWS, e.g. to send to a peer. Not verified here."""
-        return jws.parse(json.loads(self.jws), TREE_HEAD_TYP)
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
-
-
 def _sign_head(
     conn: sqlite3.Connection,
     signing_key: nacl.signing.SigningKey,
@@ -278,33 +258,9 @@ def _sign_head(
     return TreeHead(tree_size, root, now.astimezone(UTC).replace(microsecond=0), text)
 
 
-def check_head(obj: Any, node_id: str, verify_key: bytes) -> TreeHead:
-    """Parse and verify a signed tree head of ``node_id`` (ours in ``verify``, a peer's
-    when heads are gossiped). Raises BadSignature or MalformedMessage."""
-    doc = jws.parse(obj, TREE_HEAD_TYP)
-    doc.verify(jws.fingerprint(verify_key), verify_key)
-    p = doc.payload
-    if set(p) != {"node", "tree_size", "root_hash", "signed_at"}:
-        raise MalformedMessage(
-            "tree head payload must be exactly node, tree_size, root_hash, signed_at"
-        )
-    if p["node"] != node_id:
-        raise MalformedMessage(f"tree head is for node {p['node']!r}, expected {node_id!r}")
-    if type(p["tree_size"]) is not int or p["tree_size"] < 0:
-        raise MalformedMessage("tree head tree_size must be a non-negative integer")
-    root = jws.b64u_decode(p["root_hash"])
-    if len(root) != 32:
-        raise MalformedMessage("tree head root_hash must be 32 bytes")
-    try:
-        signed_at = _parse_time(p["signed_at"])
-    except (TypeError, ValueError) as e:
-        raise MalformedMessage("tree head signed_at must be RFC 3339 UTC (…Z)") from e
-    return TreeHead(p["tree_size"], root, signed_at, jws.canonical(doc.to_json()).decode("ascii"))
-
-
 def _head_from_row(row: tuple[Any, ...]) -> TreeHead:
     tree_size, root, signed_at, text = row
-    return TreeHead(int(tree_size), bytes(root), _parse_time(signed_at), str(text))
+    return TreeHead(int(tree_size), bytes(root), parse_time(signed_at), str(text))
 
 
 def latest_head(conn: sqlite3.Connection) -> TreeHead | None:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from node.errors import BadSignature, LogCorrupted, MalformedMessage
 from node.protocol import merkle
 from node.protocol.models import rfc3339
+from node.protocol.tree_head import check_head
 
 MAX_PROBLEMS = 20
 """``verify`` reports at most this many problems, the earliest ones in log order."""
@@ -251,11 +252,6 @@ def _span_is(lo: int, hi: int, verb: str) -> str:
 
 class _Verifier:
     def __init__(self, conn: sqlite3.Connection, node_id: str, verify_key: bytes) -> None:
-        # Imported here, not at the top: node.store.log imports this module to re-export
-        # verify, so a top-level import would be a cycle.
-        from node.store.log import check_head  # noqa: PLC0415
-
-        self.check_head = check_head
         self.conn = conn
         self.node_id = node_id
         self.verify_key = verify_key
@@ -456,7 +452,7 @@ class _Verifier:
         self.latest_head_size = tree_size
         seq = tree_size - 1 if tree_size > 0 else None
         try:
-            head = self.check_head(json.loads(text), self.node_id, self.verify_key)
+            head = check_head(json.loads(text), self.node_id, self.verify_key)
         except BadSignature as e:
             self.problems.add(seq, "bad_signature", f"tree head {tree_size}: {e.detail}", tree_size)
             return

@@ -2,7 +2,7 @@
 purpose, with which outcome, and what looks unusual (docs/audit.md "Report").
 
 Pure over :class:`node.flows.audit.Entry` values: :func:`build` folds entries into a
-:class:`Report`; :func:`render_text`, :meth:`Report.as_json` and :func:`csv_text` only
+:class:`Report`; :meth:`Report.as_json` and ``render`` (text, CSV) only
 format it. The SQL stays at the edge, in :func:`report_for` (time and convenant narrow
 the read through their indexes; the other filters are applied here, on the entry).
 
@@ -54,7 +54,6 @@ from node.flows.audit.kinds import (
     SUSPECT_REASONS,
     TAG_SET_SERVE_KINDS,
 )
-from node.flows.audit.render import CSV_COLUMNS, csv_rows, csv_text, render_text
 from node.protocol.models import rfc3339
 
 __all__ = [
@@ -62,7 +61,6 @@ __all__ = [
     "ALERT_KINDS",
     "ASK_KINDS",
     "BURST_WINDOW_SECONDS",
-    "CSV_COLUMNS",
     "DEFAULT_REQUESTS_PER_MINUTE",
     "DEFAULT_SUBJECTS_PER_DAY",
     "DETAIL_KINDS",
@@ -77,13 +75,10 @@ __all__ = [
     "Report",
     "Thresholds",
     "build",
-    "csv_rows",
-    "csv_text",
     "matches",
     "parse_date",
     "parse_filters",
     "parse_thresholds",
-    "render_text",
     "report_for",
     "requesting_party",
 ]
