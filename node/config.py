@@ -12,6 +12,7 @@ from node.protocol.models import NODE_ID_PATTERN, OrgType
 
 CONFIG_FILE = "node.toml"
 DB_FILE = "node.db"
+CARD_FILE = "card.json"
 KEYS_DIR = "keys"
 
 
@@ -40,6 +41,9 @@ class LimitsConfig(_Strict):
 class PeersConfig(_Strict):
     timeout_seconds: float = Field(3.0, gt=0)
     tag_set_timeout_seconds: float = Field(60.0, gt=0)
+    # One deadline per round bounds everything the round waits for (docs/api.md); a tag-set
+    # transfer still running then goes on in the background for the next round.
+    round_deadline_seconds: float = Field(10.0, gt=0, le=300)
 
 
 class RetentionConfig(_Strict):

@@ -83,6 +83,8 @@ class World:
         for r in self.rounds:
             if r.asker != node_id or not set(r.keys) & keys:
                 continue
+            # The round's intent, logged before anything was sent (no partner, no status).
+            out.append(("bekendheid.round", r.result["trace_id"], None, (), len(set(r.keys))))
             for p in r.result["partners"]:
                 statuses = tuple(s for k, s in zip(r.keys, p["subjects"], strict=True) if k in keys)
                 trace = r.result["trace_id"]
@@ -182,8 +184,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         await fed.close()
 
 
-def _answer(w: World, node_id: str, identifiers: list[dict[str, Any]]) -> inzage.InzageReport:
-    rep = inzage.answer(
+async def _answer(w: World, node_id: str, identifiers: list[dict[str, Any]]) -> inzage.InzageReport:
+    rep = await inzage.answer(
         w.fed.nodes[node_id].ctx, [parse_identifier(i) for i in identifiers], "fg-test"
     )
     w.inzages.setdefault(node_id, []).append(set(_keys(identifiers)))
@@ -200,7 +202,7 @@ async def test_every_person_gets_exactly_their_entries(world: World) -> None:
     for node_id in (VH, POLITIE, OM, GGZ):
         for p in w.people:
             expected = w.expected(node_id, w.keys_of(p))
-            rep = _answer(w, node_id, _ids(p))
+            rep = await _answer(w, node_id, _ids(p))
             assert _found(rep) == expected, (node_id, p.pid)
             _no_pseudonyms(rep)
             for e in rep.entries:
@@ -210,20 +212,22 @@ async def test_every_person_gets_exactly_their_entries(world: World) -> None:
                         e.matched[0].status if len({m.status for m in e.matched}) == 1 else "mixed"
                     )
     # sanity: the script produced what the test claims to cover
-    at_vh = _answer(w, VH, _ids(max(w.people, key=lambda p: len(w.expected(VH, w.keys_of(p))))))
+    at_vh = await _answer(
+        w, VH, _ids(max(w.people, key=lambda p: len(w.expected(VH, w.keys_of(p)))))
+    )
     assert any(e.subjects_in_entry >= 3 for e in at_vh.entries)  # a family round
-    assert any(e.outcome == "refused" for e in _answer(w, VH, _ids(w.people[3])).entries)
+    assert any(e.outcome == "refused" for e in (await _answer(w, VH, _ids(w.people[3]))).entries)
 
 
 async def test_found_only_by_the_identifiers_given(world: World) -> None:
     w = world
     p = w.people[10]  # asked about by name only
-    by_bsn = _answer(w, VH, _ids(p)[:1])
+    by_bsn = await _answer(w, VH, _ids(p)[:1])
     assert [e.kind for e in by_bsn.entries] == []
     expected = w.expected(VH, set(_keys(_ids(p)[1:2])))
-    by_name = _answer(w, VH, _ids(p)[1:2])
-    assert {e.kind for e in by_name.entries} == {"bekendheid.asked"}
-    assert len(by_name.entries) == 4  # one round, four partners
+    by_name = await _answer(w, VH, _ids(p)[1:2])
+    assert {e.kind for e in by_name.entries} == {"bekendheid.round", "bekendheid.asked"}
+    assert len(by_name.entries) == 5  # one round: its intent, then four partners' answers
     assert _found(by_name) == expected
     assert {m.identifier for e in by_name.entries for m in e.matched} == set(_keys(_ids(p)[1:2]))
 
@@ -231,18 +235,18 @@ async def test_found_only_by_the_identifiers_given(world: World) -> None:
 async def test_provider_lists_registry_changes_and_current_registrations(world: World) -> None:
     w = world
     p3, p4, p12 = w.people[3], w.people[4], w.people[12]
-    rep = _answer(w, POLITIE, _ids(p3))
+    rep = await _answer(w, POLITIE, _ids(p3))
     assert [e.kind for e in rep.entries] == ["registry.changed", "registry.changed"]  # in, out
     assert rep.registrations == []  # BPS-3 was removed
-    rep = _answer(w, POLITIE, _ids(p4))
+    rep = await _answer(w, POLITIE, _ids(p4))
     assert [(r.ref, r.themes) for r in rep.registrations] == [("BPS-4", ("huiselijk_geweld",))]
     assert rep.registrations[0].matched == (f"bsn:{p4.bsn}",)
-    rep = _answer(w, POLITIE, _ids(p12))
+    rep = await _answer(w, POLITIE, _ids(p12))
     same_address = [f"HGV-{p.pid}" for p in w.people[12:15] if p.address == p12.address]
     assert [r.ref for r in rep.registrations] == same_address
     # om answered evaluations about persons 0..5, but the blind protocol leaves no trace
     # of whom it was asked about: only its own registry changes appear
-    rep = _answer(w, OM, _ids(w.people[0]))
+    rep = await _answer(w, OM, _ids(w.people[0]))
     assert [e.kind for e in rep.entries] == ["registry.changed"]
     assert log_entries(w.fed.nodes[OM], "bekendheid.evaluated")
     assert all(e["subjects"] == [] for e in log_entries(w.fed.nodes[OM], "bekendheid.evaluated"))
@@ -251,13 +255,13 @@ async def test_provider_lists_registry_changes_and_current_registrations(world: 
 async def test_the_lookup_itself_is_logged_and_shows_next_time(world: World) -> None:
     w = world
     p = w.people[0]
-    first = _answer(w, VH, _ids(p)[:1])
+    first = await _answer(w, VH, _ids(p)[:1])
     [entry] = log_entries(w.fed.nodes[VH], "audit.inzage")[-1:]
     assert entry["actor"] == "fg-test"
     assert entry["data"]["entries"] == len(first.entries)
     key = w.fed.nodes[VH].ctx.keys.pseudonym_key()
     assert entry["subjects"] == [log.pseudonym(key, f"bsn:{p.bsn}")]
-    second = _answer(w, VH, _ids(p)[:1])
+    second = await _answer(w, VH, _ids(p)[:1])
     assert [e.kind for e in second.entries] == [*(e.kind for e in first.entries), "audit.inzage"]
     assert log.verify(w.fed.nodes[VH].ctx.conn, VH, w.fed.nodes[VH].ctx.keys.signing_public).ok
 
@@ -383,7 +387,7 @@ def test_cli_bad_input(tmp_path: Path, args: list[str], code: int, message: str)
 # --- scale: one registry batch of 20,000 ---------------------------------------------------
 
 
-def test_a_20000_row_batch_is_one_entry_and_still_found(tmp_path: Path) -> None:
+async def test_a_20000_row_batch_is_one_entry_and_still_found(tmp_path: Path) -> None:
     cfg = NodeConfig.model_validate(
         {
             "node_id": "ggz-big",
@@ -405,7 +409,7 @@ def test_a_20000_row_batch_is_one_entry_and_still_found(tmp_path: Path) -> None:
         assert len(changed["subjects"]) == 20_000
         assert changed["subjects"] == sorted(changed["subjects"])
         started = time.perf_counter()
-        rep = inzage.answer(ctx, [parse_identifier(_ids(people[12_345])[0])], "fg")
+        rep = await inzage.answer(ctx, [parse_identifier(_ids(people[12_345])[0])], "fg")
         lookup = time.perf_counter() - started
         print(f"20,000-row batch {took:.2f}s; access request {lookup * 1000:.0f} ms")
         [entry] = rep.entries

@@ -156,7 +156,7 @@ async def test_retention_purge_removes_details(federation: Federation) -> None:
         _reg("BPS-2", details={"contactpersoon": "blijft"}),
     )
     node.clock.offset = timedelta(days=1)
-    assert admin.purge_expired(node.ctx) == ["BPS-1"]
+    assert admin.purge_all_expired(node.ctx) == ["BPS-1"]
     assert registry.details(node.ctx.conn, "BPS-1") == {}
     assert registry.details(node.ctx.conn, "BPS-2") == {"contactpersoon": "blijft"}
     assert SECRET not in _all_log_bodies(federation)

@@ -37,11 +37,11 @@ async def test_registration_is_purged_after_its_day_and_no_longer_a_hit(
     today = node.clock().date()
     federation.register("politie-test", _reg("BPS-1", JAN, today.isoformat()))
     federation.register("politie-test", _reg("BPS-2", PIET, None))
-    assert admin.purge_expired(node.ctx) == []  # the day itself is still kept
+    assert admin.purge_all_expired(node.ctx) == []  # the day itself is still kept
     assert statuses(await federation.query("vh-test", [JAN]))["politie-test"] == "hit"
 
     node.clock.offset = timedelta(days=1)
-    assert admin.purge_expired(node.ctx) == ["BPS-1"]
+    assert admin.purge_all_expired(node.ctx) == ["BPS-1"]
     assert registry.get(node.ctx.conn, "BPS-1") is None
     assert registry.get(node.ctx.conn, "BPS-2") is not None  # no retain_until: kept
 
@@ -66,8 +66,8 @@ async def test_access_request_still_finds_a_purged_registration(federation: Fede
     node = federation.nodes["politie-test"]
     federation.register("politie-test", _reg("BPS-9", JAN, node.clock().date().isoformat()))
     node.clock.offset = timedelta(days=2)
-    admin.purge_expired(node.ctx)
-    found = inzage.answer(node.ctx, [parse_identifier(JAN)], actor="fg-test")
+    admin.purge_all_expired(node.ctx)
+    found = await inzage.answer(node.ctx, [parse_identifier(JAN)], actor="fg-test")
     kinds = [e["kind"] for e in found.as_json()["entries"]]
     assert kinds.count("registry.changed") == 2  # registered, then purged
     assert found.as_json()["registrations"] == []

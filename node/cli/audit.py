@@ -168,7 +168,7 @@ def audit_inzage(
     """Answer a data subject's access request: every logged processing about them."""
     subjects = subjects_from_options(bsns, persons, addresses)
     with node_at(home) as ctx:
-        rep = inzage.answer(ctx, subjects, _os_user(), request_ref)
+        rep = inzage.answer_here(ctx, subjects, _os_user(), request_ref)
     if as_json:
         text = json.dumps(rep.as_json(), indent=2, ensure_ascii=False) + "\n"
     else:

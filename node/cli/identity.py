@@ -18,7 +18,7 @@ from node.cli.common import (
     print_json,
     print_table,
 )
-from node.config import HttpConfig, NodeConfig
+from node.config import CARD_FILE, HttpConfig, NodeConfig
 from node.errors import InputError
 from node.flows import admin
 from node.protocol.models import OrgType, rfc3339
@@ -73,7 +73,7 @@ def init(
     card, _ = verify_card(admin.init_node(home, cfg).to_json())
     click.echo(f"initialised node {cfg.node_id} in {home}")
     click.echo(f"signing key fingerprint: {card.signing_fingerprint}")
-    click.echo(f"peer card: {home / admin.CARD_FILE}")
+    click.echo(f"peer card: {home / CARD_FILE}")
     click.echo("send the card to your partners' admins and confirm the fingerprint by phone")
 
 
@@ -92,7 +92,7 @@ def card_show(home: Path, as_json: bool) -> None:
     """Show the peer card (--json: the signed card as in <home>/card.json)."""
     with node_at(home) as ctx:
         if as_json:
-            click.echo((ctx.home / admin.CARD_FILE).read_text(), nl=False)
+            click.echo((ctx.home / CARD_FILE).read_text(), nl=False)
             return
         c, _ = admin.own_card(ctx)
     click.echo(f"node id:                 {c.node_id}")
@@ -110,7 +110,7 @@ def card_export(home: Path, output: Path | None) -> None:
     """Write the signed peer card, to send to partners' admins."""
     with node_at(home) as ctx:
         admin.own_card(ctx)  # refuse to hand out a card that does not verify
-        text = (ctx.home / admin.CARD_FILE).read_text()
+        text = (ctx.home / CARD_FILE).read_text()
     emit(text, output)
 
 

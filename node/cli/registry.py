@@ -54,7 +54,7 @@ def registry_purge(home: Path, as_json: bool) -> None:
     A running node does this by itself every [retention] purge_interval_seconds.
     """
     with node_at(home) as ctx:
-        refs = admin.purge_expired(ctx)
+        refs = admin.purge_all_expired(ctx)
     if as_json:
         print_json({"purged": len(refs), "refs": refs})
     else:

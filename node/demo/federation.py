@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from node.config import DB_FILE, NodeConfig
+from node.config import CARD_FILE, DB_FILE, NodeConfig
 from node.demo.partners import (
     CONVENANT_ID,
     COORDINATOR_NODE,
@@ -250,7 +250,7 @@ def sigterm_raises() -> Iterator[None]:
 
 def verify_home(home: Path, node_id: str) -> dict[str, Any]:
     """Verify a stopped node's log from its database, with the key of its peer card."""
-    card, _ = verify_card(json.loads((home / admin.CARD_FILE).read_text()))
+    card, _ = verify_card(json.loads((home / CARD_FILE).read_text()))
     if card.node_id != node_id:
         return {
             "ok": False,
@@ -321,7 +321,7 @@ def set_up(
             ctx = open_node(node.home)
             stack.callback(ctx.close)
             ctxs[node.node_id] = ctx
-        cards = {n.node_id: json.loads((n.home / admin.CARD_FILE).read_text()) for n in nodes}
+        cards = {n.node_id: json.loads((n.home / CARD_FILE).read_text()) for n in nodes}
         for a in nodes:
             for b in nodes:
                 if a is not b:

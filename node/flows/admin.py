@@ -13,7 +13,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from node.config import CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, render_config
+from node.config import CARD_FILE, CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, render_config
 from node.errors import (
     ConfigError,
     ConvenantNotInForce,
@@ -44,7 +44,6 @@ from node.protocol.withdrawal import (
 from node.store import convenants, db, log, peers, registry, tag_sets, users
 from node.store.db import tx
 
-CARD_FILE = "card.json"
 IMPORT_BATCH = 20_000
 
 
@@ -97,7 +96,7 @@ def issue_card(cfg: NodeConfig, keys: NodeKeys, now: datetime) -> jws.SignedDocu
 
 
 def own_card(ctx: NodeContext) -> tuple[PeerCard, jws.SignedDocument]:
-    return verify_card(json.loads((ctx.home / CARD_FILE).read_text()))
+    return ctx.own_card()
 
 
 def load_json_file(path: Path) -> Any:
@@ -364,18 +363,34 @@ def import_registrations(
     return report
 
 
-def purge_expired(ctx: NodeContext) -> list[str]:
-    """Remove registrations past their retain_until day (UTC date of the node's clock).
+PURGE_BATCH = 1_000
+"""Registrations removed per transaction: a large purge must not hold the write lock for
+long while a server on the same database answers its peers."""
+
+
+def purge_expired(ctx: NodeContext, limit: int = PURGE_BATCH) -> list[str]:
+    """Remove up to ``limit`` registrations past their retain_until day (UTC date of the
+    node's clock), in one transaction; the caller repeats until none are left and then
+    calls ``db.flush_deleted``.
 
     Goes through the same path as any removal: tag sets change and the log records a
     ``registry.changed`` entry with reason ``retention`` and the subjects' pseudonyms, so
     the log stays verifiable and an access request still shows the processing.
     """
-    refs = registry.expired(ctx.conn, ctx.clock().date())
+    refs = registry.expired(ctx.conn, ctx.clock().date(), limit)
     if refs:
         apply_changes(ctx, [], refs, actor="retention", reason="retention")
-        db.flush_deleted(ctx.conn)
     return refs
+
+
+def purge_all_expired(ctx: NodeContext) -> list[str]:
+    """Every registration past its retain_until day, in batches (the CLI's purge)."""
+    purged: list[str] = []
+    while batch := purge_expired(ctx):
+        purged += batch
+    if purged:
+        db.flush_deleted(ctx.conn)
+    return purged
 
 
 def create_user(ctx: NodeContext, name: str, role: str) -> str:

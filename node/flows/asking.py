@@ -18,6 +18,7 @@ the partner signed an evaluation and a tag set that together say so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Sequence
@@ -60,7 +61,6 @@ from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import tag_from_output, unpack
 from node.protocol.withdrawal import withdrawn
 from node.store import log, received, tag_sets
-from node.store.db import tx
 
 EVALUATE_PATH = "/peer/v1/evaluate"
 TAG_SET_PATH = "/peer/v1/tag-set"
@@ -133,6 +133,7 @@ class _Round:
     user: str
     trace_id: str
     keys: list[bytes]  # subject keys, UTF-8
+    deadline_seconds: float
 
 
 async def _sync_tag_set(r: _Round, party: ConvenantParty, card: PeerCard, head: TagSetHead) -> int:
@@ -142,15 +143,32 @@ async def _sync_tag_set(r: _Round, party: ConvenantParty, card: PeerCard, head: 
     delta twice on top of each other.
     """
     lock = r.ctx.sync_locks.setdefault((party.node_id, r.conv.id), asyncio.Lock())
-    async with lock:
-        return await _sync_tag_set_locked(r, party, card, head)
+
+    async def run() -> int:
+        async with lock:
+            return await _sync_tag_set_locked(r, party, card, head)
+
+    # A transfer outlives the round that started it (shielded): cut off at the round's
+    # deadline it would start over at the next round and never finish for a large set.
+    # Its own bound is the tag-set timeout.
+    task = asyncio.ensure_future(run())
+    r.ctx.background.add(task)
+    task.add_done_callback(r.ctx.background.discard)
+    task.add_done_callback(_retrieve)
+    return await asyncio.shield(task)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    # The round that waited may be gone; its outcome was reported there or not at all.
+    if not task.cancelled():
+        task.exception()
 
 
 async def _sync_tag_set_locked(
     r: _Round, party: ConvenantParty, card: PeerCard, head: TagSetHead
 ) -> int:
     ctx = r.ctx
-    held = tag_sets.peer_head(ctx.conn, party.node_id, r.conv.id)
+    held = await ctx.read(lambda: tag_sets.peer_head(ctx.conn, party.node_id, r.conv.id))
     try:
         pk = jws.b64u_decode(head.oprf_public_key)
         head_digest = jws.b64u_decode(head.digest)
@@ -207,30 +225,31 @@ async def _sync_tag_set_locked(
     try:
         added = unpack(jws.b64u_decode(resp.added))
         removed = unpack(jws.b64u_decode(resp.removed))
-        with tx(ctx.conn):
-            new_digest = jws.b64u_decode(new.digest)
-            count, digest = tag_sets.store_peer_set(
-                ctx.conn,
-                party.node_id,
-                r.conv.id,
-                tag_sets.PeerHead(new.version, new.count, new_digest, pk),
-                added,
-                removed,
-                full,
-            )
-            if count != new.count or digest != new_digest:
-                # The incremental pair relies on the stored count and bucket rows; before
-                # calling the partner invalid, recompute both from the tags held (O(n),
-                # and it repairs damaged bucket rows).
-                count, digest = tag_sets.peer_digest(ctx.conn, party.node_id, r.conv.id)
-            if count != new.count or digest != new_digest:
-                raise InvalidTagSet("tag set does not match its signed count and digest")
+        new_digest = jws.b64u_decode(new.digest)
+    except ProtocolError as e:
+        raise PartnerFailure("invalid", e.code, e.detail) from e
+    head_held = tag_sets.PeerHead(new.version, new.count, new_digest, pk)
+
+    def store() -> None:
+        count, digest = tag_sets.store_peer_set(
+            ctx.conn, party.node_id, r.conv.id, head_held, added, removed, full
+        )
+        if count != new.count or digest != new_digest:
+            # The incremental pair relies on the stored count and bucket rows; before
+            # calling the partner invalid, recompute both from the tags held (O(n),
+            # and it repairs damaged bucket rows).
+            count, digest = tag_sets.peer_digest(ctx.conn, party.node_id, r.conv.id)
+        if count != new.count or digest != new_digest:
+            raise InvalidTagSet("tag set does not match its signed count and digest")
+
+    try:
+        await ctx.write(store)
     except ProtocolError as e:
         raise PartnerFailure("invalid", e.code, e.detail) from e
     return new.version
 
 
-async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
+async def _ask_partner(r: _Round, party: ConvenantParty, phase: list[str]) -> PartnerResult:
     ctx = r.ctx
     peer = ctx.trust().peers_by_id.get(party.node_id)
     card = peer.card if peer else None
@@ -306,13 +325,14 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
             )
         except ProtocolError as e:
             raise PartnerFailure("invalid", e.code, e.detail) from e
+        phase[0] = "tag_set"
         result.tag_set_version = await _sync_tag_set(r, party, card, resp.tag_set)  # step 5
-        result.subjects = [  # step 6
-            "hit"
-            if tag_sets.peer_has(ctx.conn, party.node_id, r.conv.id, tag_from_output(o))
-            else "no_hit"
-            for o in outputs
-        ]
+        phase[0] = "decide"
+        tags = [tag_from_output(o) for o in outputs]
+        held = await ctx.read(
+            lambda: [tag_sets.peer_has(ctx.conn, party.node_id, r.conv.id, t) for t in tags]
+        )
+        result.subjects = ["hit" if h else "no_hit" for h in held]  # step 6
         result.status = "hit" if "hit" in result.subjects else "no_hit"
         result.hit_proofs = {
             i: o
@@ -323,7 +343,11 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
         result.status, result.reason, result.detail = f.status, f.reason, f.detail
         result.subjects = [f.status] * len(r.keys)
     except TimeoutError:
-        result.status, result.detail = "timeout", "no answer within the per-partner timeout"
+        if phase[0] == "tag_set":
+            result.status, result.reason = "timeout", "tag_set_timeout"
+            result.detail = "the partner's tag set did not arrive within the tag-set timeout"
+        else:
+            result.status, result.detail = "timeout", "no answer within the per-partner timeout"
         result.subjects = ["timeout"] * len(r.keys)
     except Exception as e:  # one partner's surprise must not lose the others' answers
         logger.exception("partner_exchange_failed", partner=party.node_id)
@@ -332,6 +356,84 @@ async def _ask_partner(r: _Round, party: ConvenantParty) -> PartnerResult:
         result.subjects = ["invalid"] * len(r.keys)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result
+
+
+@dataclass(frozen=True)
+class _Begun:
+    conv: Convenant
+    providers: list[ConvenantParty]
+    pseudonyms: tuple[str, ...]
+
+
+def _begin(
+    ctx: NodeContext,
+    convenant_id: str,
+    purpose: str,
+    case_ref: str,
+    user: str,
+    trace_id: str,
+    keys: Sequence[bytes],
+    partners: Sequence[str] | None,
+) -> _Begun:
+    """Decide whom to ask and log the intent (``bekendheid.round``) before anything is
+    sent: a requester stopped mid-round leaves a record of what it asked whom."""
+    conv = current_convenant(ctx, convenant_id)
+    providers = [p for p in conv.providers() if partners is None or p.node_id in partners]
+    if partners is not None:
+        unknown = set(partners) - {p.node_id for p in providers}
+        if unknown:
+            name = sorted(unknown)[0]
+            if conv.party(name) is None:
+                raise NotAParty(f"{name} is not a party to {convenant_id}")
+            raise NotAProvider(f"{name} provides no bekendheid under {convenant_id}")
+    pseudonym_key = ctx.keys.pseudonym_key()
+    pseudonyms = tuple(log.pseudonym(pseudonym_key, k.decode()) for k in keys)
+    ctx.record(
+        [
+            log.LogEntry(
+                kind="bekendheid.round",
+                trace_id=trace_id,
+                convenant_id=conv.id,
+                convenant_version=conv.version,
+                purpose=purpose,
+                actor=user,
+                subjects=pseudonyms,
+                data={"case_ref": case_ref, "partners": [p.node_id for p in providers]},
+            )
+        ]
+    )
+    return _Begun(conv, providers, pseudonyms)
+
+
+def _past_deadline(r: _Round, party: ConvenantParty, phase: str) -> PartnerResult:
+    reason = "tag_set_timeout" if phase == "tag_set" else "round_deadline"
+    return PartnerResult(
+        partner=party.node_id,
+        organisation=party.organisation,
+        org_type=party.org_type,
+        status="timeout",
+        subjects=["timeout"] * len(r.keys),
+        reason=reason,
+        detail=(
+            "the partner's tag set did not arrive within the round's deadline"
+            if phase == "tag_set"
+            else "no answer within the round's deadline"
+        ),
+    )
+
+
+async def _ask_within(r: _Round, party: ConvenantParty, deadline: float) -> PartnerResult:
+    """One partner's exchange, cut off at the round's deadline whatever it waits for."""
+    phase = ["evaluate"]
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(
+            _ask_partner(r, party, phase), max(0.0, deadline - loop.time())
+        )
+    except TimeoutError:
+        result = _past_deadline(r, party, phase[0])
+        result.elapsed_ms = (r.deadline_seconds) * 1000
+        return result
 
 
 async def ask_bekendheid(
@@ -343,30 +445,29 @@ async def ask_bekendheid(
     user: str,
     subjects: Sequence[SubjectIdentifier],
     partners: Sequence[str] | None = None,
+    deadline_seconds: float | None = None,
 ) -> QueryResult:
     """Ask every provider of the convenant (or the named ``partners``) in one round.
 
-    Raises a Refusal only when this node itself cannot ask (convenant unknown, not in
-    force, not a party, withdrawn); every partner-side outcome is a per-partner status.
+    The round ends at ``deadline_seconds`` (default ``[peers] round_deadline_seconds``):
+    a partner still outstanding then is ``timeout``. Raises a Refusal only when this node
+    itself cannot ask (convenant unknown, not in force, not a party, withdrawn); every
+    partner-side outcome is a per-partner status.
     """
-    conv = current_convenant(ctx, convenant_id)
-    providers = [p for p in conv.providers() if partners is None or p.node_id in partners]
-    if partners is not None:
-        unknown = set(partners) - {p.node_id for p in providers}
-        if unknown:
-            name = sorted(unknown)[0]
-            if conv.party(name) is None:
-                raise NotAParty(f"{name} is not a party to {convenant_id}")
-            raise NotAProvider(f"{name} provides no bekendheid under {convenant_id}")
+    loop = asyncio.get_running_loop()
+    budget = min(deadline_seconds or ctx.cfg.peers.round_deadline_seconds, 300.0)
+    deadline = loop.time() + budget
     keys = [subject_key(s).encode() for s in subjects]
     trace_id = secrets.token_hex(16)
-    r = _Round(ctx, session, conv, purpose, case_ref, user, trace_id, keys)
-    results = await asyncio.gather(*(_ask_partner(r, p) for p in providers))
+    begun = await ctx.write(
+        lambda: _begin(ctx, convenant_id, purpose, case_ref, user, trace_id, keys, partners)
+    )
+    conv, pseudonyms = begun.conv, begun.pseudonyms
+    r = _Round(ctx, session, conv, purpose, case_ref, user, trace_id, keys, budget)
+    results = await asyncio.gather(*(_ask_within(r, p, deadline) for p in begun.providers))
     query = QueryResult(
         trace_id, conv.id, conv.version, purpose, case_ref, len(keys), list(results)
     )
-    pseudonym_key = ctx.keys.pseudonym_key()
-    pseudonyms = tuple(log.pseudonym(pseudonym_key, k.decode()) for k in keys)
     now = ctx.clock()
     expires = now + timedelta(hours=ctx.cfg.details.hit_validity_hours)
     hits = [
@@ -387,7 +488,8 @@ async def ask_bekendheid(
         for res in results
         for i, proof in sorted(res.hit_proofs.items())
     ]
-    with tx(ctx.conn):
+
+    def keep() -> None:
         received.keep_hits(ctx.conn, hits)
         ctx.record(
             [
@@ -412,8 +514,17 @@ async def ask_bekendheid(
             ],
             now,
         )
+
+    await ctx.write(keep)
     if hits:
-        await send_hit_notices(ctx, session, conv, hits)
+        # §14.9. Within what is left of the deadline; notices still under way then are
+        # finished in the background (each is logged when it is sent).
+        notices = asyncio.ensure_future(send_hit_notices(ctx, session, conv, hits))
+        ctx.background.add(notices)
+        notices.add_done_callback(ctx.background.discard)
+        notices.add_done_callback(_retrieve)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(notices), max(0.0, deadline - loop.time()))
     return query
 
 

@@ -1,27 +1,50 @@
-"""What one running node is: its home, config, keys, database and clock."""
+"""What one running node is: its home, config, keys, database and clock.
+
+``ctx.conn`` is the SQLite connection of the thread that asks: the writer's on the
+writer thread, a reader's on a reader thread (node/store/database.py), the node's own
+direct connection elsewhere (the CLI, tests, the demo's set-up). Code that runs for a
+request on the event loop never touches it: ``ctx.conn`` refuses there (``LoopBlocked``)
+and the flows hand their SQLite work to ``ctx.write`` and ``ctx.read``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
-from node.config import CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, load_config
+from node.config import CARD_FILE, CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, load_config
 from node.errors import ConfigError
 from node.flows import trust
 from node.flows.trust import Trust
 from node.keys import NodeKeys
 from node.policy.rate_limit import RateLimiter
+from node.protocol import jws
+from node.protocol.peer_card import PeerCard, verify_card
 from node.store import db, log
+from node.store.database import AfterCommit, Database, thread_connection
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+# Set while the event loop serves a request or runs a background task of the node: SQLite
+# must not be used in that context (the middleware and the tasks set it; node/http/app.py).
+ON_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("vhnode_on_loop", default=False)
+
+
+class LoopBlocked(RuntimeError):
+    """SQLite was asked for on the event loop while it serves: a node bug, not bad input."""
 
 
 @dataclass
@@ -29,14 +52,19 @@ class NodeContext:
     home: Path
     cfg: NodeConfig
     keys: NodeKeys
-    conn: sqlite3.Connection
+    direct_conn: sqlite3.Connection
     clock: Clock = system_clock
+    database: Database | None = field(default=None, init=False)
     limiter: RateLimiter = field(init=False)
     detail_limiter: RateLimiter = field(init=False)
     _oprf_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, init=False)
     # Requester side: one tag-set sync at a time per (partner, convenant).
     sync_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
+    # Work a request started that outlives it (a tag-set transfer, hit notices): held
+    # here so it is not collected mid-way.
+    background: set[asyncio.Future[Any]] = field(default_factory=set, init=False)
     _trust: Trust | None = field(default=None, init=False)
+    _own_card: tuple[PeerCard, jws.SignedDocument] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(
@@ -45,6 +73,52 @@ class NodeContext:
         self.detail_limiter = RateLimiter(
             self.cfg.limits.detail_messages_per_minute, self.cfg.limits.detail_burst
         )
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        own = thread_connection()
+        if own is not None:
+            return own
+        if self.database is not None and ON_LOOP.get():
+            raise LoopBlocked("SQLite on the event loop: run it through ctx.write or ctx.read")
+        return self.direct_conn
+
+    async def write(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` as one write job: on the writer thread when the node serves, here
+        (in its own transaction) otherwise."""
+        if self.database is not None:
+            return await self.database.write(fn)
+        with db.tx(self.direct_conn):
+            value = fn()
+        if isinstance(value, AfterCommit):
+            finished: T = value.finish(getattr(self.direct_conn, "sealed_head", None))
+            return finished
+        return value
+
+    async def read(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on a reader thread when the node serves, here otherwise."""
+        if self.database is not None:
+            return await self.database.read(fn)
+        return fn()
+
+    def start_database(self) -> None:
+        """Start the writer and reader threads (the server does, before it listens)."""
+        if self.database is None:
+            self._trust = None
+            self.trust()  # a snapshot the loop can read without SQLite
+            self.database = Database(self.home / DB_FILE, self._prepare)
+            self.database.start()
+
+    async def stop_database(self) -> None:
+        if self.database is not None:
+            database, self.database = self.database, None
+            await database.close()
+
+    def _prepare(self, conn: db.NodeConnection) -> None:
+        conn.before_commit = lambda: self._seal(conn)
+
+    def _seal(self, conn: sqlite3.Connection) -> log.TreeHead | None:
+        return log.latest_head(conn)
 
     @property
     def node_id(self) -> str:
@@ -61,9 +135,20 @@ class NodeContext:
         so a state change and its record commit together."""
         log.append(self.conn, self.keys.signing, self.node_id, entries, now or self.clock())
 
+    def own_card(self) -> tuple[PeerCard, jws.SignedDocument]:
+        """This node's peer card, read and verified once (it changes only with init)."""
+        if self._own_card is None:
+            self._own_card = verify_card(json.loads((self.home / CARD_FILE).read_text()))
+        return self._own_card
+
     def trust(self) -> Trust:
-        """Peers and convenants as of the last admin change (node/flows/trust.py)."""
+        """Peers and convenants as of the last admin change (node/flows/trust.py).
+
+        On the event loop while serving, the snapshot as of the last database job (every
+        request runs one); elsewhere checked against the database first."""
         cached = self._trust
+        if cached is not None and thread_connection() is None and ON_LOOP.get():
+            return cached
         if cached is None or cached.generation != db.trust_generation(self.conn):
             cached = self._trust = trust.load(
                 self.conn, self.keys.signing_fingerprint, self.keys.signing_public
@@ -71,7 +156,7 @@ class NodeContext:
         return cached
 
     def close(self) -> None:
-        self.conn.close()
+        self.direct_conn.close()
 
 
 def open_node(home: Path, clock: Clock = system_clock) -> NodeContext:
@@ -81,4 +166,4 @@ def open_node(home: Path, clock: Clock = system_clock) -> NodeContext:
     cfg = load_config(home)
     keys = NodeKeys.load(home / KEYS_DIR)
     conn = db.connect(home / DB_FILE)
-    return NodeContext(home=home, cfg=cfg, keys=keys, conn=conn, clock=clock)
+    return NodeContext(home=home, cfg=cfg, keys=keys, direct_conn=conn, clock=clock)

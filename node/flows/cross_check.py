@@ -63,10 +63,12 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
     if peer is None:
         result.verdict, result.detail = "invalid", "no peer card for this node"
         return result
-    if peer_heads.conflicts(ctx.conn, peer_id):
+    forked, held = await ctx.read(
+        lambda: (peer_heads.conflicts(ctx.conn, peer_id), peer_heads.latest(ctx.conn, peer_id))
+    )
+    if forked:
         result.verdict, result.detail = "forked", "we hold two signed heads of one size"
         return result
-    held = peer_heads.latest(ctx.conn, peer_id)
     if held is None:
         result.detail = "no signed tree head of this peer held yet"
         return result
@@ -99,8 +101,7 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
         # §9.3: a refusal carries the peer's head too; verify and keep it before deciding.
         head = log.check_head(resp.tree_head, peer_id, card.signing_key_bytes)
         if resp.outcome == "refused":
-            with tx(ctx.conn):
-                peer_heads.remember(ctx.conn, peer_id, head, ctx.clock())
+            await ctx.write(lambda: peer_heads.remember(ctx.conn, peer_id, head, ctx.clock()))
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
     except PartnerFailure as f:
         result.verdict = _FAILURE_VERDICT.get(f.status, "invalid")
@@ -113,8 +114,7 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
         result.verdict, result.detail = "invalid", e.detail
         return result
     result.current_size = head.tree_size
-    with tx(ctx.conn):
-        seen = peer_heads.remember(ctx.conn, peer_id, head, ctx.clock())
+    seen = await ctx.write(lambda: peer_heads.remember(ctx.conn, peer_id, head, ctx.clock()))
     if head.tree_size < held_size:
         # Shorter than what it signed for us: cut back (any regrowth since is a fork too,
         # and a second root for a held size is kept as evidence by remember()).

@@ -214,7 +214,7 @@ async def _fetch(
 
     Stored texts first; the source system only for pairs without one, all-or-nothing.
     """
-    stored = {ref: registry.details(ctx.conn, ref) for ref in refs}
+    stored = await ctx.read(lambda: {ref: registry.details(ctx.conn, ref) for ref in refs})
     missing = [c for c in categories if any(c not in stored[r] for r in refs)]
     answer = await source.ask_source(
         ctx.cfg.details,
@@ -396,13 +396,22 @@ def _retained(s: store.CategoryState, now: datetime) -> bool:
 # --- detail request (§14.3) ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Admitted:
+    conv: Convenant
+    subject: Subject
+    recipient_key: bytes
+    decisions: list[policy.CategoryDecision]
+
+
 async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: bytes) -> Answer:
     doc = jws.parse_bytes(body, DETAIL_REQUEST_TYP)
     req = parse_model(DetailRequest, doc.payload)
     now = ctx.clock()
     request_hash = jws.b64u_encode(doc.digest())
-    refusal: Refusal | None
-    with tx(ctx.conn):  # first transaction: nonce and every refusal
+
+    def first() -> Answer | _Admitted:  # first transaction: nonce and every refusal
+        refusal: Refusal | None
         rule, refusal = _admit(ctx, doc, req, now)
         conv = _conv_of(ctx, req.convenant_id, req.convenant_version)
         if refusal is None and store.exists(ctx.conn, req.requester, req.trace_id):
@@ -441,7 +450,13 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
             )
         except InputError as e:  # the model already refuses duplicates; kept for safety
             raise MalformedMessage(e.detail) from e
-    states = [_state_from(d, now) for d in decisions]
+        return _Admitted(conv, subject, recipient_key, list(decisions))
+
+    admitted = await ctx.write(first)
+    if isinstance(admitted, Answer):
+        return admitted
+    subject, recipient_key = admitted.subject, admitted.recipient_key
+    states = [_state_from(d, now) for d in admitted.decisions]
     released = [s.category for s in states if s.status == "delivered"]
     texts = await _fetch(
         ctx,
@@ -456,7 +471,8 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
     states, sealed = _seal_delivered(
         req.trace_id, ctx.node_id, req.requester, states, texts, recipient_key
     )
-    with tx(ctx.conn):  # second transaction: state, log, signature
+
+    def second() -> Answer:  # second transaction: state, log, signature
         if store.exists(ctx.conn, req.requester, req.trace_id):  # raced with itself
             refusal = DuplicateRequest(f"trace id {req.trace_id} was used")
             return _refuse_detail(ctx, req, request_hash, UNIQUE_TRACE, refusal, now)
@@ -481,6 +497,8 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
             tree_head=own_tree_head(ctx),
         ).wire()
         return sign_answer(ctx, DETAIL_RESPONSE_TYP, payload, None)
+
+    return await ctx.write(second)
 
 
 def _requested_entry(
@@ -571,12 +589,21 @@ def _signed_refusal(
 # --- poll (§14.5) -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Polled:
+    row: store.DetailRequestRow
+    before: list[store.CategoryState]
+    states: list[store.CategoryState]
+    recipient_key: bytes
+
+
 async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: bytes) -> Answer:
     doc = jws.parse_bytes(body, DETAIL_POLL_TYP)
     poll = parse_model(DetailPoll, doc.payload)
     now = ctx.clock()
     request_hash = jws.b64u_encode(doc.digest())
-    with tx(ctx.conn):
+
+    def first() -> Answer | _Polled:
         refusal = authenticate_peer(ctx, doc, poll.requester, poll.partner, now)
         refusal = refusal or check_fresh(ctx, poll.issued_at, poll.requester, poll.nonce, now)
         row = None if refusal else store.get(ctx.conn, poll.requester, poll.trace_id)
@@ -608,7 +635,12 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
             )
             return _signed_refusal(ctx, poll.requester, poll.trace_id, request_hash, refusal, now)
         before = store.categories(ctx.conn, row.requester, row.trace_id)
-        states = _redecide(ctx, row, before, now)
+        return _Polled(row, before, _redecide(ctx, row, before, now), recipient_key)
+
+    polled = await ctx.write(first)
+    if isinstance(polled, Answer):
+        return polled
+    row, before, states = polled.row, polled.before, polled.states
     # Past its retain_until a category is not fetched nor sent again: the recipient has
     # deleted it. Only what is fetched is sealed.
     texts = await _fetch(
@@ -621,7 +653,7 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
         trace_id=row.trace_id,
     )
     final, sealed = _seal_delivered(
-        row.trace_id, ctx.node_id, row.requester, states, texts, recipient_key
+        row.trace_id, ctx.node_id, row.requester, states, texts, polled.recipient_key
     )
     sealed_now = {
         s.category
@@ -629,7 +661,8 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
         if s.status == "delivered" and isinstance(texts.get(s.category), list)
     }
     was = {s.category: s for s in before}
-    with tx(ctx.conn):
+
+    def second() -> Answer:
         # A liaison may have decided while the texts were fetched: theirs stands, and this
         # answer reports what it sealed; the next one shows the liaison's decision.
         stored = {c.category: c for c in store.categories(ctx.conn, row.requester, row.trace_id)}
@@ -678,6 +711,8 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
             tree_head=own_tree_head(ctx),
         ).wire()
         return sign_answer(ctx, DETAIL_RESPONSE_TYP, payload, None)
+
+    return await ctx.write(second)
 
 
 # --- hit notice (§14.9) ---------------------------------------------------------------------
@@ -846,7 +881,8 @@ async def decide_pending(
     if reason is not None and len(reason) > 500:
         raise InputError("a reason is at most 500 characters")
     now = ctx.clock()
-    with tx(ctx.conn):
+
+    def decide() -> dict[str, Any]:
         row = store.get(ctx.conn, requester, trace_id)
         if row is None:
             raise UnknownDetailRequest(f"no detail request {trace_id} of {requester}")
@@ -909,7 +945,9 @@ async def decide_pending(
             ],
             now,
         )
-        answer = request_json(ctx, row)
+        return request_json(ctx, row)
+
+    answer = await ctx.write(decide)
     await send_decision_notice(ctx, session, requester, trace_id)
     return answer
 
@@ -943,17 +981,13 @@ async def send_decision_notice(
                 sent = resp.status == 202
         except (aiohttp.ClientError, TimeoutError) as e:
             logger.info("decision_notice_failed", requester=requester, error=type(e).__name__)
-    with tx(ctx.conn):
-        ctx.record(
-            [
-                log.LogEntry(
-                    kind="detail.notice_sent",
-                    trace_id=trace_id,
-                    counterparty=requester,
-                    outcome="sent" if sent else "unreachable",
-                )
-            ]
-        )
+    entry = log.LogEntry(
+        kind="detail.notice_sent",
+        trace_id=trace_id,
+        counterparty=requester,
+        outcome="sent" if sent else "unreachable",
+    )
+    await ctx.write(lambda: ctx.record([entry]))
     return sent
 
 

@@ -388,8 +388,12 @@ async def ask_details(
     cats = _check_categories(categories)
     if role not in ASKING_ROLES:
         raise Forbidden(f"role {role} may not ask for detail; one of {', '.join(ASKING_ROLES)}")
-    hit = _usable_hit(ctx, round_trace_id, partner, subject)
-    conv = current_convenant(ctx, hit.convenant_id)
+    hit, conv = await ctx.read(
+        lambda: (
+            hit := _usable_hit(ctx, round_trace_id, partner, subject),
+            current_convenant(ctx, hit.convenant_id),
+        )
+    )
     for c in cats:
         if conv.category(c) is None:
             raise CategoryNotInCatalogue(f"{c!r} is not a category of convenant {conv.id}")
@@ -440,7 +444,8 @@ async def ask_details(
             AskedCategory(c, None, None, None, None, None, None, None, None) for c in cats
         ),
     )
-    stored = _apply(ctx, trace_id, ex, "detail.asked", user, ctx.clock(), new=ask)
+    done = ctx.clock()
+    stored = await ctx.write(lambda: _apply(ctx, trace_id, ex, "detail.asked", user, done, new=ask))
     return ask_json(ctx, stored)
 
 
@@ -448,7 +453,7 @@ async def poll(
     ctx: NodeContext, session: aiohttp.ClientSession, trace_id: str, user: str
 ) -> dict[str, Any]:
     """§14.5: the current state of one of our detail requests, and any detail now released."""
-    ask = received.get_ask(ctx.conn, trace_id)
+    ask = await ctx.read(lambda: received.get_ask(ctx.conn, trace_id))
     if ask is None:
         raise UnknownDetailRequest(f"no detail request {trace_id} was sent from this node")
     cats = tuple(c.category for c in ask.categories)
@@ -466,7 +471,9 @@ async def poll(
         )
         doc = jws.sign(DETAIL_POLL_TYP, msg.wire(), ctx.keys.signing)
         ex = await _exchange(ctx, session, conv, ask.partner, DETAIL_POLL_PATH, doc, trace_id, cats)
-    return ask_json(ctx, _apply(ctx, trace_id, ex, "detail.polled", user, ctx.clock()))
+    done = ctx.clock()
+    stored = await ctx.write(lambda: _apply(ctx, trace_id, ex, "detail.polled", user, done))
+    return ask_json(ctx, stored)
 
 
 # --- reading -------------------------------------------------------------------------
@@ -722,8 +729,8 @@ async def send_hit_notices(
             *(_send_hit_notice(ctx, session, conv, p, hs) for p, hs in wanted.items())
         )
         first = hits[0]
-        with tx(ctx.conn):
-            ctx.record(
+        await ctx.write(
+            lambda: ctx.record(
                 [
                     log.LogEntry(
                         kind="hit_notice.sent",
@@ -745,5 +752,6 @@ async def send_hit_notices(
                     for r in results
                 ]
             )
+        )
     except Exception:
         logger.exception("hit_notices_failed", round_trace_id=hits[0].round_trace_id)

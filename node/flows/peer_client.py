@@ -22,7 +22,6 @@ from node.protocol.convenant import ConvenantParty
 from node.protocol.models import parse_model
 from node.protocol.peer_card import PeerCard
 from node.store import log, peer_heads
-from node.store.db import tx
 
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 
@@ -116,11 +115,11 @@ async def signed_exchange(
         or resp.requester != ctx.node_id
     ):
         raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
-    keep_tree_head(ctx, party, card, resp.tree_head)
+    await keep_tree_head(ctx, party, card, resp.tree_head)
     return resp
 
 
-def keep_tree_head(
+async def keep_tree_head(
     ctx: NodeContext, party: ConvenantParty, card: PeerCard, obj: dict[str, Any]
 ) -> None:
     """§9.3: verify the partner's signed tree head and keep it. A second head for a size we
@@ -129,7 +128,8 @@ def keep_tree_head(
         head = log.check_head(obj, party.node_id, card.signing_key_bytes)
     except ProtocolError as e:
         raise PartnerFailure("invalid", "bad_tree_head", e.detail) from e
-    with tx(ctx.conn):
+
+    def remember() -> str:
         seen = peer_heads.remember(ctx.conn, party.node_id, head, ctx.clock())
         if seen == "conflict":
             ctx.record(
@@ -142,6 +142,9 @@ def keep_tree_head(
                     )
                 ]
             )
+        return seen
+
+    seen = await ctx.write(remember)
     if seen == "conflict":
         raise PartnerFailure(
             "invalid",

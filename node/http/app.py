@@ -33,7 +33,7 @@ from node.flows import detail_answering as detail_provider
 from node.flows import detail_asking as requester
 from node.flows.asking import ask_bekendheid
 from node.flows.audit import inzage, render, report
-from node.flows.context import NodeContext
+from node.flows.context import ON_LOOP, NodeContext
 from node.flows.cross_check import cross_check
 from node.flows.publishing import apply_changes
 from node.http import details_routes as requester_routes
@@ -53,7 +53,7 @@ from node.http.plumbing import (
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.identifiers import SubjectIdentifier, parse_identifier
 from node.protocol.registration import parse_registration
-from node.store import log, users
+from node.store import db, log, users
 from node.store.users import User
 
 logger = structlog.get_logger("vhnode.http")
@@ -67,6 +67,7 @@ def problem(status: int, type_: str, title: str, detail: str, instance: str) -> 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure leaves as problem+json with a stable ``type`` (docs/api.md "Errors")."""
+    ON_LOOP.set(True)  # this request's task: no SQLite here, only through ctx.write/read
     try:
         return await handler(request)
     except VhnodeError as e:
@@ -114,7 +115,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise AuthError("missing 'Authorization: Bearer <token>' header")
-    user = users.authenticate(request.app[CTX].conn, header.removeprefix("Bearer ").strip())
+    ctx, token = request.app[CTX], header.removeprefix("Bearer ").strip()
+    user = await ctx.read(lambda: users.authenticate(ctx.conn, token))
     if request.match_info.http_exception is not None:
         raise request.match_info.http_exception  # 404/405 before any role question
     allowed = allowed_roles(request.match_info.handler)
@@ -128,20 +130,23 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 async def peer_card(request: web.Request) -> web.Response:
-    doc = admin.own_card(request.app[CTX])[1]
+    doc = request.app[CTX].own_card()[1]
     return web.Response(text=json.dumps(doc.to_json()), content_type=JOSE)
 
 
 async def peer_evaluate(request: web.Request) -> web.Response:
-    return jose(provider.answer_evaluate(request.app[CTX], await request.read()))
+    ctx, body = request.app[CTX], await request.read()
+    return jose(await ctx.write(lambda: provider.answer_evaluate(ctx, body)))
 
 
 async def peer_consistency(request: web.Request) -> web.Response:
-    return jose(provider.answer_consistency(request.app[CTX], await request.read()))
+    ctx, body = request.app[CTX], await request.read()
+    return jose(await ctx.write(lambda: provider.answer_consistency(ctx, body)))
 
 
 async def peer_tag_set(request: web.Request) -> web.Response:
-    return jose(provider.answer_tag_set(request.app[CTX], await request.read()))
+    ctx, body = request.app[CTX], await request.read()
+    return jose(await ctx.write(lambda: provider.answer_tag_set(ctx, body)))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -160,8 +165,8 @@ async def put_registration(request: web.Request) -> web.Response:
     ref = request.match_info["ref"]
     if data.setdefault("ref", ref) != ref:
         raise InputError("'ref' in the body differs from the URL")
-    reg = parse_registration(data)
-    summary = apply_changes(ctx, [reg], actor=request[USER].name)
+    reg, actor = parse_registration(data), request[USER].name
+    summary = await ctx.write(lambda: apply_changes(ctx, [reg], actor=actor))
     return web.json_response(
         {"ref": ref, "changed": summary.upserted == 1, "tag_set_versions": summary.published}
     )
@@ -170,8 +175,8 @@ async def put_registration(request: web.Request) -> web.Response:
 @roles("source")
 async def delete_registration(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    ref = request.match_info["ref"]
-    summary = apply_changes(ctx, [], [ref], actor=request[USER].name)
+    ref, actor = request.match_info["ref"], request[USER].name
+    summary = await ctx.write(lambda: apply_changes(ctx, [], [ref], actor=actor))
     if summary.removed == 0:
         raise NotFound(f"no registration {ref}")
     return web.json_response({"ref": ref, "removed": True, "tag_set_versions": summary.published})
@@ -231,7 +236,7 @@ async def post_audit_cross_check(request: web.Request) -> web.Response:
 @roles("privacy_officer")
 async def get_audit_verify(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    report = log.verify(ctx.conn, ctx.node_id, ctx.keys.signing_public)
+    report = await ctx.read(lambda: log.verify(ctx.conn, ctx.node_id, ctx.keys.signing_public))
     return web.json_response(admin.verify_report_json(report))
 
 
@@ -263,7 +268,8 @@ async def get_audit_report(request: web.Request) -> web.Response:
         user=q.get("user"),
     )
     thresholds = report.parse_thresholds(q.get("subjects_per_day"), q.get("requests_per_minute"))
-    rep = report.report_for(ctx.conn, ctx.node_id, ctx.clock(), filters, thresholds)
+    now = ctx.clock()
+    rep = await ctx.read(lambda: report.report_for(ctx.conn, ctx.node_id, now, filters, thresholds))
     if fmt == "csv":
         return web.Response(text=render.csv_text(rep), content_type="text/csv", charset="utf-8")
     return web.json_response(rep.as_json())
@@ -274,13 +280,30 @@ async def post_audit_inzage(request: web.Request) -> web.Response:
     """docs/audit.md "Access request": every logged processing about one person."""
     ctx = request.app[CTX]
     identifiers, request_ref = inzage.parse_request(await json_body(request))
-    rep = inzage.answer(ctx, identifiers, request[USER].name, request_ref)
+    rep = await inzage.answer(ctx, identifiers, request[USER].name, request_ref)
     return web.json_response(rep.as_json())
 
 
 @roles("coordinator", "liaison", "privacy_officer", "source")
 async def get_node(request: web.Request) -> web.Response:
-    return web.json_response(admin.status(request.app[CTX]))
+    ctx = request.app[CTX]
+    return web.json_response(await ctx.read(lambda: admin.status(ctx)))
+
+
+async def purge_due(ctx: NodeContext) -> None:
+    """One retention pass, in small write jobs so answers keep flowing between them."""
+    purged = 0
+    while batch := await ctx.write(lambda: admin.purge_expired(ctx)):
+        purged += len(batch)
+    if purged:
+        await ctx.write(lambda: db.flush_deleted(ctx.conn))
+        logger.info("retention_purged", registrations=purged)
+    details = await ctx.write(lambda: requester.purge_due(ctx))
+    if details:
+        logger.info("retention_purged", received_details=details)
+    requests, notices = await ctx.write(lambda: detail_provider.purge_records(ctx))
+    if requests or notices:
+        logger.info("retention_purged", detail_requests=requests, hit_notices=notices)
 
 
 def make_app(ctx: NodeContext) -> web.Application:
@@ -299,22 +322,19 @@ def make_app(ctx: NodeContext) -> web.Application:
             app[SESSION] = session
             yield
 
+    async def database(app: web.Application) -> Any:
+        # Writer and reader threads for the life of the app: no SQLite on the loop.
+        ctx.start_database()
+        yield
+        await ctx.stop_database()
+
     async def retention(app: web.Application) -> Any:
         # Registrations past their retain_until day leave on time while the node runs.
         async def loop() -> None:
+            ON_LOOP.set(True)
             while True:
                 try:
-                    purged = admin.purge_expired(ctx)
-                    if purged:
-                        logger.info("retention_purged", registrations=len(purged))
-                    details = requester.purge_due(ctx)
-                    if details:
-                        logger.info("retention_purged", received_details=details)
-                    requests, notices = detail_provider.purge_records(ctx)
-                    if requests or notices:
-                        logger.info(
-                            "retention_purged", detail_requests=requests, hit_notices=notices
-                        )
+                    await purge_due(ctx)
                 except (VhnodeError, sqlite3.Error) as e:  # locked or broken: retry later
                     logger.warning("retention_failed", error=type(e).__name__)
                 await asyncio.sleep(ctx.cfg.retention.purge_interval_seconds)
@@ -325,6 +345,7 @@ def make_app(ctx: NodeContext) -> web.Application:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(client_session)
     app.cleanup_ctx.append(retention)
     app.router.add_routes(provider_routes.ROUTES + requester_routes.ROUTES)

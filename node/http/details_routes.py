@@ -54,7 +54,8 @@ def _trace_id(request: web.Request) -> str:
 async def peer_detail_notice(request: web.Request) -> web.Response:
     """§14.6: a partner's liaison decided; check the notice, answer 202 and poll."""
     ctx = request.app[CTX]
-    trace_id = requester.receive_notice(ctx, await request.read())
+    body = await request.read()
+    trace_id = await ctx.write(lambda: requester.receive_notice(ctx, body))
     task = asyncio.create_task(requester.poll_after_notice(ctx, request.app[SESSION], trace_id))
     _NOTICE_POLLS.add(task)
     task.add_done_callback(_NOTICE_POLLS.discard)
@@ -83,13 +84,15 @@ async def post_details(request: web.Request) -> web.Response:
 
 @roles(*ASKERS)
 async def get_details(request: web.Request) -> web.Response:
-    return web.json_response({"details": requester.list_asks(request.app[CTX])})
+    ctx = request.app[CTX]
+    return web.json_response({"details": await ctx.read(lambda: requester.list_asks(ctx))})
 
 
 @roles(*ASKERS)
 async def get_detail(request: web.Request) -> web.Response:
-    user = request[USER]
-    view = requester.view(request.app[CTX], _trace_id(request), user.name, user.role)
+    ctx, user, trace_id = request.app[CTX], request[USER], _trace_id(request)
+    # A read that logs who read (detail.viewed): a write job.
+    view = await ctx.write(lambda: requester.view(ctx, trace_id, user.name, user.role))
     return web.json_response(view)
 
 

@@ -31,7 +31,8 @@ async def peer_detail_poll(request: web.Request) -> web.Response:
 
 
 async def peer_hit_notice(request: web.Request) -> web.Response:
-    return jose(provider.answer_hit_notice(request.app[CTX], await request.read()))
+    ctx, body = request.app[CTX], await request.read()
+    return jose(await ctx.write(lambda: provider.answer_hit_notice(ctx, body)))
 
 
 class _Decision(BaseModel):
@@ -71,7 +72,8 @@ def _is_id(value: str) -> bool:
 
 @roles("liaison")
 async def get_liaison_inbox(request: web.Request) -> web.Response:
-    return web.json_response(provider.inbox(request.app[CTX]))
+    ctx = request.app[CTX]
+    return web.json_response(await ctx.read(lambda: provider.inbox(ctx)))
 
 
 @roles("liaison")

@@ -8,9 +8,10 @@ One SQLite file per node, WAL mode, autocommit connection with explicit transact
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from node.store import details, log, received
 
@@ -172,16 +173,44 @@ CREATE TABLE IF NOT EXISTS peer_tag_buckets (
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (and if new, create) the node database. Autocommit mode: callers use ``tx``."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+class NodeConnection(sqlite3.Connection):
+    """A connection with the hooks ``tx`` runs around its outermost COMMIT.
+
+    ``before_commit`` seals the transaction's log entries under a signed tree head (set by
+    the node: node/flows/context.py) and leaves it in ``sealed_head``; ``after_commit``
+    holds work that cannot run inside a transaction (a WAL checkpoint after a purge).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_commit: Callable[[], Any] | None = None
+        self.sealed_head: Any = None
+        self.after_commit: list[Callable[[], None]] = []
+        self.savepoints = 0
+
+
+def connect(path: Path, *, check_same_thread: bool = False, migrate: bool = True) -> NodeConnection:
+    """Open (and if new, create) the node database. Autocommit mode: callers use ``tx``.
+
+    ``migrate=False`` for the server's extra connections: the node's first connection
+    has brought the schema up to date already.
+    """
+    conn = sqlite3.connect(
+        path,
+        isolation_level=None,
+        check_same_thread=check_same_thread,
+        timeout=30,
+        factory=NodeConnection,
+    )
+    assert isinstance(conn, NodeConnection)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     # Deleted personal data (purged detail, removed registrations) is overwritten in the
     # file, not left in free pages; ``flush_deleted`` then clears it from the WAL.
     conn.execute("PRAGMA secure_delete=ON")
-    _migrate(conn)
+    if migrate:
+        _migrate(conn)
     return conn
 
 
@@ -225,17 +254,51 @@ def bump_trust_generation(conn: sqlite3.Connection) -> None:
 def flush_deleted(conn: sqlite3.Connection) -> None:
     """Write the WAL back into the database and truncate it, so the old page images of
     deleted rows (zeroed in the file by ``secure_delete``) are gone from the WAL too.
-    Outside any transaction; called after retention purges."""
+    Called after retention purges; inside a transaction it runs after the COMMIT."""
+    if conn.in_transaction and isinstance(conn, NodeConnection):
+        conn.after_commit.append(lambda: flush_deleted(conn))
+        return
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @contextmanager
 def tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction: a state change and its log entries commit together or not."""
+    """One write transaction: a state change and its log entries commit together or not.
+
+    Nested inside an open transaction it is a savepoint: the inner work rolls back alone
+    on error, and commits with the outer transaction (the writer's commit group,
+    node/store/database.py). The outermost one runs the connection's ``before_commit``
+    (sealing the log) before COMMIT and its ``after_commit`` work after it.
+    """
+    if conn.in_transaction:
+        depth = getattr(conn, "savepoints", 0)
+        name = f"sp{depth}"
+        if isinstance(conn, NodeConnection):
+            conn.savepoints = depth + 1
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        finally:
+            if isinstance(conn, NodeConnection):
+                conn.savepoints = depth
+        conn.execute(f"RELEASE {name}")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        if isinstance(conn, NodeConnection) and conn.before_commit is not None:
+            conn.sealed_head = conn.before_commit()
     except BaseException:
         conn.execute("ROLLBACK")
+        if isinstance(conn, NodeConnection):
+            conn.after_commit.clear()
         raise
     conn.execute("COMMIT")
+    if isinstance(conn, NodeConnection):
+        work, conn.after_commit = conn.after_commit, []
+        for fn in work:
+            fn()

@@ -113,12 +113,13 @@ def refs_with_key(conn: sqlite3.Connection, subject_key: str) -> list[Stored]:
     return [Stored(r[0], tuple(json.loads(r[1])), tuple(json.loads(r[2])), r[3]) for r in rows]
 
 
-def expired(conn: sqlite3.Connection, today: date) -> list[str]:
-    """Refs whose retain_until day lies before ``today`` (the day itself is still kept)."""
+def expired(conn: sqlite3.Connection, today: date, limit: int = -1) -> list[str]:
+    """Refs whose retain_until day lies before ``today`` (the day itself is still kept),
+    at most ``limit`` of them (all when negative)."""
     rows = conn.execute(
         "SELECT ref FROM registrations WHERE retain_until IS NOT NULL AND retain_until < ? "
-        "ORDER BY ref",
-        (today.isoformat(),),
+        "ORDER BY ref LIMIT ?",
+        (today.isoformat(), limit),
     )
     return [r[0] for r in rows]
 

@@ -401,19 +401,42 @@ def parse_request(data: Any) -> tuple[list[Identifier], str | None]:
     return identifiers, check_request_ref(data.get("request_ref"))
 
 
-def answer(
+def _subjects(
+    ctx: NodeContext, identifiers: Sequence[Identifier], request_ref: str | None
+) -> tuple[list[Subject], str | None]:
+    if not identifiers:
+        raise InputError("give at least one identifier (BSN, person or address)")
+    if len(identifiers) > MAX_IDENTIFIERS:
+        raise InputError(f"at most {MAX_IDENTIFIERS} identifiers")
+    request_ref = check_request_ref(request_ref)
+    return subjects_for(identifiers, ctx.keys.pseudonym_key()), request_ref
+
+
+async def answer(
     ctx: NodeContext,
     identifiers: Sequence[Identifier],
     actor: str | None,
     request_ref: str | None = None,
 ) -> InzageReport:
     """Find everything about the person and log that the access request was answered."""
-    if not identifiers:
-        raise InputError("give at least one identifier (BSN, person or address)")
-    if len(identifiers) > MAX_IDENTIFIERS:
-        raise InputError(f"at most {MAX_IDENTIFIERS} identifiers")
-    request_ref = check_request_ref(request_ref)
-    subjects = subjects_for(identifiers, ctx.keys.pseudonym_key())
+    subjects, request_ref = _subjects(ctx, identifiers, request_ref)
+    now = ctx.clock()
+    # The search reads the whole log's index: a reader's job; the record is a write.
+    rep = await ctx.read(
+        lambda: find(ctx.conn, ctx.node_id, ctx.cfg.organisation, subjects, now, request_ref)
+    )
+    await ctx.write(lambda: ctx.record([log_entry(rep, actor)], now))
+    return rep
+
+
+def answer_here(
+    ctx: NodeContext,
+    identifiers: Sequence[Identifier],
+    actor: str | None,
+    request_ref: str | None = None,
+) -> InzageReport:
+    """``answer`` on this thread's own connection (the CLI)."""
+    subjects, request_ref = _subjects(ctx, identifiers, request_ref)
     now = ctx.clock()
     rep = find(ctx.conn, ctx.node_id, ctx.cfg.organisation, subjects, now, request_ref)
     with tx(ctx.conn):

@@ -1,0 +1,199 @@
+"""The node's SQLite for a running server: one writer thread, reader threads, no SQLite
+on the event loop (docs/architecture.md "The event loop never waits").
+
+Every write runs on the one writer thread, which owns the write connection. Jobs that
+arrive together form a *commit group*: one ``BEGIN IMMEDIATE``, each job in its own
+savepoint (a failing job rolls back alone), the group's log entries sealed under one
+signed tree head, one ``COMMIT``. Only then are the jobs' results handed back, so an
+answer that depends on a log entry leaves the node after that entry is durable, and
+carries a head that covers it (``AfterCommit``).
+
+Reads that take long (verify, report, access requests) run on reader threads with
+connections of their own; WAL lets them read while the writer writes.
+
+While another process holds the write lock (a CLI import, a convenant install) the
+writer thread waits for it; the event loop does not, and keeps answering whatever needs
+no write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import structlog
+
+from node.store import db
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+logger = structlog.get_logger("vhnode.database")
+
+# The thread's own connection: the writer's on the writer thread, a reader's on a reader
+# thread, none elsewhere (node/flows/context.py falls back to the direct connection).
+_local = threading.local()
+
+MAX_GROUP = 64
+"""Jobs in one commit group at most: bounds how long one COMMIT keeps answers waiting."""
+
+
+def thread_connection() -> sqlite3.Connection | None:
+    """The connection this thread owns, if it is the writer or a reader thread."""
+    conn: sqlite3.Connection | None = getattr(_local, "conn", None)
+    return conn
+
+
+@dataclass(frozen=True)
+class AfterCommit(Generic[R]):
+    """A job's result that is finished after its commit group is sealed and committed:
+    ``finish`` receives the group's newest signed tree head (``None`` without a log)."""
+
+    finish: Callable[[Any], R]
+
+
+@dataclass
+class _Job:
+    fn: Callable[[], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    value: Any = None
+    error: BaseException | None = None
+    done: bool = field(default=False)
+
+
+class Database:
+    """Writer and reader threads over one SQLite file. Start with ``start``, stop with
+    ``close``; ``write`` and ``read`` are awaited on the event loop."""
+
+    def __init__(
+        self, path: Path, prepare: Callable[[db.NodeConnection], None], readers: int = 2
+    ) -> None:
+        """``prepare`` is called with the writer's connection on the writer thread (the
+        node installs its log sealing there: node/flows/context.py)."""
+        self.path = path
+        self._prepare = prepare
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._readers = ThreadPoolExecutor(
+            max_workers=readers, thread_name_prefix="vhnode-reader", initializer=self._open_reader
+        )
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._started = threading.Event()
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer = threading.Thread(target=self._run, name="vhnode-writer", daemon=True)
+        self._writer.start()
+        self._started.wait()
+
+    async def close(self) -> None:
+        """Finish queued writes, then close every connection."""
+        if self._writer is not None:
+            self._queue.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._reader_conns:
+                # Opened on another thread: closing needs no further use of it there.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._reader_conns.clear()
+
+    # --- the API ----------------------------------------------------------------------
+
+    async def write(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the writer thread in the next commit group; its result once the
+        group is committed. An exception in ``fn`` rolls back ``fn``'s work only."""
+        loop = asyncio.get_running_loop()
+        job = _Job(fn, loop, loop.create_future())
+        self._queue.put(job)
+        result: T = await job.future
+        return result
+
+    async def read(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on a reader thread (its own connection; sees committed data)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, _call, fn)
+
+    # --- threads ----------------------------------------------------------------------
+
+    def _open_reader(self) -> None:
+        conn = db.connect(self.path, check_same_thread=True, migrate=False)
+        conn.execute("PRAGMA query_only=ON")
+        _local.conn = conn
+        with self._lock:
+            self._reader_conns.append(conn)
+
+    def _run(self) -> None:
+        conn = db.connect(self.path, check_same_thread=True, migrate=False)
+        self._prepare(conn)
+        _local.conn = conn
+        self._started.set()
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                group = [first]
+                while len(group) < MAX_GROUP:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        self._queue.put(None)  # stop after this group
+                        break
+                    group.append(nxt)
+                self._commit_group(conn, group)
+        finally:
+            conn.close()
+            _local.conn = None
+
+    def _commit_group(self, conn: db.NodeConnection, group: list[_Job]) -> None:
+        try:
+            # The outermost transaction seals the group's log entries under one signed
+            # head before its COMMIT (db.tx, the connection's before_commit).
+            with db.tx(conn):
+                for job in group:
+                    try:
+                        with db.tx(conn):  # a savepoint: a failing job rolls back alone
+                            job.value = job.fn()
+                    except BaseException as e:  # handed to the awaiting coroutine
+                        job.error = e
+        except BaseException as e:  # BEGIN, seal or COMMIT failed: nothing of the group holds
+            logger.warning("commit_group_failed", error=type(e).__name__, jobs=len(group))
+            for job in group:
+                if job.error is None:
+                    job.error = e
+        for job in group:
+            if job.error is None and isinstance(job.value, AfterCommit):
+                try:
+                    job.value = job.value.finish(conn.sealed_head)
+                except BaseException as e:
+                    job.error = e
+            job.loop.call_soon_threadsafe(_settle, job)
+
+
+def _call(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+def _settle(job: _Job) -> None:
+    if job.future.cancelled():
+        return
+    if job.error is not None:
+        job.future.set_exception(job.error)
+    else:
+        job.future.set_result(job.value)
