@@ -4,6 +4,10 @@
 - ``encryption.key``: X25519 private key (hex). Receives end-to-end encrypted details.
 - ``oprf.seed``: OPRF master secret (hex). The per-convenant OPRF keys and the log's
   pseudonym key are derived from it (docs/protocol.md §6.1, §9.2).
+
+Symmetric keys are derived with HKDF-SHA-256 (RFC 5869), one ``info`` label per use.
+Release 0.1.0 derived them as HMAC-SHA-256(secret, label); those legacy keys remain
+derivable for what was made with them (docs/adr/0003-migrations-and-key-derivation.md).
 """
 
 from __future__ import annotations
@@ -16,13 +20,24 @@ from pathlib import Path
 
 import nacl.public
 import nacl.signing
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from node.errors import ConfigError
 from node.protocol import oprf
 from node.protocol.jws import fingerprint
 
 OPRF_KEY_INFO_PREFIX = b"vhnode/v1 convenant "
-PSEUDONYM_KEY_INFO = b"vhnode/v1 log pseudonym key"
+PSEUDONYM_KEY_INFO = b"vhnode/v1 hkdf log pseudonym key"
+AT_REST_KEY_INFO = b"vhnode/v1 hkdf details at rest"
+LEGACY_PSEUDONYM_KEY_INFO = b"vhnode/v1 log pseudonym key"
+LEGACY_AT_REST_KEY_INFO = b"vhnode/v1 details at rest"
+
+
+def hkdf_sha256(secret: bytes, info: bytes) -> bytes:
+    """32 bytes of HKDF-SHA-256 without salt: the secrets are uniformly random already
+    (RFC 5869 §3.1), so extract needs none; ``info`` separates the uses."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
 
 
 @dataclass(frozen=True)
@@ -52,7 +67,21 @@ class NodeKeys:
         return oprf.derive_key_pair(self.oprf_seed, OPRF_KEY_INFO_PREFIX + convenant_id.encode())
 
     def pseudonym_key(self) -> bytes:
-        return hmac.new(self.oprf_seed, PSEUDONYM_KEY_INFO, hashlib.sha256).digest()
+        """The key of the log's pseudonyms (docs/protocol.md §9.2)."""
+        return hkdf_sha256(self.oprf_seed, PSEUDONYM_KEY_INFO)
+
+    def at_rest_key(self) -> bytes:
+        """The key received detail is encrypted under at rest (docs/protocol.md §14.8)."""
+        return hkdf_sha256(bytes(self.encryption), AT_REST_KEY_INFO)
+
+    def legacy_pseudonym_key(self) -> bytes:
+        """Release 0.1.0's pseudonym key: entries it signed keep their pseudonyms, so an
+        access request at an upgraded node looks for both (node/flows/audit/inzage.py)."""
+        return hmac.new(self.oprf_seed, LEGACY_PSEUDONYM_KEY_INFO, hashlib.sha256).digest()
+
+    def legacy_at_rest_key(self) -> bytes:
+        """Release 0.1.0's at-rest key; only the migration that re-encrypts uses it."""
+        return hmac.new(bytes(self.encryption), LEGACY_AT_REST_KEY_INFO, hashlib.sha256).digest()
 
     @classmethod
     def generate(cls) -> NodeKeys:

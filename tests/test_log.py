@@ -18,7 +18,7 @@ import pytest
 
 from node.errors import BadSignature, InputError, LogCorrupted, MalformedMessage, NotFound
 from node.protocol import jws, merkle
-from node.store import log
+from node.store import log, migrations
 
 NODE = "node-politie-amsterdam"
 NOW = datetime(2026, 11, 23, 15, 33, 14, 123456, tzinfo=UTC)
@@ -56,7 +56,7 @@ CT_ROOTS = [
 
 def open_db(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.executescript(log.SCHEMA)
+    migrations.migrate(conn)
     return conn
 
 
@@ -788,12 +788,14 @@ def test_backfill_of_a_log_written_before_log_nodes(
     c = open_db(db_path)
     fill(c, key, 150, batch=7)
     want = stored_nodes(c)
-    c.execute("DROP TABLE log_nodes")  # the shape of a database from before the table
+    # The shape of a database from before the table (and before numbered migrations).
+    c.execute("DROP TABLE log_nodes")
+    c.execute("PRAGMA user_version = 0")
     c.close()
 
     # A read-only connection cannot backfill: proofs are computed from the leaf hashes.
     ro = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
-    c = open_db(db_path)  # SCHEMA creates the empty table
+    c = open_db(db_path)  # step 1 creates the empty table
     assert log.verify(c, NODE, pub(key)).ok  # empty: not built yet, nothing to report
     ro_head = log.latest_head(ro)
     assert ro_head is not None

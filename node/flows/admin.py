@@ -59,7 +59,7 @@ def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.S
     (home / CONFIG_FILE).write_text(render_config(cfg))
     card = issue_card(cfg, keys, now)
     (home / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2) + "\n")
-    conn = db.connect(home / DB_FILE)
+    conn = db.connect(home / DB_FILE, keys)
     with tx(conn):
         log.append(
             conn,

@@ -165,5 +165,5 @@ def open_node(home: Path, clock: Clock = system_clock) -> NodeContext:
         raise ConfigError(f"{home} is not a node home (no {CONFIG_FILE}); run 'vhnode init'")
     cfg = load_config(home)
     keys = NodeKeys.load(home / KEYS_DIR)
-    conn = db.connect(home / DB_FILE)
+    conn = db.connect(home / DB_FILE, keys)
     return NodeContext(home=home, cfg=cfg, keys=keys, direct_conn=conn, clock=clock)

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import hmac
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +23,6 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
-import nacl.bindings
-import nacl.exceptions
 import structlog
 
 from node.errors import (
@@ -76,11 +71,9 @@ from node.protocol.peer_card import PeerCard
 from node.protocol.withdrawal import withdrawn
 from node.store import log, received
 from node.store.db import flush_deleted, tx
-from node.store.received import Ask, AskedCategory, RoundHit
+from node.store.received import Ask, AskedCategory, RoundHit, open_at_rest, seal_at_rest
 
 ASKING_ROLES = ("coordinator", "liaison", "privacy_officer")
-AT_REST_INFO = b"vhnode/v1 details at rest"
-NONCE_BYTES = 24  # XChaCha20-Poly1305
 LOCAL_STATUSES = ("unreachable", "timeout", "invalid")
 NOTICE_ACTOR = "decision-notice"
 RETENTION_ACTOR = "retention"
@@ -92,38 +85,8 @@ logger = structlog.get_logger("vhnode.details")
 
 
 def at_rest_key(ctx: NodeContext) -> bytes:
-    """HMAC-SHA-256 of the info under the X25519 private key: only this node can derive it."""
-    return hmac.new(bytes(ctx.keys.encryption), AT_REST_INFO, hashlib.sha256).digest()
-
-
-def _aad(trace_id: str, partner: str, category: str) -> bytes:
-    return f"{trace_id}|{partner}|{category}".encode()
-
-
-def seal_at_rest(
-    key: bytes, trace_id: str, partner: str, category: str, entries: Sequence[str]
-) -> tuple[bytes, bytes]:
-    """(nonce, ciphertext) of a category's texts, bound to its exchange and category."""
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    plain = json.dumps(list(entries), ensure_ascii=False).encode()
-    ct = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        plain, _aad(trace_id, partner, category), nonce, key
-    )
-    return nonce, ct
-
-
-def open_at_rest(
-    key: bytes, trace_id: str, partner: str, category: str, nonce: bytes, ciphertext: bytes
-) -> tuple[str, ...]:
-    """The texts, or MalformedMessage when the row was altered or moved to another exchange."""
-    try:
-        plain = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            ciphertext, _aad(trace_id, partner, category), nonce, key
-        )
-    except (nacl.exceptions.CryptoError, ValueError, TypeError) as e:
-        raise MalformedMessage("stored detail does not decrypt") from e
-    texts = json.loads(plain)
-    return tuple(str(t) for t in texts)
+    """HKDF of the X25519 private key (node/keys.py): only this node can derive it."""
+    return ctx.keys.at_rest_key()
 
 
 # --- the partner: card and convenant key ---------------------------------------------

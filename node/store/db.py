@@ -1,8 +1,7 @@
 """Opening the node database and creating its schema (docs/protocol.md §10).
 
 One SQLite file per node, WAL mode, autocommit connection with explicit transactions
-(``tx``). The schema is idempotent DDL (``IF NOT EXISTS``); its version is kept in
-``meta`` so later steps can migrate.
+(``tx``). The schema is made and changed by numbered steps, node/store/migrations.py.
 """
 
 from __future__ import annotations
@@ -13,164 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from node.store import details, log, received
-
-SCHEMA_VERSION = 1
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-
-CREATE TABLE IF NOT EXISTS peers (
-    node_id TEXT PRIMARY KEY,
-    signing_fingerprint TEXT NOT NULL UNIQUE,
-    card TEXT NOT NULL,               -- the peer card JWS as received
-    added_at TEXT NOT NULL,
-    revoked_at TEXT
-);
-
-CREATE TABLE IF NOT EXISTS convenants (
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    document TEXT NOT NULL,           -- the fully signed convenant JWS
-    installed_at TEXT NOT NULL,
-    PRIMARY KEY (id, version)
-);
-
--- Signed withdrawals of parties from convenants (§5.7), verified before they are stored.
-CREATE TABLE IF NOT EXISTS convenant_withdrawals (
-    convenant_id TEXT NOT NULL,
-    party TEXT NOT NULL,
-    convenant_version INTEGER NOT NULL,
-    document TEXT NOT NULL,           -- the withdrawal JWS as received
-    installed_at TEXT NOT NULL,
-    PRIMARY KEY (convenant_id, party, convenant_version)
-);
-
-CREATE TABLE IF NOT EXISTS registrations (
-    ref TEXT PRIMARY KEY,
-    themes TEXT NOT NULL,             -- JSON list
-    subject_keys TEXT NOT NULL,       -- JSON list
-    fingerprint TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    retain_until TEXT                 -- YYYY-MM-DD, the source system's retention; NULL: none
-);
-
--- The source system's detail text per registration and data category (issue 3 item 2):
--- the partner's own data, replaced with its registration, removed with it, never logged.
-CREATE TABLE IF NOT EXISTS registration_details (
-    ref TEXT NOT NULL,
-    category TEXT NOT NULL,           -- a convenant catalogue category id
-    body TEXT NOT NULL,
-    PRIMARY KEY (ref, category)
-) WITHOUT ROWID;
-
--- Which registrations hold a subject key: resolves a hit proof to the partner's own
--- registrations (docs/protocol.md §14.3 step 5). Kept with every registry change.
-CREATE TABLE IF NOT EXISTS registration_keys (
-    subject_key TEXT NOT NULL,
-    ref TEXT NOT NULL,
-    PRIMARY KEY (subject_key, ref)
-) WITHOUT ROWID;
-
--- Provider side: the subject key behind each member tag, per convenant (§14.3 step 5).
--- One key per tag: tags are 128 bits of an OPRF output, so two keys sharing one is
--- not a case to design for (§6.4).
-CREATE TABLE IF NOT EXISTS tag_keys (
-    convenant_id TEXT NOT NULL,
-    tag BLOB NOT NULL,
-    subject_key TEXT NOT NULL,
-    PRIMARY KEY (convenant_id, tag)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS tag_set_members (
-    convenant_id TEXT NOT NULL,
-    tag BLOB NOT NULL,
-    refs INTEGER NOT NULL,            -- registrations that yield this tag
-    PRIMARY KEY (convenant_id, tag)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS tag_set_versions (
-    convenant_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    digest BLOB NOT NULL,
-    published_at TEXT NOT NULL,
-    PRIMARY KEY (convenant_id, version)
-);
-
--- Per bucket (first tag byte) the digest of the members in it (§6.4); 256 rows per set.
-CREATE TABLE IF NOT EXISTS tag_set_buckets (
-    convenant_id TEXT NOT NULL,
-    bucket INTEGER NOT NULL,
-    digest BLOB NOT NULL,
-    PRIMARY KEY (convenant_id, bucket)
-) WITHOUT ROWID;
-
-CREATE TABLE IF NOT EXISTS tag_set_changes (
-    convenant_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    tag BLOB NOT NULL,
-    op TEXT NOT NULL CHECK (op IN ('+', '-'))
-);
-CREATE INDEX IF NOT EXISTS tag_set_changes_by_version ON tag_set_changes (convenant_id, version);
-
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL,
-    token_hash TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT
-);
-
-CREATE TABLE IF NOT EXISTS seen_nonces (
-    requester TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    seen_at REAL NOT NULL,
-    PRIMARY KEY (requester, nonce)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_nonces_by_time ON seen_nonces (seen_at);
-
--- Requester side: the tag sets we hold of our partners.
-CREATE TABLE IF NOT EXISTS peer_tag_sets (
-    partner TEXT NOT NULL,
-    convenant_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    digest BLOB NOT NULL,
-    oprf_public_key BLOB NOT NULL,
-    PRIMARY KEY (partner, convenant_id)
-);
--- Signed tree heads received from peers (§9.3): what stops a peer rewriting its history.
-CREATE TABLE IF NOT EXISTS peer_tree_heads (
-    peer TEXT NOT NULL,
-    tree_size INTEGER NOT NULL,
-    root_hash BLOB NOT NULL,
-    head TEXT NOT NULL,               -- the signed head JWS as received
-    received_at TEXT NOT NULL,
-    PRIMARY KEY (peer, tree_size)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS peer_head_conflicts (
-    peer TEXT NOT NULL,
-    tree_size INTEGER NOT NULL,
-    held TEXT NOT NULL,               -- the head we held
-    received TEXT NOT NULL,           -- a second head for the same size, another root
-    received_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS peer_tags (
-    partner TEXT NOT NULL,
-    convenant_id TEXT NOT NULL,
-    tag BLOB NOT NULL,
-    PRIMARY KEY (partner, convenant_id, tag)
-) WITHOUT ROWID;
--- Per bucket the digest of the tags we hold in it (§6.4); 256 rows per copy.
-CREATE TABLE IF NOT EXISTS peer_tag_buckets (
-    partner TEXT NOT NULL,
-    convenant_id TEXT NOT NULL,
-    bucket INTEGER NOT NULL,
-    digest BLOB NOT NULL,
-    PRIMARY KEY (partner, convenant_id, bucket)
-) WITHOUT ROWID;
-"""
+from node.keys import NodeKeys
+from node.store import migrations
 
 
 class NodeConnection(sqlite3.Connection):
@@ -189,11 +32,19 @@ class NodeConnection(sqlite3.Connection):
         self.savepoints = 0
 
 
-def connect(path: Path, *, check_same_thread: bool = False, migrate: bool = True) -> NodeConnection:
-    """Open (and if new, create) the node database. Autocommit mode: callers use ``tx``.
+def connect(
+    path: Path,
+    keys: NodeKeys | None = None,
+    *,
+    check_same_thread: bool = False,
+    migrate: bool = True,
+) -> NodeConnection:
+    """Open (and if new, create) the node database, brought to the newest schema step
+    (node/store/migrations.py). Autocommit mode: callers use ``tx``.
 
-    ``migrate=False`` for the server's extra connections: the node's first connection
-    has brought the schema up to date already.
+    ``keys``: needed only by a step that re-encrypts with a key derived from them
+    (ConfigError without). ``migrate=False`` for the server's extra connections: the
+    node's first connection has brought the schema up to date already.
     """
     conn = sqlite3.connect(
         path,
@@ -210,32 +61,12 @@ def connect(path: Path, *, check_same_thread: bool = False, migrate: bool = True
     # file, not left in free pages; ``flush_deleted`` then clears it from the WAL.
     conn.execute("PRAGMA secure_delete=ON")
     if migrate:
-        _migrate(conn)
+        try:
+            migrations.migrate(conn, keys)
+        except BaseException:
+            conn.close()
+            raise
     return conn
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    conn.executescript(
-        "BEGIN;" + SCHEMA + log.SCHEMA + details.SCHEMA + received.SCHEMA + "COMMIT;"
-    )
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(registrations)")}
-    if "retain_until" not in columns:  # databases created before retention existed
-        conn.execute("ALTER TABLE registrations ADD COLUMN retain_until TEXT")
-    conn.execute(
-        "CREATE INDEX IF NOT EXISTS registrations_by_retention ON registrations (retain_until)"
-        " WHERE retain_until IS NOT NULL"
-    )
-    with tx(conn):
-        # Databases from before the detail exchange: index the keys the registry holds.
-        if conn.execute("SELECT 1 FROM registration_keys LIMIT 1").fetchone() is None:
-            conn.execute(
-                "INSERT OR IGNORE INTO registration_keys (subject_key, ref) "
-                "SELECT j.value, r.ref FROM registrations r, json_each(r.subject_keys) j"
-            )
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
 
 
 def trust_generation(conn: sqlite3.Connection) -> int:

@@ -14,54 +14,6 @@ from datetime import datetime
 
 from node.protocol.models import rfc3339
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS detail_requests (
-    requester TEXT NOT NULL,
-    trace_id TEXT NOT NULL,
-    convenant_id TEXT NOT NULL,
-    convenant_version INTEGER NOT NULL,
-    purpose TEXT NOT NULL,
-    case_ref TEXT NOT NULL,
-    requesting_user TEXT NOT NULL,
-    requesting_role TEXT NOT NULL,
-    round_trace_id TEXT NOT NULL,
-    subject_pseudonym TEXT NOT NULL,  -- log pseudonym of the resolved subject key
-    refs TEXT NOT NULL,               -- JSON list: the subject's registrations in scope
-    received_at TEXT NOT NULL,
-    PRIMARY KEY (requester, trace_id)
-);
-CREATE TABLE IF NOT EXISTS detail_categories (
-    requester TEXT NOT NULL,
-    trace_id TEXT NOT NULL,
-    category TEXT NOT NULL,
-    position INTEGER NOT NULL,        -- order asked
-    status TEXT NOT NULL CHECK (status IN ('delivered', 'denied', 'pending', 'unavailable')),
-    rule TEXT NOT NULL,
-    reason TEXT,
-    reason_detail TEXT,
-    retain_until TEXT,                -- delivered: the recipient's deadline
-    recipient_roles TEXT,             -- delivered: JSON list
-    decided_by TEXT,                  -- a liaison's user name, when one decided
-    decided_at TEXT,
-    PRIMARY KEY (requester, trace_id, category)
-);
-CREATE INDEX IF NOT EXISTS detail_categories_pending ON detail_categories (status)
-    WHERE status = 'pending';
-CREATE TABLE IF NOT EXISTS hit_notices (
-    id INTEGER PRIMARY KEY,
-    requester TEXT NOT NULL,
-    convenant_id TEXT NOT NULL,
-    convenant_version INTEGER NOT NULL,
-    purpose TEXT NOT NULL,
-    case_ref TEXT NOT NULL,
-    requesting_user TEXT NOT NULL,
-    round_trace_id TEXT NOT NULL,
-    subject_pseudonym TEXT NOT NULL,
-    refs TEXT NOT NULL,
-    received_at TEXT NOT NULL
-);
-"""
-
 
 @dataclass(frozen=True)
 class CategoryState:

@@ -56,7 +56,6 @@ __all__ = [
     "LEAF_PREFIX",
     "MAX_PROBLEMS",
     "NODE_PREFIX",
-    "SCHEMA",
     "TREE_HEAD_TYP",
     "LogEntry",
     "LogProblem",
@@ -87,56 +86,6 @@ GENESIS_PREV = "0" * 64
 
 _PSEUDONYM = re.compile(r"[0-9a-f]{64}")
 _BACKFILL_BATCH = 10_000
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS log_entries (
-    seq INTEGER PRIMARY KEY,          -- leaf index: 0-based, contiguous
-    body TEXT NOT NULL,               -- RFC 8785 canonical JSON, exactly the bytes hashed
-    leaf_hash BLOB NOT NULL,          -- SHA-256(0x00 || body)
-    kind TEXT NOT NULL,               -- kind .. counterparty: copies of body fields for
-    time TEXT NOT NULL,               -- querying only, verify checks they equal the body
-    trace_id TEXT,
-    convenant_id TEXT,
-    counterparty TEXT
-);
-CREATE INDEX IF NOT EXISTS log_entries_by_kind ON log_entries (kind);
-CREATE INDEX IF NOT EXISTS log_entries_by_trace ON log_entries (trace_id);
-CREATE INDEX IF NOT EXISTS log_entries_by_time ON log_entries (time);
-
--- One row per distinct pseudonym in an entry's subjects: answers access requests
--- without scanning bodies. Keyed by (seq, pseudonym) so verify can merge it in seq order.
-CREATE TABLE IF NOT EXISTS log_subjects (
-    seq INTEGER NOT NULL,
-    pseudonym TEXT NOT NULL,
-    PRIMARY KEY (seq, pseudonym)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS log_subjects_by_pseudonym ON log_subjects (pseudonym);
-
-CREATE TABLE IF NOT EXISTS tree_heads (
-    tree_size INTEGER PRIMARY KEY,
-    root_hash BLOB NOT NULL,          -- copies of the signed payload, for queries
-    signed_at TEXT NOT NULL,
-    jws TEXT NOT NULL                 -- the signed head as JSON text: the authoritative copy
-);
-
--- Right frontier of the Merkle tree: the root of the perfect subtree of 2^level leaves
--- for every set bit of the tree size. Enough to append and to compute the root.
-CREATE TABLE IF NOT EXISTS log_frontier (
-    level INTEGER PRIMARY KEY,
-    hash BLOB NOT NULL
-);
-
--- Every complete subtree above the leaves: the row (level, idx), level >= 1, is the root
--- of the perfect subtree over entries [idx * 2^level, (idx + 1) * 2^level). Leaves
--- (level 0) are log_entries.leaf_hash. Append-only, like the entries; a log written
--- before this table existed is backfilled from the leaf hashes (backfill_nodes).
-CREATE TABLE IF NOT EXISTS log_nodes (
-    level INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (level, idx)
-) WITHOUT ROWID;
-"""
 
 
 # --- entries ---------------------------------------------------------------------------

@@ -8,83 +8,54 @@ Timestamps are stored as RFC 3339 text (UTC, whole seconds, ``Z``): one fixed wi
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import nacl.bindings
+import nacl.exceptions
+
+from node.errors import MalformedMessage
 from node.protocol.models import rfc3339
 
-SCHEMA = """
--- The hit proofs of our rounds (§14.1): one row per (round, partner, subject) that was a
--- hit. The proof is the 64-byte OPRF output; never logged, never shown, deleted at
--- expires_at.
-CREATE TABLE IF NOT EXISTS round_hits (
-    round_trace_id TEXT NOT NULL,
-    partner TEXT NOT NULL,
-    subject INTEGER NOT NULL,         -- index of the subject in the round
-    convenant_id TEXT NOT NULL,
-    convenant_version INTEGER NOT NULL,
-    hit_proof BLOB NOT NULL,
-    pseudonym TEXT NOT NULL,          -- log pseudonym of the subject key (§9.2)
-    purpose TEXT NOT NULL,
-    case_ref TEXT NOT NULL,
-    asked_by TEXT NOT NULL,
-    asked_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    PRIMARY KEY (round_trace_id, partner, subject)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS round_hits_by_expiry ON round_hits (expires_at);
+NONCE_BYTES = 24  # XChaCha20-Poly1305
 
--- Detail requests this node sent (§14.2), with the last exchange's outcome.
-CREATE TABLE IF NOT EXISTS detail_asks (
-    trace_id TEXT PRIMARY KEY,
-    partner TEXT NOT NULL,
-    round_trace_id TEXT NOT NULL,
-    subject INTEGER NOT NULL,
-    pseudonym TEXT NOT NULL,
-    convenant_id TEXT NOT NULL,
-    convenant_version INTEGER NOT NULL,
-    purpose TEXT NOT NULL,
-    case_ref TEXT NOT NULL,
-    asked_by TEXT NOT NULL,
-    asked_role TEXT NOT NULL,
-    asked_at TEXT NOT NULL,
-    outcome TEXT NOT NULL,            -- answered/refused, or unreachable/timeout/invalid
-    reason TEXT,
-    detail TEXT,
-    updated_at TEXT NOT NULL
-);
 
--- Per asked category the partner's latest answer (status NULL: no answer yet) and what
--- this node did with delivered detail: received_at when stored, purged_at when deleted.
-CREATE TABLE IF NOT EXISTS asked_categories (
-    trace_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    category TEXT NOT NULL,
-    status TEXT,
-    rule TEXT,
-    reason TEXT,
-    reason_detail TEXT,
-    retain_until TEXT,
-    recipient_roles TEXT,             -- JSON list
-    received_at TEXT,
-    purged_at TEXT,
-    PRIMARY KEY (trace_id, category)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS asked_categories_by_retention ON asked_categories (retain_until)
-    WHERE received_at IS NOT NULL AND purged_at IS NULL;
+# --- at rest (§14.8) -------------------------------------------------------------------
 
--- The delivered texts, XChaCha20-Poly1305 at rest (§14.8); the row goes at retain_until.
-CREATE TABLE IF NOT EXISTS received_details (
-    trace_id TEXT NOT NULL,
-    category TEXT NOT NULL,
-    nonce BLOB NOT NULL,
-    ciphertext BLOB NOT NULL,
-    PRIMARY KEY (trace_id, category)
-) WITHOUT ROWID;
-"""
+
+def _aad(trace_id: str, partner: str, category: str) -> bytes:
+    return f"{trace_id}|{partner}|{category}".encode()
+
+
+def seal_at_rest(
+    key: bytes, trace_id: str, partner: str, category: str, entries: Sequence[str]
+) -> tuple[bytes, bytes]:
+    """(nonce, ciphertext) of a category's texts, bound to its exchange and category."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    plain = json.dumps(list(entries), ensure_ascii=False).encode()
+    ct = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        plain, _aad(trace_id, partner, category), nonce, key
+    )
+    return nonce, ct
+
+
+def open_at_rest(
+    key: bytes, trace_id: str, partner: str, category: str, nonce: bytes, ciphertext: bytes
+) -> tuple[str, ...]:
+    """The texts, or MalformedMessage when the row was altered, moved to another exchange,
+    or sealed under another key."""
+    try:
+        plain = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            ciphertext, _aad(trace_id, partner, category), nonce, key
+        )
+    except (nacl.exceptions.CryptoError, ValueError, TypeError) as e:
+        raise MalformedMessage("stored detail does not decrypt") from e
+    texts = json.loads(plain)
+    return tuple(str(t) for t in texts)
 
 
 # --- hit proofs ------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from node.protocol.identifiers import (
     subject_key,
 )
 from node.protocol.models import rfc3339
-from node.store import log
+from node.store import log, migrations
 from node.store.db import tx
 
 Identifier = BsnIdentifier | PersonIdentifier | AddressIdentifier
@@ -70,15 +70,22 @@ class Subject:
     """The subject key (docs/protocol.md §11): the normalised form the node matched on."""
     kind: str
     pseudonym: str
+    legacy_pseudonym: str | None = None
+    """Under release 0.1.0's pseudonym key, at a node upgraded from it (docs/protocol.md
+    §9.2): its entries from before the upgrade, and later ones about exchanges begun
+    before it (a detail request on an older round), name the person this way."""
 
 
-def subjects_for(identifiers: Iterable[Identifier], pseudonym_key: bytes) -> list[Subject]:
+def subjects_for(
+    identifiers: Iterable[Identifier], pseudonym_key: bytes, legacy_key: bytes | None = None
+) -> list[Subject]:
     """The person's subject keys and their log pseudonyms, duplicates merged in order."""
     out: dict[str, Subject] = {}
     for ident in identifiers:
         key = subject_key(ident)
         if key not in out:
-            out[key] = Subject(key, ident.kind, log.pseudonym(pseudonym_key, key))
+            legacy = None if legacy_key is None else log.pseudonym(legacy_key, key)
+            out[key] = Subject(key, ident.kind, log.pseudonym(pseudonym_key, key), legacy)
     return list(out.values())
 
 
@@ -333,6 +340,10 @@ def find(
     if not subjects:
         return rep
     mine = {s.pseudonym: s.label for s in subjects}
+    # Matched over the whole log, not only below the upgrade's seq: rows kept from before
+    # it (round hits, detail requests) carry legacy pseudonyms into later entries. Two
+    # HMAC-SHA-256 outputs under independent keys do not collide in practice.
+    mine |= {s.legacy_pseudonym: s.label for s in subjects if s.legacy_pseudonym}
     own_tx = not conn.in_transaction
     if own_tx:
         conn.execute("BEGIN")
@@ -401,15 +412,20 @@ def parse_request(data: Any) -> tuple[list[Identifier], str | None]:
     return identifiers, check_request_ref(data.get("request_ref"))
 
 
-def _subjects(
-    ctx: NodeContext, identifiers: Sequence[Identifier], request_ref: str | None
-) -> tuple[list[Subject], str | None]:
+def _check(identifiers: Sequence[Identifier], request_ref: str | None) -> str | None:
     if not identifiers:
         raise InputError("give at least one identifier (BSN, person or address)")
     if len(identifiers) > MAX_IDENTIFIERS:
         raise InputError(f"at most {MAX_IDENTIFIERS} identifiers")
-    request_ref = check_request_ref(request_ref)
-    return subjects_for(identifiers, ctx.keys.pseudonym_key()), request_ref
+    return check_request_ref(request_ref)
+
+
+def _subjects(ctx: NodeContext, identifiers: Sequence[Identifier]) -> list[Subject]:
+    """With legacy pseudonyms at a node upgraded from 0.1.0 (reads ``meta``: off the loop)."""
+    legacy = migrations.legacy_pseudonyms_before(ctx.conn) > 0
+    return subjects_for(
+        identifiers, ctx.keys.pseudonym_key(), ctx.keys.legacy_pseudonym_key() if legacy else None
+    )
 
 
 async def answer(
@@ -419,11 +435,18 @@ async def answer(
     request_ref: str | None = None,
 ) -> InzageReport:
     """Find everything about the person and log that the access request was answered."""
-    subjects, request_ref = _subjects(ctx, identifiers, request_ref)
+    request_ref = _check(identifiers, request_ref)
     now = ctx.clock()
     # The search reads the whole log's index: a reader's job; the record is a write.
     rep = await ctx.read(
-        lambda: find(ctx.conn, ctx.node_id, ctx.cfg.organisation, subjects, now, request_ref)
+        lambda: find(
+            ctx.conn,
+            ctx.node_id,
+            ctx.cfg.organisation,
+            _subjects(ctx, identifiers),
+            now,
+            request_ref,
+        )
     )
     await ctx.write(lambda: ctx.record([log_entry(rep, actor)], now))
     return rep
@@ -436,7 +459,8 @@ def answer_here(
     request_ref: str | None = None,
 ) -> InzageReport:
     """``answer`` on this thread's own connection (the CLI)."""
-    subjects, request_ref = _subjects(ctx, identifiers, request_ref)
+    request_ref = _check(identifiers, request_ref)
+    subjects = _subjects(ctx, identifiers)
     now = ctx.clock()
     rep = find(ctx.conn, ctx.node_id, ctx.cfg.organisation, subjects, now, request_ref)
     with tx(ctx.conn):
