@@ -375,8 +375,11 @@ def latest() -> int:
     return len(STEPS)
 
 
-def migrate(conn: sqlite3.Connection, keys: NodeKeys | None = None) -> list[int]:
-    """Run the steps this database has not run yet; the numbers run, in order.
+def migrate(
+    conn: sqlite3.Connection, keys: NodeKeys | None = None, target: int | None = None
+) -> list[int]:
+    """Run the steps this database has not run yet, up to ``target`` (default: all); the
+    numbers run, in order.
 
     ``keys`` are needed only by a step that re-encrypts data under a key derived from
     them (step 2, when the database holds received detail); without them such a step
@@ -389,7 +392,7 @@ def migrate(conn: sqlite3.Connection, keys: NodeKeys | None = None) -> list[int]
             f"this vhnode knows steps up to {latest()} (downgrades are not supported)"
         )
     ran: list[int] = []
-    for step in STEPS[current:]:
+    for step in STEPS[current : latest() if target is None else target]:
         if step.prepare is not None:
             step.prepare(conn, keys)
         with _transaction(conn):
@@ -499,6 +502,8 @@ def _reencrypt(
                     (*fresh, trace_id, category),
                 )
             break
+    if limit is None or len(rows) < limit:
+        return None
     return (str(rows[-1][0]), str(rows[-1][1]))
 
 
