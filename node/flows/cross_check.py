@@ -28,7 +28,6 @@ from node.protocol.consistency import (
 )
 from node.protocol.models import parse_model
 from node.store import log, peer_heads
-from node.store.db import tx
 
 CONSISTENCY_PATH = "/peer/v1/log/consistency"
 
@@ -143,19 +142,22 @@ async def cross_check(
 ) -> list[CrossCheck]:
     """Check every peer we hold heads of (or the named ones), in parallel; log each verdict."""
     if peer_ids is None:
-        rows = ctx.conn.execute("SELECT DISTINCT peer FROM peer_tree_heads ORDER BY peer")
-        peer_ids = [r[0] for r in rows if r[0] != ctx.node_id]
+
+        def held() -> list[str]:
+            rows = ctx.conn.execute("SELECT DISTINCT peer FROM peer_tree_heads ORDER BY peer")
+            return [r[0] for r in rows if r[0] != ctx.node_id]
+
+        # Off the loop while the node serves (POST /api/v1/audit/cross-check).
+        peer_ids = await ctx.read(held)
     results = list(await asyncio.gather(*(_check_one(ctx, session, p) for p in peer_ids)))
-    with tx(ctx.conn):
-        ctx.record(
-            [
-                log.LogEntry(
-                    kind="log.cross_checked",
-                    counterparty=r.peer,
-                    outcome=r.verdict,
-                    data={"held_size": r.held_size, "current_size": r.current_size},
-                )
-                for r in results
-            ]
+    entries = [
+        log.LogEntry(
+            kind="log.cross_checked",
+            counterparty=r.peer,
+            outcome=r.verdict,
+            data={"held_size": r.held_size, "current_size": r.current_size},
         )
+        for r in results
+    ]
+    await ctx.write(lambda: ctx.record(entries))
     return results
