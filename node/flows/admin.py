@@ -22,7 +22,7 @@ from node.errors import (
     UnknownConvenant,
 )
 from node.flows.context import NodeContext
-from node.flows.publishing import apply_changes, rebuild
+from node.flows.publishing import apply_changes, precompute_changes, precompute_rebuild, rebuild
 from node.keys import NodeKeys
 from node.policy.convenant import in_force
 from node.protocol import jws, peer_card
@@ -44,7 +44,9 @@ from node.protocol.withdrawal import (
 from node.store import convenants, db, log, peers, registry, tag_sets, users
 from node.store.db import tx
 
-IMPORT_BATCH = 20_000
+IMPORT_BATCH = 2_000
+"""Rows per transaction: small enough that a server on the same home waits at most a
+fraction of a second for the write lock."""
 
 
 def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.SignedDocument:
@@ -208,6 +210,9 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
     if ctx.clock() >= conv.valid_until:
         raise ConvenantNotInForce(f"convenant {conv.id} v{conv.version} has expired")
     party = conv.party(ctx.node_id)
+    # The tags of the registry in scope before the write transaction (the OPRF over the
+    # whole registry takes seconds); inside it, only keys registered since are computed.
+    known = precompute_rebuild(ctx, conv) if party is not None and "provider" in party.roles else {}
     with tx(ctx.conn):
         before = convenants.latest(ctx.conn, conv.id)
         new = convenants.install(ctx.conn, doc, ctx.clock())
@@ -232,7 +237,7 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
             same_scope = held is not None and set(held.scope_themes) == set(party.scope_themes)
             if not (same_scope and tag_sets.head(ctx.conn, conv.id).version > 0):
                 # Same transaction: never an installed convenant with a stale or empty set.
-                rebuild(ctx, conv)
+                rebuild(ctx, conv, known=known)
     return conv
 
 
@@ -356,7 +361,11 @@ def import_registrations(
                 report.errors.append(item)
             else:
                 good[item.ref] = item  # a ref repeated in one file: the last row wins
-        summary = apply_changes(ctx, list(good.values()), actor=actor)
+        regs = list(good.values())
+        # The tags first, outside the batch's write transaction: a server on this home
+        # keeps answering while the import runs (docs/architecture.md).
+        known = precompute_changes(ctx, regs)
+        summary = apply_changes(ctx, regs, actor=actor, known=known)
         report.upserted += summary.upserted
         report.unchanged += summary.unchanged
         report.tag_set_versions.update(summary.published)

@@ -9,7 +9,7 @@ in the same transaction as the registry change and its log entries.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from node.flows.context import NodeContext
@@ -47,10 +47,67 @@ def provider_scopes(ctx: NodeContext) -> list[Scope]:
     return out
 
 
-def tags_for(ctx: NodeContext, convenant_id: str, subject_keys: Sequence[str]) -> list[bytes]:
-    sk, _ = ctx.oprf_key(convenant_id)
-    outputs = oprf.evaluate(sk, [k.encode() for k in subject_keys])
-    return [tag_from_output(o) for o in outputs]
+KnownTags = dict[str, dict[str, bytes]]
+"""Convenant id → subject key → tag, computed before a write transaction: the OPRF is
+the costly part of a registry change, and the write lock must not wait for it."""
+
+
+def tags_for(
+    ctx: NodeContext,
+    convenant_id: str,
+    subject_keys: Sequence[str],
+    known: Mapping[str, bytes] | None = None,
+) -> list[bytes]:
+    """The tag of each subject key under the convenant's OPRF key; ``known`` ones are
+    taken as they are (a tag is a function of the key alone: computing it early is safe)."""
+    known = known or {}
+    missing = [k for k in subject_keys if k not in known]
+    computed: dict[str, bytes] = {}
+    if missing:
+        sk, _ = ctx.oprf_key(convenant_id)
+        outputs = oprf.evaluate(sk, [k.encode() for k in missing])
+        computed = dict(zip(missing, (tag_from_output(o) for o in outputs), strict=True))
+    return [known[k] if k in known else computed[k] for k in subject_keys]
+
+
+def precompute_changes(ctx: NodeContext, upserts: Sequence[Registration]) -> KnownTags:
+    """Before the write transaction of ``apply_changes``: the tags of every subject key of
+    the registrations that differ from the stored ones (a read; no lock held)."""
+    scopes = provider_scopes(ctx)
+    if not scopes or not upserts:
+        return {}
+    stored = registry.fingerprints(ctx.conn, [r.ref for r in upserts])
+    keys: set[str] = set()
+    for reg in upserts:
+        reg_keys = reg.subject_keys()
+        if stored.get(reg.ref) != reg.fingerprint(reg_keys):
+            keys.update(reg_keys)
+    ordered = sorted(keys)
+    return {
+        s.convenant_id: dict(zip(ordered, tags_for(ctx, s.convenant_id, ordered), strict=True))
+        for s in scopes
+    }
+
+
+def precompute_rebuild(ctx: NodeContext, conv: Convenant) -> dict[str, bytes]:
+    """Before a convenant's install: the tags of every subject key in its scope as the
+    registry reads now (no lock held). ``rebuild`` computes only what changed since."""
+    keys = sorted(_wanted(ctx, conv))
+    out: dict[str, bytes] = {}
+    for i in range(0, len(keys), 5000):
+        chunk = keys[i : i + 5000]
+        out.update(zip(chunk, tags_for(ctx, conv.id, chunk), strict=True))
+    return out
+
+
+def _wanted(ctx: NodeContext, conv: Convenant) -> Counter[str]:
+    party = conv.party(ctx.node_id)
+    themes = frozenset(party.scope_themes) if party and "provider" in party.roles else frozenset()
+    wanted: Counter[str] = Counter()
+    for stored in registry.iter_all(ctx.conn):
+        if not themes.isdisjoint(stored.themes):
+            wanted.update(stored.subject_keys)
+    return wanted
 
 
 @dataclass
@@ -71,10 +128,12 @@ def apply_changes(
     removals: Sequence[str] = (),
     actor: str | None = None,
     reason: str | None = None,
+    known: KnownTags | None = None,
 ) -> ChangeSummary:
     """Write registry changes, the tag-set versions they cause and their log entries.
 
-    One transaction: either all of it is stored or none of it.
+    One transaction: either all of it is stored or none of it. ``known`` tags
+    (``precompute_changes``) spare the transaction the OPRF work.
     """
     summary = ChangeSummary()
     scopes = provider_scopes(ctx)
@@ -121,7 +180,9 @@ def apply_changes(
             if not key_deltas:
                 continue
             subject_keys = sorted(key_deltas)
-            tags = tags_for(ctx, scope.convenant_id, subject_keys)
+            tags = tags_for(
+                ctx, scope.convenant_id, subject_keys, (known or {}).get(scope.convenant_id)
+            )
             tag_deltas: Counter[bytes] = Counter()
             for key, tag in zip(subject_keys, tags, strict=True):
                 tag_deltas[tag] += key_deltas[key]
@@ -183,27 +244,29 @@ def _published(
     )
 
 
-def rebuild(ctx: NodeContext, conv: Convenant, actor: str | None = None) -> int | None:
+def rebuild(
+    ctx: NodeContext,
+    conv: Convenant,
+    actor: str | None = None,
+    known: Mapping[str, bytes] | None = None,
+) -> int | None:
     """Recompute one convenant's tag set from the whole registry; publishes a version only
     if membership changed (or none was published yet). Returns the new version or None.
 
     Runs inside the caller's transaction, so a convenant's installation and its first tag
     set commit together: there is no moment at which the node answers under an installed
     convenant with an empty set. The registry is read inside the same transaction, so no
-    concurrent registry change can slip between reading and publishing.
+    concurrent registry change can slip between reading and publishing. ``known`` tags
+    (``precompute_rebuild``, outside the transaction) leave only the keys added since to
+    compute here.
     """
-    party = conv.party(ctx.node_id)
-    themes = frozenset(party.scope_themes) if party and "provider" in party.roles else frozenset()
-    wanted: Counter[str] = Counter()
-    for stored in registry.iter_all(ctx.conn):
-        if not themes.isdisjoint(stored.themes):
-            wanted.update(stored.subject_keys)
+    wanted = _wanted(ctx, conv)
     keys = sorted(wanted)
     target: Counter[bytes] = Counter()
     key_of: dict[bytes, str] = {}
     for i in range(0, len(keys), 5000):
         chunk = keys[i : i + 5000]
-        for key, tag in zip(chunk, tags_for(ctx, conv.id, chunk), strict=True):
+        for key, tag in zip(chunk, tags_for(ctx, conv.id, chunk, known), strict=True):
             target[tag] += wanted[key]
             key_of[tag] = key
     now = ctx.clock()

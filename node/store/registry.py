@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -126,6 +126,21 @@ def expired(conn: sqlite3.Connection, today: date, limit: int = -1) -> list[str]
 
 def count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM registrations").fetchone()[0])
+
+
+def fingerprints(conn: sqlite3.Connection, refs: Sequence[str]) -> dict[str, str]:
+    """Ref → stored fingerprint, for those of ``refs`` that are registered."""
+    out: dict[str, str] = {}
+    for i in range(0, len(refs), 500):
+        chunk = list(refs[i : i + 500])
+        marks = ",".join("?" * len(chunk))
+        out.update(
+            conn.execute(
+                f"SELECT ref, fingerprint FROM registrations WHERE ref IN ({marks})",  # noqa: S608
+                chunk,
+            ).fetchall()
+        )
+    return out
 
 
 def iter_all(conn: sqlite3.Connection, batch: int = 10_000) -> Iterator[Stored]:
