@@ -276,14 +276,17 @@ class Interposer:
     target_port: int
     requests: list[tuple[str, bytes]] = field(default_factory=list)
     delay: float = 0.0
+    # Per path, a delay of its own (a partner that answers one request and stalls on the next).
+    delay_paths: dict[str, float] = field(default_factory=dict)
     rewrite: Any = None  # callable(path, body bytes) -> bytes
     runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.requests.append((request.path, body))
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        delay = self.delay_paths.get(request.path, self.delay)
+        if delay:
+            await asyncio.sleep(delay)
         async with (
             aiohttp.ClientSession() as s,
             s.request(

@@ -449,13 +449,15 @@ async def ask_bekendheid(
 ) -> QueryResult:
     """Ask every provider of the convenant (or the named ``partners``) in one round.
 
-    The round ends at ``deadline_seconds`` (default ``[peers] round_deadline_seconds``):
-    a partner still outstanding then is ``timeout``. Raises a Refusal only when this node
+    The round ends after ``[peers] round_deadline_seconds``, or ``deadline_seconds`` if
+    shorter: a partner still outstanding then is ``timeout``. Raises a Refusal only when this node
     itself cannot ask (convenant unknown, not in force, not a party, withdrawn); every
     partner-side outcome is a per-partner status.
     """
     loop = asyncio.get_running_loop()
-    budget = min(deadline_seconds or ctx.cfg.peers.round_deadline_seconds, 300.0)
+    budget = ctx.cfg.peers.round_deadline_seconds
+    if deadline_seconds is not None:
+        budget = min(budget, deadline_seconds)
     deadline = loop.time() + budget
     keys = [subject_key(s).encode() for s in subjects]
     trace_id = secrets.token_hex(16)

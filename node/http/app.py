@@ -193,6 +193,9 @@ class BekendheidQuery(BaseModel):
     # (invalid_bsn) here as in a registration.
     subjects: list[dict[str, Any]] = Field(min_length=1, max_length=64)
     partners: list[str] | None = None
+    # Shorter than the node's [peers] round_deadline_seconds if the case software waits
+    # less; never longer.
+    deadline_seconds: float | None = Field(None, gt=0, le=300)
 
 
 @roles("coordinator")
@@ -220,6 +223,7 @@ async def post_bekendheid(request: web.Request) -> web.Response:
         request[USER].name,
         subjects,
         q.partners,
+        q.deadline_seconds,
     )
     return web.json_response(result.as_json())
 
