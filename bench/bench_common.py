@@ -32,12 +32,13 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 import nacl.signing  # noqa: E402
 
+from node.clock import ManualClock  # noqa: E402
 from node.config import NodeConfig  # noqa: E402
 from node.demo.synthetic import THEMES_BY_ORG_TYPE  # noqa: E402
 from node.flows import admin  # noqa: E402
 from node.flows.context import open_node  # noqa: E402
 from node.protocol import oprf  # noqa: E402
-from tests.federation import Clock, Federation, SimNode, free_port  # noqa: E402
+from tests.federation import Federation, SimNode, free_port  # noqa: E402
 
 PYTHON = sys.executable
 # Limits far beyond anything a bench can reach: the token bucket must never refuse here.
@@ -203,8 +204,8 @@ def add_node(
             "peers": {"timeout_seconds": peer_timeout, "tag_set_timeout_seconds": 120.0},
         }
     )
-    admin.init_node(home, cfg)
-    clock = Clock()
+    clock = ManualClock(fed.started_at)
+    admin.init_node(home, cfg, clock.now())
     node = SimNode(node_id, home, port, clock, open_node(home, clock=clock))
     for role in ("coordinator", "source", "privacy_officer", "admin"):
         node.tokens[role] = admin.create_user(node.ctx, f"{role}-{node_id}", role)

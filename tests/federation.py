@@ -2,7 +2,7 @@
 
 Every node is a real aiohttp server with its own home directory, SQLite file and keys;
 they talk over real HTTP. Tests stage attacks in a few lines by stopping a node,
-shifting its clock, tampering with what it sends, or calling the peer endpoints directly.
+setting its clock, tampering with what it sends, or calling the peer endpoints directly.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import socket
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from node.clock import SYSTEM_CLOCK, ManualClock
 from node.config import NodeConfig
 from node.flows import admin
 from node.flows.context import NodeContext, open_node
@@ -55,22 +56,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Clock:
-    """A node's clock: real time plus an offset a test can move."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
 @dataclass
 class SimNode:
     node_id: str
     home: Path
     port: int
-    clock: Clock
+    clock: ManualClock
     ctx: NodeContext
     runner: web.AppRunner | None = None
     tokens: dict[str, str] = field(default_factory=dict)
@@ -125,6 +116,8 @@ def convenant_toml(
 class Federation:
     root: Path
     nodes: dict[str, SimNode] = field(default_factory=dict)
+    # Every node's clock starts here and stands still until a test sets or advances it.
+    started_at: datetime = field(default_factory=SYSTEM_CLOCK.now)
     session: aiohttp.ClientSession | None = None
 
     # --- set-up -----------------------------------------------------------------
@@ -143,8 +136,8 @@ class Federation:
                 "peers": {"timeout_seconds": 4.0, "tag_set_timeout_seconds": 10.0},
             }
         )
-        admin.init_node(home, cfg)
-        clock = Clock()
+        clock = ManualClock(self.started_at)
+        admin.init_node(home, cfg, clock.now())
         node = SimNode(node_id, home, port, clock, open_node(home, clock=clock), sock=sock)
         for role in ("coordinator", "source", "privacy_officer", "liaison", "admin"):
             node.tokens[role] = admin.create_user(node.ctx, f"{role}-{node_id}", role)
@@ -391,7 +384,7 @@ def evaluate_request(
         "requesting_user": "tester",
         "trace_id": secrets.token_hex(16),
         "nonce": jws.b64u_encode(secrets.token_bytes(16)),
-        "issued_at": fed.nodes[requester].clock(),
+        "issued_at": fed.nodes[requester].clock.now(),
         "blinded_elements": tuple(jws.b64u_encode(e) for e in elements),
     }
     values.update(fields)
@@ -416,7 +409,7 @@ def tag_set_request(
         "convenant_version": 1,
         "since_version": 0,
         "nonce": jws.b64u_encode(secrets.token_bytes(16)),
-        "issued_at": fed.nodes[requester].clock(),
+        "issued_at": fed.nodes[requester].clock.now(),
     }
     values.update(fields)
     req = TagSetRequest(**values)

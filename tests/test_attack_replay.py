@@ -113,7 +113,7 @@ async def test_captured_request_replayed_later_is_refused_as_stale(
     proxy = await interpose(federation, TARGET)
     await federation.query("vh-test", [JAN_BSN])
     captured = _captured(proxy, EVALUATE_PATH)
-    federation.nodes[TARGET].clock.offset = timedelta(hours=1)
+    federation.nodes[TARGET].clock.set(federation.started_at + timedelta(hours=1))
     reply = await post_peer(federation, TARGET, EVALUATE_PATH, captured)
     _assert_refused(federation, TARGET, captured, reply.body, reply.status, "stale_request")
 

@@ -92,7 +92,7 @@ async def _script(fed: Federation) -> Script:
     s.day0 = _day(fed.nodes[VH])
     # three days later, one more round
     for node in fed.nodes.values():
-        node.clock.offset = timedelta(days=3)
+        node.clock.set(fed.started_at + timedelta(days=3))
     await ask(VH, [C])
     s.later = _day(fed.nodes[VH])
     assert s.later >= s.day0 + timedelta(days=3)
@@ -111,7 +111,7 @@ async def script(tmp_path: Path) -> AsyncIterator[Script]:
 def _report(fed: Federation, node_id: str, **kw: Any) -> report.Report:
     ctx = fed.nodes[node_id].ctx
     thresholds = kw.pop("thresholds", None)
-    return report.report_for(ctx.conn, node_id, ctx.clock(), report.Filters(**kw), thresholds)
+    return report.report_for(ctx.conn, node_id, ctx.clock.now(), report.Filters(**kw), thresholds)
 
 
 def _asked_truth(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

@@ -107,7 +107,7 @@ async def ask_detail(fed: Federation, categories: tuple[str, ...]) -> str:
         hit_proof=proof(fed, POLITIE, JAN_BSN),
         categories=categories,
         nonce=jws.b64u_encode(secrets.token_bytes(16)),
-        issued_at=fed.nodes["vh-test"].clock(),
+        issued_at=fed.nodes["vh-test"].clock.now(),
     )
     doc = jws.sign(DETAIL_REQUEST_TYP, request.wire(), fed.nodes["vh-test"].ctx.keys.signing)
     reply = await post_peer(fed, POLITIE, DETAIL_PATH, doc)
@@ -135,7 +135,7 @@ async def test_inbox_shows_pending_requests_and_hit_notices(
         round_trace_id=round_["trace_id"],
         hit_proofs=(proof(fed, POLITIE, JAN_BSN),),
         nonce=jws.b64u_encode(secrets.token_bytes(16)),
-        issued_at=fed.nodes["vh-test"].clock(),
+        issued_at=fed.nodes["vh-test"].clock.now(),
     )
     doc = jws.sign(HIT_NOTICE_TYP, notice.wire(), fed.nodes["vh-test"].ctx.keys.signing)
     assert (await post_peer(fed, POLITIE, HIT_NOTICE_PATH, doc)).status == 200

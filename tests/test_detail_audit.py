@@ -27,7 +27,7 @@ async def fed(tmp_path: Path) -> AsyncIterator[Federation]:
 
 def _report(fed: Federation, node_id: str) -> report.Report:
     node = fed.nodes[node_id]
-    return report.report_for(node.ctx.conn, node_id, node.ctx.clock())
+    return report.report_for(node.ctx.conn, node_id, node.ctx.clock.now())
 
 
 async def test_forged_proofs_and_foreign_rounds_are_flagged_as_probes(fed: Federation) -> None:

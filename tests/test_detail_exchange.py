@@ -157,7 +157,7 @@ async def _ask_contact(fed: Federation) -> dict[str, Any]:
 
 def _details(fed: Federation, node_id: str) -> dict[str, int]:
     node = fed.nodes[node_id]
-    rep = report.report_for(node.ctx.conn, node_id, node.ctx.clock())
+    rep = report.report_for(node.ctx.conn, node_id, node.ctx.clock.now())
     return dict(rep.details)
 
 
@@ -191,7 +191,7 @@ async def test_purged_detail_leaves_no_ciphertext_in_the_files(
     vh = fed.nodes[VH]
     (ciphertext,) = vh.ctx.conn.execute("SELECT ciphertext FROM received_details").fetchone()
     assert bytes(ciphertext) in _files(vh.ctx.home)
-    vh.clock.offset = timedelta(days=31)  # past the rule's 30 days
+    vh.clock.set(fed.started_at + timedelta(days=31))  # past the rule's 30 days
     assert purge_due(vh.ctx) == 1
     assert bytes(ciphertext)[:32] not in _files(vh.ctx.home)
     assert log.verify(vh.ctx.conn, VH, vh.ctx.keys.signing_public).ok

@@ -115,7 +115,7 @@ def detail_request(
         "hit_proof": proof or proof_for(fed, partner, identifier),
         "categories": categories,
         "nonce": jws.b64u_encode(secrets.token_bytes(16)),
-        "issued_at": fed.nodes[requester].clock(),
+        "issued_at": fed.nodes[requester].clock.now(),
     }
     values.update(fields)
     return jws.sign(DETAIL_REQUEST_TYP, DetailRequest(**values).wire(), _key(fed, requester))
@@ -131,7 +131,7 @@ def poll_request(fed: Federation, requester: str, partner: str, trace_id: str) -
         partner=partner,
         trace_id=trace_id,
         nonce=jws.b64u_encode(secrets.token_bytes(16)),
-        issued_at=fed.nodes[requester].clock(),
+        issued_at=fed.nodes[requester].clock.now(),
     )
     return jws.sign(DETAIL_POLL_TYP, poll.wire(), _key(fed, requester))
 
@@ -457,12 +457,14 @@ async def test_expiry_stops_delivery_and_approval_to_the_second(tmp_path: Path) 
     fed = await detail_federation(tmp_path, valid_until=toml_time(ends))
     try:
         _, resp = await ask(fed, "vh-test", "politie-test", (CONTACT, ANTECEDENTS))
+        # The clocks stand still while the poll runs: a second before the end stays one,
+        # however long the machine takes.
         for node in fed.nodes.values():
-            node.clock.offset = ends - datetime.now(UTC) - timedelta(seconds=2)
+            node.clock.set(ends - timedelta(seconds=1))
         _, polled = await _poll(fed, "politie-test", resp.trace_id)
         assert statuses(polled)[CONTACT] == ("delivered", None)  # a second before the end
         for node in fed.nodes.values():
-            node.clock.offset = ends - datetime.now(UTC) + timedelta(seconds=1)
+            node.clock.set(ends)  # valid_until itself is past the end
         await _all_denied_and_nothing_sent(fed, resp.trace_id, "convenant_not_in_force")
     finally:
         await fed.close()
@@ -512,7 +514,7 @@ def hit_notice(
         round_trace_id=round_trace_id,
         hit_proofs=proofs,
         nonce=jws.b64u_encode(secrets.token_bytes(16)),
-        issued_at=fed.nodes[requester].clock(),
+        issued_at=fed.nodes[requester].clock.now(),
     )
     return jws.sign(HIT_NOTICE_TYP, notice.wire(), _key(fed, requester))
 
@@ -726,7 +728,7 @@ async def test_a_requester_card_with_another_encryption_key_gets_nothing_sealed(
     _, first = await ask(fed, "vh-test", "politie-test", (CONTACT,))
     vh = fed.nodes["vh-test"].ctx
     other = dataclasses.replace(vh.keys, encryption=nacl.public.PrivateKey.generate())
-    card = issue_card(vh.cfg, other, vh.clock())
+    card = issue_card(vh.cfg, other, vh.clock.now())
     _, outcome = admin.add_peer(fed.nodes["politie-test"].ctx, card.to_json())
     assert outcome == "updated"
     doc = detail_request(fed, "vh-test", "politie-test", round_["trace_id"], (CONTACT,))
@@ -769,10 +771,10 @@ async def test_old_records_go_after_record_days_unless_delivered_detail_still_ne
     assert purge_records(node.ctx) == (0, 0)
     # Past record_days: the notice goes; the request stays while its contact (30 days)
     # may still be held by the requester.
-    node.clock.offset = timedelta(days=20)
+    node.clock.set(fed.started_at + timedelta(days=20))
     assert purge_records(node.ctx) == (0, 1)
     assert conn.execute("SELECT COUNT(*) FROM detail_requests").fetchone()[0] == 1
-    node.clock.offset = timedelta(days=31)
+    node.clock.set(fed.started_at + timedelta(days=31))
     assert purge_records(node.ctx) == (1, 0)
     for table in ("detail_requests", "detail_categories", "hit_notices"):
         assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0

@@ -16,7 +16,7 @@ async def test_rotation_to_a_key_held_by_another_peer_is_refused(federation: Fed
     vh = federation.nodes["vh-test"].ctx
     # A card for om-test, signed with politie-test's key (as if om-test copied it).
     cfg = politie.ctx.cfg.model_copy(update={"node_id": "om-test", "org_type": "om"})
-    forged = issue_card(cfg, politie.ctx.keys, politie.clock())
+    forged = issue_card(cfg, politie.ctx.keys, politie.clock.now())
     before = peers.by_id(vh.conn, "om-test")
     assert before is not None
     with pytest.raises(KeyMismatch, match="already belongs to peer politie-test"):

@@ -132,34 +132,34 @@ def _install_v2(fed: Federation) -> None:
 
 
 def _expired_convenant(fed: Federation) -> None:
-    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    tomorrow = fed.started_at + timedelta(days=1)
     fed.sign_and_install(
         convenant_toml(DEFAULT_PARTIES, convenant_id=SHORT, valid_until=toml_time(tomorrow))
     )
     for node_id in ("vh-test", "politie-test"):  # both clocks two days on: both agree
-        fed.nodes[node_id].clock.offset = timedelta(days=2)
+        fed.nodes[node_id].clock.set(fed.started_at + timedelta(days=2))
 
 
 def _future_convenant(fed: Federation) -> None:
-    next_year = datetime.now(UTC) + timedelta(days=365)
+    next_year = fed.started_at + timedelta(days=365)
     fed.sign_and_install(
         convenant_toml(DEFAULT_PARTIES, convenant_id=FUTURE, valid_from=toml_time(next_year))
     )
 
 
 def _requester_clock_ahead(fed: Federation) -> None:
-    fed.nodes["vh-test"].clock.offset = timedelta(minutes=10)
+    fed.nodes["vh-test"].clock.set(fed.started_at + timedelta(minutes=10))
 
 
 def _requester_clock_behind(fed: Federation) -> None:
-    fed.nodes["vh-test"].clock.offset = -timedelta(minutes=10)
+    fed.nodes["vh-test"].clock.set(fed.started_at - timedelta(minutes=10))
 
 
 def _cards_expired(fed: Federation) -> None:
     # The convenant runs to 2099, but peer cards are valid for 730 days: three years on,
     # the partner no longer accepts the requester's card, whatever the convenant says.
     for node_id in ("vh-test", "politie-test"):
-        fed.nodes[node_id].clock.offset = timedelta(days=3 * 365)
+        fed.nodes[node_id].clock.set(fed.started_at + timedelta(days=3 * 365))
 
 
 def _requester_withdrew(fed: Federation) -> None:
@@ -547,7 +547,7 @@ async def test_requester_on_a_superseded_version_is_refused(federation: Federati
 async def test_signed_successor_not_yet_in_force_does_not_cut_off_current_version(
     federation: Federation,
 ) -> None:
-    next_month = datetime.now(UTC) + timedelta(days=30)
+    next_month = federation.started_at + timedelta(days=30)
     doc = federation.sign_and_install(
         convenant_toml(DEFAULT_PARTIES, version=2, valid_from=toml_time(next_month)),
         signers=list(federation.nodes),

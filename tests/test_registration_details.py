@@ -149,13 +149,13 @@ async def test_delete_removes_details(federation: Federation) -> None:
 
 async def test_retention_purge_removes_details(federation: Federation) -> None:
     node = federation.nodes["politie-test"]
-    today = node.clock().date().isoformat()
+    today = node.clock.now().date().isoformat()
     federation.register(
         "politie-test",
         _reg("BPS-1", retain_until=today, details={"contactpersoon": SECRET}),
         _reg("BPS-2", details={"contactpersoon": "blijft"}),
     )
-    node.clock.offset = timedelta(days=1)
+    node.clock.set(federation.started_at + timedelta(days=1))
     assert admin.purge_all_expired(node.ctx) == ["BPS-1"]
     assert registry.details(node.ctx.conn, "BPS-1") == {}
     assert registry.details(node.ctx.conn, "BPS-2") == {"contactpersoon": "blijft"}

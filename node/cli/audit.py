@@ -129,7 +129,7 @@ def audit_report(
     )
     thresholds = report.parse_thresholds(subjects_per_day, requests_per_minute)
     with node_at(home) as ctx:
-        rep = report.report_for(ctx.conn, ctx.node_id, ctx.clock(), filters, thresholds)
+        rep = report.report_for(ctx.conn, ctx.node_id, ctx.clock.now(), filters, thresholds)
     if as_json:
         text = json.dumps(rep.as_json(), indent=2, ensure_ascii=False) + "\n"
     elif as_csv:

@@ -143,7 +143,7 @@ def peer_add(home: Path, card_file: Path, rotate: bool) -> None:
 def peer_list(home: Path, as_json: bool) -> None:
     """List known peers."""
     with node_at(home) as ctx:
-        now = ctx.clock()
+        now = ctx.clock.now()
         known = peers.all_peers(ctx.conn)
     state = {
         p.node_id: "revoked" if p.revoked_at else "active" if p.card.valid_at(now) else "expired"

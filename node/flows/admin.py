@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
+from node.clock import SYSTEM_CLOCK
 from node.config import CARD_FILE, CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, render_config
 from node.errors import (
     ConfigError,
@@ -51,7 +52,7 @@ fraction of a second for the write lock."""
 
 def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.SignedDocument:
     """Create a node home: config, keys (0600), self-signed peer card, database."""
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK.now()
     home = home.expanduser()
     if (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home} already holds a node ({CONFIG_FILE} exists)")
@@ -113,11 +114,11 @@ def load_json_file(path: Path) -> Any:
 def add_peer(
     ctx: NodeContext, card_json: Any, rotate: bool = False
 ) -> tuple[PeerCard, Literal["added", "unchanged", "updated", "rotated"]]:
-    card, doc = verify_card(card_json, ctx.clock())
+    card, doc = verify_card(card_json, ctx.clock.now())
     if card.node_id == ctx.node_id:
         raise InputError("that is this node's own card")
     with tx(ctx.conn):
-        outcome = peers.add(ctx.conn, doc, ctx.clock(), rotate=rotate)
+        outcome = peers.add(ctx.conn, doc, ctx.clock.now(), rotate=rotate)
         if outcome != "unchanged":
             ctx.record(
                 [
@@ -134,7 +135,7 @@ def add_peer(
 
 def revoke_peer(ctx: NodeContext, node_id: str) -> None:
     with tx(ctx.conn):
-        if not peers.revoke(ctx.conn, node_id, ctx.clock()):
+        if not peers.revoke(ctx.conn, node_id, ctx.clock.now()):
             return  # already revoked: nothing changes, nothing to log
         ctx.record([log.LogEntry(kind="peer.revoked", counterparty=node_id, outcome="revoked")])
 
@@ -194,7 +195,7 @@ def convenant_status(
         PartyStatus(p.node_id, p.organisation, p.roles, sigs[p.node_id], gone.get(p.node_id))
         for p in conv.parties
     ]
-    refusal = in_force(conv, doc, keys, ctx.clock())
+    refusal = in_force(conv, doc, keys, ctx.clock.now())
     return conv, rows, refusal.detail if refusal else None
 
 
@@ -207,7 +208,7 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
     missing = [s.node_id for s in party_signatures(conv, doc, keys) if s.state != "signed"]
     if missing:
         raise ConvenantNotInForce(f"not signed (validly) by: {', '.join(missing)}")
-    if ctx.clock() >= conv.valid_until:
+    if ctx.clock.now() >= conv.valid_until:
         raise ConvenantNotInForce(f"convenant {conv.id} v{conv.version} has expired")
     party = conv.party(ctx.node_id)
     # The tags of the registry in scope before the write transaction (the OPRF over the
@@ -215,7 +216,7 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
     known = precompute_rebuild(ctx, conv) if party is not None and "provider" in party.roles else {}
     with tx(ctx.conn):
         before = convenants.latest(ctx.conn, conv.id)
-        new = convenants.install(ctx.conn, doc, ctx.clock())
+        new = convenants.install(ctx.conn, doc, ctx.clock.now())
         if new:
             ctx.record(
                 [
@@ -259,7 +260,7 @@ def withdraw_from_convenant(
         raise NotAParty(f"this node ({ctx.node_id}) is not a party to {convenant_id}")
     if party.signing_key_fingerprint != ctx.keys.signing_fingerprint:
         raise InputError(f"the convenant names another signing key for {ctx.node_id}")
-    when = (at or ctx.clock()).replace(microsecond=0)  # the wire holds whole seconds
+    when = (at or ctx.clock.now()).replace(microsecond=0)  # the wire holds whole seconds
     try:
         w = Withdrawal(
             convenant_id=conv.id,
@@ -272,7 +273,7 @@ def withdraw_from_convenant(
         raise InputError(f"withdrawal: {e}") from e
     doc = sign_withdrawal(w, ctx.keys.signing)
     with tx(ctx.conn):
-        convenants.add_withdrawal(ctx.conn, doc, ctx.clock())
+        convenants.add_withdrawal(ctx.conn, doc, ctx.clock.now())
         ctx.record(
             [
                 log.LogEntry(
@@ -301,7 +302,7 @@ def install_withdrawal(ctx: NodeContext, doc_json: Any) -> tuple[Withdrawal, boo
         )
     verify_withdrawal(w, doc, inst.convenant, _known_keys(ctx))
     with tx(ctx.conn):
-        new = convenants.add_withdrawal(ctx.conn, doc, ctx.clock())
+        new = convenants.add_withdrawal(ctx.conn, doc, ctx.clock.now())
         if new:
             ctx.record(
                 [
@@ -386,7 +387,7 @@ def purge_expired(ctx: NodeContext, limit: int = PURGE_BATCH) -> list[str]:
     ``registry.changed`` entry with reason ``retention`` and the subjects' pseudonyms, so
     the log stays verifiable and an access request still shows the processing.
     """
-    refs = registry.expired(ctx.conn, ctx.clock().date(), limit)
+    refs = registry.expired(ctx.conn, ctx.clock.now().date(), limit)
     if refs:
         apply_changes(ctx, [], refs, actor="retention", reason="retention")
     return refs
@@ -404,7 +405,7 @@ def purge_all_expired(ctx: NodeContext) -> list[str]:
 
 def create_user(ctx: NodeContext, name: str, role: str) -> str:
     with tx(ctx.conn):
-        token = users.create(ctx.conn, name, role, ctx.clock())
+        token = users.create(ctx.conn, name, role, ctx.clock.now())
         ctx.record(
             [log.LogEntry(kind="user.created", actor=name, outcome="created", data={"role": role})]
         )
@@ -413,7 +414,7 @@ def create_user(ctx: NodeContext, name: str, role: str) -> str:
 
 def revoke_user(ctx: NodeContext, name: str) -> None:
     with tx(ctx.conn):
-        users.revoke(ctx.conn, name, ctx.clock())
+        users.revoke(ctx.conn, name, ctx.clock.now())
         ctx.record([log.LogEntry(kind="user.revoked", actor=name, outcome="revoked")])
 
 

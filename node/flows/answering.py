@@ -8,7 +8,6 @@ refusals, is answered with a signed response and logged in the same transaction.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,7 +112,7 @@ def check_fresh(
 def convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> ConvenantState:
     trusted = ctx.trust()
     asked = trusted.version(convenant_id, version)
-    now = ctx.clock()
+    now = ctx.clock.now()
     newest = next(
         (
             inst
@@ -163,7 +162,7 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
     """§6.6: verify, decide, evaluate, sign, log — one transaction."""
     doc = jws.parse_bytes(body, EVALUATE_REQUEST_TYP)  # step 1
     req = parse_model(EvaluateRequest, doc.payload)  # step 2
-    now = ctx.clock()
+    now = ctx.clock.now()
     request_hash = jws.b64u_encode(doc.digest())
     with tx(ctx.conn):
         # The rule that decided, logged with the outcome (§6.6): each step names its own.
@@ -191,7 +190,7 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
                 f"at most {ctx.cfg.limits.max_subjects_per_request} subjects per request"
             )
         if refusal is None and not ctx.limiter.allow(
-            req.requester, req.convenant_id, n, time.monotonic()
+            req.requester, req.convenant_id, n, ctx.clock.monotonic()
         ):
             rule = "rate-limit"
             refusal = RateLimited(
@@ -258,7 +257,7 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
     """§6.7: a full tag set or a delta, only for a party that may query."""
     doc = jws.parse_bytes(body, TAG_SET_REQUEST_TYP)
     req = parse_model(TagSetRequest, doc.payload)
-    now = ctx.clock()
+    now = ctx.clock.now()
     fields: dict[str, Any] = {
         "partner": ctx.node_id,
         "requester": req.requester,
@@ -332,7 +331,7 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
     """
     doc = jws.parse_bytes(body, CONSISTENCY_REQUEST_TYP)
     req = parse_model(ConsistencyRequest, doc.payload)
-    now = ctx.clock()
+    now = ctx.clock.now()
     fields: dict[str, Any] = {
         "partner": ctx.node_id,
         "requester": req.requester,

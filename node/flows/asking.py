@@ -192,7 +192,7 @@ async def _sync_tag_set_locked(
         convenant_version=r.conv.version,
         since_version=since,
         nonce=_now_b64_nonce(),
-        issued_at=ctx.clock(),
+        issued_at=ctx.clock.now(),
     )
     doc = jws.sign(TAG_SET_REQUEST_TYP, req.wire(), ctx.keys.signing)
     resp = await signed_exchange(
@@ -264,7 +264,9 @@ async def _ask_partner(r: _Round, party: ConvenantParty, phase: list[str]) -> Pa
     )
     started = time.perf_counter()
     try:
-        gone = withdrawn(ctx.trust().withdrawals_of(r.conv.id), r.conv, party.node_id, ctx.clock())
+        gone = withdrawn(
+            ctx.trust().withdrawals_of(r.conv.id), r.conv, party.node_id, ctx.clock.now()
+        )
         if gone is not None:
             # The partner's own signed statement says it is no party any more: asking would
             # only send it blinded elements it may not evaluate, so nothing is sent.
@@ -275,7 +277,7 @@ async def _ask_partner(r: _Round, party: ConvenantParty, phase: list[str]) -> Pa
             )
         if card is None:
             raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
-        if (peer is not None and peer.revoked_at is not None) or not card.valid_at(ctx.clock()):
+        if (peer is not None and peer.revoked_at is not None) or not card.valid_at(ctx.clock.now()):
             # We would not trust its signature, so we do not ask: fail closed.
             raise PartnerFailure(
                 "invalid",
@@ -293,7 +295,7 @@ async def _ask_partner(r: _Round, party: ConvenantParty, phase: list[str]) -> Pa
             requesting_user=r.user,
             trace_id=r.trace_id,
             nonce=_now_b64_nonce(),
-            issued_at=ctx.clock(),
+            issued_at=ctx.clock.now(),
             blinded_elements=tuple(jws.b64u_encode(b) for b in blinded),
         )
         doc = jws.sign(EVALUATE_REQUEST_TYP, req.wire(), ctx.keys.signing)
@@ -470,7 +472,7 @@ async def ask_bekendheid(
     query = QueryResult(
         trace_id, conv.id, conv.version, purpose, case_ref, len(keys), list(results)
     )
-    now = ctx.clock()
+    now = ctx.clock.now()
     expires = now + timedelta(hours=ctx.cfg.details.hit_validity_hours)
     hits = [
         received.RoundHit(

@@ -15,10 +15,11 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from node.clock import SYSTEM_CLOCK, Clock
 from node.config import CARD_FILE, CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, load_config
 from node.errors import ConfigError
 from node.flows import trust
@@ -30,12 +31,7 @@ from node.protocol.peer_card import PeerCard, verify_card
 from node.store import db, log
 from node.store.database import AfterCommit, Database, thread_connection
 
-Clock = Callable[[], datetime]
 T = TypeVar("T")
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 # Set while the event loop serves a request or runs a background task of the node: SQLite
@@ -53,7 +49,7 @@ class NodeContext:
     cfg: NodeConfig
     keys: NodeKeys
     direct_conn: sqlite3.Connection
-    clock: Clock = system_clock
+    clock: Clock = SYSTEM_CLOCK
     database: Database | None = field(default=None, init=False)
     limiter: RateLimiter = field(init=False)
     detail_limiter: RateLimiter = field(init=False)
@@ -133,7 +129,7 @@ class NodeContext:
     def record(self, entries: Sequence[log.LogEntry], now: datetime | None = None) -> None:
         """Append log entries inside the caller's open transaction (docs/protocol.md §9),
         so a state change and its record commit together."""
-        log.append(self.conn, self.keys.signing, self.node_id, entries, now or self.clock())
+        log.append(self.conn, self.keys.signing, self.node_id, entries, now or self.clock.now())
 
     def own_card(self) -> tuple[PeerCard, jws.SignedDocument]:
         """This node's peer card, read and verified once (it changes only with init)."""
@@ -159,7 +155,7 @@ class NodeContext:
         self.direct_conn.close()
 
 
-def open_node(home: Path, clock: Clock = system_clock) -> NodeContext:
+def open_node(home: Path, clock: Clock = SYSTEM_CLOCK) -> NodeContext:
     home = home.expanduser().resolve()
     if not (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home} is not a node home (no {CONFIG_FILE}); run 'vhnode init'")

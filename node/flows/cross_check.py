@@ -79,7 +79,7 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
         partner=peer_id,
         from_size=held_size,
         nonce=jws.b64u_encode(secrets.token_bytes(16)),
-        issued_at=ctx.clock(),
+        issued_at=ctx.clock.now(),
     )
     doc = jws.sign(CONSISTENCY_REQUEST_TYP, req.wire(), ctx.keys.signing)
     try:
@@ -100,7 +100,7 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
         # §9.3: a refusal carries the peer's head too; verify and keep it before deciding.
         head = log.check_head(resp.tree_head, peer_id, card.signing_key_bytes)
         if resp.outcome == "refused":
-            await ctx.write(lambda: peer_heads.remember(ctx.conn, peer_id, head, ctx.clock()))
+            await ctx.write(lambda: peer_heads.remember(ctx.conn, peer_id, head, ctx.clock.now()))
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
     except PartnerFailure as f:
         result.verdict = _FAILURE_VERDICT.get(f.status, "invalid")
@@ -113,7 +113,7 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
         result.verdict, result.detail = "invalid", e.detail
         return result
     result.current_size = head.tree_size
-    seen = await ctx.write(lambda: peer_heads.remember(ctx.conn, peer_id, head, ctx.clock()))
+    seen = await ctx.write(lambda: peer_heads.remember(ctx.conn, peer_id, head, ctx.clock.now()))
     if head.tree_size < held_size:
         # Shorter than what it signed for us: cut back (any regrowth since is a fork too,
         # and a second root for a held size is kept as evidence by remember()).

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -350,7 +349,7 @@ def _admit(
 
 def _rate_limited(ctx: NodeContext, requester: str, convenant_id: str) -> Refusal | None:
     """After authentication only: a stranger must not drain a party's bucket (§7.3)."""
-    if ctx.detail_limiter.allow(requester, convenant_id, 1, time.monotonic()):
+    if ctx.detail_limiter.allow(requester, convenant_id, 1, ctx.clock.monotonic()):
         return None
     return RateLimited(
         f"more than {ctx.cfg.limits.detail_messages_per_minute:g} detail messages per minute "
@@ -407,7 +406,7 @@ class _Admitted:
 async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: bytes) -> Answer:
     doc = jws.parse_bytes(body, DETAIL_REQUEST_TYP)
     req = parse_model(DetailRequest, doc.payload)
-    now = ctx.clock()
+    now = ctx.clock.now()
     request_hash = jws.b64u_encode(doc.digest())
 
     def first() -> Answer | _Admitted:  # first transaction: nonce and every refusal
@@ -600,7 +599,7 @@ class _Polled:
 async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: bytes) -> Answer:
     doc = jws.parse_bytes(body, DETAIL_POLL_TYP)
     poll = parse_model(DetailPoll, doc.payload)
-    now = ctx.clock()
+    now = ctx.clock.now()
     request_hash = jws.b64u_encode(doc.digest())
 
     def first() -> Answer | _Polled:
@@ -721,7 +720,7 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
 def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
     doc = jws.parse_bytes(body, HIT_NOTICE_TYP)
     notice = parse_model(HitNotice, doc.payload)
-    now = ctx.clock()
+    now = ctx.clock.now()
     with tx(ctx.conn):
         rule, refusal = _admit(ctx, doc, notice, now)
         conv = _conv_of(ctx, notice.convenant_id, notice.convenant_version)
@@ -880,7 +879,7 @@ async def decide_pending(
         raise InputError("a denial needs a reason")
     if reason is not None and len(reason) > 500:
         raise InputError("a reason is at most 500 characters")
-    now = ctx.clock()
+    now = ctx.clock.now()
 
     def decide() -> dict[str, Any]:
         row = store.get(ctx.conn, requester, trace_id)
@@ -969,7 +968,7 @@ async def send_decision_notice(
             requester=requester,
             trace_id=trace_id,
             nonce=jws.b64u_encode(secrets.token_bytes(16)),
-            issued_at=ctx.clock(),
+            issued_at=ctx.clock.now(),
         )
         doc = jws.sign(DETAIL_NOTICE_TYP, notice.wire(), ctx.keys.signing)
         try:
@@ -998,7 +997,7 @@ def purge_records(ctx: NodeContext) -> tuple[int, int]:
     """Delete detail requests and hit notices older than ``details.record_days`` (a
     request whose delivered detail the requester may still hold is kept until its
     ``retain_until``); the log keeps its entries. Returns (requests, hit notices)."""
-    now = ctx.clock()
+    now = ctx.clock.now()
     cutoff = rfc3339(now - timedelta(days=ctx.cfg.details.record_days))
     with tx(ctx.conn):
         requests, notices = store.purge_records(ctx.conn, cutoff, rfc3339(now))

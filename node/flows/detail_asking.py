@@ -99,7 +99,7 @@ def _card(ctx: NodeContext, partner: str) -> PeerCard:
     peer = ctx.trust().peers_by_id.get(partner)
     if peer is None:
         raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
-    if peer.revoked_at is not None or not peer.card.valid_at(ctx.clock()):
+    if peer.revoked_at is not None or not peer.card.valid_at(ctx.clock.now()):
         raise PartnerFailure(
             "invalid", "revoked_partner", "this node revoked the partner's peer card or it expired"
         )
@@ -197,7 +197,7 @@ async def _exchange(
             raise PartnerFailure(
                 "invalid", "bad_binding", "response does not answer the categories asked"
             )
-        terms = _terms(conv, partner, ctx.node_id, resp, ctx.clock())
+        terms = _terms(conv, partner, ctx.node_id, resp, ctx.clock.now())
         payload = None
         if resp.sealed is not None:
             try:
@@ -323,7 +323,7 @@ def _usable_hit(ctx: NodeContext, round_trace_id: str, partner: str, subject: in
                 f"hits, or its hits expired after {ctx.cfg.details.hit_validity_hours:g} h)"
             )
         raise UnknownRound(f"round {round_trace_id} had no hit at {partner} for subject {subject}")
-    if hit.expires_at <= ctx.clock():
+    if hit.expires_at <= ctx.clock.now():
         raise UnknownRound(
             f"the hits of round {round_trace_id} expired at {rfc3339(hit.expires_at)}"
         )
@@ -362,7 +362,7 @@ async def ask_details(
             raise CategoryNotInCatalogue(f"{c!r} is not a category of convenant {conv.id}")
     if conv.party(partner) is None:
         raise NotAParty(f"{partner} is no party to {conv.id} v{conv.version}")
-    now = ctx.clock()
+    now = ctx.clock.now()
     gone = withdrawn(ctx.trust().withdrawals_of(conv.id), conv, partner, now)
     if gone is not None:
         # As in a round (§6.8): a partner that signed it left is sent nothing, least of
@@ -407,7 +407,7 @@ async def ask_details(
             AskedCategory(c, None, None, None, None, None, None, None, None) for c in cats
         ),
     )
-    done = ctx.clock()
+    done = ctx.clock.now()
     stored = await ctx.write(lambda: _apply(ctx, trace_id, ex, "detail.asked", user, done, new=ask))
     return ask_json(ctx, stored)
 
@@ -430,11 +430,11 @@ async def poll(
             partner=ask.partner,
             trace_id=trace_id,
             nonce=jws.b64u_encode(secrets.token_bytes(16)),
-            issued_at=ctx.clock(),
+            issued_at=ctx.clock.now(),
         )
         doc = jws.sign(DETAIL_POLL_TYP, msg.wire(), ctx.keys.signing)
         ex = await _exchange(ctx, session, conv, ask.partner, DETAIL_POLL_PATH, doc, trace_id, cats)
-    done = ctx.clock()
+    done = ctx.clock.now()
     stored = await ctx.write(lambda: _apply(ctx, trace_id, ex, "detail.polled", user, done))
     return ask_json(ctx, stored)
 
@@ -499,7 +499,7 @@ def view(ctx: NodeContext, trace_id: str, user: str, role: str) -> dict[str, Any
     if ask is None:
         raise UnknownDetailRequest(f"no detail request {trace_id} was sent from this node")
     key = at_rest_key(ctx)
-    now = rfc3339(ctx.clock())
+    now = rfc3339(ctx.clock.now())
     texts: dict[str, tuple[str, ...]] = {}
     for c in ask.categories:
         if c.purged_at is not None or role not in (c.recipient_roles or ()):
@@ -543,7 +543,7 @@ def view(ctx: NodeContext, trace_id: str, user: str, role: str) -> dict[str, Any
 def purge_due(ctx: NodeContext) -> int:
     """Delete every stored text past its retain_until (metadata and log stay) and every
     expired hit proof; returns the number of categories purged."""
-    now = ctx.clock()
+    now = ctx.clock.now()
     due = received.due(ctx.conn, now)
     with tx(ctx.conn):
         for d in due:
@@ -583,7 +583,7 @@ def receive_notice(ctx: NodeContext, body: bytes) -> str:
     """
     doc = jws.parse_bytes(body, DETAIL_NOTICE_TYP)
     notice = parse_model(DetailNotice, doc.payload)
-    now = ctx.clock()
+    now = ctx.clock.now()
     with tx(ctx.conn):
         refusal = authenticate_peer(ctx, doc, notice.partner, notice.requester, now)
         if refusal is None:
@@ -645,7 +645,7 @@ async def _send_hit_notice(
                 round_trace_id=first.round_trace_id,
                 hit_proofs=tuple(jws.b64u_encode(h.hit_proof) for h in chunk),
                 nonce=jws.b64u_encode(secrets.token_bytes(16)),
-                issued_at=ctx.clock(),
+                issued_at=ctx.clock.now(),
             )
             doc = jws.sign(HIT_NOTICE_TYP, msg.wire(), ctx.keys.signing)
             resp = await signed_exchange(

@@ -130,7 +130,7 @@ async def keep_tree_head(
         raise PartnerFailure("invalid", "bad_tree_head", e.detail) from e
 
     def remember() -> str:
-        seen = peer_heads.remember(ctx.conn, party.node_id, head, ctx.clock())
+        seen = peer_heads.remember(ctx.conn, party.node_id, head, ctx.clock.now())
         if seen == "conflict":
             ctx.record(
                 [

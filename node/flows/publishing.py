@@ -36,7 +36,7 @@ def provider_scopes(ctx: NodeContext) -> list[Scope]:
     have a current tag set the moment it comes into force. Installed documents were fully
     signed when installed; answering still checks "in force" per request (§7.1).
     """
-    now = ctx.clock()
+    now = ctx.clock.now()
     out = []
     for versions in ctx.trust().convenants.values():
         inst = versions[0]
@@ -137,7 +137,7 @@ def apply_changes(
     """
     summary = ChangeSummary()
     scopes = provider_scopes(ctx)
-    now = ctx.clock()
+    now = ctx.clock.now()
     ref_deltas: dict[str, Counter[str]] = {s.convenant_id: Counter() for s in scopes}
 
     def account(
@@ -269,7 +269,7 @@ def rebuild(
         for key, tag in zip(chunk, tags_for(ctx, conv.id, chunk, known), strict=True):
             target[tag] += wanted[key]
             key_of[tag] = key
-    now = ctx.clock()
+    now = ctx.clock.now()
     current = {
         row[0]: row[1]
         for row in ctx.conn.execute(

@@ -18,7 +18,7 @@ def current_convenant(ctx: NodeContext, convenant_id: str) -> Convenant:
     if not versions:
         raise UnknownConvenant(f"convenant {convenant_id} is not installed here")
     keys = trusted.party_keys
-    now = ctx.clock()
+    now = ctx.clock.now()
     refusals = [in_force(v.convenant, v.document, keys, now) for v in versions]
     inst = next((v for v, r in zip(versions, refusals, strict=True) if r is None), None)
     if inst is None:

@@ -272,7 +272,7 @@ async def get_audit_report(request: web.Request) -> web.Response:
         user=q.get("user"),
     )
     thresholds = report.parse_thresholds(q.get("subjects_per_day"), q.get("requests_per_minute"))
-    now = ctx.clock()
+    now = ctx.clock.now()
     rep = await ctx.read(lambda: report.report_for(ctx.conn, ctx.node_id, now, filters, thresholds))
     if fmt == "csv":
         return web.Response(text=render.csv_text(rep), content_type="text/csv", charset="utf-8")
@@ -341,7 +341,7 @@ def make_app(ctx: NodeContext) -> web.Application:
                     await purge_due(ctx)
                 except (VhnodeError, sqlite3.Error) as e:  # locked or broken: retry later
                     logger.warning("retention_failed", error=type(e).__name__)
-                await asyncio.sleep(ctx.cfg.retention.purge_interval_seconds)
+                await ctx.clock.sleep(ctx.cfg.retention.purge_interval_seconds)
 
         task = asyncio.create_task(loop())
         yield

@@ -436,7 +436,7 @@ async def answer(
 ) -> InzageReport:
     """Find everything about the person and log that the access request was answered."""
     request_ref = _check(identifiers, request_ref)
-    now = ctx.clock()
+    now = ctx.clock.now()
     # The search reads the whole log's index: a reader's job; the record is a write.
     rep = await ctx.read(
         lambda: find(
@@ -461,7 +461,7 @@ def answer_here(
     """``answer`` on this thread's own connection (the CLI)."""
     request_ref = _check(identifiers, request_ref)
     subjects = _subjects(ctx, identifiers)
-    now = ctx.clock()
+    now = ctx.clock.now()
     rep = find(ctx.conn, ctx.node_id, ctx.cfg.organisation, subjects, now, request_ref)
     with tx(ctx.conn):
         ctx.record([log_entry(rep, actor)], now)
