@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from node.cli import main
+from node.clock import SYSTEM_CLOCK
 from node.errors import BadSignature, NotAParty, PartyWithdrawn, UnknownConvenant
 from node.flows import admin
 from node.flows.asking import ask_bekendheid
@@ -302,6 +303,8 @@ async def test_cli_withdraw_install_status_round_trip(
     assert parties["politie-test"]["withdrawn_at"] is None
     r = runner.invoke(main, ["convenant", "status", str(conv_file), "--home", str(vh.home)])
     assert "withdrawn" in r.output
+    # The CLI signed the withdrawal on the machine's clock; om's held clock catches up to it.
+    om.clock.set(SYSTEM_CLOCK.now())
     with pytest.raises(PartyWithdrawn):
         await _ask_directly(federation, "om-test")
     # A bad file: one error line, nothing installed.
