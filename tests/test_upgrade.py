@@ -22,10 +22,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from node.cli import main
+from node.clock import ManualClock
 from node.flows.context import open_node
 from node.protocol.identifiers import parse_identifier, subject_key
 from node.store import log, migrations
-from tests.federation import Clock, Federation, SimNode, log_entries
+from tests.federation import Federation, SimNode, log_entries
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "release-0.1.0"
 EXPECTED: dict[str, Any] = json.loads((FIXTURE / "expected.json").read_text())
@@ -129,7 +130,7 @@ async def upgraded(tmp_path: Path) -> Any:
     fed = Federation(root)
     try:
         for node_id, n in NODES.items():
-            clock = Clock()
+            clock = ManualClock(fed.started_at)
             home = root / n["home"]
             fed.nodes[node_id] = SimNode(
                 node_id, home, n["port"], clock, open_node(home, clock=clock), tokens=n["tokens"]
