@@ -71,7 +71,7 @@ class Outcome:
 def grow_log(fed: Federation, node_id: str, entries: int, batch: int = 2_000) -> None:
     """Append ``entries`` filler entries to a node's log (set-up, before the clock runs)."""
     ctx = fed.nodes[node_id].ctx
-    now = ctx.clock()
+    now = ctx.clock.now()
     for start in range(0, entries, batch):
         n = min(batch, entries - start)
         with tx(ctx.conn):
