@@ -28,6 +28,7 @@ import nacl.signing
 import rfc8785
 
 from node.errors import BadSignature, MalformedMessage
+from node.protocol import jcs
 
 ALG = "EdDSA"
 
@@ -50,9 +51,10 @@ def b64u_decode(text: str) -> bytes:
 
 
 def canonical(obj: Any) -> bytes:
-    """RFC 8785 (JCS) canonical JSON bytes."""
+    """RFC 8785 (JCS) canonical JSON bytes (``jcs.canonical``: the C encoder where it is
+    byte-identical, the ``rfc8785`` package otherwise)."""
     try:
-        return rfc8785.dumps(obj)
+        return jcs.canonical(obj)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
         raise MalformedMessage(f"cannot canonicalise: {e}") from e
 

@@ -32,17 +32,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import nacl.signing
 
-from node.errors import InputError, LogCorrupted, MalformedMessage, NotFound
-from node.protocol import jws, merkle
+from node.errors import InputError, LogCorrupted, NotFound
+from node.protocol import jcs, jws, merkle
 from node.protocol.models import rfc3339
 from node.protocol.tree_head import TREE_HEAD_TYP, TreeHead, check_head, parse_time
 
@@ -63,6 +65,7 @@ __all__ = [
     "TreeHead",
     "VerifyReport",
     "append",
+    "append_entries",
     "backfill_nodes",
     "check_head",
     "consistency_proof",
@@ -72,6 +75,7 @@ __all__ = [
     "leaf_hash",
     "merkle_root",
     "pseudonym",
+    "seal",
     "subtree_hash",
     "verify",
 ]
@@ -85,6 +89,8 @@ GENESIS_PREV = "0" * 64
 """``prev`` of entry 0: there is no previous leaf."""
 
 _PSEUDONYM = re.compile(r"[0-9a-f]{64}")
+_encode_text: Callable[[str], str] = json.encoder.encode_basestring
+"""The C escaper behind json.dumps(ensure_ascii=False): a JSON string literal."""
 _BACKFILL_BATCH = 10_000
 
 
@@ -179,6 +185,59 @@ def _body(entry: LogEntry, seq: int, prev: bytes, time: str, node_id: str) -> di
     }
 
 
+class _NotPlain(Exception):
+    """A field outside the fast encoder's subset: encode the body the general way."""
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "null"
+    if type(value) is str:
+        return _encode_text(value)
+    raise _NotPlain
+
+
+def _canonical_body(entry: LogEntry, seq: int, prev: bytes, time: str, node_id: str) -> bytes:
+    """``jcs.canonical(_body(…))``, written field by field in the body's fixed key order.
+
+    Per entry this is the largest cost of an append. Every field of the fixed shape is
+    text or null (``_text``: the stdlib's C string escaper, which escapes exactly what
+    RFC 8785 §3.2.2.2 does), a small integer, or the pseudonyms ``_check_entry`` allowed
+    (hex digits: nothing to escape); ``data`` goes through ``jcs.canonical``. Any other
+    value (a text subclass such as an enum, a huge version) takes the general path, and
+    so does a lone surrogate (it fails the UTF-8 encoding), so the bytes are always the
+    RFC 8785 form of ``_body``. tests/test_jcs.py compares the two on generated entries.
+    """
+    try:
+        version = entry.convenant_version
+        if entry.convenant_id is None:
+            convenant = "null"
+        elif version is None or (type(version) is int and 0 <= version < 2**53):
+            convenant = (
+                f'{{"id":{_text(entry.convenant_id)},'
+                f'"version":{"null" if version is None else version}}}'
+            )
+        else:
+            raise _NotPlain
+        if type(seq) is not int:
+            raise _NotPlain
+        data = entry.data
+        subjects = ",".join(f'"{s}"' for s in entry.subjects)
+        text = (
+            f'{{"actor":{_text(entry.actor)},"convenant":{convenant},'
+            f'"counterparty":{_text(entry.counterparty)},'
+            f'"data":{jcs.canonical(data if type(data) is dict else dict(data)).decode()},'
+            f'"kind":{_text(entry.kind)},"node":{_text(node_id)},'
+            f'"outcome":{_text(entry.outcome)},"prev":"{prev.hex()}",'
+            f'"purpose":{_text(entry.purpose)},"reason":{_text(entry.reason)},'
+            f'"seq":{seq},"subjects":[{subjects}],"time":{_text(time)},'
+            f'"trace_id":{_text(entry.trace_id)}}}'
+        )
+        return text.encode("utf-8")
+    except (_NotPlain, UnicodeEncodeError):
+        return jcs.canonical(_body(entry, seq, prev, time, node_id))
+
+
 # --- tree heads ------------------------------------------------------------------------
 
 
@@ -238,74 +297,153 @@ def _log_size(conn: sqlite3.Connection) -> int:
     return 0 if row is None else int(row[0]) + 1
 
 
-def _tip(conn: sqlite3.Connection) -> tuple[int, bytes, merkle.Frontier, int | None]:
-    """Size, last leaf hash, frontier and the latest head's size (None: no head yet),
-    refusing to build on a log whose tip does not agree with itself (a deleted tail, a
-    lost frontier, an unsigned tail, missing or surplus stored subtrees): appending on
-    top would bury the damage under fresh valid signatures."""
+@dataclass(eq=False)
+class _Writer:
+    """What a connection that appends knows about the log's tip, so the appends of one
+    commit group cost O(entries) without re-reading the frontier each time.
+
+    Trusted only while the stored tip (size and last leaf hash, one primary-key lookup at
+    every call) is the one this state wrote: the last leaf hash chains every entry before
+    it, so an equal tip means an equal log and an equal frontier. Anything else (another
+    connection appended, a SAVEPOINT was rolled back, the first append of a connection)
+    reloads and re-checks everything from the tables (``_load``); so does the first
+    append after every ``seal``, so each commit group starts from a checked tip.
+    """
+
+    conn: sqlite3.Connection
+    size: int
+    prev: bytes
+    frontier: merkle.Frontier
+    stored: dict[int, bytes]
+    """The levels ``log_frontier`` holds: written by ``seal`` only, one diff per group."""
+    head_size: int | None
+    """Size of the newest stored head when last read or signed (None: none yet)."""
+    checked: bool
+    """False after ``seal``: the next append re-checks the tip against the tables."""
+    unsigned: dict[tuple[int, bytes], int | None] = field(default_factory=dict)
+    """Tips this connection wrote since a group last started from a fully signed log,
+    each with the newest head size when it was written: after a SAVEPOINT rollback the
+    stored tip may be one of them, ahead of the newest head and of ``log_frontier``, and
+    that is this group's own work, not an unsigned tail."""
+
+
+_WRITERS: OrderedDict[int, _Writer] = OrderedDict()
+"""By ``id(conn)``, holding the connection so its id cannot be reused while listed.
+Bounded: a node has one writer connection; tests and CLI commands open many."""
+_MAX_WRITERS = 16
+
+
+def _load(conn: sqlite3.Connection) -> _Writer:
+    """The writer state of ``conn`` for the stored tip, refusing to build on a log whose
+    tip does not agree with itself (a deleted tail, a lost frontier, an unsigned tail,
+    missing or surplus stored subtrees): appending on top would bury the damage under
+    fresh valid signatures. O(log n), plus the entries of this group's own unsealed tail
+    when a SAVEPOINT rollback sent us here."""
     last = conn.execute(
         "SELECT seq, leaf_hash FROM log_entries ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     size, prev = (0, bytes(32)) if last is None else (int(last[0]) + 1, bytes(last[1]))
-    frontier = merkle.Frontier(
-        {int(level): bytes(h) for level, h in conn.execute("SELECT level, hash FROM log_frontier")}
-    )
+    known = _WRITERS.get(id(conn))
+    if known is not None and known.conn is not conn:
+        known = None
+    if known is not None and known.checked and known.size == size and known.prev == prev:
+        return known
+    stored = {
+        int(level): bytes(h) for level, h in conn.execute("SELECT level, hash FROM log_frontier")
+    }
+    frontier = merkle.Frontier(stored)
     row = conn.execute("SELECT max(tree_size) FROM tree_heads").fetchone()
     head_size: int | None = None if row[0] is None else int(row[0])
+    unsigned: dict[tuple[int, bytes], int | None] = {}
+    if (head_size or 0) != size:
+        if known is None or known.unsigned.get((size, prev), -1) != head_size:
+            raise LogCorrupted(
+                f"latest signed tree head covers {head_size or 0} entries but the log has"
+                f" {size}; run verify"
+            )
+        # Rolled back to a tip this group wrote and has not sealed: log_frontier is
+        # still the sealed one, so bring it up to the tip from the group's leaf hashes.
+        unsigned = known.unsigned
+        if frontier.size == (head_size or 0):
+            for seq, h in conn.execute(
+                "SELECT seq, leaf_hash FROM log_entries WHERE seq >= ? ORDER BY seq",
+                (frontier.size,),
+            ):
+                if seq != frontier.size or not isinstance(h, bytes) or len(h) != 32:
+                    break
+                frontier.push(h)
     if frontier.size != size:
         raise LogCorrupted(
             f"log frontier covers {frontier.size} entries but the log has {size}; run verify"
         )
-    if (head_size or 0) != size:
-        raise LogCorrupted(
-            f"latest signed tree head covers {head_size or 0} entries but the log has {size};"
-            " run verify"
-        )
     _ensure_nodes(conn, size, exact=True)
-    return size, prev, frontier, head_size
+    state = _Writer(conn, size, prev, frontier, stored, head_size, True, unsigned)
+    _WRITERS[id(conn)] = state
+    _WRITERS.move_to_end(id(conn))
+    while len(_WRITERS) > _MAX_WRITERS:
+        _WRITERS.popitem(last=False)
+    return state
 
 
-def append(
-    conn: sqlite3.Connection,
-    signing_key: nacl.signing.SigningKey,
-    node_id: str,
-    entries: Sequence[LogEntry],
-    now: datetime,
-) -> TreeHead:
-    """Append ``entries`` (in order) and sign one tree head for the new size.
+_last_time: tuple[datetime, str] | None = None
 
-    Runs inside the caller's open transaction and never commits: the decision and its
-    log entries commit together. Prefer ``BEGIN IMMEDIATE`` so two writers serialise on
-    the lock instead of one failing on a stale snapshot. With no entries, returns the
-    current head (signing the empty tree's head on first use). Costs O(entries + log n):
-    the entries, their subjects, the subtrees they complete, the frontier and one head.
-    """
+
+def _entry_time(now: datetime) -> str:
+    """``rfc3339(now)``, remembered for the last instant: the jobs of a commit group
+    mostly share one clock reading, and formatting costs as much as a row insert."""
+    global _last_time  # noqa: PLW0603 - a one-slot cache of a pure function
+    last = _last_time
+    if last is not None and last[0] == now:
+        return last[1]
+    text = rfc3339(now)
+    _last_time = (now, text)
+    return text
+
+
+def _in_transaction(conn: sqlite3.Connection, what: str, now: datetime) -> None:
     if not conn.in_transaction:
         # In autocommit every INSERT would commit alone: a crash could leave entries
         # without their head, or a decision without its entry.
-        raise RuntimeError("log.append must run inside the caller's transaction")
+        raise RuntimeError(f"log.{what} must run inside the caller's transaction")
     if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("append needs a timezone-aware time")
+        raise ValueError(f"{what} needs a timezone-aware time")
+
+
+def append_entries(
+    conn: sqlite3.Connection, node_id: str, entries: Sequence[LogEntry], now: datetime
+) -> int:
+    """Append ``entries`` (in order) without signing a tree head; returns the new size.
+
+    One job's entries in a commit group: call it any number of times inside one
+    transaction, then ``seal`` once before COMMIT (an unsealed tail is refused by the
+    next append and reported by ``verify``). Runs inside the caller's open transaction and
+    never commits, so a decision and its entries commit together; a SAVEPOINT rolled back
+    after it is noticed by the next call (the stored tip is checked every time). Costs
+    O(entries + log n): the entries, their subjects, the subtrees they complete and the
+    frontier levels that changed. Raises ValueError before writing anything if an entry
+    is refused (not a pseudonym, not JSON-serialisable).
+    """
+    _in_transaction(conn, "append_entries", now)
     for entry in entries:
         _check_entry(entry)
-    size, prev, frontier, head_size = _tip(conn)
+    state = _load(conn)
     if not entries:
-        head = None if head_size is None else latest_head(conn)
-        if head is not None:
-            return head
-        return _sign_head(conn, signing_key, node_id=node_id, tree_size=0, root=EMPTY_ROOT, now=now)
+        return state.size
 
-    time = rfc3339(now)
+    time = _entry_time(now)
+    size, prev = state.size, state.prev
+    # Work on a copy: if anything below raises, the cached frontier is still this tip's.
+    frontier = merkle.Frontier(state.frontier.levels)
     rows: list[tuple[Any, ...]] = []
     subject_rows: list[tuple[int, str]] = []
     node_rows: list[tuple[int, int, bytes]] = []
     for seq, entry in enumerate(entries, start=size):
         try:
-            body = jws.canonical(_body(entry, seq, prev, time, node_id))
-        except MalformedMessage as e:
+            body = _canonical_body(entry, seq, prev, time, node_id)
+        except (ValueError, TypeError) as e:
             # Raised before any INSERT: nothing half-written even if the caller commits.
-            raise ValueError(f"{entry.kind}: entry is not JSON-serialisable: {e.detail}") from e
-        prev = leaf_hash(body)
+            raise ValueError(f"{entry.kind}: entry is not JSON-serialisable: {e}") from e
+        prev = merkle.leaf_hash(body)
         node_rows.extend(frontier.push(prev))
         rows.append(
             (
@@ -319,7 +457,8 @@ def append(
                 entry.counterparty,
             )
         )
-        subject_rows.extend((seq, s) for s in dict.fromkeys(entry.subjects))
+        if entry.subjects:
+            subject_rows.extend((seq, s) for s in dict.fromkeys(entry.subjects))
 
     conn.executemany(
         "INSERT INTO log_entries"
@@ -327,15 +466,93 @@ def append(
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
-    conn.executemany("INSERT INTO log_subjects (seq, pseudonym) VALUES (?, ?)", subject_rows)
-    conn.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", node_rows)
-    conn.execute("DELETE FROM log_frontier")
-    conn.executemany(
-        "INSERT INTO log_frontier (level, hash) VALUES (?, ?)", sorted(frontier.levels.items())
-    )
-    return _sign_head(
-        conn, signing_key, node_id=node_id, tree_size=frontier.size, root=frontier.root(), now=now
-    )
+    if subject_rows:
+        conn.executemany("INSERT INTO log_subjects (seq, pseudonym) VALUES (?, ?)", subject_rows)
+    if node_rows:
+        conn.executemany("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)", node_rows)
+    # log_frontier is written by seal. If an INSERT above failed, the caller rolls back
+    # (or back to a savepoint): the tip stays the one this state holds, or is one of
+    # the earlier tips of the group, which _load recognises.
+    state.size, state.prev, state.frontier = frontier.size, prev, frontier
+    state.unsigned[(frontier.size, prev)] = state.head_size
+    return frontier.size
+
+
+def seal(
+    conn: sqlite3.Connection, signing_key: nacl.signing.SigningKey, node_id: str, now: datetime
+) -> TreeHead:
+    """Sign and store one tree head for the log's current size, unless the newest stored
+    head already covers it (then return that one): one signature per commit group.
+
+    Call it last in the transaction, after every ``append_entries`` of the group, and
+    before COMMIT, so that no entry commits without a head that covers it. On an empty
+    log it signs the empty tree's head once.
+    """
+    _in_transaction(conn, "seal", now)
+    try:
+        head = _seal(conn, signing_key, node_id, now)
+    except BaseException:
+        # Some rows may be written and the caller rolls back: forget what we believed
+        # about log_frontier, the next call reloads it.
+        _WRITERS.pop(id(conn), None)
+        raise
+    return head
+
+
+def _seal(
+    conn: sqlite3.Connection, signing_key: nacl.signing.SigningKey, node_id: str, now: datetime
+) -> TreeHead:
+    state = _load(conn)
+    newest = latest_head(conn)
+    newest_size = None if newest is None else newest.tree_size
+    if newest_size is not None and (
+        newest_size > state.size or (state.head_size is not None and newest_size < state.head_size)
+    ):
+        raise LogCorrupted(
+            f"latest signed tree head covers {newest_size} entries but the log has"
+            f" {state.size}; run verify"
+        )
+    levels = state.frontier.levels
+    gone = [(level,) for level in state.stored if level not in levels]
+    if gone:
+        conn.executemany("DELETE FROM log_frontier WHERE level = ?", gone)
+    changed = [(level, h) for level, h in levels.items() if state.stored.get(level) != h]
+    if changed:
+        conn.executemany("INSERT OR REPLACE INTO log_frontier (level, hash) VALUES (?, ?)", changed)
+    state.stored = dict(levels)
+    if newest is not None and newest.tree_size == state.size:
+        head = newest
+    else:
+        head = _sign_head(
+            conn,
+            signing_key,
+            node_id=node_id,
+            tree_size=state.size,
+            root=state.frontier.root(),
+            now=now,
+        )
+    state.head_size = state.size
+    state.checked = False  # the next commit group starts from a re-checked tip
+    return head
+
+
+def append(
+    conn: sqlite3.Connection,
+    signing_key: nacl.signing.SigningKey,
+    node_id: str,
+    entries: Sequence[LogEntry],
+    now: datetime,
+) -> TreeHead:
+    """Append ``entries`` (in order) and sign one tree head for the new size:
+    ``append_entries`` then ``seal``, a commit group of one.
+
+    Runs inside the caller's open transaction and never commits: the decision and its
+    log entries commit together. Prefer ``BEGIN IMMEDIATE`` so two writers serialise on
+    the lock instead of one failing on a stale snapshot. With no entries, returns the
+    current head (signing the empty tree's head on first use).
+    """
+    append_entries(conn, node_id, entries, now)
+    return seal(conn, signing_key, node_id, now)
 
 
 # --- stored subtrees -------------------------------------------------------------------
