@@ -12,15 +12,18 @@ Shape (RFC 9162, the tree math in ``node.protocol.merkle``):
   without any tree head;
 - leaf hash = SHA-256(0x00 || body bytes); interior node = SHA-256(0x01 || left || right);
   the root of a tree of n entries is the RFC 9162 Merkle Tree Hash of the n leaf hashes;
-- every ``append`` call signs one tree head (JWS, typ ``vhnode-tree-head/v1``) for the
-  new size. Peers keep the heads they receive, which is what stops this node from
+- entries are written in commit groups: ``append_entries`` any number of times in one
+  transaction, then one ``seal``, which signs one tree head (JWS, typ
+  ``vhnode-tree-head/v1``) for the new size before the group commits; ``append`` is a
+  group of one call. Peers keep the heads they receive, which is what stops this node from
   quietly rebuilding its history: a local attacker who cuts the tail, deletes its heads
   and rebuilds the derived tables leaves a log ``verify`` cannot fault on its own, but
   no peer's copy of a later head will then match.
 
-Derived tables, all written by ``append`` in O(entries + log n) without reading old
-entries: ``log_frontier`` (the compact-range right frontier: one subtree root per set bit
-of the size, enough to append and to compute the root) and ``log_nodes`` (every complete
+Derived tables, written by ``append_entries`` and ``seal`` in O(entries + log n) without
+reading old entries: ``log_frontier`` (the compact-range right frontier: one subtree root
+per set bit of the size, enough to append and to compute the root; written once per
+group, by ``seal``) and ``log_nodes`` (every complete
 subtree above the leaves, so the hash of any subtree a proof needs is a few primary-key
 lookups). ``inclusion_proof``, ``consistency_proof`` and ``subtree_hash`` answer from
 them in O(log n). ``verify`` (``node.store.log_verify``, re-exported here) streams the
