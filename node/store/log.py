@@ -237,7 +237,9 @@ def _canonical_body(entry: LogEntry, seq: int, prev: bytes, time: str, node_id: 
             f'"trace_id":{_text(entry.trace_id)}}}'
         )
         return text.encode("utf-8")
-    except (_NotPlain, UnicodeEncodeError):
+    except (_NotPlain, ValueError, TypeError):
+        # Includes data that cannot be encoded (and a lone surrogate's UnicodeEncodeError):
+        # the general path then refuses the whole body, with the error it finds first.
         return jcs.canonical(_body(entry, seq, prev, time, node_id))
 
 
