@@ -11,18 +11,39 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from node.protocol.convenant import ID_PATTERN
-from node.protocol.models import NODE_ID_PATTERN, Timestamp, WireInt, WireModel
+from node.protocol.fields import (
+    B64U_PATTERN,
+    ELEMENT_PATTERN,
+    MAX_ELEMENTS,
+    NONCE_PATTERN,
+    SHA256_PATTERN,
+    CaseRef,
+    ConvenantId,
+    DleqProof,
+    Element,
+    NodeId,
+    Nonce,
+    PublicKey,
+    PurposeId,
+    ReasonCode,
+    ReasonDetail,
+    Sha256,
+    TagBlob,
+    TraceId,
+    UserName,
+)
+from node.protocol.models import Timestamp, WireInt, WireModel
 
 EVALUATE_REQUEST_TYP = "vhnode-evaluate-request/v1"
 EVALUATE_RESPONSE_TYP = "vhnode-evaluate-response/v1"
 TAG_SET_REQUEST_TYP = "vhnode-tag-set-request/v1"
 TAG_SET_RESPONSE_TYP = "vhnode-tag-set-response/v1"
 
-B64U = r"^[A-Za-z0-9_-]*$"
-ELEMENT = r"^[A-Za-z0-9_-]{43}$"  # 32-byte group element
-NONCE = r"^[A-Za-z0-9_-]{22,64}$"  # at least 16 random bytes
-HASH = r"^[A-Za-z0-9_-]{43}$"  # 32-byte SHA-256
+# Kept for the modules that name the patterns; the bounds live in node.protocol.fields.
+B64U = B64U_PATTERN
+ELEMENT = ELEMENT_PATTERN
+NONCE = NONCE_PATTERN
+HASH = SHA256_PATTERN
 
 Status = Literal["hit", "no_hit", "refused", "unreachable", "timeout", "invalid"]
 STATUSES: tuple[Status, ...] = ("hit", "no_hit", "refused", "unreachable", "timeout", "invalid")
@@ -31,34 +52,27 @@ STATUSES: tuple[Status, ...] = ("hit", "no_hit", "refused", "unreachable", "time
 class EvaluateRequest(WireModel):
     """§6.2: the requester's blinded elements for one partner."""
 
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    convenant_id: str = Field(pattern=ID_PATTERN)
+    requester: NodeId
+    partner: NodeId
+    convenant_id: ConvenantId
     convenant_version: WireInt = Field(ge=1)
-    purpose: str = Field(pattern=ID_PATTERN)
-    case_ref: str = Field(min_length=1, max_length=128)
-    requesting_user: str = Field(min_length=1, max_length=128)
-    trace_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    nonce: str = Field(pattern=NONCE)
+    purpose: PurposeId
+    case_ref: CaseRef
+    requesting_user: UserName
+    trace_id: TraceId
+    nonce: Nonce
     issued_at: Timestamp
-    blinded_elements: tuple[str, ...] = Field(min_length=1, max_length=1024)
-
-    @model_validator(mode="after")
-    def _elements(self) -> EvaluateRequest:
-        for e in self.blinded_elements:
-            if len(e) != 43:
-                raise ValueError("blinded element must be 32 bytes base64url")
-        return self
+    blinded_elements: tuple[Element, ...] = Field(min_length=1, max_length=MAX_ELEMENTS)
 
 
 class TagSetHead(WireModel):
     """§6.4: what a partner commits to about one version of its tag set."""
 
-    convenant_id: str = Field(pattern=ID_PATTERN)
+    convenant_id: ConvenantId
     version: WireInt = Field(ge=0)
     count: WireInt = Field(ge=0)
-    digest: str = Field(pattern=HASH)
-    oprf_public_key: str = Field(pattern=ELEMENT)
+    digest: Sha256
+    oprf_public_key: PublicKey
 
 
 class PartnerAnswer(WireModel):
@@ -67,22 +81,22 @@ class PartnerAnswer(WireModel):
     tree head (§9.3, a JWS). The receiver checks all four the same way
     (``client.signed_exchange``)."""
 
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    request_hash: str = Field(pattern=HASH)
+    partner: NodeId
+    requester: NodeId
+    request_hash: Sha256
     tree_head: dict[str, Any]
 
 
 class EvaluateResponse(PartnerAnswer):
     """§6.3: evaluated elements with a batched DLEQ proof, or a refusal."""
 
-    trace_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    trace_id: TraceId | None = None
     issued_at: Timestamp
     outcome: Literal["evaluated", "refused"]
-    reason: str | None = None
-    reason_detail: str | None = Field(None, max_length=500)
-    evaluated_elements: tuple[str, ...] | None = None
-    proof: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{86}$")
+    reason: ReasonCode | None = None
+    reason_detail: ReasonDetail | None = None
+    evaluated_elements: tuple[Element, ...] | None = Field(None, max_length=MAX_ELEMENTS)
+    proof: DleqProof | None = None
     tag_set: TagSetHead | None = None
 
     @model_validator(mode="after")
@@ -99,12 +113,12 @@ class EvaluateResponse(PartnerAnswer):
 class TagSetRequest(WireModel):
     """§6.5: ask for a partner's tag set, in full or as a delta since a known version."""
 
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    convenant_id: str = Field(pattern=ID_PATTERN)
+    requester: NodeId
+    partner: NodeId
+    convenant_id: ConvenantId
     convenant_version: WireInt = Field(ge=1)
     since_version: WireInt = Field(ge=0)
-    nonce: str = Field(pattern=NONCE)
+    nonce: Nonce
     issued_at: Timestamp
 
 
@@ -113,12 +127,12 @@ class TagSetResponse(PartnerAnswer):
 
     issued_at: Timestamp
     outcome: Literal["tag_set", "refused"]
-    reason: str | None = None
-    reason_detail: str | None = Field(None, max_length=500)
+    reason: ReasonCode | None = None
+    reason_detail: ReasonDetail | None = None
     head: TagSetHead | None = None
     base_version: WireInt | None = Field(None, ge=0)
-    added: str | None = Field(None, pattern=B64U)
-    removed: str | None = Field(None, pattern=B64U)
+    added: TagBlob | None = None
+    removed: TagBlob | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> TagSetResponse:

@@ -11,8 +11,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from node.protocol.bekendheid import NONCE, PartnerAnswer
-from node.protocol.models import NODE_ID_PATTERN, Timestamp, WireInt, WireModel
+from node.protocol.bekendheid import PartnerAnswer
+from node.protocol.fields import MAX_PROOF_HASHES, NodeId, Nonce, ReasonCode, ReasonDetail, Sha256
+from node.protocol.models import Timestamp, WireInt, WireModel
 
 CONSISTENCY_REQUEST_TYP = "vhnode-consistency-request/v1"
 CONSISTENCY_RESPONSE_TYP = "vhnode-consistency-response/v1"
@@ -31,21 +32,21 @@ Verdict = Literal[
 
 
 class ConsistencyRequest(WireModel):
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    partner: str = Field(pattern=NODE_ID_PATTERN)
+    requester: NodeId
+    partner: NodeId
     from_size: WireInt = Field(ge=1)
-    nonce: str = Field(pattern=NONCE)
+    nonce: Nonce
     issued_at: Timestamp
 
 
 class ConsistencyResponse(PartnerAnswer):
     issued_at: Timestamp
     outcome: Literal["proof", "refused"]
-    reason: str | None = None
-    reason_detail: str | None = Field(None, max_length=500)
+    reason: ReasonCode | None = None
+    reason_detail: ReasonDetail | None = None
     from_size: WireInt = Field(ge=1)
     # Consistency proof from from_size to tree_head's size; null when from_size exceeds it.
-    proof: tuple[str, ...] | None = None
+    proof: tuple[Sha256, ...] | None = Field(None, max_length=MAX_PROOF_HASHES)
 
     @model_validator(mode="after")
     def _shape(self) -> ConsistencyResponse:
@@ -53,7 +54,4 @@ class ConsistencyResponse(PartnerAnswer):
             raise ValueError("a refusal carries a reason and no proof")
         if self.outcome == "proof" and self.reason is not None:
             raise ValueError("a proof carries no reason")
-        for p in self.proof or ():
-            if len(p) != 43:
-                raise ValueError("proof hashes are 32 bytes base64url")
         return self

@@ -19,6 +19,26 @@ from pydantic import Field, Strict, model_validator
 
 from node.errors import InputError, MalformedMessage
 from node.protocol import jws
+from node.protocol.fields import (
+    FINGERPRINT_PATTERN,
+    ID_PATTERN,
+    MAX_CATALOGUE,
+    MAX_DETAIL_RULES,
+    MAX_PARTIES,
+    MAX_PURPOSES,
+    MAX_THEMES,
+    THEME_PATTERN,
+    CategoryId,
+    ConvenantId,
+    Description,
+    Fingerprint,
+    LegalBasis,
+    NodeId,
+    Organisation,
+    PurposeId,
+    Theme,
+    Title,
+)
 from node.protocol.models import (
     NODE_ID_PATTERN,
     OrgType,
@@ -30,9 +50,7 @@ from node.protocol.models import (
 
 CONVENANT_TYP = "vhnode-convenant/v1"
 jws.remember_verifications(CONVENANT_TYP)
-ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,127}$"
-FINGERPRINT_PATTERN = r"^[0-9a-f]{64}$"
-THEME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+__all__ = ["FINGERPRINT_PATTERN", "ID_PATTERN", "THEME_PATTERN"]
 
 Role = Literal["requester", "provider"]
 # Local API roles at a recipient that a detail rule may name (§5.6). Deliberately not every
@@ -46,21 +64,21 @@ WireBool = Annotated[bool, Strict()]
 
 
 class Purpose(WireModel):
-    id: str = Field(pattern=ID_PATTERN)
-    description: str = Field(min_length=1, max_length=1000)
+    id: PurposeId
+    description: Description
 
 
 class ConvenantParty(WireModel):
-    node_id: str = Field(pattern=NODE_ID_PATTERN)
-    organisation: str = Field(min_length=1, max_length=200)
+    node_id: NodeId
+    organisation: Organisation
     org_type: OrgType
-    signing_key_fingerprint: str = Field(pattern=FINGERPRINT_PATTERN)
-    encryption_key_fingerprint: str = Field(pattern=FINGERPRINT_PATTERN)
-    roles: tuple[Role, ...] = Field(min_length=1)
+    signing_key_fingerprint: Fingerprint
+    encryption_key_fingerprint: Fingerprint
+    roles: tuple[Role, ...] = Field(min_length=1, max_length=2)
     # Purposes for which this party may ask bekendheid (role requester).
-    query_purposes: tuple[str, ...] = ()
+    query_purposes: tuple[str, ...] = Field((), max_length=MAX_PURPOSES)
     # Themes of this party's registry in scope of the convenant (role provider).
-    scope_themes: tuple[str, ...] = ()
+    scope_themes: tuple[Theme, ...] = Field((), max_length=MAX_THEMES)
 
     @model_validator(mode="after")
     def _roles_match_rights(self) -> ConvenantParty:
@@ -70,27 +88,24 @@ class ConvenantParty(WireModel):
             raise ValueError(f"{self.node_id}: role provider iff scope_themes is non-empty")
         if len(set(self.roles)) != len(self.roles):
             raise ValueError(f"{self.node_id}: duplicate role")
-        for theme in self.scope_themes:
-            if not _matches(THEME_PATTERN, theme):
-                raise ValueError(f"{self.node_id}: bad theme {theme!r}")
         return self
 
 
 class Category(WireModel):
     """One entry of the convenant's catalogue of data categories (§5.6)."""
 
-    id: str = Field(pattern=ID_PATTERN)
-    description: str = Field(min_length=1, max_length=1000)
+    id: CategoryId
+    description: Description
 
 
 class DetailRule(WireModel):
     """What one provider may share of one category, with whom, why and for how long (§5.6)."""
 
-    provider: str = Field(pattern=NODE_ID_PATTERN)
-    category: str = Field(pattern=ID_PATTERN)
-    recipients: tuple[str, ...] = Field(min_length=1)
-    recipient_roles: tuple[RecipientRole, ...] = Field(min_length=1)
-    purposes: tuple[str, ...] = Field(min_length=1)
+    provider: NodeId
+    category: CategoryId
+    recipients: tuple[str, ...] = Field(min_length=1, max_length=MAX_PARTIES)
+    recipient_roles: tuple[RecipientRole, ...] = Field(min_length=1, max_length=3)
+    purposes: tuple[str, ...] = Field(min_length=1, max_length=MAX_PURPOSES)
     approval: Approval
     max_retention_days: WireInt = Field(ge=1, le=3650)
     notify_hit: WireBool
@@ -113,17 +128,17 @@ class DetailRule(WireModel):
 
 class Convenant(WireModel):
     type: Literal["vhnode.convenant"] = "vhnode.convenant"
-    id: str = Field(pattern=ID_PATTERN)
+    id: ConvenantId
     version: WireInt = Field(ge=1)
-    title: str = Field(min_length=1, max_length=300)
-    legal_basis: str = Field(min_length=1, max_length=2000)
+    title: Title
+    legal_basis: LegalBasis
     valid_from: Timestamp
     valid_until: Timestamp
-    purposes: tuple[Purpose, ...] = Field(min_length=1)
-    parties: tuple[ConvenantParty, ...] = Field(min_length=2)
+    purposes: tuple[Purpose, ...] = Field(min_length=1, max_length=MAX_PURPOSES)
+    parties: tuple[ConvenantParty, ...] = Field(min_length=2, max_length=MAX_PARTIES)
     # Stage 2 (§5.6). Empty by default: a convenant without detail rules allows no detail.
-    categories: tuple[Category, ...] = ()
-    detail_rules: tuple[DetailRule, ...] = ()
+    categories: tuple[Category, ...] = Field((), max_length=MAX_CATALOGUE)
+    detail_rules: tuple[DetailRule, ...] = Field((), max_length=MAX_DETAIL_RULES)
 
     @model_validator(mode="after")
     def _consistent(self) -> Convenant:

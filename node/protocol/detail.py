@@ -9,7 +9,6 @@ requester's X25519 key (§14.4), so only the requester can read them.
 from __future__ import annotations
 
 import json
-import re
 from typing import Literal
 
 import nacl.exceptions
@@ -19,9 +18,32 @@ from pydantic import Field, model_validator
 
 from node.errors import MalformedMessage
 from node.protocol import jws
-from node.protocol.bekendheid import B64U, NONCE, PartnerAnswer
-from node.protocol.convenant import ID_PATTERN, RecipientRole
-from node.protocol.models import NODE_ID_PATTERN, Timestamp, WireInt, WireModel, parse_model
+from node.protocol.bekendheid import PartnerAnswer
+from node.protocol.convenant import RecipientRole
+from node.protocol.fields import (
+    MAX_CATEGORIES,
+    MAX_DETAIL_TEXT,
+    MAX_ENTRIES_PER_CATEGORY,
+    MAX_HIT_PROOFS,
+    PROOF_PATTERN,
+    SHA256_PATTERN,
+    TRACE_ID_PATTERN,
+    CaseRef,
+    CategoryId,
+    ConvenantId,
+    DetailText,
+    HitProof,
+    NodeId,
+    Nonce,
+    PurposeId,
+    ReasonCode,
+    ReasonDetail,
+    RuleName,
+    Sealed,
+    TraceId,
+    UserName,
+)
+from node.protocol.models import Timestamp, WireInt, WireModel, parse_model
 
 DETAIL_REQUEST_TYP = "vhnode-detail-request/v1"
 DETAIL_RESPONSE_TYP = "vhnode-detail-response/v1"
@@ -35,13 +57,12 @@ DETAIL_POLL_PATH = "/peer/v1/detail/poll"
 DETAIL_NOTICE_PATH = "/peer/v1/detail/notice"
 HIT_NOTICE_PATH = "/peer/v1/hit-notice"
 
-TRACE_ID = r"^[0-9a-f]{32}$"
-HASH = r"^[A-Za-z0-9_-]{43}$"
-HIT_PROOF = r"^[A-Za-z0-9_-]{86}$"  # the 64-byte OPRF output (§14.1)
+TRACE_ID = TRACE_ID_PATTERN
+HASH = SHA256_PATTERN
+HIT_PROOF = PROOF_PATTERN  # the 64-byte OPRF output (§14.1)
 HIT_PROOF_BYTES = 64
-MAX_CATEGORIES = 32
-MAX_HIT_PROOFS = 64
-MAX_ENTRY_CHARS = 4_000
+MAX_ENTRY_CHARS = MAX_DETAIL_TEXT
+__all__ = ["MAX_CATEGORIES", "MAX_HIT_PROOFS"]
 PAYLOAD_TYPE: Literal["vhnode.detail-payload"] = "vhnode.detail-payload"
 
 CategoryStatus = Literal["delivered", "denied", "pending", "unavailable"]
@@ -64,38 +85,35 @@ def _unique(values: tuple[str, ...], what: str) -> None:
 class DetailRequest(WireModel):
     """§14.2: detail of one subject a bekendheid round found at ``partner``."""
 
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    convenant_id: str = Field(pattern=ID_PATTERN)
+    requester: NodeId
+    partner: NodeId
+    convenant_id: ConvenantId
     convenant_version: WireInt = Field(ge=1)
-    purpose: str = Field(pattern=ID_PATTERN)
-    case_ref: str = Field(min_length=1, max_length=128)
-    requesting_user: str = Field(min_length=1, max_length=128)
+    purpose: PurposeId
+    case_ref: CaseRef
+    requesting_user: UserName
     requesting_role: RecipientRole
-    trace_id: str = Field(pattern=TRACE_ID)
-    round_trace_id: str = Field(pattern=TRACE_ID)
-    hit_proof: str = Field(pattern=HIT_PROOF)
-    categories: tuple[str, ...] = Field(min_length=1, max_length=MAX_CATEGORIES)
-    nonce: str = Field(pattern=NONCE)
+    trace_id: TraceId
+    round_trace_id: TraceId
+    hit_proof: HitProof
+    categories: tuple[CategoryId, ...] = Field(min_length=1, max_length=MAX_CATEGORIES)
+    nonce: Nonce
     issued_at: Timestamp
 
     @model_validator(mode="after")
     def _categories(self) -> DetailRequest:
         _unique(self.categories, "category")
-        for c in self.categories:
-            if not _fullmatch(ID_PATTERN, c):
-                raise ValueError(f"bad category id {c!r}")
         return self
 
 
 class CategoryAnswer(WireModel):
     """§14.3.1: the state of one category asked."""
 
-    category: str = Field(pattern=ID_PATTERN)
+    category: CategoryId
     status: CategoryStatus
-    rule: str = Field(min_length=1, max_length=64)
-    reason: str | None = Field(None, max_length=64)
-    reason_detail: str | None = Field(None, max_length=500)
+    rule: RuleName
+    reason: ReasonCode | None = None
+    reason_detail: ReasonDetail | None = None
     retain_until: Timestamp | None = None
     recipient_roles: tuple[RecipientRole, ...] | None = None
 
@@ -112,13 +130,13 @@ class CategoryAnswer(WireModel):
 class DetailResponse(PartnerAnswer):
     """§14.3.1: the answer to a detail request or a poll."""
 
-    trace_id: str = Field(pattern=TRACE_ID)
+    trace_id: TraceId
     issued_at: Timestamp
     outcome: Literal["answered", "refused"]
-    reason: str | None = Field(None, max_length=64)
-    reason_detail: str | None = Field(None, max_length=500)
-    categories: tuple[CategoryAnswer, ...] | None = None
-    sealed: str | None = Field(None, pattern=B64U)
+    reason: ReasonCode | None = None
+    reason_detail: ReasonDetail | None = None
+    categories: tuple[CategoryAnswer, ...] | None = Field(None, max_length=MAX_CATEGORIES)
+    sealed: Sealed | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> DetailResponse:
@@ -150,44 +168,41 @@ class DetailResponse(PartnerAnswer):
 class DetailPoll(WireModel):
     """§14.5: the requester asks for the current state of its detail request."""
 
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    trace_id: str = Field(pattern=TRACE_ID)
-    nonce: str = Field(pattern=NONCE)
+    requester: NodeId
+    partner: NodeId
+    trace_id: TraceId
+    nonce: Nonce
     issued_at: Timestamp
 
 
 class DetailNotice(WireModel):
     """§14.6: the partner tells the requester a liaison decided; it carries no data."""
 
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    trace_id: str = Field(pattern=TRACE_ID)
-    nonce: str = Field(pattern=NONCE)
+    partner: NodeId
+    requester: NodeId
+    trace_id: TraceId
+    nonce: Nonce
     issued_at: Timestamp
 
 
 class HitNotice(WireModel):
     """§14.9: the requester tells a partner whose rules ask for it that it had hits."""
 
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    convenant_id: str = Field(pattern=ID_PATTERN)
+    requester: NodeId
+    partner: NodeId
+    convenant_id: ConvenantId
     convenant_version: WireInt = Field(ge=1)
-    purpose: str = Field(pattern=ID_PATTERN)
-    case_ref: str = Field(min_length=1, max_length=128)
-    requesting_user: str = Field(min_length=1, max_length=128)
-    round_trace_id: str = Field(pattern=TRACE_ID)
-    hit_proofs: tuple[str, ...] = Field(min_length=1, max_length=MAX_HIT_PROOFS)
-    nonce: str = Field(pattern=NONCE)
+    purpose: PurposeId
+    case_ref: CaseRef
+    requesting_user: UserName
+    round_trace_id: TraceId
+    hit_proofs: tuple[HitProof, ...] = Field(min_length=1, max_length=MAX_HIT_PROOFS)
+    nonce: Nonce
     issued_at: Timestamp
 
     @model_validator(mode="after")
     def _proofs(self) -> HitNotice:
         _unique(self.hit_proofs, "hit proof")
-        for p in self.hit_proofs:
-            if not _fullmatch(HIT_PROOF, p):
-                raise ValueError("a hit proof must be 64 bytes base64url")
         return self
 
 
@@ -196,8 +211,8 @@ class HitNoticeResponse(PartnerAnswer):
 
     issued_at: Timestamp
     outcome: Literal["accepted", "refused"]
-    reason: str | None = Field(None, max_length=64)
-    reason_detail: str | None = Field(None, max_length=500)
+    reason: ReasonCode | None = None
+    reason_detail: ReasonDetail | None = None
     noticed: WireInt | None = Field(None, ge=0)
 
     @model_validator(mode="after")
@@ -211,23 +226,16 @@ class HitNoticeResponse(PartnerAnswer):
 
 
 class DetailEntries(WireModel):
-    category: str = Field(pattern=ID_PATTERN)
-    entries: tuple[str, ...] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _texts(self) -> DetailEntries:
-        for text in self.entries:
-            if not 1 <= len(text) <= MAX_ENTRY_CHARS:
-                raise ValueError(f"a detail text must be 1 to {MAX_ENTRY_CHARS} characters")
-        return self
+    category: CategoryId
+    entries: tuple[DetailText, ...] = Field(min_length=1, max_length=MAX_ENTRIES_PER_CATEGORY)
 
 
 class DetailPayload(WireModel):
     type: Literal["vhnode.detail-payload"] = PAYLOAD_TYPE
-    trace_id: str = Field(pattern=TRACE_ID)
-    partner: str = Field(pattern=NODE_ID_PATTERN)
-    requester: str = Field(pattern=NODE_ID_PATTERN)
-    details: tuple[DetailEntries, ...] = Field(min_length=1)
+    trace_id: TraceId
+    partner: NodeId
+    requester: NodeId
+    details: tuple[DetailEntries, ...] = Field(min_length=1, max_length=MAX_CATEGORIES)
 
 
 def seal(payload: DetailPayload, recipient_public_key: bytes) -> str:
@@ -258,7 +266,3 @@ def open_sealed(
     if tuple(d.category for d in payload.details) != resp.delivered():
         raise MalformedMessage("sealed payload's categories are not the delivered ones")
     return payload
-
-
-def _fullmatch(pattern: str, value: str) -> bool:
-    return re.fullmatch(pattern, value) is not None

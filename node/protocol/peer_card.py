@@ -6,25 +6,26 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import nacl.signing
-from pydantic import AnyHttpUrl, Field, model_validator
+from pydantic import AnyHttpUrl, model_validator
 
 from node.errors import ExpiredDocument
 from node.protocol import jws
-from node.protocol.models import NODE_ID_PATTERN, OrgType, Timestamp, WireModel, parse_model
+from node.protocol.fields import ELEMENT_PATTERN, EndpointUrl, NodeId, Organisation, PublicKey
+from node.protocol.models import OrgType, Timestamp, WireModel, parse_model
 
 PEER_CARD_TYP = "vhnode-peer-card/v1"
 jws.remember_verifications(PEER_CARD_TYP)
-KEY_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # 32 bytes, unpadded base64url
+KEY_PATTERN = ELEMENT_PATTERN  # 32 bytes, unpadded base64url
 
 
 class PeerCard(WireModel):
     type: Literal["vhnode.peer-card"] = "vhnode.peer-card"
-    node_id: str = Field(pattern=NODE_ID_PATTERN)
-    organisation: str = Field(min_length=1, max_length=200)
+    node_id: NodeId
+    organisation: Organisation
     org_type: OrgType
-    endpoint: AnyHttpUrl
-    signing_key: str = Field(pattern=KEY_PATTERN)
-    encryption_key: str = Field(pattern=KEY_PATTERN)
+    endpoint: EndpointUrl
+    signing_key: PublicKey
+    encryption_key: PublicKey
     valid_from: Timestamp
     valid_until: Timestamp
     issued_at: Timestamp

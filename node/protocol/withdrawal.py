@@ -19,8 +19,9 @@ from pydantic import Field
 
 from node.errors import BadSignature, NotAParty
 from node.protocol import jws
-from node.protocol.convenant import ID_PATTERN, Convenant
-from node.protocol.models import NODE_ID_PATTERN, Timestamp, WireInt, WireModel, parse_model
+from node.protocol.convenant import Convenant
+from node.protocol.fields import ConvenantId, NodeId, WithdrawalReason
+from node.protocol.models import Timestamp, WireInt, WireModel, parse_model
 
 WITHDRAWAL_TYP = "vhnode-convenant-withdrawal/v1"
 # Installed withdrawals are re-checked whenever the trust snapshot reloads, like convenants.
@@ -29,11 +30,11 @@ jws.remember_verifications(WITHDRAWAL_TYP)
 
 class Withdrawal(WireModel):
     type: Literal["vhnode.convenant-withdrawal"] = "vhnode.convenant-withdrawal"
-    convenant_id: str = Field(pattern=ID_PATTERN)
+    convenant_id: ConvenantId
     convenant_version: WireInt = Field(ge=1)
-    party: str = Field(pattern=NODE_ID_PATTERN)
+    party: NodeId
     withdrawn_at: Timestamp
-    reason: str = Field(min_length=1, max_length=500)
+    reason: WithdrawalReason
 
     def covers(self, conv: Convenant) -> bool:
         """Does this withdrawal apply to ``conv`` at all (whatever the time)?"""

@@ -1,0 +1,97 @@
+"""Every text field on the wire, with its one bound (docs/protocol.md §2.4).
+
+Each kind of field is one ``Annotated`` type, defined here once and used by every
+message model in ``node.protocol``: a node id is a ``NodeId`` wherever it appears, and a
+refusal's ``reason`` is a ``ReasonCode`` in every answer. A bound is therefore changed in
+one place, and no field of a peer's message can carry more text than its kind allows
+(a partner's ``reason`` goes into the asking node's permanent log).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, StringConstraints, UrlConstraints
+
+from node.protocol.models import NODE_ID_PATTERN
+
+# --- identifiers (a pattern bounds their length) ----------------------------------------
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,127}$"
+THEME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+FINGERPRINT_PATTERN = r"^[0-9a-f]{64}$"
+TRACE_ID_PATTERN = r"^[0-9a-f]{32}$"
+NONCE_PATTERN = r"^[A-Za-z0-9_-]{22,64}$"  # at least 16 random bytes
+B64U_PATTERN = r"^[A-Za-z0-9_-]*$"
+SHA256_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # 32 bytes
+ELEMENT_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # a 32-byte group element or public key
+PROOF_PATTERN = r"^[A-Za-z0-9_-]{86}$"  # 64 bytes: a DLEQ proof or a hit proof
+
+NodeId = Annotated[str, StringConstraints(pattern=NODE_ID_PATTERN)]
+"""A node id (2–63 characters)."""
+ConvenantId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+PurposeId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+CategoryId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Theme = Annotated[str, StringConstraints(pattern=THEME_PATTERN)]
+Fingerprint = Annotated[str, StringConstraints(pattern=FINGERPRINT_PATTERN)]
+TraceId = Annotated[str, StringConstraints(pattern=TRACE_ID_PATTERN)]
+Nonce = Annotated[str, StringConstraints(pattern=NONCE_PATTERN)]
+
+# --- free text a sender chooses -----------------------------------------------------------
+
+MAX_CASE_REF = 128
+MAX_USER_NAME = 128
+MAX_ORGANISATION = 200
+MAX_TITLE = 300
+MAX_DESCRIPTION = 1000
+MAX_LEGAL_BASIS = 2000
+MAX_REASON = 64
+MAX_REASON_DETAIL = 500
+MAX_RULE = 64
+MAX_WITHDRAWAL_REASON = 500
+MAX_DETAIL_TEXT = 4_000
+
+CaseRef = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CASE_REF)]
+UserName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_USER_NAME)]
+Organisation = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ORGANISATION)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE)]
+Description = Annotated[str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION)]
+LegalBasis = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LEGAL_BASIS)]
+ReasonCode = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON)]
+"""A refusal or unavailability reason code (§8.2); logged by the receiver."""
+ReasonDetail = Annotated[str, StringConstraints(max_length=MAX_REASON_DETAIL)]
+RuleName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_RULE)]
+WithdrawalReason = Annotated[str, StringConstraints(min_length=1, max_length=MAX_WITHDRAWAL_REASON)]
+DetailText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_DETAIL_TEXT)]
+MAX_URL = 2048
+EndpointUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL)]
+
+# --- base64url data -----------------------------------------------------------------------
+
+MAX_TAG_SET_TAGS = 1 << 22
+"""The most tags one tag-set answer may carry in ``added`` or in ``removed`` (§6.5)."""
+TAG_BYTES = 16
+MAX_TAG_BLOB = -(-MAX_TAG_SET_TAGS * TAG_BYTES * 4 // 3)
+MAX_SEALED = 8 * 1024 * 1024
+"""Characters of a sealed detail payload (§14.4): 32 categories of detail texts."""
+
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
+Element = Annotated[str, StringConstraints(pattern=ELEMENT_PATTERN)]
+PublicKey = Annotated[str, StringConstraints(pattern=ELEMENT_PATTERN)]
+DleqProof = Annotated[str, StringConstraints(pattern=PROOF_PATTERN)]
+HitProof = Annotated[str, StringConstraints(pattern=PROOF_PATTERN)]
+TagBlob = Annotated[str, StringConstraints(pattern=B64U_PATTERN, max_length=MAX_TAG_BLOB)]
+Sealed = Annotated[str, StringConstraints(pattern=B64U_PATTERN, max_length=MAX_SEALED)]
+
+# --- how many of a repeated field ----------------------------------------------------------
+
+MAX_ELEMENTS = 1024
+MAX_PROOF_HASHES = 64  # a consistency proof of a log of up to 2^64 entries
+MAX_CATEGORIES = 32
+MAX_HIT_PROOFS = 64
+MAX_ENTRIES_PER_CATEGORY = 1024
+MAX_PARTIES = 256
+MAX_PURPOSES = 64
+MAX_THEMES = 64
+MAX_CATALOGUE = 256
+MAX_DETAIL_RULES = 4096
