@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
 from node.errors import ConfigError
+from node.protocol.fields import MAX_TAG_SET_TAGS
 from node.protocol.models import NODE_ID_PATTERN, OrgType
 
 CONFIG_FILE = "node.toml"
@@ -36,6 +37,15 @@ class LimitsConfig(_Strict):
     detail_messages_per_minute: float = Field(120.0, gt=0)
     detail_burst: int = Field(60, ge=1)
     clock_skew_seconds: int = Field(120, ge=1)
+    # Requests refused at §6.6 steps 3–6 are logged as one count per window and claimed
+    # requester, never one entry each (docs/protocol.md §6.6).
+    unauthenticated_window_seconds: float = Field(60.0, ge=1)
+    # Bad peer requests (unauthenticated, or answered with a 4xx problem) per source
+    # address: a token bucket; once empty, /peer/ answers that address 429 until it refills.
+    bad_peer_requests_per_minute: float = Field(60.0, gt=0)
+    bad_peer_request_burst: int = Field(120, ge=1)
+    # Source addresses whose buckets are held at once; the least recently seen goes first.
+    peer_addresses_tracked: int = Field(4096, ge=16)
 
 
 class PeersConfig(_Strict):
@@ -44,6 +54,9 @@ class PeersConfig(_Strict):
     # One deadline per round bounds everything the round waits for (docs/api.md); a tag-set
     # transfer still running then goes on in the background for the next round.
     round_deadline_seconds: float = Field(10.0, gt=0, le=300)
+    # The most tags a partner's tag-set answer may carry in added or removed (each): bounds
+    # the answer's bytes before it is read (docs/protocol.md §6.5, §8.1).
+    max_tag_set_tags: int = Field(1_000_000, ge=1, le=MAX_TAG_SET_TAGS)
 
 
 class RetentionConfig(_Strict):

@@ -77,6 +77,14 @@ class DetailTooLarge(PayloadTooLarge):
     title = "Detail text too large"
 
 
+class TooManyBadRequests(VhnodeError):
+    """A source address sent more bad peer requests than its bucket holds (§12.1)."""
+
+    code = "too_many_bad_requests"
+    http_status = 429
+    title = "Too many bad requests from this address"
+
+
 # --- local authentication -----------------------------------------------------------
 
 
@@ -254,6 +262,20 @@ REFUSAL_CODES: tuple[str, ...] = tuple(
     )
 )
 
+
+UNAUTHENTICATED_CODES: frozenset[str] = frozenset(
+    cls.code
+    for cls in (
+        UnknownRequester,
+        RevokedRequester,
+        BadRequestSignature,
+        Misaddressed,
+        StaleRequest,
+        ReplayedRequest,
+    )
+)
+"""§6.6 steps 3–6: the request was not made by the claimed requester, to this node, now.
+Refused before any write and counted per window, never logged one by one."""
 
 # --- detail refusals (stage 2: detail requests; docs/protocol.md §7.4, §8.2) ---------
 # Kept out of REFUSAL_CODES: those are the codes a bekendheid answer can carry, and a

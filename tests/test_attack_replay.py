@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 
+from node.flows import unauthenticated
 from node.protocol import jws
 from node.protocol.bekendheid import EVALUATE_RESPONSE_TYP, TAG_SET_RESPONSE_TYP
 from tests.federation import (
@@ -72,9 +73,15 @@ def _assert_refused(
     payload = open_signed(fed, partner, reply_body, typ)
     assert (payload["outcome"], payload["reason"]) == ("refused", reason)
     assert payload["request_hash"] == jws.b64u_encode(jws.parse_bytes(request).digest())
-    last = log_entries(fed.nodes[partner])[-1]
-    kind = "tag_set.refused" if tag_set else "bekendheid.refused"
-    assert (last["kind"], last["reason"]) == (kind, reason)
+    # A replayed, stale or redirected request is not the requester asking us now (§6.6
+    # steps 3–6): counted, never logged on its own.
+    node = fed.nodes[partner]
+    refused = ("tag_set.refused", "bekendheid.refused")
+    assert not [e for e in log_entries(node) if e["kind"] in refused]
+    assert node.ctx.unauthenticated.pending() == 1
+    unauthenticated.flush(node.ctx, everything=True)
+    last = log_entries(node)[-1]
+    assert (last["kind"], last["data"]["reasons"]) == ("peer.unauthenticated", {reason: 1})
 
 
 # --- captured requests ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from node.cli import main
+from node.flows import unauthenticated
 from node.flows.audit import Entry, render, report
 from node.http.app import make_app
 from node.policy.rate_limit import RateLimiter
@@ -89,6 +90,8 @@ async def _script(fed: Federation) -> Script:
     outsider(fed, OUTSIDER)
     reply = await post_peer(fed, OM, EVALUATE_PATH, evaluate_request(fed, OUTSIDER, OM))
     assert reply.status == 403
+    # Not authenticated (§6.6 step 3): counted, and logged as a count when flushed.
+    assert unauthenticated.flush(fed.nodes[OM].ctx, everything=True) == 1
     s.day0 = _day(fed.nodes[VH])
     # three days later, one more round
     for node in fed.nodes.values():
@@ -168,24 +171,25 @@ async def test_asking_node_counts_what_the_coordinator_was_shown(script: Script)
 
 async def test_answering_node_counts_requests_refusals_and_reasons(script: Script) -> None:
     rep = _report(script.fed, OM)
-    vh, politie, gemeente = rep.answered[VH], rep.answered[POLITIE], rep.answered[OUTSIDER]
+    vh, politie = rep.answered[VH], rep.answered[POLITIE]
     # vh-test's rounds: [A], [A,B,C], [B], [C] evaluated; OTHER_PURPOSE and the
     # rate-limited family refused
     assert (vh["evaluations"], vh["elements"], vh["refused"]) == (4, 1 + 3 + 1 + 1, 2)
     assert (politie["evaluations"], politie["elements"], politie["refused"]) == (2, 2, 0)
-    assert (gemeente["evaluations"], gemeente["refused"]) == (0, 1)
+    # The outsider's request is no request of a party: only counted, under no name.
+    assert OUTSIDER not in rep.answered
+    assert rep.unauthenticated == {("", "unknown_requester"): 1}
     served = Counter(e["counterparty"] for e in log_entries(script.fed.nodes[OM], "tag_set.served"))
     assert vh["tag_sets_served"] == served[VH] >= 1
     assert rep.refusals_given == {
         (VH, "no_query_right"): 1,
         (VH, "rate_limited"): 1,
-        (OUTSIDER, "unknown_requester"): 1,
     }
     assert rep.refusals_received == {}
     assert rep.rounds == 0  # om asks nobody
     flagged = {(a.rule, a.party, a.reason) for a in rep.anomalies}
     assert ("rate_limited", VH, "rate_limited") in flagged
-    assert ("suspect_requester", OUTSIDER, "unknown_requester") in flagged
+    assert ("unauthenticated_requests", None, "unknown_requester") in flagged
     assert not any(a.party == POLITIE for a in rep.anomalies)
 
 

@@ -3,7 +3,9 @@
 Each refusal is checked the same way (``_assert_signed_refusal``): the HTTP answer is a
 JWS signed by the partner's key, its payload says ``outcome: refused`` with the expected
 reason and names the request it answers, and the partner's log holds a
-``bekendheid.refused`` (or ``tag_set.refused``) entry with that reason. Requests are
+``bekendheid.refused`` (or ``tag_set.refused``) entry with that reason — or, for a
+request that failed §6.6 steps 3–6 (``UNAUTHENTICATED_CODES``), no entry of its own but a
+count in the next ``peer.unauthenticated`` entry. Requests are
 crafted and signed here, then POSTed to real nodes; the tables hold one small case per
 refusal, like python-tuf's key-rotation tables.
 
@@ -13,6 +15,7 @@ The last part tests the pure pieces the partner decides with: the convenant poli
 
 from __future__ import annotations
 
+import json as jsonlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from node.errors import REFUSAL_CODES
-from node.flows import admin
+from node.errors import REFUSAL_CODES, UNAUTHENTICATED_CODES
+from node.flows import admin, unauthenticated
 from node.keys import NodeKeys
 from node.policy.convenant import ConvenantState, Decision, decide_evaluation, decide_tag_set
 from node.policy.rate_limit import RateLimiter, TokenBucket
@@ -100,6 +103,8 @@ def _assert_signed_refusal(
     else:
         assert resp.head is None
         assert resp.added is None
+    if reason in UNAUTHENTICATED_CODES:
+        return _assert_counted_not_logged(fed, partner, request, reason)
     kind = "tag_set.refused" if tag_set else "bekendheid.refused"
     last = log_entries(fed.nodes[partner])[-1]
     assert last["kind"] == kind
@@ -107,6 +112,33 @@ def _assert_signed_refusal(
     assert last["reason"] == reason
     assert last["counterparty"] == request.payload["requester"]
     return last
+
+
+def _assert_counted_not_logged(
+    fed: Federation, partner: str, request: jws.SignedDocument, reason: str
+) -> dict[str, Any]:
+    """§6.6 steps 3–6 failed: nothing of the request was logged; once the window is
+    flushed, one aggregate entry counts it under the claimed requester (or, for a name no
+    peer has, under none) and holds none of the request's text."""
+    node = fed.nodes[partner]
+    before = log_entries(node)
+    assert all(e["kind"] not in ("bekendheid.refused", "tag_set.refused") for e in before)
+    assert node.ctx.unauthenticated.pending() == 1
+    assert unauthenticated.flush(node.ctx, everything=True) == 1
+    after = log_entries(node)
+    assert len(after) == len(before) + 1
+    entry = after[-1]
+    assert entry["kind"] == "peer.unauthenticated"
+    assert entry["counterparty"] is None
+    assert entry["actor"] is None
+    assert entry["data"]["reasons"] == {reason: 1}
+    claimed = request.payload["requester"]
+    known = claimed == partner or claimed in node.ctx.trust().peers_by_id
+    assert entry["data"]["claimed"] == (claimed if known else None)
+    text = jsonlib.dumps(after[len(before) :])
+    assert request.payload.get("case_ref", "<none>") not in text
+    assert request.payload["nonce"] not in text
+    return entry
 
 
 # --- stages: the state a refusal needs ------------------------------------------------------
@@ -307,7 +339,7 @@ async def test_evaluation_is_refused_signed_and_logged(federation: Federation, c
     doc, body = _craft(federation, case)
     reply = await post_peer(federation, PARTNER, EVALUATE_PATH, body)
     entry = _assert_signed_refusal(federation, PARTNER, doc, reply, case.reason)
-    if case.rule is not None:
+    if case.rule is not None and case.reason not in UNAUTHENTICATED_CODES:
         assert entry["data"]["rule"] == case.rule
 
 

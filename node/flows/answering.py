@@ -1,8 +1,11 @@
 """The answering side: evaluation, tag-set and log-consistency requests (§6.6, §6.7, §9.4).
 
 Each handler follows the spec's numbered steps. Anything that cannot be parsed raises
-(and becomes problem+json); every decision about a well-formed request, including
-refusals, is answered with a signed response and logged in the same transaction.
+(and becomes problem+json). A request that fails §6.6 steps 3–6 (not signed by a known,
+valid key of the claimed requester, not for us, or not fresh) is refused before anything
+is written: a signed refusal, counted in aggregate (``flows.unauthenticated``), never
+logged on its own. Every other decision, including refusals, is answered with a signed
+response and logged in the same transaction.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from node.errors import (
     Misaddressed,
     RateLimited,
     Refusal,
+    ReplayedRequest,
     RevokedRequester,
     StaleRequest,
     TooManySubjects,
     UnknownRequester,
     UnusableElements,
 )
+from node.flows import unauthenticated
 from node.flows.admin import own_card
 from node.flows.context import NodeContext
 from node.policy.convenant import (
@@ -43,6 +48,7 @@ from node.protocol.bekendheid import (
     TAG_SET_RESPONSE_TYP,
     EvaluateRequest,
     EvaluateResponse,
+    PartnerAnswer,
     TagSetHead,
     TagSetRequest,
     TagSetResponse,
@@ -65,6 +71,8 @@ class Answer:
 
     http_status: int
     document: jws.SignedDocument
+    unauthenticated: bool = False
+    """Refused at §6.6 steps 3–6: the HTTP layer counts it against the source address."""
 
 
 def authenticate_peer(
@@ -107,6 +115,54 @@ def check_fresh(
     except Refusal as e:
         return e
     return None
+
+
+def admit_peer(
+    ctx: NodeContext,
+    doc: jws.SignedDocument,
+    claimed: str,
+    partner: str,
+    issued_at: datetime,
+    nonce: str,
+    now: datetime,
+) -> Refusal | None:
+    """§6.6 steps 3–6 before any write: signed by a known, valid key of ``claimed``,
+    addressed to us, within the clock skew, nonce not seen. Reads only; the nonce is
+    recorded later, in the transaction that logs the answer (``check_fresh``)."""
+    refusal = authenticate_peer(ctx, doc, claimed, partner, now)
+    if refusal is not None:
+        return refusal
+    skew = ctx.cfg.limits.clock_skew_seconds
+    if abs((now - issued_at).total_seconds()) > skew:
+        return StaleRequest(f"issued_at is more than {skew} s from this node's clock")
+    if nonces.seen(ctx.conn, claimed, nonce, now.timestamp(), skew):
+        return ReplayedRequest("this nonce was already used")
+    return None
+
+
+def refuse_unauthenticated(
+    ctx: NodeContext,
+    message: str,
+    claimed: str,
+    refusal: Refusal,
+    typ: str,
+    fields: dict[str, Any],
+    model: type[PartnerAnswer],
+    now: datetime,
+) -> Answer:
+    """A signed refusal of a request that failed §6.6 steps 3–6: counted, not logged; its
+    tree head is the current one (no entry of its own to cover)."""
+    unauthenticated.count(ctx, message, claimed, refusal, now)
+    refused: dict[str, Any] = {
+        **fields,
+        "outcome": "refused",
+        "reason": refusal.code,
+        "reason_detail": refusal.detail[:500],
+        "tree_head": own_tree_head(ctx),
+    }
+    payload = model(**refused).wire()
+    answer = sign_answer(ctx, typ, payload, refusal)
+    return Answer(answer.http_status, answer.document, unauthenticated=True)
 
 
 def convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> ConvenantState:
@@ -164,13 +220,25 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
     req = parse_model(EvaluateRequest, doc.payload)  # step 2
     now = ctx.clock.now()
     request_hash = jws.b64u_encode(doc.digest())
+    fields: dict[str, Any] = {
+        "partner": ctx.node_id,
+        "requester": req.requester,
+        "request_hash": request_hash,
+        "trace_id": req.trace_id,
+        "issued_at": now,
+    }
+    # Steps 3–6 before any write: an unauthenticated request is only counted.
+    refusal = admit_peer(ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now)
+    if refusal is not None:
+        return refuse_unauthenticated(
+            ctx, "evaluate", req.requester, refusal, EVALUATE_RESPONSE_TYP, fields,
+            EvaluateResponse, now,
+        )  # fmt: skip
     with tx(ctx.conn):
         # The rule that decided, logged with the outcome (§6.6): each step names its own.
-        rule = "authentication"
-        refusal = authenticate_peer(ctx, doc, req.requester, req.partner, now)
-        if refusal is None:
-            rule = "freshness"
-            refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        # Only a nonce recorded meanwhile (a race) can still refuse at step 6 here.
+        rule = "freshness"
+        refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
         if refusal is None:  # step 7
             decision = decide_evaluation(
                 convenant_state(ctx, req.convenant_id, req.convenant_version),
@@ -197,13 +265,6 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
                 f"more than {ctx.cfg.limits.evaluations_per_minute:g} evaluations per minute "
                 f"for {req.requester} under {req.convenant_id}"
             )
-        fields: dict[str, Any] = {
-            "partner": ctx.node_id,
-            "requester": req.requester,
-            "request_hash": request_hash,
-            "trace_id": req.trace_id,
-            "issued_at": now,
-        }
         tag_set_version: int | None = None
         if refusal is None:  # step 9
             sk, pk = ctx.oprf_key(req.convenant_id)
@@ -264,9 +325,14 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
         "request_hash": jws.b64u_encode(doc.digest()),
         "issued_at": now,
     }
+    refusal = admit_peer(ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now)
+    if refusal is not None:
+        return refuse_unauthenticated(
+            ctx, "tag_set", req.requester, refusal, TAG_SET_RESPONSE_TYP, fields,
+            TagSetResponse, now,
+        )  # fmt: skip
     with tx(ctx.conn):
-        refusal = authenticate_peer(ctx, doc, req.requester, req.partner, now)
-        refusal = refusal or check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
         if refusal is None:
             refusal = decide_tag_set(
                 convenant_state(ctx, req.convenant_id, req.convenant_version),
@@ -339,9 +405,14 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
         "issued_at": now,
         "from_size": req.from_size,
     }
+    refusal = admit_peer(ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now)
+    if refusal is not None:
+        return refuse_unauthenticated(
+            ctx, "consistency", req.requester, refusal, CONSISTENCY_RESPONSE_TYP, fields,
+            ConsistencyResponse, now,
+        )  # fmt: skip
     with tx(ctx.conn):
-        refusal = authenticate_peer(ctx, doc, req.requester, req.partner, now)
-        refusal = refusal or check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
         current = log.latest_head(ctx.conn)
         size = current.tree_size if current else 0
         if refusal is not None:

@@ -41,7 +41,7 @@ from node.flows.context import NodeContext
 from node.flows.detail_asking import send_hit_notices
 from node.flows.peer_client import PartnerFailure, signed_exchange
 from node.flows.standing import current_convenant
-from node.protocol import jws, oprf
+from node.protocol import answer_size, jws, oprf
 from node.protocol.bekendheid import (
     EVALUATE_REQUEST_TYP,
     EVALUATE_RESPONSE_TYP,
@@ -205,6 +205,7 @@ async def _sync_tag_set_locked(
         TAG_SET_RESPONSE_TYP,
         TagSetResponse,
         ctx.cfg.peers.tag_set_timeout_seconds,
+        answer_size.tag_set_answer(ctx.cfg.peers.max_tag_set_tags),
     )
     if resp.outcome == "refused":
         raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
@@ -309,6 +310,7 @@ async def _ask_partner(r: _Round, party: ConvenantParty, phase: list[str]) -> Pa
             EVALUATE_RESPONSE_TYP,
             EvaluateResponse,
             ctx.cfg.peers.timeout_seconds,
+            answer_size.evaluate_answer(len(req.blinded_elements)),
         )
         if resp.outcome == "refused":
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")

@@ -26,6 +26,7 @@ from node.flows import trust
 from node.flows.trust import Trust
 from node.keys import NodeKeys
 from node.policy.rate_limit import RateLimiter
+from node.policy.unauthenticated import UnauthenticatedTally
 from node.protocol import jws
 from node.protocol.peer_card import PeerCard, verify_card
 from node.store import db, log
@@ -53,6 +54,8 @@ class NodeContext:
     database: Database | None = field(default=None, init=False)
     limiter: RateLimiter = field(init=False)
     detail_limiter: RateLimiter = field(init=False)
+    # Requests refused at §6.6 steps 3–6, counted until flow.unauthenticated.flush logs them.
+    unauthenticated: UnauthenticatedTally = field(init=False)
     _oprf_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, init=False)
     # Requester side: one tag-set sync at a time per (partner, convenant).
     sync_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
@@ -69,6 +72,7 @@ class NodeContext:
         self.detail_limiter = RateLimiter(
             self.cfg.limits.detail_messages_per_minute, self.cfg.limits.detail_burst
         )
+        self.unauthenticated = UnauthenticatedTally(self.cfg.limits.unauthenticated_window_seconds)
 
     @property
     def conn(self) -> sqlite3.Connection:

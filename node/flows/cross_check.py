@@ -18,7 +18,7 @@ import aiohttp
 from node.errors import ProtocolError
 from node.flows.context import NodeContext
 from node.flows.peer_client import PartnerFailure, post_signed
-from node.protocol import jws, merkle
+from node.protocol import answer_size, jws, merkle
 from node.protocol.consistency import (
     CONSISTENCY_REQUEST_TYP,
     CONSISTENCY_RESPONSE_TYP,
@@ -85,7 +85,11 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
     try:
         answer = await asyncio.wait_for(
             post_signed(
-                session, card.endpoint_url + CONSISTENCY_PATH, doc, CONSISTENCY_RESPONSE_TYP
+                session,
+                card.endpoint_url + CONSISTENCY_PATH,
+                doc,
+                CONSISTENCY_RESPONSE_TYP,
+                max_bytes=answer_size.CONSISTENCY_ANSWER,
             ),
             ctx.cfg.peers.timeout_seconds,
         )

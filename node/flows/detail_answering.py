@@ -41,10 +41,11 @@ from node.flows import detail_source as source
 from node.flows.admin import own_card
 from node.flows.answering import (
     Answer,
-    authenticate_peer,
+    admit_peer,
     check_fresh,
     convenant_state,
     own_tree_head,
+    refuse_unauthenticated,
     sign_answer,
 )
 from node.flows.context import NodeContext
@@ -334,10 +335,8 @@ def _admit(
     msg: DetailRequest | HitNotice,
     now: datetime,
 ) -> tuple[str, Refusal | None]:
-    """§14.3 steps 1–2 for a request or hit notice: (the rule that decided, refusal)."""
-    refusal = authenticate_peer(ctx, doc, msg.requester, msg.partner, now)
-    if refusal is not None:
-        return "authentication", refusal
+    """§14.3 steps 1–2 for a request or hit notice: (the rule that decided, refusal).
+    Authentication came first, before the transaction (``admit_peer``)."""
     refusal = check_fresh(ctx, msg.issued_at, msg.requester, msg.nonce, now)
     if refusal is not None:
         return "freshness", refusal
@@ -410,7 +409,11 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
     request_hash = jws.b64u_encode(doc.digest())
 
     def first() -> Answer | _Admitted:  # first transaction: nonce and every refusal
-        refusal: Refusal | None
+        refusal = admit_peer(ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now)
+        if refusal is not None:  # §6.6 steps 3–6: nothing is written, only counted
+            return _refuse_unauthenticated(
+                ctx, "detail", req.requester, req.trace_id, request_hash, refusal, now
+            )
         rule, refusal = _admit(ctx, doc, req, now)
         conv = _conv_of(ctx, req.convenant_id, req.convenant_version)
         if refusal is None and store.exists(ctx.conn, req.requester, req.trace_id):
@@ -562,6 +565,27 @@ def _refuse_detail(
     return _signed_refusal(ctx, req.requester, req.trace_id, request_hash, refusal, now)
 
 
+def _refuse_unauthenticated(
+    ctx: NodeContext,
+    message: str,
+    requester: str,
+    trace_id: str,
+    request_hash: str,
+    refusal: Refusal,
+    now: datetime,
+) -> Answer:
+    fields = {
+        "partner": ctx.node_id,
+        "requester": requester,
+        "request_hash": request_hash,
+        "trace_id": trace_id,
+        "issued_at": now,
+    }
+    return refuse_unauthenticated(
+        ctx, message, requester, refusal, DETAIL_RESPONSE_TYP, fields, DetailResponse, now
+    )
+
+
 def _signed_refusal(
     ctx: NodeContext,
     requester: str,
@@ -603,8 +627,14 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
     request_hash = jws.b64u_encode(doc.digest())
 
     def first() -> Answer | _Polled:
-        refusal = authenticate_peer(ctx, doc, poll.requester, poll.partner, now)
-        refusal = refusal or check_fresh(ctx, poll.issued_at, poll.requester, poll.nonce, now)
+        refusal = admit_peer(
+            ctx, doc, poll.requester, poll.partner, poll.issued_at, poll.nonce, now
+        )
+        if refusal is not None:  # §6.6 steps 3–6: nothing is written, only counted
+            return _refuse_unauthenticated(
+                ctx, "detail_poll", poll.requester, poll.trace_id, request_hash, refusal, now
+            )
+        refusal = check_fresh(ctx, poll.issued_at, poll.requester, poll.nonce, now)
         row = None if refusal else store.get(ctx.conn, poll.requester, poll.trace_id)
         if refusal is None and row is None:
             refusal = UnknownDetailRequest(f"no detail request {poll.trace_id} of {poll.requester}")
@@ -721,6 +751,20 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
     doc = jws.parse_bytes(body, HIT_NOTICE_TYP)
     notice = parse_model(HitNotice, doc.payload)
     now = ctx.clock.now()
+    refusal = admit_peer(
+        ctx, doc, notice.requester, notice.partner, notice.issued_at, notice.nonce, now
+    )
+    if refusal is not None:
+        refused: dict[str, Any] = {
+            "partner": ctx.node_id,
+            "requester": notice.requester,
+            "request_hash": jws.b64u_encode(doc.digest()),
+            "issued_at": now,
+        }
+        return refuse_unauthenticated(
+            ctx, "hit_notice", notice.requester, refusal, HIT_NOTICE_RESPONSE_TYP, refused,
+            HitNoticeResponse, now,
+        )  # fmt: skip
     with tx(ctx.conn):
         rule, refusal = _admit(ctx, doc, notice, now)
         conv = _conv_of(ctx, notice.convenant_id, notice.convenant_version)

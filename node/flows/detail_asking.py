@@ -37,13 +37,14 @@ from node.errors import (
     UnknownDetailRequest,
     UnknownRound,
 )
+from node.flows import unauthenticated
 from node.flows.admin import own_card
-from node.flows.answering import authenticate_peer, check_fresh
+from node.flows.answering import admit_peer, check_fresh
 from node.flows.context import NodeContext
 from node.flows.peer_client import PartnerFailure, signed_exchange
 from node.flows.standing import current_convenant
 from node.policy.detail import hit_notice_required, retention_deadline
-from node.protocol import jws
+from node.protocol import answer_size, jws
 from node.protocol.convenant import Convenant, ConvenantParty
 from node.protocol.detail import (
     DETAIL_NOTICE_TYP,
@@ -188,6 +189,7 @@ async def _exchange(
             DETAIL_RESPONSE_TYP,
             DetailResponse,
             ctx.cfg.peers.timeout_seconds,
+            answer_size.DETAIL_ANSWER,
         )
         if resp.trace_id != trace_id:
             raise PartnerFailure("invalid", "bad_binding", "response names another trace id")
@@ -579,15 +581,20 @@ def receive_notice(ctx: NodeContext, body: bytes) -> str:
     """Check a decision notice; the trace id of the open request it concerns.
 
     Raises (problem+json) when it is not from a trusted partner, not for us, stale or
-    replayed, or names no open request of ours to that partner.
+    replayed, or names no open request of ours to that partner. The first four are
+    refused before any write and only counted (``flows.unauthenticated``).
     """
     doc = jws.parse_bytes(body, DETAIL_NOTICE_TYP)
     notice = parse_model(DetailNotice, doc.payload)
     now = ctx.clock.now()
+    refusal = admit_peer(
+        ctx, doc, notice.partner, notice.requester, notice.issued_at, notice.nonce, now
+    )
+    if refusal is not None:
+        unauthenticated.count(ctx, "detail_notice", notice.partner, refusal, now)
+        raise refusal
     with tx(ctx.conn):
-        refusal = authenticate_peer(ctx, doc, notice.partner, notice.requester, now)
-        if refusal is None:
-            refusal = check_fresh(ctx, notice.issued_at, notice.partner, notice.nonce, now)
+        refusal = check_fresh(ctx, notice.issued_at, notice.partner, notice.nonce, now)
     if refusal is not None:
         raise refusal
     ask = received.get_ask(ctx.conn, notice.trace_id)
@@ -658,6 +665,7 @@ async def _send_hit_notice(
                 HIT_NOTICE_RESPONSE_TYP,
                 HitNoticeResponse,
                 ctx.cfg.peers.timeout_seconds,
+                answer_size.HIT_NOTICE_ANSWER,
             )
             if resp.outcome == "refused":
                 raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")

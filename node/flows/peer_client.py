@@ -23,8 +23,6 @@ from node.protocol.models import parse_model
 from node.protocol.peer_card import PeerCard
 from node.store import log, peer_heads
 
-MAX_RESPONSE_BYTES = 512 * 1024 * 1024
-
 
 class PartnerFailure(Exception):
     """Internal: ends one partner's exchange with a status other than hit/no_hit."""
@@ -37,18 +35,31 @@ class PartnerFailure(Exception):
 
 
 async def post_signed(
-    session: aiohttp.ClientSession, url: str, doc: jws.SignedDocument, typ: str
+    session: aiohttp.ClientSession,
+    url: str,
+    doc: jws.SignedDocument,
+    typ: str,
+    *,
+    max_bytes: int,
 ) -> jws.SignedDocument:
+    """POST ``doc`` and read the answer, at most ``max_bytes`` of it (the bound of this
+    message type, ``protocol.answer_size``): a longer answer is ``invalid`` as soon as it
+    is seen to be longer, by its Content-Length or while it is read, never buffered whole."""
     try:
         async with session.post(url, json=doc.to_json()) as resp:
             if resp.status >= 500:
                 raise PartnerFailure("unreachable", None, f"partner answered HTTP {resp.status}")
+            too_large = PartnerFailure(
+                "invalid", None, f"response larger than {max_bytes} bytes for this message"
+            )
+            if resp.content_length is not None and resp.content_length > max_bytes:
+                raise too_large
             chunks: list[bytes] = []
             size = 0
             async for chunk in resp.content.iter_chunked(1 << 16):
                 size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    raise PartnerFailure("invalid", None, "response too large")
+                if size > max_bytes:
+                    raise too_large
                 chunks.append(chunk)
             body = b"".join(chunks)
             if resp.content_type == "application/problem+json":
@@ -93,6 +104,7 @@ async def signed_exchange(
     answer_typ: str,
     model: type[A],
     timeout: float,
+    max_bytes: int,
 ) -> A:
     """POST a signed request to a partner and take its signed answer as ``model``: signed
     by the key the convenant names, answering this very request (``request_hash``,
@@ -102,7 +114,8 @@ async def signed_exchange(
     caller to classify with what it asked.
     """
     answer = await asyncio.wait_for(
-        post_signed(session, card.endpoint_url + path, doc, answer_typ), timeout
+        post_signed(session, card.endpoint_url + path, doc, answer_typ, max_bytes=max_bytes),
+        timeout,
     )
     verify_from(answer, party, card)
     try:

@@ -25,9 +25,10 @@ from node.errors import (
     InputError,
     NotFound,
     PayloadTooLarge,
+    TooManyBadRequests,
     VhnodeError,
 )
-from node.flows import admin
+from node.flows import admin, unauthenticated
 from node.flows import answering as provider
 from node.flows import detail_answering as detail_provider
 from node.flows import detail_asking as requester
@@ -38,11 +39,13 @@ from node.flows.cross_check import cross_check
 from node.flows.publishing import apply_changes
 from node.http import details_routes as requester_routes
 from node.http import liaison_routes as provider_routes
+from node.http.peer_guard import PeerGuard
 from node.http.plumbing import (
     CTX,
     JOSE,
     PROBLEM,
     SESSION,
+    UNAUTHENTICATED,
     USER,
     Handler,
     allowed_roles,
@@ -57,6 +60,8 @@ from node.store import db, log, users
 from node.store.users import User
 
 logger = structlog.get_logger("vhnode.http")
+
+GUARD = web.AppKey("peer_guard", PeerGuard)
 
 
 def problem(status: int, type_: str, title: str, detail: str, instance: str) -> web.Response:
@@ -105,6 +110,34 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 def _route(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "?"
+
+
+@web.middleware
+async def peer_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``/peer/``: an address that sent too many bad requests gets 429 before its body is
+    read; each bad request (unauthenticated, or a 4xx problem) takes a token (§12.1)."""
+    if not request.path.startswith("/peer/"):
+        return await handler(request)
+    guard = request.app[GUARD]
+    address = request.remote or "?"
+    if guard.blocked(address, request.app[CTX].clock.monotonic()):
+        raise TooManyBadRequests(
+            f"more than {request.app[CTX].cfg.limits.bad_peer_request_burst} bad peer "
+            "requests from this address; wait and retry"
+        )
+    try:
+        resp = await handler(request)
+    except VhnodeError as e:
+        if 400 <= e.http_status < 500:
+            guard.bad(address, request.app[CTX].clock.monotonic())
+        raise
+    except web.HTTPException as e:
+        if 400 <= e.status < 500:
+            guard.bad(address, request.app[CTX].clock.monotonic())
+        raise
+    if resp.get(UNAUTHENTICATED):
+        guard.bad(address, request.app[CTX].clock.monotonic())
+    return resp
 
 
 @web.middleware
@@ -312,10 +345,16 @@ async def purge_due(ctx: NodeContext) -> None:
 
 def make_app(ctx: NodeContext) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware, auth_middleware],
+        middlewares=[problem_middleware, peer_guard_middleware, auth_middleware],
         client_max_size=ctx.cfg.http.max_body_bytes,
     )
     app[CTX] = ctx
+    limits = ctx.cfg.limits
+    app[GUARD] = PeerGuard(
+        limits.bad_peer_requests_per_minute,
+        limits.bad_peer_request_burst,
+        limits.peer_addresses_tracked,
+    )
 
     async def client_session(app: web.Application) -> Any:
         # One session per node, reused; per-partner timeouts are applied per call.
@@ -350,8 +389,30 @@ def make_app(ctx: NodeContext) -> web.Application:
             await task
 
     app.cleanup_ctx.append(database)
+
+    async def unauthenticated_counts(app: web.Application) -> Any:
+        # One log entry per closed window and claimed requester (§6.6); the rest at stop.
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(min(ctx.cfg.limits.unauthenticated_window_seconds, 60.0))
+                try:
+                    await ctx.write(lambda: unauthenticated.flush(ctx))
+                except (VhnodeError, sqlite3.Error) as e:  # locked or broken: retry later
+                    logger.warning("unauthenticated_flush_failed", error=type(e).__name__)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        try:
+            await ctx.write(lambda: unauthenticated.flush(ctx, everything=True))
+        except (VhnodeError, sqlite3.Error) as e:
+            logger.warning("unauthenticated_flush_failed", error=type(e).__name__)
+
     app.cleanup_ctx.append(client_session)
     app.cleanup_ctx.append(retention)
+    app.cleanup_ctx.append(unauthenticated_counts)
     app.router.add_routes(provider_routes.ROUTES + requester_routes.ROUTES)
     app.router.add_routes(
         [

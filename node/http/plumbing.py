@@ -21,6 +21,8 @@ from node.store.users import User
 CTX = web.AppKey("ctx", NodeContext)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 USER = web.RequestKey("user", User)
+# Set on a peer answer refused at §6.6 steps 3–6: the peer guard counts it as bad.
+UNAUTHENTICATED = web.ResponseKey("unauthenticated", bool)
 JOSE = "application/jose+json"
 PROBLEM = "application/problem+json"
 
@@ -58,6 +60,8 @@ async def json_body(request: web.Request) -> Any:
 
 
 def jose(answer: Answer) -> web.Response:
-    return web.Response(
+    resp = web.Response(
         status=answer.http_status, text=json.dumps(answer.document.to_json()), content_type=JOSE
     )
+    resp[UNAUTHENTICATED] = answer.unauthenticated
+    return resp

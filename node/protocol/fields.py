@@ -76,7 +76,9 @@ MAX_SEALED = 8 * 1024 * 1024
 """Characters of a sealed detail payload (§14.4): 32 categories of detail texts."""
 
 Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
-Element = Annotated[str, StringConstraints(pattern=ELEMENT_PATTERN)]
+# 43 characters, not a pattern: an element that is not strict base64url is refused with
+# a signed invalid_group_element (§6.6 step 9), not as a malformed message.
+Element = Annotated[str, StringConstraints(min_length=43, max_length=43)]
 PublicKey = Annotated[str, StringConstraints(pattern=ELEMENT_PATTERN)]
 DleqProof = Annotated[str, StringConstraints(pattern=PROOF_PATTERN)]
 HitProof = Annotated[str, StringConstraints(pattern=PROOF_PATTERN)]

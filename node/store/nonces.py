@@ -23,3 +23,13 @@ def check_and_record(
         )
     except sqlite3.IntegrityError as e:
         raise ReplayedRequest("this nonce was already used") from e
+
+
+def seen(conn: sqlite3.Connection, requester: str, nonce: str, now: float, window: float) -> bool:
+    """Was this nonce recorded within the window ``check_and_record`` keeps? A read only,
+    so a replay is refused before anything is written."""
+    row = conn.execute(
+        "SELECT 1 FROM seen_nonces WHERE requester = ? AND nonce = ? AND seen_at >= ?",
+        (requester, nonce, now - 2 * window),
+    ).fetchone()
+    return row is not None

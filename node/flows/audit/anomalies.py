@@ -63,7 +63,7 @@ def parse_thresholds(
 class Anomaly:
     rule: str
     """``many_subjects``, ``burst``, ``rate_limited``, ``suspect_requester``,
-    ``detail_probe``, ``forked_peer_log``."""
+    ``unauthenticated_requests``, ``detail_probe``, ``forked_peer_log``."""
     party: str | None
     convenant: str | None
     window: str
@@ -260,3 +260,32 @@ def forked_log_anomalies(alerts: Mapping[tuple[str, str], Window]) -> list[Anoma
         )
         for (kind, party), w in sorted(alerts.items())
     ]
+
+
+def unauthenticated_anomalies(
+    counts: Mapping[tuple[str, str], Window],
+) -> list[Anomaly]:
+    """Requests refused at §6.6 steps 3–6, per claimed requester ("" for a name no peer
+    has) and reason. ``party`` is only the claim: the party did not (provably) send them,
+    so they count towards none of its figures."""
+    out: list[Anomaly] = []
+    for (claimed, reason), w in sorted(counts.items()):
+        detail = (
+            f"requests claiming to come from {claimed} that it did not provably send "
+            "(unknown or revoked key, bad signature, not for this node, or not fresh)"
+            if claimed
+            else "requests in the name of a node this node does not know"
+        )
+        out.append(
+            Anomaly(
+                "unauthenticated_requests",
+                claimed or None,
+                None,
+                f"{w.first}/{w.last}",
+                w.count,
+                reason=reason,
+                side="given",
+                detail=detail,
+            )
+        )
+    return out

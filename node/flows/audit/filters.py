@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from node.errors import InputError
 from node.flows.audit import Entry
-from node.flows.audit.kinds import ASK_KINDS, PROVIDER_KINDS
+from node.flows.audit.kinds import ASK_KINDS, PROVIDER_KINDS, UNAUTHENTICATED_KIND
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MAX_FILTER_CHARS = 128
@@ -100,6 +100,10 @@ def requesting_party(entry: Entry, node_id: str) -> str | None:
         return entry.counterparty
     if entry.kind in ASK_KINDS:
         return node_id
+    if entry.kind == UNAUTHENTICATED_KIND:
+        # Only claimed: filtering on a party also shows what was sent in its name.
+        claimed = entry.data.get("claimed")
+        return claimed if isinstance(claimed, str) else None
     return None
 
 

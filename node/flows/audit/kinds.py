@@ -58,6 +58,9 @@ the privacy officer's attention (an honest node cannot produce them)."""
 SUSPECT_REASONS = ("unknown_requester", "revoked_requester", "bad_signature", "replayed_request")
 """Refusals that mean a request came from, or pretended to come from, a party this node
 does not (or no longer) trust: always worth the privacy officer's attention."""
+UNAUTHENTICATED_KIND = "peer.unauthenticated"
+"""Requests refused at §6.6 steps 3–6, counted per window and claimed requester: the
+claim is unproven, so they are never counted as that party's requests."""
 ALERT_KINDS = ("peer.log_forked",)
 """Entries that are anomalies by themselves (a partner signed two different logs)."""
 STATUSES = ("hit", "no_hit", "refused", "unreachable", "timeout", "invalid")

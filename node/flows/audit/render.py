@@ -54,6 +54,8 @@ def csv_rows(rep: Report) -> list[dict[str, str]]:
         add("refusals_given", "count", n, party=party, reason=reason)
     for (party, reason), n in sorted(rep.refusals_received.items()):
         add("refusals_received", "count", n, party=party, reason=reason)
+    for (claimed, reason), n in sorted(rep.unauthenticated.items()):
+        add("unauthenticated", "count", n, party=claimed or "(unknown)", reason=reason)
     for conv, counts in sorted(rep.tag_sets_published.items()):
         for metric, n in counts.items():
             add("tag_sets_published", metric, n, convenant=conv)
@@ -132,6 +134,11 @@ def render_text(rep: Report) -> str:
     ):
         rows = [[p, r, str(n)] for (p, r), n in sorted(counts.items())]
         section(title, _table(["party", "reason", "count"], rows) if rows else [])
+    unauth = [[c or "(unknown)", r, str(n)] for (c, r), n in sorted(rep.unauthenticated.items())]
+    section(
+        "Unauthenticated requests (counted, not attributed: the claim is unproven)",
+        _table(["claimed", "reason", "count"], unauth) if unauth else [],
+    )
     pubs = [
         [c, str(v["versions"]), str(v["latest_version"])]
         for c, v in sorted(rep.tag_sets_published.items())

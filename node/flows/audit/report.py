@@ -37,6 +37,7 @@ from node.flows.audit.anomalies import (
     parse_thresholds,
     probe_anomalies,
     refusal_anomalies,
+    unauthenticated_anomalies,
 )
 from node.flows.audit.filters import Filters, matches, parse_date, parse_filters, requesting_party
 from node.flows.audit.kinds import (
@@ -53,6 +54,7 @@ from node.flows.audit.kinds import (
     STATUSES,
     SUSPECT_REASONS,
     TAG_SET_SERVE_KINDS,
+    UNAUTHENTICATED_KIND,
 )
 from node.protocol.models import rfc3339
 
@@ -101,6 +103,8 @@ class Report:
     answered: dict[str, dict[str, int]] = field(default_factory=dict)
     refusals_given: dict[tuple[str, str], int] = field(default_factory=dict)
     refusals_received: dict[tuple[str, str], int] = field(default_factory=dict)
+    unauthenticated: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(claimed requester, "" for an unknown name; reason) → requests (§6.6 steps 3–6)."""
     tag_sets_published: dict[str, dict[str, int]] = field(default_factory=dict)
     registry: dict[str, int] = field(default_factory=dict)
     admin: dict[str, int] = field(default_factory=dict)
@@ -128,6 +132,10 @@ class Report:
                 "given": _refusal_rows(self.refusals_given),
                 "received": _refusal_rows(self.refusals_received),
             },
+            "unauthenticated": [
+                {"claimed": claimed or None, "reason": reason, "count": n}
+                for (claimed, reason), n in sorted(self.unauthenticated.items())
+            ],
             "tag_sets_published": [
                 {"convenant": k, **v} for k, v in sorted(self.tag_sets_published.items())
             ],
@@ -186,6 +194,7 @@ def build(
     suspect: defaultdict[tuple[str, str, str], Window] = defaultdict(Window)
     probes: defaultdict[tuple[str, str, str], Window] = defaultdict(Window)
     alerts: defaultdict[tuple[str, str], Window] = defaultdict(Window)
+    unauthenticated: defaultdict[tuple[str, str], Window] = defaultdict(Window)
     refusals_given: Counter[tuple[str, str]] = Counter()
     refusals_received: Counter[tuple[str, str]] = Counter()
     registry: Counter[str] = Counter()
@@ -264,6 +273,14 @@ def build(
             registry["batches"] += 1
             for key in ("upserted", "removed", "unchanged"):
                 registry[key] += _int(e.data.get(key))
+        elif e.kind == UNAUTHENTICATED_KIND:
+            claimed = e.data.get("claimed")
+            reasons = e.data.get("reasons")
+            start, end = e.data.get("window_start"), e.data.get("window_end")
+            for reason, n in (reasons if isinstance(reasons, dict) else {}).items():
+                w = unauthenticated[(claimed if isinstance(claimed, str) else "", str(reason))]
+                w.add(str(start or e.time), _int(n))
+                w.last = max(w.last, str(end or e.time))
         if e.kind in ALERT_KINDS:
             alerts[(e.kind, party)].add(e.time)
 
@@ -277,6 +294,7 @@ def build(
     rep.subjects_asked = sum(round_subjects.values())
     rep.refusals_given = dict(refusals_given)
     rep.refusals_received = dict(refusals_received)
+    rep.unauthenticated = {k: w.count for k, w in unauthenticated.items()}
     rep.registry = {k: registry[k] for k in ("batches", "upserted", "removed", "unchanged")}
     rep.admin = {k: by_kind[k] for k in ADMIN_KINDS}
     rep.details = {label: by_kind[kind] for label, kind in DETAIL_KINDS.items()}
@@ -286,6 +304,7 @@ def build(
         *burst_anomalies(th, requests, "evaluate requests"),
         *burst_anomalies(th, own_rounds, f"rounds asked by {node_id}"),
         *refusal_anomalies(rate_limited, suspect),
+        *unauthenticated_anomalies(unauthenticated),
         *probe_anomalies(probes),
         *forked_log_anomalies(alerts),
     ]
