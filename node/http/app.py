@@ -394,7 +394,9 @@ def make_app(ctx: NodeContext) -> web.Application:
         # One log entry per closed window and claimed requester (§6.6); the rest at stop.
         async def loop() -> None:
             while True:
-                await ctx.clock.sleep(min(ctx.cfg.limits.unauthenticated_window_seconds, 60.0))
+                # Real time, not the node clock: tests that wait for the node clock to
+                # sleep mean the retention task (node/clock.py ManualClock.until_sleeping).
+                await asyncio.sleep(min(ctx.cfg.limits.unauthenticated_window_seconds, 60.0))
                 try:
                     await ctx.write(lambda: unauthenticated.flush(ctx))
                 except (VhnodeError, sqlite3.Error) as e:  # locked or broken: retry later
