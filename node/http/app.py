@@ -388,6 +388,15 @@ def make_app(ctx: NodeContext) -> web.Application:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def background(app: web.Application) -> Any:
+        # Work a request left running (tag-set transfers, hit notices) stops before the
+        # client session and the database it uses are closed.
+        yield
+        pending = list(ctx.background)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     app.cleanup_ctx.append(database)
 
     async def unauthenticated_counts(app: web.Application) -> Any:
@@ -413,6 +422,7 @@ def make_app(ctx: NodeContext) -> web.Application:
             logger.warning("unauthenticated_flush_failed", error=type(e).__name__)
 
     app.cleanup_ctx.append(client_session)
+    app.cleanup_ctx.append(background)
     app.cleanup_ctx.append(retention)
     app.cleanup_ctx.append(unauthenticated_counts)
     app.router.add_routes(provider_routes.ROUTES + requester_routes.ROUTES)
