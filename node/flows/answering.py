@@ -11,6 +11,7 @@ response and logged in the same transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -198,8 +199,30 @@ def own_tree_head(ctx: NodeContext) -> dict[str, Any]:
     head = log.latest_head(ctx.conn)
     if head is None:  # append always signs a head; only a corrupt store lacks one
         raise LogCorrupted("no signed tree head")
+    return head_json(head)
+
+
+def head_json(head: log.TreeHead) -> dict[str, Any]:
     parsed: dict[str, Any] = json.loads(head.jws)
     return parsed
+
+
+def answer_with_head(
+    ctx: NodeContext,
+    typ: str,
+    build: Callable[[dict[str, Any]], dict[str, Any]],
+    refusal: Refusal | None,
+) -> Answer:
+    """§6.6 step 11: the signed answer carries the tree head that covers its own log
+    entries — the head its commit group is sealed under, so the answer leaves only once
+    they are durable. ``build(tree_head)`` returns the payload.
+
+    Typed as an Answer: inside ``ctx.write`` the value is finished after the commit, and
+    ``ctx.write`` returns the finished Answer (node/store/database.py ``AfterCommit``).
+    """
+    return ctx.after_commit(  # type: ignore[return-value]
+        lambda head: sign_answer(ctx, typ, build(head_json(head)), refusal)
+    )
 
 
 def _head(ctx: NodeContext, convenant_id: str) -> TagSetHead:
@@ -310,8 +333,12 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
             now,
         )
         # Step 11: the answer carries the tree head that covers its own log entry.
-        payload = EvaluateResponse(**fields, tree_head=own_tree_head(ctx)).wire()
-        return sign_answer(ctx, EVALUATE_RESPONSE_TYP, payload, refusal)
+        return answer_with_head(
+            ctx,
+            EVALUATE_RESPONSE_TYP,
+            lambda head: EvaluateResponse(**fields, tree_head=head).wire(),
+            refusal,
+        )
 
 
 def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
@@ -385,8 +412,12 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
             ],
             now,
         )
-        payload = TagSetResponse(**fields, tree_head=own_tree_head(ctx)).wire()
-        return sign_answer(ctx, TAG_SET_RESPONSE_TYP, payload, refusal)
+        return answer_with_head(
+            ctx,
+            TAG_SET_RESPONSE_TYP,
+            lambda head: TagSetResponse(**fields, tree_head=head).wire(),
+            refusal,
+        )
 
 
 def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
@@ -413,15 +444,12 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
         )  # fmt: skip
     with tx(ctx.conn):
         refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
-        current = log.latest_head(ctx.conn)
-        size = current.tree_size if current else 0
         if refusal is not None:
             fields.update(
                 outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
             )
-        else:
-            # Entry for this answer first, so the proof reaches the head we send.
-            size += 1
+        # The log's size once this answer's own entry is in: the head sent covers it.
+        size = log.size(ctx.conn) + 1
         ctx.record(
             [
                 log.LogEntry(
@@ -434,15 +462,24 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
             ],
             now,
         )
-        if refusal is None:
-            proof = (
-                log.consistency_proof(ctx.conn, req.from_size, size)
-                if req.from_size <= size
-                else None  # the requester holds more than we have: it will see the cut
+
+        def build(head: dict[str, Any], tree_size: int) -> dict[str, Any]:
+            # The proof reaches the head sent: the one this entry's commit group is sealed
+            # under (its tree_size ≥ size).
+            if refusal is None:
+                proof = (
+                    log.consistency_proof(ctx.conn, req.from_size, tree_size)
+                    if req.from_size <= tree_size
+                    else None  # the requester holds more than we have: it will see the cut
+                )
+                fields.update(
+                    outcome="proof",
+                    proof=None if proof is None else tuple(jws.b64u_encode(h) for h in proof),
+                )
+            return ConsistencyResponse(**fields, tree_head=head).wire()
+
+        return ctx.after_commit(  # type: ignore[return-value]
+            lambda h: sign_answer(
+                ctx, CONSISTENCY_RESPONSE_TYP, build(head_json(h), h.tree_size), refusal
             )
-            fields.update(
-                outcome="proof",
-                proof=None if proof is None else tuple(jws.b64u_encode(h) for h in proof),
-            )
-        payload = ConsistencyResponse(**fields, tree_head=own_tree_head(ctx)).wire()
-        return sign_answer(ctx, CONSISTENCY_RESPONSE_TYP, payload, refusal)
+        )

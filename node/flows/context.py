@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from node.clock import SYSTEM_CLOCK, Clock
 from node.config import CARD_FILE, CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, load_config
-from node.errors import ConfigError
+from node.errors import ConfigError, LogCorrupted
 from node.flows import trust
 from node.flows.trust import Trust
 from node.keys import NodeKeys
@@ -33,6 +33,7 @@ from node.store import db, log
 from node.store.database import AfterCommit, Database, thread_connection
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 # Set while the event loop serves a request or runs a background task of the node: SQLite
@@ -49,7 +50,7 @@ class NodeContext:
     home: Path
     cfg: NodeConfig
     keys: NodeKeys
-    direct_conn: sqlite3.Connection
+    direct_conn: db.NodeConnection
     clock: Clock = SYSTEM_CLOCK
     database: Database | None = field(default=None, init=False)
     limiter: RateLimiter = field(init=False)
@@ -88,8 +89,13 @@ class NodeContext:
         (in its own transaction) otherwise."""
         if self.database is not None:
             return await self.database.write(fn)
-        with db.tx(self.direct_conn):
-            value = fn()
+        conn = self.direct_conn
+        with db.tx(conn):
+            conn.in_group = True
+            try:
+                value = fn()
+            finally:
+                conn.in_group = False
         if isinstance(value, AfterCommit):
             finished: T = value.finish(getattr(self.direct_conn, "sealed_head", None))
             return finished
@@ -117,8 +123,26 @@ class NodeContext:
     def _prepare(self, conn: db.NodeConnection) -> None:
         conn.before_commit = lambda: self._seal(conn)
 
-    def _seal(self, conn: sqlite3.Connection) -> log.TreeHead | None:
-        return log.latest_head(conn)
+    def _seal(self, conn: db.NodeConnection) -> log.TreeHead | None:
+        """Before the outermost COMMIT: one signed tree head over every entry the
+        transaction (a commit group, on the writer) appended (docs/protocol.md §9.1)."""
+        if not conn.log_dirty:
+            return log.latest_head(conn)
+        conn.log_dirty = False
+        return log.seal(conn, self.keys.signing, self.node_id, self.clock.now())
+
+    def after_commit(self, finish: Callable[[log.TreeHead], R]) -> R | AfterCommit[R]:
+        """``finish(head)`` with the signed tree head that covers what this job logged.
+
+        In a write job (``ctx.write``) the head is the one its commit group is sealed under,
+        and ``finish`` runs once the group is committed: the answer that carries it leaves
+        after its entries are durable. Called in a plain transaction, the head is signed
+        now, inside it.
+        """
+        conn = self.conn
+        if isinstance(conn, db.NodeConnection) and conn.in_group:
+            return AfterCommit(lambda head: finish(_present(head)))
+        return finish(_present(self._seal(conn) if isinstance(conn, db.NodeConnection) else None))
 
     @property
     def node_id(self) -> str:
@@ -133,7 +157,14 @@ class NodeContext:
     def record(self, entries: Sequence[log.LogEntry], now: datetime | None = None) -> None:
         """Append log entries inside the caller's open transaction (docs/protocol.md §9),
         so a state change and its record commit together."""
-        log.append(self.conn, self.keys.signing, self.node_id, entries, now or self.clock.now())
+        conn = self.conn
+        if isinstance(conn, db.NodeConnection):
+            # Sealed under one head at the outermost COMMIT (``_seal``), with the rest of
+            # the transaction's entries: one signature per commit group.
+            log.append_entries(conn, self.node_id, entries, now or self.clock.now())
+            conn.log_dirty = True
+        else:
+            log.append(conn, self.keys.signing, self.node_id, entries, now or self.clock.now())
 
     def own_card(self) -> tuple[PeerCard, jws.SignedDocument]:
         """This node's peer card, read and verified once (it changes only with init)."""
@@ -166,4 +197,12 @@ def open_node(home: Path, clock: Clock = SYSTEM_CLOCK) -> NodeContext:
     cfg = load_config(home)
     keys = NodeKeys.load(home / KEYS_DIR)
     conn = db.connect(home / DB_FILE, keys)
-    return NodeContext(home=home, cfg=cfg, keys=keys, direct_conn=conn, clock=clock)
+    ctx = NodeContext(home=home, cfg=cfg, keys=keys, direct_conn=conn, clock=clock)
+    ctx._prepare(conn)
+    return ctx
+
+
+def _present(head: log.TreeHead | None) -> log.TreeHead:
+    if head is None:  # every node's log has a head from init on; only a corrupt store lacks one
+        raise LogCorrupted("no signed tree head")
+    return head

@@ -42,11 +42,10 @@ from node.flows.admin import own_card
 from node.flows.answering import (
     Answer,
     admit_peer,
+    answer_with_head,
     check_fresh,
     convenant_state,
-    own_tree_head,
     refuse_unauthenticated,
-    sign_answer,
 )
 from node.flows.context import NodeContext
 from node.flows.publishing import rebuild
@@ -487,18 +486,22 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
             ],
             now,
         )
-        payload = DetailResponse(
-            partner=ctx.node_id,
-            requester=req.requester,
-            request_hash=request_hash,
-            trace_id=req.trace_id,
-            issued_at=now,
-            outcome="answered",
-            categories=tuple(_answer_json(s) for s in states),
-            sealed=sealed,
-            tree_head=own_tree_head(ctx),
-        ).wire()
-        return sign_answer(ctx, DETAIL_RESPONSE_TYP, payload, None)
+        return answer_with_head(
+            ctx,
+            DETAIL_RESPONSE_TYP,
+            lambda head: DetailResponse(
+                partner=ctx.node_id,
+                requester=req.requester,
+                request_hash=request_hash,
+                trace_id=req.trace_id,
+                issued_at=now,
+                outcome="answered",
+                categories=tuple(_answer_json(s) for s in states),
+                sealed=sealed,
+                tree_head=head,
+            ).wire(),
+            None,
+        )
 
     return await ctx.write(second)
 
@@ -595,18 +598,22 @@ def _signed_refusal(
     now: datetime,
 ) -> Answer:
     """A refused detail response (§14.3.1), carrying the head after its log entry."""
-    payload = DetailResponse(
-        partner=ctx.node_id,
-        requester=requester,
-        request_hash=request_hash,
-        trace_id=trace_id,
-        issued_at=now,
-        outcome="refused",
-        reason=refusal.code,
-        reason_detail=refusal.detail[:500],
-        tree_head=own_tree_head(ctx),
-    ).wire()
-    return sign_answer(ctx, DETAIL_RESPONSE_TYP, payload, refusal)
+    return answer_with_head(
+        ctx,
+        DETAIL_RESPONSE_TYP,
+        lambda head: DetailResponse(
+            partner=ctx.node_id,
+            requester=requester,
+            request_hash=request_hash,
+            trace_id=trace_id,
+            issued_at=now,
+            outcome="refused",
+            reason=refusal.code,
+            reason_detail=refusal.detail[:500],
+            tree_head=head,
+        ).wire(),
+        refusal,
+    )
 
 
 # --- poll (§14.5) -------------------------------------------------------------------------
@@ -728,18 +735,22 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
             now,
         )
         answers = [_answer_json(s) for s in final]
-        payload = DetailResponse(
-            partner=ctx.node_id,
-            requester=row.requester,
-            request_hash=request_hash,
-            trace_id=row.trace_id,
-            issued_at=now,
-            outcome="answered",
-            categories=tuple(answers),
-            sealed=sealed,
-            tree_head=own_tree_head(ctx),
-        ).wire()
-        return sign_answer(ctx, DETAIL_RESPONSE_TYP, payload, None)
+        return answer_with_head(
+            ctx,
+            DETAIL_RESPONSE_TYP,
+            lambda head: DetailResponse(
+                partner=ctx.node_id,
+                requester=row.requester,
+                request_hash=request_hash,
+                trace_id=row.trace_id,
+                issued_at=now,
+                outcome="answered",
+                categories=tuple(answers),
+                sealed=sealed,
+                tree_head=head,
+            ).wire(),
+            None,
+        )
 
     return await ctx.write(second)
 
@@ -839,7 +850,6 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
             "requester": notice.requester,
             "request_hash": jws.b64u_encode(doc.digest()),
             "issued_at": now,
-            "tree_head": own_tree_head(ctx),
         }
         if refusal is None:
             fields.update(outcome="accepted", noticed=len(subjects))
@@ -847,8 +857,12 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
             fields.update(
                 outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
             )
-        payload = HitNoticeResponse(**fields).wire()
-        return sign_answer(ctx, HIT_NOTICE_RESPONSE_TYP, payload, refusal)
+        return answer_with_head(
+            ctx,
+            HIT_NOTICE_RESPONSE_TYP,
+            lambda head: HitNoticeResponse(**fields, tree_head=head).wire(),
+            refusal,
+        )
 
 
 # --- the liaison (§14.7) ------------------------------------------------------------------

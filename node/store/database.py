@@ -166,12 +166,16 @@ class Database:
             # The outermost transaction seals the group's log entries under one signed
             # head before its COMMIT (db.tx, the connection's before_commit).
             with db.tx(conn):
-                for job in group:
-                    try:
-                        with db.tx(conn):  # a savepoint: a failing job rolls back alone
-                            job.value = job.fn()
-                    except BaseException as e:  # handed to the awaiting coroutine
-                        job.error = e
+                conn.in_group = True
+                try:
+                    for job in group:
+                        try:
+                            with db.tx(conn):  # a savepoint: a failing job rolls back alone
+                                job.value = job.fn()
+                        except BaseException as e:  # handed to the awaiting coroutine
+                            job.error = e
+                finally:
+                    conn.in_group = False
         except BaseException as e:  # BEGIN, seal or COMMIT failed: nothing of the group holds
             logger.warning("commit_group_failed", error=type(e).__name__, jobs=len(group))
             for job in group:

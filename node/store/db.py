@@ -30,6 +30,9 @@ class NodeConnection(sqlite3.Connection):
         self.sealed_head: Any = None
         self.after_commit: list[Callable[[], None]] = []
         self.savepoints = 0
+        # Set by the node: entries were appended since the last seal; a commit group is open.
+        self.log_dirty = False
+        self.in_group = False
 
 
 def connect(
@@ -127,6 +130,7 @@ def tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         if isinstance(conn, NodeConnection):
             conn.after_commit.clear()
+            conn.log_dirty = False
         raise
     conn.execute("COMMIT")
     if isinstance(conn, NodeConnection):

@@ -296,6 +296,11 @@ def head_at(conn: sqlite3.Connection, tree_size: int) -> TreeHead | None:
 # --- append ----------------------------------------------------------------------------
 
 
+def size(conn: sqlite3.Connection) -> int:
+    """Entries in the log, sealed or not (the next entry's ``seq``)."""
+    return _log_size(conn)
+
+
 def _log_size(conn: sqlite3.Connection) -> int:
     """Number of entries: one past the highest seq (contiguous in an intact log)."""
     row = conn.execute("SELECT seq FROM log_entries ORDER BY seq DESC LIMIT 1").fetchone()
