@@ -2,8 +2,8 @@
 
 Every error carries a stable ``code``. The same code is the reason in a signed refusal
 (docs/protocol.md §8), the last path segment of the problem+json ``type`` on HTTP, and
-what the CLI prints. Protocol and crypto code raise these; only the HTTP middleware and
-the CLI turn them into responses.
+what the CLI prints. Protocol and crypto code raise these; only the HTTP layer (which
+decides their statuses, ``node/http/statuses.py``) and the CLI turn them into responses.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ class VhnodeError(Exception):
     """Root of every error the node raises on purpose."""
 
     code = "error"
-    http_status = 500
     title = "Internal error"
 
     def __init__(self, detail: str = "") -> None:
@@ -32,7 +31,6 @@ class VhnodeError(Exception):
 
 class InputError(VhnodeError):
     code = "invalid_input"
-    http_status = 400
     title = "Invalid input"
 
 
@@ -48,25 +46,21 @@ class InvalidBsn(InvalidIdentifier):
 
 class ConfigError(VhnodeError):
     code = "config_error"
-    http_status = 500
     title = "Configuration error"
 
 
 class NotFound(VhnodeError):
     code = "not_found"
-    http_status = 404
     title = "Not found"
 
 
 class Conflict(VhnodeError):
     code = "conflict"
-    http_status = 409
     title = "Conflict"
 
 
 class PayloadTooLarge(InputError):
     code = "payload_too_large"
-    http_status = 413
     title = "Payload too large"
 
 
@@ -81,7 +75,6 @@ class TooManyBadRequests(VhnodeError):
     """A source address sent more bad peer requests than its bucket holds (§12.1)."""
 
     code = "too_many_bad_requests"
-    http_status = 429
     title = "Too many bad requests from this address"
 
 
@@ -90,13 +83,11 @@ class TooManyBadRequests(VhnodeError):
 
 class AuthError(VhnodeError):
     code = "unauthorized"
-    http_status = 401
     title = "Missing or invalid bearer token"
 
 
 class Forbidden(AuthError):
     code = "forbidden"
-    http_status = 403
     title = "Role not allowed"
 
 
@@ -107,7 +98,6 @@ class ProtocolError(VhnodeError):
     """A message or document that does not follow docs/protocol.md."""
 
     code = "protocol_error"
-    http_status = 400
     title = "Protocol error"
 
 
@@ -118,7 +108,6 @@ class MalformedMessage(ProtocolError):
 
 class BadSignature(ProtocolError):
     code = "bad_signature"
-    http_status = 401
     title = "Bad signature"
 
 
@@ -134,7 +123,6 @@ class InvalidProof(ProtocolError):
 
 class KeyMismatch(ProtocolError):
     code = "key_mismatch"
-    http_status = 409
     title = "Key differs from the one on record"
 
 
@@ -150,7 +138,6 @@ class InvalidTagSet(ProtocolError):
 
 class LogCorrupted(VhnodeError):
     code = "log_corrupted"
-    http_status = 500
     title = "Log verification failed"
 
 
@@ -161,7 +148,6 @@ class Refusal(VhnodeError):
     """A decision not to answer. Carried in a signed refusal, never as a bare HTTP error."""
 
     code = "refused"
-    http_status = 403
     title = "Refused"
 
 
@@ -217,7 +203,6 @@ class StaleRequest(Refusal):
 
 class RateLimited(Refusal):
     code = "rate_limited"
-    http_status = 429
     title = "Evaluation rate limit exceeded"
 
 
@@ -346,7 +331,6 @@ class BadHitProof(Refusal):
 
 class UnknownDetailRequest(Refusal):
     code = "unknown_request"
-    http_status = 404
     title = "No detail request with this trace id"
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from node.errors import DetailTooLarge, InputError
 from node.flows import admin
+from node.http.statuses import http_status
 from node.protocol.registration import (
     MAX_DETAIL_CATEGORIES,
     MAX_DETAIL_CHARS,
@@ -87,7 +88,7 @@ def test_invalid_details_are_invalid_input(details: object, needle: str) -> None
 def test_oversized_detail_names_its_category() -> None:
     with pytest.raises(DetailTooLarge, match="contactpersoon") as info:
         parse_registration(_reg(details={"contactpersoon": "x" * (MAX_DETAIL_CHARS + 1)}))
-    assert (info.value.code, info.value.http_status) == ("detail_too_large", 413)
+    assert (info.value.code, http_status(info.value)) == ("detail_too_large", 413)
 
 
 def test_allowed_text() -> None:

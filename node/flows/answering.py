@@ -68,10 +68,11 @@ from node.store.db import tx
 
 @dataclass(frozen=True)
 class Answer:
-    """A signed answer to a peer request and the HTTP status it travels with."""
+    """A signed answer to a peer request, and the refusal it carries if any (from which
+    the HTTP layer decides its status, node/http/statuses.py)."""
 
-    http_status: int
     document: jws.SignedDocument
+    refusal: Refusal | None = None
     unauthenticated: bool = False
     """Refused at §6.6 steps 3–6: the HTTP layer counts it against the source address."""
 
@@ -162,8 +163,7 @@ def refuse_unauthenticated(
         "tree_head": own_tree_head(ctx),
     }
     payload = model(**refused).wire()
-    answer = sign_answer(ctx, typ, payload, refusal)
-    return Answer(answer.http_status, answer.document, unauthenticated=True)
+    return Answer(jws.sign(typ, payload, ctx.keys.signing), refusal, unauthenticated=True)
 
 
 def convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> ConvenantState:
@@ -189,9 +189,7 @@ def convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> Conven
 def sign_answer(
     ctx: NodeContext, typ: str, payload: dict[str, Any], refusal: Refusal | None
 ) -> Answer:
-    doc = jws.sign(typ, payload, ctx.keys.signing)
-    status = 200 if refusal is None else refusal.http_status  # 403, or 429 when rate-limited
-    return Answer(status, doc)
+    return Answer(jws.sign(typ, payload, ctx.keys.signing), refusal)
 
 
 def own_tree_head(ctx: NodeContext) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from node.http.plumbing import (
     json_body,
     roles,
 )
+from node.http.statuses import http_status
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.identifiers import SubjectIdentifier, parse_identifier
 from node.protocol.registration import parse_registration
@@ -77,8 +78,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except VhnodeError as e:
         # The route template, not the path: a path may carry a source system's record ref.
-        logger.info("request_failed", route=_route(request), code=e.code, status=e.http_status)
-        return problem(e.http_status, e.problem_type, e.title, e.detail, request.path)
+        status = http_status(e)
+        logger.info("request_failed", route=_route(request), code=e.code, status=status)
+        return problem(status, e.problem_type, e.title, e.detail, request.path)
     except web.HTTPRequestEntityTooLarge:
         err = PayloadTooLarge("request body exceeds the node's max_body_bytes")
         return problem(413, err.problem_type, err.title, err.detail, request.path)
@@ -128,7 +130,7 @@ async def peer_guard_middleware(request: web.Request, handler: Handler) -> web.S
     try:
         resp = await handler(request)
     except VhnodeError as e:
-        if 400 <= e.http_status < 500:
+        if 400 <= http_status(e) < 500:
             guard.bad(address, request.app[CTX].clock.monotonic())
         raise
     except web.HTTPException as e:

@@ -16,6 +16,7 @@ from aiohttp import web
 from node.errors import InputError
 from node.flows.answering import Answer
 from node.flows.context import NodeContext
+from node.http.statuses import answer_status
 from node.store.users import User
 
 CTX = web.AppKey("ctx", NodeContext)
@@ -61,7 +62,9 @@ async def json_body(request: web.Request) -> Any:
 
 def jose(answer: Answer) -> web.Response:
     resp = web.Response(
-        status=answer.http_status, text=json.dumps(answer.document.to_json()), content_type=JOSE
+        status=answer_status(answer.refusal),
+        text=json.dumps(answer.document.to_json()),
+        content_type=JOSE,
     )
     resp[UNAUTHENTICATED] = answer.unauthenticated
     return resp
