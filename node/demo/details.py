@@ -19,6 +19,7 @@ from node.demo.federation import DemoNode, Tokens, http_json, log_entries
 from node.demo.partners import ANTECEDENTS, CONVENANT_ID, COORDINATOR_NODE, LIAISON_USER
 from node.demo.scenario import DetailCase
 from node.flows.detail_asking import NOTICE_ACTOR  # the actor of a poll a notice started
+from node.store.log_kinds import LogKind
 
 NOTICE_DEADLINE_SECONDS = 10.0
 WAIT_SECONDS = 0.05
@@ -261,14 +262,19 @@ def _await_release(vh: str, trace_id: str, token: str, deadline_s: float) -> tup
 # Stage 2 as the logs must show it (docs/protocol.md §14.11), per side, under the detail
 # request's trace id: kind → the least number of entries.
 PARTNER_KINDS = {
-    "detail.requested": 1,
-    "detail.disclosed": 2,
-    "detail.pending": 1,
-    "detail.denied": 1,
-    "detail.approved": 1,
-    "detail.notice_sent": 1,
+    LogKind.DETAIL_REQUESTED: 1,
+    LogKind.DETAIL_DISCLOSED: 2,
+    LogKind.DETAIL_PENDING: 1,
+    LogKind.DETAIL_DENIED: 1,
+    LogKind.DETAIL_APPROVED: 1,
+    LogKind.DETAIL_NOTICE_SENT: 1,
 }
-REQUESTER_KINDS = {"detail.asked": 1, "detail.polled": 1, "detail.received": 2, "detail.viewed": 1}
+REQUESTER_KINDS = {
+    LogKind.DETAIL_ASKED: 1,
+    LogKind.DETAIL_POLLED: 1,
+    LogKind.DETAIL_RECEIVED: 2,
+    LogKind.DETAIL_VIEWED: 1,
+}
 
 
 def check_logs(nodes: Mapping[str, DemoNode], report: dict[str, Any]) -> None:
@@ -284,7 +290,7 @@ def check_logs(nodes: Mapping[str, DemoNode], report: dict[str, Any]) -> None:
             entry = json.loads(body)
             if entry.get("trace_id") == trace_id:
                 counts[kind] = counts.get(kind, 0) + 1
-                if kind == "detail.polled":
+                if kind == LogKind.DETAIL_POLLED:
                     report["polled_by"].append(entry.get("actor"))
         missing = [k for k, n in want.items() if counts.get(k, 0) < n]
         checks.append(

@@ -22,6 +22,7 @@ from node.errors import (
     NotAParty,
     UnknownConvenant,
 )
+from node.flows import log_entries
 from node.flows.context import NodeContext
 from node.flows.publishing import apply_changes, precompute_changes, precompute_rebuild, rebuild
 from node.keys import NodeKeys
@@ -69,13 +70,8 @@ def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.S
             keys.signing,
             cfg.node_id,
             [
-                log.LogEntry(
-                    kind="node.initialised",
-                    outcome="ok",
-                    data={
-                        "signing_key_fingerprint": keys.signing_fingerprint,
-                        "org_type": cfg.org_type,
-                    },
+                log_entries.node_initialised(
+                    signing_key_fingerprint=keys.signing_fingerprint, org_type=cfg.org_type
                 )
             ],
             now,
@@ -122,11 +118,10 @@ def add_peer(
         if outcome != "unchanged":
             ctx.record(
                 [
-                    log.LogEntry(
-                        kind="peer." + outcome,
-                        counterparty=card.node_id,
+                    log_entries.peer_card_held(
                         outcome=outcome,
-                        data={"signing_key_fingerprint": card.signing_fingerprint},
+                        node_id=card.node_id,
+                        signing_key_fingerprint=card.signing_fingerprint,
                     )
                 ]
             )
@@ -137,7 +132,7 @@ def revoke_peer(ctx: NodeContext, node_id: str) -> None:
     with tx(ctx.conn):
         if not peers.revoke(ctx.conn, node_id, ctx.clock.now()):
             return  # already revoked: nothing changes, nothing to log
-        ctx.record([log.LogEntry(kind="peer.revoked", counterparty=node_id, outcome="revoked")])
+        ctx.record([log_entries.peer_revoked(node_id=node_id)])
 
 
 def _known_keys(ctx: NodeContext) -> dict[str, bytes]:
@@ -220,12 +215,10 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
         if new:
             ctx.record(
                 [
-                    log.LogEntry(
-                        kind="convenant.installed",
+                    log_entries.convenant_installed(
                         convenant_id=conv.id,
-                        convenant_version=conv.version,
-                        outcome="installed",
-                        data={"parties": [p.node_id for p in conv.parties]},
+                        version=conv.version,
+                        parties=[p.node_id for p in conv.parties],
                     )
                 ]
             )
@@ -276,12 +269,11 @@ def withdraw_from_convenant(
         convenants.add_withdrawal(ctx.conn, doc, ctx.clock.now())
         ctx.record(
             [
-                log.LogEntry(
-                    kind="convenant.withdrawn",
+                log_entries.convenant_withdrawn(
                     convenant_id=conv.id,
-                    convenant_version=conv.version,
-                    outcome="withdrawn",
-                    data={"withdrawn_at": rfc3339(w.withdrawn_at), "reason": reason},
+                    version=conv.version,
+                    withdrawn_at=rfc3339(w.withdrawn_at),
+                    reason=reason,
                 )
             ]
         )
@@ -306,13 +298,11 @@ def install_withdrawal(ctx: NodeContext, doc_json: Any) -> tuple[Withdrawal, boo
         if new:
             ctx.record(
                 [
-                    log.LogEntry(
-                        kind="convenant.withdrawal_installed",
+                    log_entries.convenant_withdrawal_installed(
                         convenant_id=w.convenant_id,
-                        convenant_version=w.convenant_version,
-                        counterparty=w.party,
-                        outcome="installed",
-                        data={"withdrawn_at": rfc3339(w.withdrawn_at)},
+                        version=w.convenant_version,
+                        party=w.party,
+                        withdrawn_at=rfc3339(w.withdrawn_at),
                     )
                 ]
             )
@@ -406,16 +396,14 @@ def purge_all_expired(ctx: NodeContext) -> list[str]:
 def create_user(ctx: NodeContext, name: str, role: str) -> str:
     with tx(ctx.conn):
         token = users.create(ctx.conn, name, role, ctx.clock.now())
-        ctx.record(
-            [log.LogEntry(kind="user.created", actor=name, outcome="created", data={"role": role})]
-        )
+        ctx.record([log_entries.user_created(name=name, role=role)])
     return token
 
 
 def revoke_user(ctx: NodeContext, name: str) -> None:
     with tx(ctx.conn):
         users.revoke(ctx.conn, name, ctx.clock.now())
-        ctx.record([log.LogEntry(kind="user.revoked", actor=name, outcome="revoked")])
+        ctx.record([log_entries.user_revoked(name=name)])
 
 
 def status(ctx: NodeContext) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from node.errors import (
     UnknownRequester,
     UnusableElements,
 )
-from node.flows import unauthenticated
+from node.flows import log_entries, unauthenticated
 from node.flows.admin import own_card
 from node.flows.context import NodeContext
 from node.policy.convenant import (
@@ -308,25 +308,23 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
             fields.update(
                 outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]
             )
+        answered: dict[str, Any] = {
+            "trace_id": req.trace_id,
+            "convenant_id": req.convenant_id,
+            "convenant_version": req.convenant_version,
+            "purpose": req.purpose,
+            "requesting_user": req.requesting_user,
+            "requester": req.requester,
+            "case_ref": req.case_ref,
+            "elements": n,
+            "rule": rule,
+            "tag_set_version": tag_set_version,
+        }
         ctx.record(  # step 10
             [
-                log.LogEntry(
-                    kind="bekendheid.refused" if refusal else "bekendheid.evaluated",
-                    trace_id=req.trace_id,
-                    convenant_id=req.convenant_id,
-                    convenant_version=req.convenant_version,
-                    purpose=req.purpose,
-                    actor=req.requesting_user,
-                    counterparty=req.requester,
-                    outcome="refused" if refusal else "evaluated",
-                    reason=refusal.code if refusal else None,
-                    data={
-                        "case_ref": req.case_ref,
-                        "elements": n,
-                        "rule": rule,
-                        "tag_set_version": tag_set_version,
-                    },
-                )
+                log_entries.bekendheid_refused(reason=refusal.code, **answered)
+                if refusal
+                else log_entries.bekendheid_evaluated(**answered)
             ],
             now,
         )
@@ -398,13 +396,18 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
             )
         ctx.record(
             [
-                log.LogEntry(
-                    kind="tag_set.refused" if refusal else "tag_set.served",
+                log_entries.tag_set_refused(
                     convenant_id=req.convenant_id,
                     convenant_version=req.convenant_version,
-                    counterparty=req.requester,
-                    outcome="refused" if refusal else "served",
-                    reason=refusal.code if refusal else None,
+                    requester=req.requester,
+                    reason=refusal.code,
+                    data=data,
+                )
+                if refusal
+                else log_entries.tag_set_served(
+                    convenant_id=req.convenant_id,
+                    convenant_version=req.convenant_version,
+                    requester=req.requester,
                     data=data,
                 )
             ],
@@ -450,12 +453,15 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
         size = log.size(ctx.conn) + 1
         ctx.record(
             [
-                log.LogEntry(
-                    kind="log.consistency_refused" if refusal else "log.consistency_served",
-                    counterparty=req.requester,
-                    outcome="refused" if refusal else "served",
-                    reason=refusal.code if refusal else None,
-                    data={"from_size": req.from_size, "to_size": size},
+                log_entries.log_consistency_refused(
+                    requester=req.requester,
+                    reason=refusal.code,
+                    from_size=req.from_size,
+                    to_size=size,
+                )
+                if refusal
+                else log_entries.log_consistency_served(
+                    requester=req.requester, from_size=req.from_size, to_size=size
                 )
             ],
             now,

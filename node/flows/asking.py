@@ -36,6 +36,7 @@ from node.errors import (
     PartyWithdrawn,
     ProtocolError,
 )
+from node.flows import log_entries
 from node.flows.admin import own_card
 from node.flows.context import NodeContext
 from node.flows.detail_asking import send_hit_notices
@@ -394,15 +395,15 @@ def _begin(
     pseudonyms = tuple(log.pseudonym(pseudonym_key, k.decode()) for k in keys)
     ctx.record(
         [
-            log.LogEntry(
-                kind="bekendheid.round",
+            log_entries.bekendheid_round(
                 trace_id=trace_id,
                 convenant_id=conv.id,
                 convenant_version=conv.version,
                 purpose=purpose,
-                actor=user,
+                user=user,
                 subjects=pseudonyms,
-                data={"case_ref": case_ref, "partners": [p.node_id for p in providers]},
+                case_ref=case_ref,
+                partners=[p.node_id for p in providers],
             )
         ]
     )
@@ -499,16 +500,15 @@ async def ask_bekendheid(
         received.keep_hits(ctx.conn, hits)
         ctx.record(
             [
-                log.LogEntry(
-                    kind="bekendheid.asked",
+                log_entries.bekendheid_asked(
                     trace_id=trace_id,
                     convenant_id=conv.id,
                     convenant_version=conv.version,
                     purpose=purpose,
-                    actor=user,
-                    counterparty=res.partner,
+                    user=user,
+                    partner=res.partner,
                     subjects=pseudonyms,
-                    outcome=res.status,
+                    status=res.status,
                     reason=res.reason,
                     data={
                         "case_ref": case_ref,

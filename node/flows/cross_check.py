@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from node.errors import ProtocolError
+from node.flows import log_entries
 from node.flows.context import NodeContext
 from node.flows.peer_client import PartnerFailure, post_signed
 from node.protocol import answer_size, jws, merkle
@@ -155,11 +156,8 @@ async def cross_check(
         peer_ids = await ctx.read(held)
     results = list(await asyncio.gather(*(_check_one(ctx, session, p) for p in peer_ids)))
     entries = [
-        log.LogEntry(
-            kind="log.cross_checked",
-            counterparty=r.peer,
-            outcome=r.verdict,
-            data={"held_size": r.held_size, "current_size": r.current_size},
+        log_entries.log_cross_checked(
+            peer=r.peer, verdict=r.verdict, held_size=r.held_size, current_size=r.current_size
         )
         for r in results
     ]

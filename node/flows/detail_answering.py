@@ -38,6 +38,7 @@ from node.errors import (
     UnknownSubject,
 )
 from node.flows import detail_source as source
+from node.flows import log_entries
 from node.flows.admin import own_card
 from node.flows.answering import (
     Answer,
@@ -82,6 +83,7 @@ from node.protocol.tag_set import TAG_BYTES
 from node.store import details as store
 from node.store import log, registry, tag_sets
 from node.store.db import flush_deleted, tx
+from node.store.log_kinds import LogKind
 
 logger = structlog.get_logger("vhnode.details")
 
@@ -112,9 +114,9 @@ def _round_binding(
     """§14.3 step 4: we evaluated for this requester, under this convenant, recently."""
     oldest = rfc3339(now - timedelta(hours=ctx.cfg.details.hit_validity_hours))
     row = ctx.conn.execute(
-        "SELECT 1 FROM log_entries WHERE trace_id = ? AND kind = 'bekendheid.evaluated' "
+        "SELECT 1 FROM log_entries WHERE trace_id = ? AND kind = ? "
         "AND counterparty = ? AND convenant_id = ? AND time >= ? LIMIT 1",
-        (round_trace_id, requester, convenant_id, oldest),
+        (round_trace_id, LogKind.BEKENDHEID_EVALUATED.value, requester, convenant_id, oldest),
     ).fetchone()
     if row is None:
         return UnknownRound(
@@ -282,12 +284,6 @@ def _answer_json(s: store.CategoryState) -> dict[str, Any]:
 def _category_entries(
     row: store.DetailRequestRow, states: Sequence[store.CategoryState], sealed_now: set[str]
 ) -> list[log.LogEntry]:
-    kinds = {
-        "delivered": "detail.disclosed",
-        "denied": "detail.denied",
-        "pending": "detail.pending",
-        "unavailable": "detail.unavailable",
-    }
     out = []
     for s in states:
         if s.status == "delivered" and s.category not in sealed_now:
@@ -296,16 +292,15 @@ def _category_entries(
         if s.status == "delivered":
             data["retain_until"] = s.retain_until
         out.append(
-            log.LogEntry(
-                kind=kinds[s.status],
+            log_entries.detail_category(
+                status=s.status,
                 trace_id=row.trace_id,
                 convenant_id=row.convenant_id,
                 convenant_version=row.convenant_version,
                 purpose=row.purpose,
                 actor=s.decided_by or row.requesting_user,
-                counterparty=row.requester,
-                subjects=(row.subject_pseudonym,),
-                outcome=s.status,
+                requester=row.requester,
+                subject=row.subject_pseudonym,
                 reason=s.reason,
                 data=data,
             )
@@ -521,14 +516,13 @@ def _requested_entry(
     }
     if rule is not None:
         data["rule"] = rule
-    return log.LogEntry(
-        kind="detail.requested",
+    return log_entries.detail_requested(
         trace_id=row.trace_id,
         convenant_id=row.convenant_id,
         convenant_version=row.convenant_version,
         purpose=row.purpose,
-        actor=row.requesting_user,
-        counterparty=row.requester,
+        requesting_user=row.requesting_user,
+        requester=row.requester,
         subjects=(row.subject_pseudonym,) if row.subject_pseudonym else (),
         outcome=outcome,
         reason=reason,
@@ -659,10 +653,9 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
             refusal = refusal or UnknownDetailRequest("the request's convenant is gone")
             ctx.record(
                 [
-                    log.LogEntry(
-                        kind="detail.polled",
+                    log_entries.detail_polled(
                         trace_id=poll.trace_id,
-                        counterparty=poll.requester,
+                        requester=poll.requester,
                         outcome="refused",
                         reason=refusal.code,
                     )
@@ -720,13 +713,12 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
         ]
         ctx.record(
             [
-                log.LogEntry(
-                    kind="detail.polled",
+                log_entries.detail_polled(
                     trace_id=row.trace_id,
                     convenant_id=row.convenant_id,
                     convenant_version=row.convenant_version,
                     purpose=row.purpose,
-                    counterparty=row.requester,
+                    requester=row.requester,
                     subjects=(row.subject_pseudonym,),
                     outcome="answered",
                 ),
@@ -829,16 +821,14 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
             data["rule"] = rule
         ctx.record(
             [
-                log.LogEntry(
-                    kind="hit_notice.received",
-                    trace_id=notice.round_trace_id,
+                log_entries.hit_notice_received(
+                    round_trace_id=notice.round_trace_id,
                     convenant_id=notice.convenant_id,
                     convenant_version=notice.convenant_version,
                     purpose=notice.purpose,
-                    actor=notice.requesting_user,
-                    counterparty=notice.requester,
+                    requesting_user=notice.requesting_user,
+                    requester=notice.requester,
                     subjects=tuple(sorted(s.pseudonym for s in subjects)),
-                    outcome="refused" if refusal else "accepted",
                     reason=refusal.code if refusal else None,
                     data=data,
                 )
@@ -985,18 +975,18 @@ async def decide_pending(
         store.update(ctx.conn, requester, trace_id, decided)
         ctx.record(
             [
-                log.LogEntry(
-                    kind="detail.approved" if s.status == "delivered" else "detail.denied",
+                log_entries.detail_decided(
+                    approved=s.status == "delivered",
                     trace_id=trace_id,
                     convenant_id=row.convenant_id,
                     convenant_version=row.convenant_version,
                     purpose=row.purpose,
-                    actor=user,
-                    counterparty=requester,
-                    subjects=(row.subject_pseudonym,),
-                    outcome="approved" if s.status == "delivered" else "denied",
+                    liaison=user,
+                    requester=requester,
+                    subject=row.subject_pseudonym,
                     reason=s.reason,
-                    data={"category": s.category, "rule": s.rule},
+                    category=s.category,
+                    rule=s.rule,
                 )
                 for s in decided
             ],
@@ -1038,12 +1028,7 @@ async def send_decision_notice(
                 sent = resp.status == 202
         except (aiohttp.ClientError, TimeoutError) as e:
             logger.info("decision_notice_failed", requester=requester, error=type(e).__name__)
-    entry = log.LogEntry(
-        kind="detail.notice_sent",
-        trace_id=trace_id,
-        counterparty=requester,
-        outcome="sent" if sent else "unreachable",
-    )
+    entry = log_entries.detail_notice_sent(trace_id=trace_id, requester=requester, sent=sent)
     await ctx.write(lambda: ctx.record([entry]))
     return sent
 
@@ -1061,14 +1046,7 @@ def purge_records(ctx: NodeContext) -> tuple[int, int]:
         requests, notices = store.purge_records(ctx.conn, cutoff, rfc3339(now))
         if requests or notices:
             ctx.record(
-                [
-                    log.LogEntry(
-                        kind="detail.records_purged",
-                        actor="retention",
-                        outcome="purged",
-                        data={"requests": requests, "hit_notices": notices},
-                    )
-                ],
+                [log_entries.detail_records_purged(requests=requests, hit_notices=notices)],
                 now,
             )
     if requests or notices:

@@ -37,7 +37,7 @@ from node.errors import (
     UnknownDetailRequest,
     UnknownRound,
 )
-from node.flows import unauthenticated
+from node.flows import log_entries, unauthenticated
 from node.flows.admin import own_card
 from node.flows.answering import admit_peer, check_fresh
 from node.flows.context import NodeContext
@@ -70,8 +70,9 @@ from node.protocol.detail import (
 from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.withdrawal import withdrawn
-from node.store import log, received
+from node.store import received
 from node.store.db import flush_deleted, tx
+from node.store.log_kinds import LogKind
 from node.store.received import Ask, AskedCategory, RoundHit, open_at_rest, seal_at_rest
 
 ASKING_ROLES = ("coordinator", "liaison", "privacy_officer")
@@ -222,7 +223,7 @@ def _apply(
     ctx: NodeContext,
     trace_id: str,
     ex: Exchange,
-    kind: str,
+    kind: LogKind,
     actor: str,
     now: datetime,
     *,
@@ -268,15 +269,15 @@ def _apply(
         after = received.get_ask(ctx.conn, trace_id)
         if after is None:
             raise UnknownDetailRequest(f"no detail request {trace_id}")
-        main = log.LogEntry(
-            kind=kind,
+        main = log_entries.detail_exchanged(
+            kind,
             trace_id=trace_id,
             convenant_id=after.convenant_id,
             convenant_version=after.convenant_version,
             purpose=after.purpose,
             actor=actor,
-            counterparty=after.partner,
-            subjects=(after.pseudonym,),
+            partner=after.partner,
+            subject=after.pseudonym,
             outcome=ex.outcome,
             reason=ex.reason,
             data={
@@ -288,13 +289,7 @@ def _apply(
             },
         )
         entries = [main] + [
-            dataclasses.replace(
-                main,
-                kind="detail.received",
-                outcome="received",
-                reason=None,
-                data={"category": category, "retain_until": until},
-            )
+            log_entries.detail_received(main, category=category, retain_until=until)
             for category, until in stored
         ]
         ctx.record(entries, now)
@@ -410,7 +405,9 @@ async def ask_details(
         ),
     )
     done = ctx.clock.now()
-    stored = await ctx.write(lambda: _apply(ctx, trace_id, ex, "detail.asked", user, done, new=ask))
+    stored = await ctx.write(
+        lambda: _apply(ctx, trace_id, ex, LogKind.DETAIL_ASKED, user, done, new=ask)
+    )
     return ask_json(ctx, stored)
 
 
@@ -437,7 +434,7 @@ async def poll(
         doc = jws.sign(DETAIL_POLL_TYP, msg.wire(), ctx.keys.signing)
         ex = await _exchange(ctx, session, conv, ask.partner, DETAIL_POLL_PATH, doc, trace_id, cats)
     done = ctx.clock.now()
-    stored = await ctx.write(lambda: _apply(ctx, trace_id, ex, "detail.polled", user, done))
+    stored = await ctx.write(lambda: _apply(ctx, trace_id, ex, LogKind.DETAIL_POLLED, user, done))
     return ask_json(ctx, stored)
 
 
@@ -522,17 +519,16 @@ def view(ctx: NodeContext, trace_id: str, user: str, role: str) -> dict[str, Any
         with tx(ctx.conn):
             ctx.record(
                 [
-                    log.LogEntry(
-                        kind="detail.viewed",
+                    log_entries.detail_viewed(
                         trace_id=trace_id,
                         convenant_id=ask.convenant_id,
                         convenant_version=ask.convenant_version,
                         purpose=ask.purpose,
-                        actor=user,
-                        counterparty=ask.partner,
-                        subjects=(ask.pseudonym,),
-                        outcome="viewed",
-                        data={"categories": list(texts), "role": role},
+                        user=user,
+                        partner=ask.partner,
+                        subject=ask.pseudonym,
+                        categories=list(texts),
+                        role=role,
                     )
                 ]
             )
@@ -554,16 +550,14 @@ def purge_due(ctx: NodeContext) -> int:
         if due:
             ctx.record(
                 [
-                    log.LogEntry(
-                        kind="detail.purged",
+                    log_entries.detail_purged(
                         trace_id=d.trace_id,
                         convenant_id=d.convenant_id,
                         convenant_version=d.convenant_version,
                         actor=RETENTION_ACTOR,
-                        counterparty=d.partner,
-                        subjects=(d.pseudonym,),
-                        outcome="purged",
-                        data={"category": d.category},
+                        partner=d.partner,
+                        subject=d.pseudonym,
+                        category=d.category,
                     )
                     for d in due
                 ],
@@ -703,14 +697,13 @@ async def send_hit_notices(
         await ctx.write(
             lambda: ctx.record(
                 [
-                    log.LogEntry(
-                        kind="hit_notice.sent",
-                        trace_id=first.round_trace_id,
+                    log_entries.hit_notice_sent(
+                        round_trace_id=first.round_trace_id,
                         convenant_id=conv.id,
                         convenant_version=conv.version,
                         purpose=first.purpose,
-                        actor=first.asked_by,
-                        counterparty=r.partner,
+                        user=first.asked_by,
+                        partner=r.partner,
                         subjects=tuple(dict.fromkeys(h.pseudonym for h in wanted[r.partner])),
                         outcome=r.outcome,
                         reason=r.reason,

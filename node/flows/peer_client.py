@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from node.errors import ProtocolError
+from node.flows import log_entries
 from node.flows.context import NodeContext
 from node.protocol import jws
 from node.protocol.bekendheid import PartnerAnswer, Status
@@ -146,14 +147,7 @@ async def keep_tree_head(
         seen = peer_heads.remember(ctx.conn, party.node_id, head, ctx.clock.now())
         if seen == "conflict":
             ctx.record(
-                [
-                    log.LogEntry(
-                        kind="peer.log_forked",
-                        counterparty=party.node_id,
-                        outcome="conflict",
-                        data={"tree_size": head.tree_size},
-                    )
-                ]
+                [log_entries.peer_log_forked(partner=party.node_id, tree_size=head.tree_size)]
             )
         return seen
 

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from node.flows import log_entries
 from node.flows.context import NodeContext
 from node.protocol import oprf
 from node.protocol.convenant import Convenant
@@ -196,17 +197,13 @@ def apply_changes(
         if summary.upserted or summary.removed:
             entries.insert(
                 0,
-                log.LogEntry(
-                    kind="registry.changed",
+                log_entries.registry_changed(
                     actor=actor,
                     subjects=_pseudonyms(ctx, concerned),
-                    outcome="changed",
                     reason=reason,
-                    data={
-                        "upserted": summary.upserted,
-                        "removed": summary.removed,
-                        "unchanged": summary.unchanged,
-                    },
+                    upserted=summary.upserted,
+                    removed=summary.removed,
+                    unchanged=summary.unchanged,
                 ),
             )
         if entries:
@@ -229,18 +226,14 @@ def _published(
     left: Sequence[bytes],
     actor: str | None,
 ) -> log.LogEntry:
-    return log.LogEntry(
-        kind="tag_set.published",
+    return log_entries.tag_set_published(
         convenant_id=convenant_id,
         convenant_version=convenant_version,
         actor=actor,
-        outcome="published",
-        data={
-            "version": head.version,
-            "count": head.count,
-            "added": len(entered),
-            "removed": len(left),
-        },
+        version=head.version,
+        count=head.count,
+        added=len(entered),
+        removed=len(left),
     )
 
 

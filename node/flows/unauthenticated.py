@@ -17,12 +17,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from node.errors import Refusal
+from node.flows import log_entries
 from node.flows.context import NodeContext
 from node.protocol.models import rfc3339
-from node.store import log
 from node.store.db import tx
+from node.store.log_kinds import LogKind
 
-KIND = "peer.unauthenticated"
+KIND = LogKind.PEER_UNAUTHENTICATED
 
 
 def claim_bucket(ctx: NodeContext, claimed: str) -> str | None:
@@ -46,17 +47,12 @@ def flush(ctx: NodeContext, *, everything: bool = False) -> int:
     if not closed:
         return 0
     entries = [
-        log.LogEntry(
-            kind=KIND,
-            outcome="refused",
-            data={
-                "claimed": w.claimed,
-                "window_start": rfc3339(datetime.fromtimestamp(w.start, UTC)),
-                "window_end": rfc3339(datetime.fromtimestamp(w.end, UTC)),
-                "requests": w.requests,
-                "reasons": w.reasons,
-                "messages": w.messages,
-            },
+        log_entries.peer_unauthenticated(
+            claimed=w.claimed,
+            window_start=rfc3339(datetime.fromtimestamp(w.start, UTC)),
+            window_end=rfc3339(datetime.fromtimestamp(w.end, UTC)),
+            reasons=w.reasons,
+            messages=w.messages,
         )
         for w in closed
     ]

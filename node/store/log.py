@@ -116,6 +116,12 @@ class LogEntry:
     reason: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # A LogKind member is a str subclass; the body carries the plain string it stands
+        # for, so an entry is byte-identical whichever way its kind was written.
+        if type(self.kind) is not str:
+            object.__setattr__(self, "kind", str(self.kind))
+
 
 def pseudonym(pseudonym_key: bytes, subject_key: str) -> str:
     """Hex HMAC-SHA256 of a subject key under the node's secret pseudonym key.

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from node.errors import InputError
+from node.flows import log_entries
 from node.flows.audit import Entry, entries_by_seq
 from node.flows.context import NodeContext
 from node.protocol.identifiers import (
@@ -39,6 +40,7 @@ from node.protocol.identifiers import (
 from node.protocol.models import rfc3339
 from node.store import log, migrations
 from node.store.db import tx
+from node.store.log_kinds import LogKind
 
 Identifier = BsnIdentifier | PersonIdentifier | AddressIdentifier
 
@@ -47,7 +49,7 @@ MAX_IDENTIFIERS = 64
 person's access request."""
 MAX_REQUEST_REF_CHARS = 128
 
-INZAGE_KIND = "audit.inzage"
+INZAGE_KIND = LogKind.AUDIT_INZAGE
 
 NOTES = (
     "Only processing recorded at this node is listed. A node that answered a partner's "
@@ -364,11 +366,9 @@ def log_entry(rep: InzageReport, actor: str | None) -> log.LogEntry:
     processing of their data, and an unlogged lookup would let a privacy-officer token
     test who is in the registry without trace. Carries the person's pseudonyms, so the
     next access request shows it."""
-    return log.LogEntry(
-        kind=INZAGE_KIND,
+    return log_entries.audit_inzage(
         actor=actor,
         subjects=tuple(s.pseudonym for s in rep.subjects),
-        outcome="reported",
         data={
             "request_ref": rep.request_ref,
             "identifiers": len(rep.subjects),

@@ -57,6 +57,7 @@ from node.flows.audit.kinds import (
     UNAUTHENTICATED_KIND,
 )
 from node.protocol.models import rfc3339
+from node.store.log_kinds import LogKind
 
 __all__ = [
     "ADMIN_KINDS",
@@ -234,12 +235,12 @@ def build(
                     rate_limited[("received", party, conv)].add(e.time)
         elif e.kind in PROVIDER_KINDS:
             row = rep.answered.setdefault(party, _new_answered())
-            if e.kind == "bekendheid.evaluated":
+            if e.kind == LogKind.BEKENDHEID_EVALUATED:
                 row["evaluations"] += 1
                 row["elements"] += _int(e.data.get("elements"))
-            elif e.kind == "bekendheid.refused":
+            elif e.kind == LogKind.BEKENDHEID_REFUSED:
                 row["refused"] += 1
-            elif e.kind == "tag_set.served":
+            elif e.kind == LogKind.TAG_SET_SERVED:
                 row["tag_sets_served"] += 1
             else:
                 row["tag_sets_refused"] += 1
@@ -265,11 +266,11 @@ def build(
                 suspect[(party, conv, reason)].add(e.time)
             if reason in PROBE_REASONS:
                 probes[(party, conv, reason)].add(e.time)
-        elif e.kind == "tag_set.published":
+        elif e.kind == LogKind.TAG_SET_PUBLISHED:
             pub = rep.tag_sets_published.setdefault(conv, {"versions": 0, "latest_version": 0})
             pub["versions"] += 1
             pub["latest_version"] = max(pub["latest_version"], _int(e.data.get("version")))
-        elif e.kind == "registry.changed":
+        elif e.kind == LogKind.REGISTRY_CHANGED:
             registry["batches"] += 1
             for key in ("upserted", "removed", "unchanged"):
                 registry[key] += _int(e.data.get(key))
@@ -296,7 +297,7 @@ def build(
     rep.refusals_received = dict(refusals_received)
     rep.unauthenticated = {k: w.count for k, w in unauthenticated.items()}
     rep.registry = {k: registry[k] for k in ("batches", "upserted", "removed", "unchanged")}
-    rep.admin = {k: by_kind[k] for k in ADMIN_KINDS}
+    rep.admin = {str(k): by_kind[k] for k in ADMIN_KINDS}
     rep.details = {label: by_kind[kind] for label, kind in DETAIL_KINDS.items()}
     rep.by_kind = dict(by_kind)
     rep.anomalies = [

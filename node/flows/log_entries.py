@@ -1,0 +1,635 @@
+"""One constructor per log entry kind (docs/protocol.md §9.1, §14.11).
+
+Each function names what its kind records, so a flow writes
+``entries.user_created(name=…, role=…)`` instead of filling a ``LogEntry`` by hand, and
+the fields of one kind are decided in one place. Bodies are unchanged: the kind is the
+same string (``LogKind``), the fields the same values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from node.store.log import LogEntry
+from node.store.log_kinds import LogKind
+
+# --- the node and its administration ---------------------------------------------------
+
+
+def node_initialised(*, signing_key_fingerprint: str, org_type: str) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.NODE_INITIALISED,
+        outcome="ok",
+        data={"signing_key_fingerprint": signing_key_fingerprint, "org_type": org_type},
+    )
+
+
+_PEER_KINDS = {
+    "added": LogKind.PEER_ADDED,
+    "updated": LogKind.PEER_UPDATED,
+    "rotated": LogKind.PEER_ROTATED,
+}
+
+
+def peer_card_held(*, outcome: str, node_id: str, signing_key_fingerprint: str) -> LogEntry:
+    """``peer.added``, ``peer.updated`` or ``peer.rotated``, as ``outcome`` says."""
+    return LogEntry(
+        kind=_PEER_KINDS[outcome],
+        counterparty=node_id,
+        outcome=outcome,
+        data={"signing_key_fingerprint": signing_key_fingerprint},
+    )
+
+
+def peer_revoked(*, node_id: str) -> LogEntry:
+    return LogEntry(kind=LogKind.PEER_REVOKED, counterparty=node_id, outcome="revoked")
+
+
+def convenant_installed(*, convenant_id: str, version: int, parties: list[str]) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.CONVENANT_INSTALLED,
+        convenant_id=convenant_id,
+        convenant_version=version,
+        outcome="installed",
+        data={"parties": parties},
+    )
+
+
+def convenant_withdrawn(
+    *, convenant_id: str, version: int, withdrawn_at: str, reason: str
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.CONVENANT_WITHDRAWN,
+        convenant_id=convenant_id,
+        convenant_version=version,
+        outcome="withdrawn",
+        data={"withdrawn_at": withdrawn_at, "reason": reason},
+    )
+
+
+def convenant_withdrawal_installed(
+    *, convenant_id: str, version: int, party: str, withdrawn_at: str
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.CONVENANT_WITHDRAWAL_INSTALLED,
+        convenant_id=convenant_id,
+        convenant_version=version,
+        counterparty=party,
+        outcome="installed",
+        data={"withdrawn_at": withdrawn_at},
+    )
+
+
+def user_created(*, name: str, role: str) -> LogEntry:
+    return LogEntry(kind=LogKind.USER_CREATED, actor=name, outcome="created", data={"role": role})
+
+
+def user_revoked(*, name: str) -> LogEntry:
+    return LogEntry(kind=LogKind.USER_REVOKED, actor=name, outcome="revoked")
+
+
+def audit_inzage(
+    *, actor: str | None, subjects: tuple[str, ...], data: Mapping[str, Any]
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.AUDIT_INZAGE, actor=actor, subjects=subjects, outcome="reported", data=data
+    )
+
+
+# --- the registry and its tag sets ----------------------------------------------------------
+
+
+def registry_changed(
+    *,
+    actor: str | None,
+    subjects: tuple[str, ...],
+    reason: str | None,
+    upserted: int,
+    removed: int,
+    unchanged: int,
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.REGISTRY_CHANGED,
+        actor=actor,
+        subjects=subjects,
+        outcome="changed",
+        reason=reason,
+        data={"upserted": upserted, "removed": removed, "unchanged": unchanged},
+    )
+
+
+def tag_set_published(
+    *,
+    convenant_id: str,
+    convenant_version: int | None,
+    actor: str | None,
+    version: int,
+    count: int,
+    added: int,
+    removed: int,
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.TAG_SET_PUBLISHED,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        actor=actor,
+        outcome="published",
+        data={"version": version, "count": count, "added": added, "removed": removed},
+    )
+
+
+def tag_set_served(
+    *, convenant_id: str, convenant_version: int, requester: str, data: Mapping[str, Any]
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.TAG_SET_SERVED,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        counterparty=requester,
+        outcome="served",
+        data=data,
+    )
+
+
+def tag_set_refused(
+    *,
+    convenant_id: str,
+    convenant_version: int,
+    requester: str,
+    reason: str,
+    data: Mapping[str, Any],
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.TAG_SET_REFUSED,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        counterparty=requester,
+        outcome="refused",
+        reason=reason,
+        data=data,
+    )
+
+
+# --- bekendheid --------------------------------------------------------------------------
+
+
+def bekendheid_round(
+    *,
+    trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    purpose: str,
+    user: str,
+    subjects: tuple[str, ...],
+    case_ref: str,
+    partners: list[str],
+) -> LogEntry:
+    """The round's intent, written before the fan-out (§6.8)."""
+    return LogEntry(
+        kind=LogKind.BEKENDHEID_ROUND,
+        trace_id=trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        actor=user,
+        subjects=subjects,
+        data={"case_ref": case_ref, "partners": partners},
+    )
+
+
+def bekendheid_asked(
+    *,
+    trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    purpose: str,
+    user: str,
+    partner: str,
+    subjects: tuple[str, ...],
+    status: str,
+    reason: str | None,
+    data: Mapping[str, Any],
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.BEKENDHEID_ASKED,
+        trace_id=trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        actor=user,
+        counterparty=partner,
+        subjects=subjects,
+        outcome=status,
+        reason=reason,
+        data=data,
+    )
+
+
+def _bekendheid_answered(
+    kind: LogKind,
+    outcome: str,
+    reason: str | None,
+    *,
+    trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    purpose: str,
+    requesting_user: str,
+    requester: str,
+    case_ref: str,
+    elements: int,
+    rule: str,
+    tag_set_version: int | None,
+) -> LogEntry:
+    """§6.6 step 10: subjects empty, the partner cannot know them."""
+    return LogEntry(
+        kind=kind,
+        trace_id=trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        actor=requesting_user,
+        counterparty=requester,
+        outcome=outcome,
+        reason=reason,
+        data={
+            "case_ref": case_ref,
+            "elements": elements,
+            "rule": rule,
+            "tag_set_version": tag_set_version,
+        },
+    )
+
+
+def bekendheid_evaluated(**fields: Any) -> LogEntry:
+    """Keyword arguments as ``_bekendheid_answered``."""
+    return _bekendheid_answered(LogKind.BEKENDHEID_EVALUATED, "evaluated", None, **fields)
+
+
+def bekendheid_refused(*, reason: str, **fields: Any) -> LogEntry:
+    """Keyword arguments as ``_bekendheid_answered``, with the refusal's code."""
+    return _bekendheid_answered(LogKind.BEKENDHEID_REFUSED, "refused", reason, **fields)
+
+
+# --- logs and peers --------------------------------------------------------------------------
+
+
+def log_consistency_served(*, requester: str, from_size: int, to_size: int) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.LOG_CONSISTENCY_SERVED,
+        counterparty=requester,
+        outcome="served",
+        data={"from_size": from_size, "to_size": to_size},
+    )
+
+
+def log_consistency_refused(
+    *, requester: str, reason: str, from_size: int, to_size: int
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.LOG_CONSISTENCY_REFUSED,
+        counterparty=requester,
+        outcome="refused",
+        reason=reason,
+        data={"from_size": from_size, "to_size": to_size},
+    )
+
+
+def log_cross_checked(
+    *, peer: str, verdict: str, held_size: int | None, current_size: int | None
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.LOG_CROSS_CHECKED,
+        counterparty=peer,
+        outcome=verdict,
+        data={"held_size": held_size, "current_size": current_size},
+    )
+
+
+def peer_log_forked(*, partner: str, tree_size: int) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.PEER_LOG_FORKED,
+        counterparty=partner,
+        outcome="conflict",
+        data={"tree_size": tree_size},
+    )
+
+
+def peer_unauthenticated(
+    *,
+    claimed: str | None,
+    window_start: str,
+    window_end: str,
+    reasons: Mapping[str, int],
+    messages: Mapping[str, int],
+) -> LogEntry:
+    """§6.6.1: the claim only in ``data``, never as ``counterparty`` (it is unproven)."""
+    return LogEntry(
+        kind=LogKind.PEER_UNAUTHENTICATED,
+        outcome="refused",
+        data={
+            "claimed": claimed,
+            "window_start": window_start,
+            "window_end": window_end,
+            "requests": sum(reasons.values()),
+            "reasons": dict(reasons),
+            "messages": dict(messages),
+        },
+    )
+
+
+# --- the detail exchange, as the partner ------------------------------------------------------
+
+_CATEGORY_KINDS = {
+    "delivered": LogKind.DETAIL_DISCLOSED,
+    "denied": LogKind.DETAIL_DENIED,
+    "pending": LogKind.DETAIL_PENDING,
+    "unavailable": LogKind.DETAIL_UNAVAILABLE,
+}
+
+
+def detail_category(
+    *,
+    status: str,
+    trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    purpose: str,
+    actor: str | None,
+    requester: str,
+    subject: str,
+    reason: str | None,
+    data: Mapping[str, Any],
+) -> LogEntry:
+    """``detail.disclosed``, ``detail.denied``, ``detail.pending`` or
+    ``detail.unavailable``: one category's state as it changed (§14.11)."""
+    return LogEntry(
+        kind=_CATEGORY_KINDS[status],
+        trace_id=trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        actor=actor,
+        counterparty=requester,
+        subjects=(subject,),
+        outcome=status,
+        reason=reason,
+        data=data,
+    )
+
+
+def detail_decided(
+    *,
+    approved: bool,
+    trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    purpose: str,
+    liaison: str,
+    requester: str,
+    subject: str,
+    reason: str | None,
+    category: str,
+    rule: str,
+) -> LogEntry:
+    """A liaison's decision (§14.7): ``detail.approved`` or ``detail.denied``."""
+    return LogEntry(
+        kind=LogKind.DETAIL_APPROVED if approved else LogKind.DETAIL_DENIED,
+        trace_id=trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        actor=liaison,
+        counterparty=requester,
+        subjects=(subject,),
+        outcome="approved" if approved else "denied",
+        reason=reason,
+        data={"category": category, "rule": rule},
+    )
+
+
+def detail_requested(
+    *,
+    trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    purpose: str,
+    requesting_user: str,
+    requester: str,
+    subjects: tuple[str, ...],
+    outcome: str,
+    reason: str | None,
+    data: Mapping[str, Any],
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.DETAIL_REQUESTED,
+        trace_id=trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        actor=requesting_user,
+        counterparty=requester,
+        subjects=subjects,
+        outcome=outcome,
+        reason=reason,
+        data=data,
+    )
+
+
+def detail_polled(
+    *,
+    trace_id: str,
+    requester: str,
+    outcome: str,
+    reason: str | None = None,
+    convenant_id: str | None = None,
+    convenant_version: int | None = None,
+    purpose: str | None = None,
+    subjects: Sequence[str] = (),
+) -> LogEntry:
+    """A poll the partner answered (or refused)."""
+    return LogEntry(
+        kind=LogKind.DETAIL_POLLED,
+        trace_id=trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        counterparty=requester,
+        subjects=tuple(subjects),
+        outcome=outcome,
+        reason=reason,
+    )
+
+
+def detail_notice_sent(*, trace_id: str, requester: str, sent: bool) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.DETAIL_NOTICE_SENT,
+        trace_id=trace_id,
+        counterparty=requester,
+        outcome="sent" if sent else "unreachable",
+    )
+
+
+def detail_records_purged(*, requests: int, hit_notices: int) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.DETAIL_RECORDS_PURGED,
+        actor="retention",
+        outcome="purged",
+        data={"requests": requests, "hit_notices": hit_notices},
+    )
+
+
+def hit_notice_received(
+    *,
+    round_trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    purpose: str,
+    requesting_user: str,
+    requester: str,
+    subjects: tuple[str, ...],
+    reason: str | None,
+    data: Mapping[str, Any],
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.HIT_NOTICE_RECEIVED,
+        trace_id=round_trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        actor=requesting_user,
+        counterparty=requester,
+        subjects=subjects,
+        outcome="refused" if reason else "accepted",
+        reason=reason,
+        data=data,
+    )
+
+
+# --- the detail exchange, as the requester and recipient ---------------------------------------
+
+
+def detail_exchanged(
+    kind: LogKind,
+    *,
+    trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    purpose: str,
+    actor: str,
+    partner: str,
+    subject: str,
+    outcome: str,
+    reason: str | None,
+    data: Mapping[str, Any],
+) -> LogEntry:
+    """``detail.asked`` or ``detail.polled`` at the requester: what the partner answered."""
+    if kind not in (LogKind.DETAIL_ASKED, LogKind.DETAIL_POLLED):
+        raise ValueError(f"{kind} is not an exchange the requester logs")
+    return LogEntry(
+        kind=kind,
+        trace_id=trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        actor=actor,
+        counterparty=partner,
+        subjects=(subject,),
+        outcome=outcome,
+        reason=reason,
+        data=data,
+    )
+
+
+def detail_received(exchanged: LogEntry, *, category: str, retain_until: str | None) -> LogEntry:
+    """One category stored at the recipient, in the context of its exchange entry."""
+    return LogEntry(
+        kind=LogKind.DETAIL_RECEIVED,
+        trace_id=exchanged.trace_id,
+        convenant_id=exchanged.convenant_id,
+        convenant_version=exchanged.convenant_version,
+        purpose=exchanged.purpose,
+        actor=exchanged.actor,
+        counterparty=exchanged.counterparty,
+        subjects=exchanged.subjects,
+        outcome="received",
+        data={"category": category, "retain_until": retain_until},
+    )
+
+
+def detail_viewed(
+    *,
+    trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    purpose: str,
+    user: str,
+    partner: str,
+    subject: str,
+    categories: list[str],
+    role: str,
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.DETAIL_VIEWED,
+        trace_id=trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        actor=user,
+        counterparty=partner,
+        subjects=(subject,),
+        outcome="viewed",
+        data={"categories": categories, "role": role},
+    )
+
+
+def detail_purged(
+    *,
+    trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    actor: str,
+    partner: str,
+    subject: str,
+    category: str,
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.DETAIL_PURGED,
+        trace_id=trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        actor=actor,
+        counterparty=partner,
+        subjects=(subject,),
+        outcome="purged",
+        data={"category": category},
+    )
+
+
+def hit_notice_sent(
+    *,
+    round_trace_id: str,
+    convenant_id: str,
+    convenant_version: int,
+    purpose: str,
+    user: str,
+    partner: str,
+    subjects: tuple[str, ...],
+    outcome: str,
+    reason: str | None,
+    data: Mapping[str, Any],
+) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.HIT_NOTICE_SENT,
+        trace_id=round_trace_id,
+        convenant_id=convenant_id,
+        convenant_version=convenant_version,
+        purpose=purpose,
+        actor=user,
+        counterparty=partner,
+        subjects=subjects,
+        outcome=outcome,
+        reason=reason,
+        data=data,
+    )
