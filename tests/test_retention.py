@@ -17,7 +17,7 @@ from node.flows.audit import inzage
 from node.protocol.identifiers import parse_identifier
 from node.protocol.registration import parse_registration
 from node.store import log, registry
-from tests.federation import Federation, statuses
+from tests.federation import Federation, log_entries, statuses
 
 JAN = {"kind": "bsn", "bsn": "123456782"}
 PIET = {"kind": "bsn", "bsn": "111222333"}
@@ -101,3 +101,26 @@ async def test_cli_registry_purge(federation: Federation) -> None:
 def test_retain_until_must_be_a_date() -> None:
     with pytest.raises(InputError, match="retain_until"):
         parse_registration(_reg("X-1", JAN, "31-01-2027x"))
+
+
+async def test_a_large_purge_runs_in_small_transactions(federation: Federation) -> None:
+    # A purge of many registrations must not hold the write lock for long while a server
+    # answers on the same home (issue 8 item 7): one transaction, and one registry.changed
+    # entry, per PURGE_BATCH registrations.
+    node = federation.nodes["politie-test"]
+    rows = [
+        {
+            "ref": f"OLD-{i}",
+            "themes": ["veelplegers"],
+            "identifiers": [{"kind": "address", "postcode": "1234AB", "house_number": i + 1}],
+            "retain_until": "2020-01-01",
+        }  # fmt: skip
+        for i in range(admin.PURGE_BATCH * 2 + 5)
+    ]
+    federation.register("politie-test", *rows)
+    purged = admin.purge_all_expired(node.ctx)
+    assert len(purged) == len(rows)
+    batches = [e for e in log_entries(node, "registry.changed") if e["reason"] == "retention"]
+    assert [b["data"]["removed"] for b in batches] == [admin.PURGE_BATCH, admin.PURGE_BATCH, 5]
+    assert registry.count(node.ctx.conn) == 0
+    assert statuses(await federation.query("vh-test", [JAN]))["politie-test"] == "no_hit"
