@@ -23,7 +23,7 @@ JAN = {"kind": "bsn", "bsn": "123456782"}
 PIET = {"kind": "bsn", "bsn": "111222333"}
 
 
-def _reg(ref: str, subject: dict[str, str], retain_until: str | None) -> dict[str, object]:
+def _reg(ref: str, subject: dict[str, object], retain_until: str | None) -> dict[str, object]:
     out: dict[str, object] = {"ref": ref, "themes": ["veelplegers"], "identifiers": [subject]}
     if retain_until is not None:
         out["retain_until"] = retain_until
