@@ -109,12 +109,11 @@ async def test_a_large_purge_runs_in_small_transactions(federation: Federation) 
     # entry, per PURGE_BATCH registrations.
     node = federation.nodes["politie-test"]
     rows = [
-        {
-            "ref": f"OLD-{i}",
-            "themes": ["veelplegers"],
-            "identifiers": [{"kind": "address", "postcode": "1234AB", "house_number": i + 1}],
-            "retain_until": "2020-01-01",
-        }  # fmt: skip
+        _reg(
+            f"OLD-{i}",
+            {"kind": "address", "postcode": "1234AB", "house_number": i + 1},
+            "2020-01-01",
+        )
         for i in range(admin.PURGE_BATCH * 2 + 5)
     ]
     federation.register("politie-test", *rows)
