@@ -141,6 +141,14 @@ class LogCorrupted(VhnodeError):
     title = "Log verification failed"
 
 
+class DatabaseBusy(VhnodeError):
+    """Another process held the database's write lock past the node's wait: nothing of
+    the request was written; it can be sent again."""
+
+    code = "busy"
+    title = "Node busy"
+
+
 # --- policy refusals (signed, with a reason code; docs/protocol.md §8) --------------
 
 

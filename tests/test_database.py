@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from node.errors import DatabaseBusy
+from node.http.statuses import http_status
 from node.store import db
 from node.store.database import AfterCommit, Database, thread_connection
 
@@ -116,3 +118,27 @@ async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
     other = sqlite3.connect(path)
     assert other.execute("SELECT COUNT(*) FROM t").fetchone() == (20,)
     other.close()
+
+
+async def test_a_lock_held_too_long_elsewhere_is_busy_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    db.connect(path).close()
+    d = Database(
+        path,
+        lambda c: c.execute("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER)"),
+        busy_timeout=0.2,
+    )
+    d.start()
+    try:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # a CLI command stuck inside its transaction
+        with pytest.raises(DatabaseBusy):
+            await d.write(lambda: _insert("late", 1))
+        other.execute("ROLLBACK")
+        other.close()
+        assert await d.write(lambda: _insert("now", 2)) == "now"
+        rows = await d.read(lambda: _conn().execute("SELECT k FROM t").fetchall())
+        assert rows == [("now",)]
+    finally:
+        await d.close()
+    assert http_status(DatabaseBusy("x")) == 503  # answered as 503 problem+json, type busy

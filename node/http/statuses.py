@@ -13,6 +13,7 @@ from node.errors import (
     BadSignature,
     ConfigError,
     Conflict,
+    DatabaseBusy,
     Forbidden,
     InputError,
     KeyMismatch,
@@ -41,6 +42,7 @@ STATUS: dict[type[VhnodeError], int] = {
     BadSignature: 401,
     KeyMismatch: 409,
     LogCorrupted: 500,
+    DatabaseBusy: 503,
     # Refusals: 403, except a rate limit (429) and a poll of an unknown request (404).
     Refusal: 403,
     RateLimited: 429,

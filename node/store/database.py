@@ -31,6 +31,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
+from node.errors import DatabaseBusy
 from node.store import db
 
 T = TypeVar("T")
@@ -75,12 +76,17 @@ class Database:
     ``close``; ``write`` and ``read`` are awaited on the event loop."""
 
     def __init__(
-        self, path: Path, prepare: Callable[[db.NodeConnection], None], readers: int = 2
+        self,
+        path: Path,
+        prepare: Callable[[db.NodeConnection], None],
+        readers: int = 2,
+        busy_timeout: float = 30.0,
     ) -> None:
         """``prepare`` is called with the writer's connection on the writer thread (the
         node installs its log sealing there: node/flows/context.py)."""
         self.path = path
         self._prepare = prepare
+        self._busy_timeout = busy_timeout
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(
@@ -137,7 +143,9 @@ class Database:
             self._reader_conns.append(conn)
 
     def _run(self) -> None:
-        conn = db.connect(self.path, check_same_thread=True, migrate=False)
+        conn = db.connect(
+            self.path, check_same_thread=True, migrate=False, timeout=self._busy_timeout
+        )
         self._prepare(conn)
         _local.conn = conn
         self._started.set()
@@ -178,6 +186,10 @@ class Database:
                     conn.in_group = False
         except BaseException as e:  # BEGIN, seal or COMMIT failed: nothing of the group holds
             logger.warning("commit_group_failed", error=type(e).__name__, jobs=len(group))
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                # Another process kept the write lock past busy_timeout (a CLI command
+                # stuck mid-transaction): say so, and that nothing was written.
+                e = DatabaseBusy("the database stayed locked by another process; try again")
             for job in group:
                 if job.error is None:
                     job.error = e

@@ -41,19 +41,21 @@ def connect(
     *,
     check_same_thread: bool = False,
     migrate: bool = True,
+    timeout: float = 30.0,
 ) -> NodeConnection:
     """Open (and if new, create) the node database, brought to the newest schema step
     (node/store/migrations.py). Autocommit mode: callers use ``tx``.
 
     ``keys``: needed only by a step that re-encrypts with a key derived from them
     (ConfigError without). ``migrate=False`` for the server's extra connections: the
-    node's first connection has brought the schema up to date already.
+    node's first connection has brought the schema up to date already. ``timeout``: how
+    long a write waits for a lock another process holds.
     """
     conn = sqlite3.connect(
         path,
         isolation_level=None,
         check_same_thread=check_same_thread,
-        timeout=30,
+        timeout=timeout,
         factory=NodeConnection,
     )
     assert isinstance(conn, NodeConnection)
