@@ -132,6 +132,12 @@ async def test_the_round_is_logged_before_anything_is_sent(federation: Federatio
     assert len(started["subjects"]) == 1  # a pseudonym, never the BSN
     assert "123456782" not in str(started)
     assert not [e for e in log_entries(asker, "bekendheid.asked") if e["trace_id"] == trace_id]
+    # The privacy officer's report shows the round that never finished.
+    status, report = await federation.api(
+        ASKER, "GET", "/api/v1/audit/report", role="privacy_officer"
+    )
+    assert status == 200
+    assert report["asked"]["rounds_unfinished"] == 1
     # The partner evaluates it all the same: and the requester's record names that trace.
     await asyncio.sleep(1.5)
     evaluated = log_entries(federation.nodes[STALLER], "bekendheid.evaluated")

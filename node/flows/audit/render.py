@@ -43,6 +43,7 @@ def csv_rows(rep: Report) -> list[dict[str, str]]:
         add("threshold", name, n)
     add("report", "entries", rep.entries)
     add("asked_total", "rounds", rep.rounds)
+    add("asked_total", "rounds_unfinished", rep.rounds_unfinished)
     add("asked_total", "subjects", rep.subjects_asked)
     for partner, counts in sorted(rep.asked.items()):
         for metric, n in counts.items():
@@ -120,7 +121,12 @@ def render_text(rep: Report) -> str:
         for p, c in sorted(rep.asked.items())
     ]
     section(
-        f"Queries asked by this node: {rep.rounds} round(s), {rep.subjects_asked} subject(s)",
+        f"Queries asked by this node: {rep.rounds} round(s), {rep.subjects_asked} subject(s)"
+        + (
+            f"; {rep.rounds_unfinished} round(s) started but never finished"
+            if rep.rounds_unfinished
+            else ""
+        ),
         _table(["partner", "requests", "subjects", *STATUSES], asked) if asked else [],
     )
     answered = [[p, *(str(v) for v in c.values())] for p, c in sorted(rep.answered.items())]

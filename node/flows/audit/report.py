@@ -99,6 +99,9 @@ class Report:
     first_time: str | None = None
     last_time: str | None = None
     rounds: int = 0
+    rounds_unfinished: int = 0
+    """Rounds whose intent (``bekendheid.round``) is logged but no partner's outcome: the
+    node stopped mid-round. Their partners may have evaluated them (same ``trace_id``)."""
     subjects_asked: int = 0
     asked: dict[str, dict[str, int]] = field(default_factory=dict)
     answered: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -124,6 +127,7 @@ class Report:
             "last_entry_time": self.last_time,
             "asked": {
                 "rounds": self.rounds,
+                "rounds_unfinished": self.rounds_unfinished,
                 "requests": sum(p["requests"] for p in self.asked.values()),
                 "subjects": self.subjects_asked,
                 "partners": [{"partner": k, **v} for k, v in sorted(self.asked.items())],
@@ -180,6 +184,7 @@ def build(
     th = thresholds or Thresholds()
     rep = Report(node_id=node_id, generated_at=rfc3339(now), filters=f, thresholds=th)
     rounds: set[str] = set()
+    started: set[str] = set()  # traces of rounds whose intent was logged
     round_subjects: dict[str, int] = {}
     by_kind: Counter[str] = Counter()
     # many_subjects: blind requests carry only an element count (an upper bound on the
@@ -213,7 +218,9 @@ def build(
         day = e.time[:10]
         party = e.counterparty or "?"
 
-        if e.kind in ASK_KINDS:
+        if e.kind == LogKind.BEKENDHEID_ROUND and e.trace_id is not None:
+            started.add(e.trace_id)
+        elif e.kind in ASK_KINDS:
             row = rep.asked.setdefault(party, _new_asked())
             row["requests"] += 1
             row["subjects"] += len(e.subjects)
@@ -292,6 +299,7 @@ def build(
             window.per_second[t] += 1
 
     rep.rounds = len(rounds)
+    rep.rounds_unfinished = len(started - rounds)
     rep.subjects_asked = sum(round_subjects.values())
     rep.refusals_given = dict(refusals_given)
     rep.refusals_received = dict(refusals_received)
