@@ -97,7 +97,7 @@ def _refusal(model: type[Any], reason: str, detail: str, **extra: Any) -> dict[s
         "partner": "politie-test",
         "requester": "vh-test",
         "request_hash": "A" * 43,
-        "tree_head": {},
+        "tree_head": {"payload": "e30", "signatures": [{"protected": "e30", "signature": "AA"}]},
         "issued_at": "2026-03-02T10:00:00Z",
         "outcome": "refused",
         "reason": reason,
@@ -129,6 +129,22 @@ def test_every_answer_bounds_the_reason_the_requester_logs(
         parse_model(model, _refusal(model, "r" * 5_000_000, "d", **extra))
     with pytest.raises(MalformedMessage):
         parse_model(model, _refusal(model, "r", "d" * 501, **extra))
+
+
+def test_a_tree_head_is_a_bounded_jws_object() -> None:
+    """The head every answer carries is a model, not any JSON object: one signature,
+    bounded base64url members, nothing else."""
+    good = _refusal(TagSetResponse, "r", "d")
+    parse_model(TagSetResponse, good)
+    for head in (
+        {"payload": "e30" * 400, "signatures": [{"protected": "e30", "signature": "AA"}]},
+        {"payload": "e30", "signatures": []},
+        {"payload": "e30", "signatures": [{"protected": "e30", "signature": "AA"}] * 2},
+        {"payload": "e30", "signatures": [{"protected": "e30", "signature": "AA"}], "x": 1},
+        {"payload": "e 0", "signatures": [{"protected": "e30", "signature": "AA"}]},
+    ):
+        with pytest.raises(MalformedMessage):
+            parse_model(TagSetResponse, {**good, "tree_head": head})
 
 
 def test_answer_bounds_follow_what_was_asked() -> None:

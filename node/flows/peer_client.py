@@ -10,7 +10,7 @@ caller reports.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 
@@ -22,6 +22,7 @@ from node.protocol.bekendheid import PartnerAnswer, Status
 from node.protocol.convenant import ConvenantParty
 from node.protocol.models import parse_model
 from node.protocol.peer_card import PeerCard
+from node.protocol.tree_head import SignedTreeHead
 from node.store import log, peer_heads
 
 
@@ -134,7 +135,7 @@ async def signed_exchange(
 
 
 async def keep_tree_head(
-    ctx: NodeContext, party: ConvenantParty, card: PeerCard, obj: dict[str, Any]
+    ctx: NodeContext, party: ConvenantParty, card: PeerCard, obj: SignedTreeHead
 ) -> None:
     """§9.3: verify the partner's signed tree head and keep it. A second head for a size we
     hold, with another root, proves a forked log: the answer is not trusted."""

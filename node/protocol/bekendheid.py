@@ -7,7 +7,7 @@ against another request.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -33,6 +33,7 @@ from node.protocol.fields import (
     UserName,
 )
 from node.protocol.models import Timestamp, WireInt, WireModel
+from node.protocol.tree_head import SignedTreeHead
 
 EVALUATE_REQUEST_TYP = "vhnode-evaluate-request/v1"
 EVALUATE_RESPONSE_TYP = "vhnode-evaluate-response/v1"
@@ -84,7 +85,7 @@ class PartnerAnswer(WireModel):
     partner: NodeId
     requester: NodeId
     request_hash: Sha256
-    tree_head: dict[str, Any]
+    tree_head: SignedTreeHead
 
 
 class EvaluateResponse(PartnerAnswer):

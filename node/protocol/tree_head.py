@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
 
 from node.errors import MalformedMessage
 from node.protocol import jws
+from node.protocol.fields import B64U_PATTERN
 from node.protocol.jws import SignedDocument
+from node.protocol.models import WireModel
 
 TREE_HEAD_TYP = "vhnode-tree-head/v1"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -37,6 +41,24 @@ class TreeHead:
         return jws.parse(json.loads(self.jws), TREE_HEAD_TYP)
 
 
+# A head's payload is four short members; its protected header three. Bounded generously,
+# checked exactly by ``check_head``.
+_HeadPart = Annotated[str, StringConstraints(pattern=B64U_PATTERN, max_length=1024)]
+
+
+class HeadSignature(WireModel):
+    protected: _HeadPart
+    signature: Annotated[str, StringConstraints(pattern=B64U_PATTERN, max_length=128)]
+
+
+class SignedTreeHead(WireModel):
+    """A signed tree head as it travels in every answer (§9.3): the JWS General JSON
+    object. Its shape is checked on parsing; its signature and payload by ``check_head``."""
+
+    payload: _HeadPart
+    signatures: tuple[HeadSignature, ...] = Field(min_length=1, max_length=1)
+
+
 def _parse_time(text: str) -> datetime:
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
 
@@ -44,6 +66,8 @@ def _parse_time(text: str) -> datetime:
 def check_head(obj: Any, node_id: str, verify_key: bytes) -> TreeHead:
     """Parse and verify a signed tree head of ``node_id`` (ours in ``verify``, a peer's
     when heads are gossiped). Raises BadSignature or MalformedMessage."""
+    if isinstance(obj, SignedTreeHead):
+        obj = obj.wire()
     doc = jws.parse(obj, TREE_HEAD_TYP)
     doc.verify(jws.fingerprint(verify_key), verify_key)
     p = doc.payload
