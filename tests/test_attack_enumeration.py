@@ -14,7 +14,7 @@ import pytest
 
 from node.policy.rate_limit import RateLimiter
 from node.protocol import jws, oprf
-from node.protocol.bekendheid import TAG_SET_RESPONSE_TYP, TagSetResponse
+from node.protocol.bekendheid import TAG_SET_RESPONSE, TAG_SET_RESPONSE_TYP, TagSetRefused
 from node.protocol.tag_set import tag_from_output, unpack
 from tests.federation import (
     CONVENANT_ID,
@@ -91,10 +91,11 @@ async def test_every_evaluation_and_refusal_is_logged_by_the_partner(
         assert e["actor"] == "coordinator-vh-test"
 
 
-def _refused_tag_set(fed: Federation, reply_body: bytes) -> TagSetResponse:
-    resp = TagSetResponse.model_validate(
+def _refused_tag_set(fed: Federation, reply_body: bytes) -> TagSetRefused:
+    resp = TAG_SET_RESPONSE.validate_python(
         open_signed(fed, "politie-test", reply_body, TAG_SET_RESPONSE_TYP)
     )
+    assert isinstance(resp, TagSetRefused)
     assert resp.outcome == "refused"
     assert resp.head is None
     assert resp.added is None

@@ -32,10 +32,12 @@ from node.protocol.detail import (
     DETAIL_POLL_PATH,
     DETAIL_POLL_TYP,
     DETAIL_REQUEST_TYP,
+    DETAIL_RESPONSE,
     DETAIL_RESPONSE_TYP,
     HIT_NOTICE_PATH,
     HIT_NOTICE_RESPONSE_TYP,
     HIT_NOTICE_TYP,
+    DetailAnswered,
     DetailPoll,
     DetailRequest,
     DetailResponse,
@@ -137,7 +139,9 @@ def poll_request(fed: Federation, requester: str, partner: str, trace_id: str) -
 
 
 def response(fed: Federation, partner: str, reply: PeerReply) -> DetailResponse:
-    return DetailResponse(**open_signed(fed, partner, reply.body, DETAIL_RESPONSE_TYP))
+    return DETAIL_RESPONSE.validate_python(
+        open_signed(fed, partner, reply.body, DETAIL_RESPONSE_TYP)
+    )
 
 
 def statuses(resp: DetailResponse) -> dict[str, tuple[str, str | None]]:
@@ -145,6 +149,7 @@ def statuses(resp: DetailResponse) -> dict[str, tuple[str, str | None]]:
 
 
 def opened(fed: Federation, requester: str, resp: DetailResponse) -> dict[str, list[str]]:
+    assert isinstance(resp, DetailAnswered)
     assert resp.sealed is not None
     payload = open_sealed(resp.sealed, fed.nodes[requester].ctx.keys.encryption, resp)
     return {d.category: list(d.entries) for d in payload.details}

@@ -31,10 +31,12 @@ from node.policy.convenant import ConvenantState, Decision, decide_evaluation, d
 from node.policy.rate_limit import RateLimiter, TokenBucket
 from node.protocol import jws, oprf
 from node.protocol.bekendheid import (
+    EVALUATE_RESPONSE,
     EVALUATE_RESPONSE_TYP,
+    TAG_SET_RESPONSE,
     TAG_SET_RESPONSE_TYP,
-    EvaluateResponse,
-    TagSetResponse,
+    EvaluateRefused,
+    TagSetRefused,
 )
 from node.protocol.convenant import draft_from_toml, parse_convenant
 from node.protocol.withdrawal import Withdrawal
@@ -89,14 +91,15 @@ def _assert_signed_refusal(
     assert reply.content_type == JOSE
     typ = TAG_SET_RESPONSE_TYP if tag_set else EVALUATE_RESPONSE_TYP
     payload = open_signed(fed, partner, reply.body, typ)  # raises unless partner signed it
-    model = TagSetResponse if tag_set else EvaluateResponse
-    resp = model.model_validate(payload)
+    adapter = TAG_SET_RESPONSE if tag_set else EVALUATE_RESPONSE
+    resp = adapter.validate_python(payload)
+    assert isinstance(resp, TagSetRefused | EvaluateRefused)  # the refusal model, by outcome
     assert resp.outcome == "refused"
     assert resp.reason == reason
     assert resp.reason_detail
     assert resp.partner == partner
     assert resp.request_hash == jws.b64u_encode(request.digest())
-    if isinstance(resp, EvaluateResponse):
+    if isinstance(resp, EvaluateRefused):
         assert resp.evaluated_elements is None
         assert resp.proof is None
         assert resp.tag_set is None

@@ -22,9 +22,17 @@ from pydantic import TypeAdapter, ValidationError
 from node.errors import MalformedMessage
 from node.flows.peer_client import PartnerFailure, post_signed
 from node.protocol import answer_size, fields, jws
-from node.protocol.bekendheid import EVALUATE_RESPONSE_TYP, EvaluateResponse, TagSetResponse
-from node.protocol.consistency import ConsistencyResponse
-from node.protocol.detail import DetailResponse, HitNoticeResponse
+from node.protocol.bekendheid import (
+    EVALUATE_RESPONSE,
+    EVALUATE_RESPONSE_TYP,
+    TAG_SET_RESPONSE,
+    Evaluated,
+    EvaluateRefused,
+    TagSetRefused,
+    TagSetServed,
+)
+from node.protocol.consistency import ConsistencyRefused
+from node.protocol.detail import DetailRefused, HitNoticeRefused
 from node.protocol.models import parse_model
 from tests.federation import (
     EVALUATE_PATH,
@@ -109,11 +117,11 @@ def _refusal(model: type[Any], reason: str, detail: str, **extra: Any) -> dict[s
 @pytest.mark.parametrize(
     ("model", "extra"),
     [
-        (EvaluateResponse, {"trace_id": "0" * 32}),
-        (TagSetResponse, {}),
-        (ConsistencyResponse, {"from_size": 1}),
-        (DetailResponse, {"trace_id": "0" * 32}),
-        (HitNoticeResponse, {}),
+        (EvaluateRefused, {"trace_id": "0" * 32}),
+        (TagSetRefused, {}),
+        (ConsistencyRefused, {"from_size": 1}),
+        (DetailRefused, {"trace_id": "0" * 32}),
+        (HitNoticeRefused, {}),
     ],
     ids=lambda v: getattr(v, "__name__", ""),
 )
@@ -134,8 +142,8 @@ def test_every_answer_bounds_the_reason_the_requester_logs(
 def test_a_tree_head_is_a_bounded_jws_object() -> None:
     """The head every answer carries is a model, not any JSON object: one signature,
     bounded base64url members, nothing else."""
-    good = _refusal(TagSetResponse, "r", "d")
-    parse_model(TagSetResponse, good)
+    good = _refusal(TagSetRefused, "r", "d")
+    parse_model(TagSetRefused, good)
     for head in (
         {"payload": "e30" * 400, "signatures": [{"protected": "e30", "signature": "AA"}]},
         {"payload": "e30", "signatures": []},
@@ -144,7 +152,68 @@ def test_a_tree_head_is_a_bounded_jws_object() -> None:
         {"payload": "e 0", "signatures": [{"protected": "e30", "signature": "AA"}]},
     ):
         with pytest.raises(MalformedMessage):
-            parse_model(TagSetResponse, {**good, "tree_head": head})
+            parse_model(TagSetRefused, {**good, "tree_head": head})
+
+
+HEAD = {"payload": "e30", "signatures": [{"protected": "e30", "signature": "AA"}]}
+TAG_SET_HEAD = {
+    "convenant_id": "vh-test",
+    "version": 1,
+    "count": 0,
+    "digest": "A" * 43,
+    "oprf_public_key": "A" * 43,
+}
+
+
+def test_an_answer_is_its_outcome_s_type_and_nothing_in_between() -> None:
+    """Answers are discriminated unions: ``outcome`` picks the model, and each model
+    admits only its own members (the other outcome's are present and null)."""
+    evaluated = {
+        **_refusal(EvaluateRefused, "x", "d", trace_id="0" * 32),
+        "outcome": "evaluated",
+        "reason": None,
+        "evaluated_elements": ["A" * 43],
+        "proof": "A" * 86,
+        "tag_set": TAG_SET_HEAD,
+    }
+    assert type(EVALUATE_RESPONSE.validate_python(evaluated)) is Evaluated
+    refused = _refusal(EvaluateRefused, "no_query_right", "d", trace_id="0" * 32)
+    assert type(EVALUATE_RESPONSE.validate_python(refused)) is EvaluateRefused
+    for bad in (
+        {**evaluated, "reason": "no_query_right"},  # evaluated with a reason
+        {**evaluated, "proof": None},  # evaluated without its proof
+        {**refused, "reason": None},  # a refusal without a reason
+        {**refused, "evaluated_elements": ["A" * 43]},  # a refusal with elements
+        {**refused, "outcome": "maybe"},
+    ):
+        with pytest.raises(ValidationError):
+            EVALUATE_RESPONSE.validate_python(bad)
+    served = {
+        **_refusal(TagSetRefused, "x", "d"),
+        "outcome": "tag_set",
+        "reason": None,
+        "head": TAG_SET_HEAD,
+        "base_version": 0,
+        "added": "",
+        "removed": "",
+    }
+    assert type(TAG_SET_RESPONSE.validate_python(served)) is TagSetServed
+    with pytest.raises(ValidationError):
+        TAG_SET_RESPONSE.validate_python({**served, "added": None})
+
+
+def test_both_outcomes_carry_every_member_on_the_wire() -> None:
+    """The wire form is unchanged by the split: a refusal still sends the evaluation's
+    members as null, an evaluation the refusal's."""
+    refused = EVALUATE_RESPONSE.validate_python(
+        _refusal(EvaluateRefused, "no_query_right", "d", trace_id="0" * 32)
+    )
+    members = {
+        "partner", "requester", "request_hash", "tree_head", "trace_id", "issued_at",
+        "outcome", "reason", "reason_detail", "evaluated_elements", "proof", "tag_set",
+    }  # fmt: skip
+    assert set(refused.wire()) == members
+    assert refused.wire()["tag_set"] is None
 
 
 def test_answer_bounds_follow_what_was_asked() -> None:

@@ -44,21 +44,24 @@ from node.policy.convenant import (
 from node.protocol import jws, oprf
 from node.protocol.bekendheid import (
     EVALUATE_REQUEST_TYP,
+    EVALUATE_RESPONSE,
     EVALUATE_RESPONSE_TYP,
     TAG_SET_REQUEST_TYP,
+    TAG_SET_RESPONSE,
     TAG_SET_RESPONSE_TYP,
+    EvaluateRefused,
     EvaluateRequest,
-    EvaluateResponse,
     PartnerAnswer,
     TagSetHead,
+    TagSetRefused,
     TagSetRequest,
-    TagSetResponse,
 )
 from node.protocol.consistency import (
     CONSISTENCY_REQUEST_TYP,
+    CONSISTENCY_RESPONSE,
     CONSISTENCY_RESPONSE_TYP,
+    ConsistencyRefused,
     ConsistencyRequest,
-    ConsistencyResponse,
 )
 from node.protocol.models import parse_model
 from node.protocol.tag_set import pack
@@ -253,7 +256,7 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
     if refusal is not None:
         return refuse_unauthenticated(
             ctx, "evaluate", req.requester, refusal, EVALUATE_RESPONSE_TYP, fields,
-            EvaluateResponse, now,
+            EvaluateRefused, now,
         )  # fmt: skip
     with tx(ctx.conn):
         # The rule that decided, logged with the outcome (§6.6): each step names its own.
@@ -332,7 +335,7 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
         return answer_with_head(
             ctx,
             EVALUATE_RESPONSE_TYP,
-            lambda head: EvaluateResponse(**fields, tree_head=head).wire(),
+            lambda head: EVALUATE_RESPONSE.validate_python({**fields, "tree_head": head}).wire(),
             refusal,
         )
 
@@ -352,7 +355,7 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
     if refusal is not None:
         return refuse_unauthenticated(
             ctx, "tag_set", req.requester, refusal, TAG_SET_RESPONSE_TYP, fields,
-            TagSetResponse, now,
+            TagSetRefused, now,
         )  # fmt: skip
     with tx(ctx.conn):
         refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
@@ -416,7 +419,7 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
         return answer_with_head(
             ctx,
             TAG_SET_RESPONSE_TYP,
-            lambda head: TagSetResponse(**fields, tree_head=head).wire(),
+            lambda head: TAG_SET_RESPONSE.validate_python({**fields, "tree_head": head}).wire(),
             refusal,
         )
 
@@ -441,7 +444,7 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
     if refusal is not None:
         return refuse_unauthenticated(
             ctx, "consistency", req.requester, refusal, CONSISTENCY_RESPONSE_TYP, fields,
-            ConsistencyResponse, now,
+            ConsistencyRefused, now,
         )  # fmt: skip
     with tx(ctx.conn):
         refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
@@ -480,7 +483,7 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
                     outcome="proof",
                     proof=None if proof is None else tuple(jws.b64u_encode(h) for h in proof),
                 )
-            return ConsistencyResponse(**fields, tree_head=head).wire()
+            return CONSISTENCY_RESPONSE.validate_python({**fields, "tree_head": head}).wire()
 
         return ctx.after_commit(  # type: ignore[return-value]
             lambda h: sign_answer(

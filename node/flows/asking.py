@@ -45,15 +45,17 @@ from node.flows.standing import current_convenant
 from node.protocol import answer_size, jws, oprf
 from node.protocol.bekendheid import (
     EVALUATE_REQUEST_TYP,
+    EVALUATE_RESPONSE,
     EVALUATE_RESPONSE_TYP,
     TAG_SET_REQUEST_TYP,
+    TAG_SET_RESPONSE,
     TAG_SET_RESPONSE_TYP,
+    EvaluateRefused,
     EvaluateRequest,
-    EvaluateResponse,
     Status,
     TagSetHead,
+    TagSetRefused,
     TagSetRequest,
-    TagSetResponse,
 )
 from node.protocol.convenant import Convenant, ConvenantParty
 from node.protocol.identifiers import SubjectIdentifier, subject_key
@@ -204,14 +206,12 @@ async def _sync_tag_set_locked(
         TAG_SET_PATH,
         doc,
         TAG_SET_RESPONSE_TYP,
-        TagSetResponse,
+        TAG_SET_RESPONSE,
         ctx.cfg.peers.tag_set_timeout_seconds,
         answer_size.tag_set_answer(ctx.cfg.peers.max_tag_set_tags),
     )
-    if resp.outcome == "refused":
+    if isinstance(resp, TagSetRefused):
         raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
-    if resp.head is None or resp.added is None or resp.removed is None:  # the model forbids it
-        raise PartnerFailure("invalid", "malformed_message", "tag-set response lacks its tags")
     new = resp.head
     if new.convenant_id != r.conv.id:
         raise PartnerFailure("invalid", "bad_binding", "tag-set head names another convenant")
@@ -309,14 +309,12 @@ async def _ask_partner(r: _Round, party: ConvenantParty, phase: list[str]) -> Pa
             EVALUATE_PATH,
             doc,
             EVALUATE_RESPONSE_TYP,
-            EvaluateResponse,
+            EVALUATE_RESPONSE,
             ctx.cfg.peers.timeout_seconds,
             answer_size.evaluate_answer(len(req.blinded_elements)),
         )
-        if resp.outcome == "refused":
+        if isinstance(resp, EvaluateRefused):
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
-        if resp.evaluated_elements is None or resp.proof is None or resp.tag_set is None:
-            raise PartnerFailure("invalid", "malformed_message", "evaluation lacks its elements")
         if resp.tag_set.convenant_id != r.conv.id:
             raise PartnerFailure("invalid", "bad_binding", "tag-set head names another convenant")
         try:  # step 4

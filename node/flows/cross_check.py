@@ -22,12 +22,13 @@ from node.flows.peer_client import PartnerFailure, post_signed
 from node.protocol import answer_size, jws, merkle
 from node.protocol.consistency import (
     CONSISTENCY_REQUEST_TYP,
+    CONSISTENCY_RESPONSE,
     CONSISTENCY_RESPONSE_TYP,
+    ConsistencyRefused,
     ConsistencyRequest,
-    ConsistencyResponse,
     Verdict,
 )
-from node.protocol.models import parse_model
+from node.protocol.models import parse_union
 from node.store import log, peer_heads
 
 CONSISTENCY_PATH = "/peer/v1/log/consistency"
@@ -95,7 +96,7 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
             ctx.cfg.peers.timeout_seconds,
         )
         answer.verify(card.signing_fingerprint, card.signing_key_bytes)
-        resp = parse_model(ConsistencyResponse, answer.payload)
+        resp = parse_union(CONSISTENCY_RESPONSE, CONSISTENCY_RESPONSE_TYP, answer.payload)
         if (
             resp.request_hash != jws.b64u_encode(doc.digest())
             or resp.partner != peer_id
@@ -104,7 +105,7 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
             raise PartnerFailure("invalid", "bad_binding", "answer does not answer our request")
         # §9.3: a refusal carries the peer's head too; verify and keep it before deciding.
         head = log.check_head(resp.tree_head, peer_id, card.signing_key_bytes)
-        if resp.outcome == "refused":
+        if isinstance(resp, ConsistencyRefused):
             await ctx.write(lambda: peer_heads.remember(ctx.conn, peer_id, head, ctx.clock.now()))
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
     except PartnerFailure as f:

@@ -61,20 +61,22 @@ from node.protocol.detail import (
     DETAIL_POLL_TYP,
     DETAIL_REQUEST_TYP,
     DETAIL_RESPONSE_TYP,
+    HIT_NOTICE_RESPONSE,
     HIT_NOTICE_RESPONSE_TYP,
     HIT_NOTICE_TYP,
     HIT_PROOF_BYTES,
     LIAISON_APPROVED,
     LIAISON_DENIED,
     NO_DETAIL_ON_RECORD,
+    DetailAnswered,
     DetailEntries,
     DetailNotice,
     DetailPayload,
     DetailPoll,
+    DetailRefused,
     DetailRequest,
-    DetailResponse,
     HitNotice,
-    HitNoticeResponse,
+    HitNoticeRefused,
     seal,
 )
 from node.protocol.models import parse_model, rfc3339
@@ -484,7 +486,7 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
         return answer_with_head(
             ctx,
             DETAIL_RESPONSE_TYP,
-            lambda head: DetailResponse(
+            lambda head: DetailAnswered(
                 partner=ctx.node_id,
                 requester=req.requester,
                 request_hash=request_hash,
@@ -579,7 +581,7 @@ def _refuse_unauthenticated(
         "issued_at": now,
     }
     return refuse_unauthenticated(
-        ctx, message, requester, refusal, DETAIL_RESPONSE_TYP, fields, DetailResponse, now
+        ctx, message, requester, refusal, DETAIL_RESPONSE_TYP, fields, DetailRefused, now
     )
 
 
@@ -595,7 +597,7 @@ def _signed_refusal(
     return answer_with_head(
         ctx,
         DETAIL_RESPONSE_TYP,
-        lambda head: DetailResponse(
+        lambda head: DetailRefused(
             partner=ctx.node_id,
             requester=requester,
             request_hash=request_hash,
@@ -730,7 +732,7 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
         return answer_with_head(
             ctx,
             DETAIL_RESPONSE_TYP,
-            lambda head: DetailResponse(
+            lambda head: DetailAnswered(
                 partner=ctx.node_id,
                 requester=row.requester,
                 request_hash=request_hash,
@@ -766,7 +768,7 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
         }
         return refuse_unauthenticated(
             ctx, "hit_notice", notice.requester, refusal, HIT_NOTICE_RESPONSE_TYP, refused,
-            HitNoticeResponse, now,
+            HitNoticeRefused, now,
         )  # fmt: skip
     with tx(ctx.conn):
         rule, refusal = _admit(ctx, doc, notice, now)
@@ -850,7 +852,7 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
         return answer_with_head(
             ctx,
             HIT_NOTICE_RESPONSE_TYP,
-            lambda head: HitNoticeResponse(**fields, tree_head=head).wire(),
+            lambda head: HIT_NOTICE_RESPONSE.validate_python({**fields, "tree_head": head}).wire(),
             refusal,
         )
 

@@ -52,19 +52,22 @@ from node.protocol.detail import (
     DETAIL_POLL_PATH,
     DETAIL_POLL_TYP,
     DETAIL_REQUEST_TYP,
+    DETAIL_RESPONSE,
     DETAIL_RESPONSE_TYP,
     HIT_NOTICE_PATH,
+    HIT_NOTICE_RESPONSE,
     HIT_NOTICE_RESPONSE_TYP,
     HIT_NOTICE_TYP,
     MAX_CATEGORIES,
     MAX_HIT_PROOFS,
+    DetailAnswered,
     DetailNotice,
     DetailPayload,
     DetailPoll,
+    DetailRefused,
     DetailRequest,
-    DetailResponse,
     HitNotice,
-    HitNoticeResponse,
+    HitNoticeRefused,
     open_sealed,
 )
 from node.protocol.models import parse_model, rfc3339
@@ -139,19 +142,19 @@ class Exchange:
     outcome: str  # answered, refused, or a local status
     reason: str | None
     detail: str | None
-    response: DetailResponse | None = None
+    response: DetailAnswered | DetailRefused | None = None
     payload: DetailPayload | None = None
     # Delivered category → (retain_until, recipient_roles) this node keeps it under.
     terms: dict[str, tuple[datetime, tuple[str, ...]]] = dataclasses.field(default_factory=dict)
 
 
 def _terms(
-    conv: Convenant, partner: str, requester: str, resp: DetailResponse, now: datetime
+    conv: Convenant, partner: str, requester: str, resp: DetailAnswered, now: datetime
 ) -> dict[str, tuple[datetime, tuple[str, ...]]]:
     """The partner's terms for each delivered category, within the convenant's rule: this
     node holds the convenant too, so a partner cannot widen who reads nor how long (§5.6)."""
     out: dict[str, tuple[datetime, tuple[str, ...]]] = {}
-    for c in resp.categories or ():
+    for c in resp.categories:
         if c.status != "delivered":
             continue
         rule = conv.detail_rule(partner, c.category)
@@ -188,15 +191,15 @@ async def _exchange(
             path,
             doc,
             DETAIL_RESPONSE_TYP,
-            DetailResponse,
+            DETAIL_RESPONSE,
             ctx.cfg.peers.timeout_seconds,
             answer_size.DETAIL_ANSWER,
         )
         if resp.trace_id != trace_id:
             raise PartnerFailure("invalid", "bad_binding", "response names another trace id")
-        if resp.outcome == "refused":
+        if isinstance(resp, DetailRefused):
             return Exchange("refused", resp.reason, resp.reason_detail, resp)
-        if tuple(c.category for c in resp.categories or ()) != categories:
+        if tuple(c.category for c in resp.categories) != categories:
             raise PartnerFailure(
                 "invalid", "bad_binding", "response does not answer the categories asked"
             )
@@ -657,13 +660,13 @@ async def _send_hit_notice(
                 HIT_NOTICE_PATH,
                 doc,
                 HIT_NOTICE_RESPONSE_TYP,
-                HitNoticeResponse,
+                HIT_NOTICE_RESPONSE,
                 ctx.cfg.peers.timeout_seconds,
                 answer_size.HIT_NOTICE_ANSWER,
             )
-            if resp.outcome == "refused":
+            if isinstance(resp, HitNoticeRefused):
                 raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
-            noticed += resp.noticed or 0
+            noticed += resp.noticed
         return _NoticeResult(partner, "accepted", None, None, noticed)
     except PartnerFailure as f:
         return _NoticeResult(partner, f.status, f.reason, f.detail, None)

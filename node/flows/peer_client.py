@@ -13,6 +13,7 @@ import asyncio
 from typing import TypeVar
 
 import aiohttp
+from pydantic import TypeAdapter
 
 from node.errors import ProtocolError
 from node.flows import log_entries
@@ -20,7 +21,7 @@ from node.flows.context import NodeContext
 from node.protocol import jws
 from node.protocol.bekendheid import PartnerAnswer, Status
 from node.protocol.convenant import ConvenantParty
-from node.protocol.models import parse_model
+from node.protocol.models import parse_union
 from node.protocol.peer_card import PeerCard
 from node.protocol.tree_head import SignedTreeHead
 from node.store import log, peer_heads
@@ -104,11 +105,12 @@ async def signed_exchange(
     path: str,
     doc: jws.SignedDocument,
     answer_typ: str,
-    model: type[A],
+    model: TypeAdapter[A],
     timeout: float,
     max_bytes: int,
 ) -> A:
-    """POST a signed request to a partner and take its signed answer as ``model``: signed
+    """POST a signed request to a partner and take its signed answer as one of ``model``'s
+    types (the answer or its refusal): signed
     by the key the convenant names, answering this very request (``request_hash``,
     ``partner``, ``requester``), its tree head verified and kept (§6.8 step 3, §9.3).
 
@@ -121,7 +123,7 @@ async def signed_exchange(
     )
     verify_from(answer, party, card)
     try:
-        resp = parse_model(model, answer.payload)
+        resp = parse_union(model, answer_typ, answer.payload)
     except ProtocolError as e:
         raise PartnerFailure("invalid", e.code, e.detail) from e
     if (

@@ -7,9 +7,9 @@ against another request.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter
 
 from node.protocol.fields import (
     B64U_PATTERN,
@@ -88,27 +88,36 @@ class PartnerAnswer(WireModel):
     tree_head: SignedTreeHead
 
 
-class EvaluateResponse(PartnerAnswer):
-    """§6.3: evaluated elements with a batched DLEQ proof, or a refusal."""
-
+class _EvaluateAnswer(PartnerAnswer):
     trace_id: TraceId | None = None
     issued_at: Timestamp
-    outcome: Literal["evaluated", "refused"]
-    reason: ReasonCode | None = None
     reason_detail: ReasonDetail | None = None
-    evaluated_elements: tuple[Element, ...] | None = Field(None, max_length=MAX_ELEMENTS)
-    proof: DleqProof | None = None
-    tag_set: TagSetHead | None = None
 
-    @model_validator(mode="after")
-    def _shape(self) -> EvaluateResponse:
-        evaluated = (self.evaluated_elements, self.proof, self.tag_set)
-        if self.outcome == "evaluated":
-            if any(x is None for x in evaluated) or self.reason is not None:
-                raise ValueError("an evaluated response needs elements, proof and tag_set")
-        elif self.reason is None or any(x is not None for x in evaluated):
-            raise ValueError("a refusal carries a reason and no evaluation")
-        return self
+
+class Evaluated(_EvaluateAnswer):
+    """§6.3, ``outcome`` ``"evaluated"``: the evaluated elements, one batched DLEQ proof
+    and the tag-set head they belong to. The refusal's members are present and null."""
+
+    outcome: Literal["evaluated"] = "evaluated"
+    reason: None = None
+    evaluated_elements: tuple[Element, ...] = Field(max_length=MAX_ELEMENTS)
+    proof: DleqProof
+    tag_set: TagSetHead
+
+
+class EvaluateRefused(_EvaluateAnswer):
+    """§6.3, ``outcome`` ``"refused"``: a reason code (§8.2); no evaluation."""
+
+    outcome: Literal["refused"] = "refused"
+    reason: ReasonCode
+    evaluated_elements: None = None
+    proof: None = None
+    tag_set: None = None
+
+
+EvaluateResponse = Annotated[Evaluated | EvaluateRefused, Field(discriminator="outcome")]
+"""§6.3: an evaluation or a refusal, told apart by ``outcome``."""
+EVALUATE_RESPONSE: TypeAdapter[Evaluated | EvaluateRefused] = TypeAdapter(EvaluateResponse)
 
 
 class TagSetRequest(WireModel):
@@ -123,24 +132,34 @@ class TagSetRequest(WireModel):
     issued_at: Timestamp
 
 
-class TagSetResponse(PartnerAnswer):
-    """§6.5: the tags, as one base64url blob of sorted 16-byte tags each for added/removed."""
-
+class _TagSetAnswer(PartnerAnswer):
     issued_at: Timestamp
-    outcome: Literal["tag_set", "refused"]
-    reason: ReasonCode | None = None
     reason_detail: ReasonDetail | None = None
-    head: TagSetHead | None = None
-    base_version: WireInt | None = Field(None, ge=0)
-    added: TagBlob | None = None
-    removed: TagBlob | None = None
 
-    @model_validator(mode="after")
-    def _shape(self) -> TagSetResponse:
-        body = (self.head, self.base_version, self.added, self.removed)
-        if self.outcome == "tag_set":
-            if any(x is None for x in body) or self.reason is not None:
-                raise ValueError("a tag_set response needs head, base_version, added, removed")
-        elif self.reason is None or any(x is not None for x in body):
-            raise ValueError("a refusal carries a reason and no tags")
-        return self
+
+class TagSetServed(_TagSetAnswer):
+    """§6.5, ``outcome`` ``"tag_set"``: the tags, as one base64url blob of sorted 16-byte
+    tags each for added and removed, from ``base_version`` to ``head``."""
+
+    outcome: Literal["tag_set"] = "tag_set"
+    reason: None = None
+    head: TagSetHead
+    base_version: WireInt = Field(ge=0)
+    added: TagBlob
+    removed: TagBlob
+
+
+class TagSetRefused(_TagSetAnswer):
+    """§6.5, ``outcome`` ``"refused"``: a reason code; no tags."""
+
+    outcome: Literal["refused"] = "refused"
+    reason: ReasonCode
+    head: None = None
+    base_version: None = None
+    added: None = None
+    removed: None = None
+
+
+TagSetResponse = Annotated[TagSetServed | TagSetRefused, Field(discriminator="outcome")]
+"""§6.5: a tag set (full or delta) or a refusal, told apart by ``outcome``."""
+TAG_SET_RESPONSE: TypeAdapter[TagSetServed | TagSetRefused] = TypeAdapter(TagSetResponse)

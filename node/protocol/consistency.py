@@ -7,9 +7,9 @@ consistency proof from the largest head it holds to the peer's current head.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter
 
 from node.protocol.bekendheid import PartnerAnswer
 from node.protocol.fields import MAX_PROOF_HASHES, NodeId, Nonce, ReasonCode, ReasonDetail, Sha256
@@ -39,19 +39,30 @@ class ConsistencyRequest(WireModel):
     issued_at: Timestamp
 
 
-class ConsistencyResponse(PartnerAnswer):
+class _ConsistencyAnswer(PartnerAnswer):
     issued_at: Timestamp
-    outcome: Literal["proof", "refused"]
-    reason: ReasonCode | None = None
     reason_detail: ReasonDetail | None = None
     from_size: WireInt = Field(ge=1)
-    # Consistency proof from from_size to tree_head's size; null when from_size exceeds it.
+
+
+class ConsistencyProof(_ConsistencyAnswer):
+    """``outcome`` ``"proof"``: the proof from ``from_size`` to the tree head's size;
+    null when ``from_size`` exceeds it (the requester then sees the cut)."""
+
+    outcome: Literal["proof"] = "proof"
+    reason: None = None
     proof: tuple[Sha256, ...] | None = Field(None, max_length=MAX_PROOF_HASHES)
 
-    @model_validator(mode="after")
-    def _shape(self) -> ConsistencyResponse:
-        if self.outcome == "refused" and (self.reason is None or self.proof is not None):
-            raise ValueError("a refusal carries a reason and no proof")
-        if self.outcome == "proof" and self.reason is not None:
-            raise ValueError("a proof carries no reason")
-        return self
+
+class ConsistencyRefused(_ConsistencyAnswer):
+    outcome: Literal["refused"] = "refused"
+    reason: ReasonCode
+    proof: None = None
+
+
+ConsistencyResponse = Annotated[
+    ConsistencyProof | ConsistencyRefused, Field(discriminator="outcome")
+]
+CONSISTENCY_RESPONSE: TypeAdapter[ConsistencyProof | ConsistencyRefused] = TypeAdapter(
+    ConsistencyResponse
+)

@@ -9,12 +9,12 @@ requester's X25519 key (§14.4), so only the requester can read them.
 from __future__ import annotations
 
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
 import nacl.exceptions
 import nacl.public
 import rfc8785
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
 from node.errors import MalformedMessage
 from node.protocol import jws
@@ -127,27 +127,26 @@ class CategoryAnswer(WireModel):
         return self
 
 
-class DetailResponse(PartnerAnswer):
-    """§14.3.1: the answer to a detail request or a poll."""
-
+class _DetailAnswer(PartnerAnswer):
     trace_id: TraceId
     issued_at: Timestamp
-    outcome: Literal["answered", "refused"]
-    reason: ReasonCode | None = None
     reason_detail: ReasonDetail | None = None
-    categories: tuple[CategoryAnswer, ...] | None = Field(None, max_length=MAX_CATEGORIES)
+
+
+class DetailAnswered(_DetailAnswer):
+    """§14.3.1, ``outcome`` ``"answered"``: every category's state, and ``sealed`` iff a
+    category is delivered and still to be retained."""
+
+    outcome: Literal["answered"] = "answered"
+    reason: None = None
+    categories: tuple[CategoryAnswer, ...] = Field(max_length=MAX_CATEGORIES)
     sealed: Sealed | None = None
 
     @model_validator(mode="after")
-    def _shape(self) -> DetailResponse:
-        if self.outcome == "answered":
-            if self.categories is None or self.reason is not None:
-                raise ValueError("an answered response carries categories and no reason")
-            _unique(tuple(c.category for c in self.categories), "category")
-            if bool(self.delivered()) != (self.sealed is not None):
-                raise ValueError("sealed is present iff a category is delivered and retained")
-        elif self.reason is None or self.categories is not None or self.sealed is not None:
-            raise ValueError("a refusal carries a reason and no categories")
+    def _shape(self) -> DetailAnswered:
+        _unique(tuple(c.category for c in self.categories), "category")
+        if bool(self.delivered()) != (self.sealed is not None):
+            raise ValueError("sealed is present iff a category is delivered and retained")
         return self
 
     def delivered(self) -> tuple[str, ...]:
@@ -158,11 +157,25 @@ class DetailResponse(PartnerAnswer):
         """
         return tuple(
             c.category
-            for c in self.categories or ()
+            for c in self.categories
             if c.status == "delivered"
             and c.retain_until is not None
             and c.retain_until > self.issued_at
         )
+
+
+class DetailRefused(_DetailAnswer):
+    """§14.3.1, ``outcome`` ``"refused"``: the whole request or poll, with a reason."""
+
+    outcome: Literal["refused"] = "refused"
+    reason: ReasonCode
+    categories: None = None
+    sealed: None = None
+
+
+DetailResponse = Annotated[DetailAnswered | DetailRefused, Field(discriminator="outcome")]
+"""§14.3.1: the answer to a detail request or a poll, or its refusal."""
+DETAIL_RESPONSE: TypeAdapter[DetailAnswered | DetailRefused] = TypeAdapter(DetailResponse)
 
 
 class DetailPoll(WireModel):
@@ -206,20 +219,30 @@ class HitNotice(WireModel):
         return self
 
 
-class HitNoticeResponse(PartnerAnswer):
-    """§14.9: the partner's signed acknowledgement (or refusal) of a hit notice."""
-
+class _HitNoticeAnswer(PartnerAnswer):
     issued_at: Timestamp
-    outcome: Literal["accepted", "refused"]
-    reason: ReasonCode | None = None
     reason_detail: ReasonDetail | None = None
-    noticed: WireInt | None = Field(None, ge=0)
 
-    @model_validator(mode="after")
-    def _shape(self) -> HitNoticeResponse:
-        if (self.outcome == "accepted") != (self.noticed is not None and self.reason is None):
-            raise ValueError("accepted carries noticed and no reason; refused the reverse")
-        return self
+
+class HitNoticeAccepted(_HitNoticeAnswer):
+    """§14.9, ``outcome`` ``"accepted"``: how many subjects went into the inbox."""
+
+    outcome: Literal["accepted"] = "accepted"
+    reason: None = None
+    noticed: WireInt = Field(ge=0)
+
+
+class HitNoticeRefused(_HitNoticeAnswer):
+    outcome: Literal["refused"] = "refused"
+    reason: ReasonCode
+    noticed: None = None
+
+
+HitNoticeResponse = Annotated[HitNoticeAccepted | HitNoticeRefused, Field(discriminator="outcome")]
+"""§14.9: the partner's signed acknowledgement of a hit notice, or its refusal."""
+HIT_NOTICE_RESPONSE: TypeAdapter[HitNoticeAccepted | HitNoticeRefused] = TypeAdapter(
+    HitNoticeResponse
+)
 
 
 # --- the sealed payload (§14.4) ---------------------------------------------------------
@@ -245,7 +268,7 @@ def seal(payload: DetailPayload, recipient_public_key: bytes) -> str:
 
 
 def open_sealed(
-    sealed: str, private_key: nacl.public.PrivateKey, resp: DetailResponse
+    sealed: str, private_key: nacl.public.PrivateKey, resp: DetailAnswered
 ) -> DetailPayload:
     """Open ``sealed`` and check it belongs to ``resp`` (§14.4); MalformedMessage if not."""
     try:

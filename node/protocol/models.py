@@ -12,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Strict,
+    TypeAdapter,
     ValidationError,
 )
 
@@ -96,3 +97,17 @@ def parse_model(model: type[M], data: Any) -> M:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or model.__name__
         raise MalformedMessage(f"{model.__name__}: {where}: {first['msg']}") from e
+
+
+T = TypeVar("T")
+
+
+def parse_union(adapter: TypeAdapter[T], name: str, data: Any) -> T:
+    """``parse_model`` for a message that is one of several models (an answer or a
+    refusal, told apart by a discriminator): the matching model, or MalformedMessage."""
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or name
+        raise MalformedMessage(f"{name}: {where}: {first['msg']}") from e
