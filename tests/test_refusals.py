@@ -98,7 +98,7 @@ def _assert_signed_refusal(
     assert resp.reason == reason
     assert resp.reason_detail
     assert resp.partner == partner
-    assert resp.request_hash == jws.b64u_encode(request.digest())
+    assert resp.request_hash == request.digest()
     if isinstance(resp, EvaluateRefused):
         assert resp.evaluated_elements is None
         assert resp.proof is None

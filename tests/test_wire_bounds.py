@@ -305,3 +305,30 @@ async def test_a_partner_padding_its_evaluate_answer_is_invalid(federation: Fede
     assert statuses(result)["politie-test"] == "invalid"
     assert "larger than" in partner_result(result, "politie-test")["detail"]
     assert statuses(result)["om-test"] == "no_hit"
+
+
+def test_byte_fields_are_bytes_after_parsing_and_the_same_text_on_the_wire() -> None:
+    """Base64url members of answers parse strictly into bytes (no padding, canonical, the
+    right length) and are written back as the very text they came from."""
+    adapter: TypeAdapter[bytes] = TypeAdapter(fields.Bytes32)
+    text = jws.b64u_encode(bytes(range(32)))
+    assert adapter.validate_python(text) == bytes(range(32))
+    assert adapter.dump_python(bytes(range(32))) == text
+    for bad in (text + "=", text[:-1] + "B", text[:-1], "!" * 43, 32):
+        with pytest.raises(ValidationError):
+            adapter.validate_python(bad)
+    served = {
+        **_refusal(TagSetRefused, "x", "d"),
+        "outcome": "tag_set",
+        "reason": None,
+        "head": TAG_SET_HEAD,
+        "base_version": 0,
+        "added": jws.b64u_encode(b"\x01" * 32),
+        "removed": "",
+    }
+    resp = TAG_SET_RESPONSE.validate_python(served)
+    assert isinstance(resp, TagSetServed)
+    assert resp.added == b"\x01" * 32
+    assert resp.head.digest == b"\x00" * 32
+    assert resp.wire()["added"] == served["added"]
+    assert resp.wire()["head"] == TAG_SET_HEAD

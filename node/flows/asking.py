@@ -172,11 +172,7 @@ async def _sync_tag_set_locked(
 ) -> int:
     ctx = r.ctx
     held = await ctx.read(lambda: tag_sets.peer_head(ctx.conn, party.node_id, r.conv.id))
-    try:
-        pk = jws.b64u_decode(head.oprf_public_key)
-        head_digest = jws.b64u_decode(head.digest)
-    except ProtocolError as e:
-        raise PartnerFailure("invalid", e.code, e.detail) from e
+    pk, head_digest = head.oprf_public_key, head.digest  # bytes, decoded strictly on parsing
     if held is not None and held.oprf_public_key == pk and held.version == head.version:
         if held.digest != head_digest:
             raise PartnerFailure(
@@ -225,11 +221,11 @@ async def _sync_tag_set_locked(
             "invalid", "invalid_tag_set", "delta starts at a version we do not hold"
         )
     try:
-        added = unpack(jws.b64u_decode(resp.added))
-        removed = unpack(jws.b64u_decode(resp.removed))
-        new_digest = jws.b64u_decode(new.digest)
+        added = unpack(resp.added)
+        removed = unpack(resp.removed)
     except ProtocolError as e:
         raise PartnerFailure("invalid", e.code, e.detail) from e
+    new_digest = new.digest
     head_held = tag_sets.PeerHead(new.version, new.count, new_digest, pk)
 
     def store() -> None:
@@ -322,9 +318,9 @@ async def _ask_partner(r: _Round, party: ConvenantParty, phase: list[str]) -> Pa
                 r.keys,
                 blinds,
                 blinded,
-                [jws.b64u_decode(e) for e in resp.evaluated_elements],
-                jws.b64u_decode(resp.tag_set.oprf_public_key),
-                jws.b64u_decode(resp.proof),
+                list(resp.evaluated_elements),
+                resp.tag_set.oprf_public_key,
+                resp.proof,
             )
         except ProtocolError as e:
             raise PartnerFailure("invalid", e.code, e.detail) from e

@@ -127,7 +127,7 @@ async def signed_exchange(
     except ProtocolError as e:
         raise PartnerFailure("invalid", e.code, e.detail) from e
     if (
-        resp.request_hash != jws.b64u_encode(doc.digest())
+        resp.request_hash != doc.digest()
         or resp.partner != party.node_id
         or resp.requester != ctx.node_id
     ):

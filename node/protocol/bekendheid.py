@@ -17,18 +17,17 @@ from node.protocol.fields import (
     MAX_ELEMENTS,
     NONCE_PATTERN,
     SHA256_PATTERN,
+    Bytes32,
+    Bytes64,
     CaseRef,
     ConvenantId,
-    DleqProof,
     Element,
     NodeId,
     Nonce,
-    PublicKey,
     PurposeId,
     ReasonCode,
     ReasonDetail,
-    Sha256,
-    TagBlob,
+    TagBytes,
     TraceId,
     UserName,
 )
@@ -72,8 +71,8 @@ class TagSetHead(WireModel):
     convenant_id: ConvenantId
     version: WireInt = Field(ge=0)
     count: WireInt = Field(ge=0)
-    digest: Sha256
-    oprf_public_key: PublicKey
+    digest: Bytes32
+    oprf_public_key: Bytes32
 
 
 class PartnerAnswer(WireModel):
@@ -84,7 +83,7 @@ class PartnerAnswer(WireModel):
 
     partner: NodeId
     requester: NodeId
-    request_hash: Sha256
+    request_hash: Bytes32
     tree_head: SignedTreeHead
 
 
@@ -100,8 +99,8 @@ class Evaluated(_EvaluateAnswer):
 
     outcome: Literal["evaluated"] = "evaluated"
     reason: None = None
-    evaluated_elements: tuple[Element, ...] = Field(max_length=MAX_ELEMENTS)
-    proof: DleqProof
+    evaluated_elements: tuple[Bytes32, ...] = Field(max_length=MAX_ELEMENTS)
+    proof: Bytes64
     tag_set: TagSetHead
 
 
@@ -145,8 +144,8 @@ class TagSetServed(_TagSetAnswer):
     reason: None = None
     head: TagSetHead
     base_version: WireInt = Field(ge=0)
-    added: TagBlob
-    removed: TagBlob
+    added: TagBytes
+    removed: TagBytes
 
 
 class TagSetRefused(_TagSetAnswer):

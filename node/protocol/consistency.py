@@ -12,7 +12,14 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from node.protocol.bekendheid import PartnerAnswer
-from node.protocol.fields import MAX_PROOF_HASHES, NodeId, Nonce, ReasonCode, ReasonDetail, Sha256
+from node.protocol.fields import (
+    MAX_PROOF_HASHES,
+    Bytes32,
+    NodeId,
+    Nonce,
+    ReasonCode,
+    ReasonDetail,
+)
 from node.protocol.models import Timestamp, WireInt, WireModel
 
 CONSISTENCY_REQUEST_TYP = "vhnode-consistency-request/v1"
@@ -51,7 +58,7 @@ class ConsistencyProof(_ConsistencyAnswer):
 
     outcome: Literal["proof"] = "proof"
     reason: None = None
-    proof: tuple[Sha256, ...] | None = Field(None, max_length=MAX_PROOF_HASHES)
+    proof: tuple[Bytes32, ...] | None = Field(None, max_length=MAX_PROOF_HASHES)
 
 
 class ConsistencyRefused(_ConsistencyAnswer):

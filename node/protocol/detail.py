@@ -39,7 +39,7 @@ from node.protocol.fields import (
     ReasonCode,
     ReasonDetail,
     RuleName,
-    Sealed,
+    SealedBytes,
     TraceId,
     UserName,
 )
@@ -140,7 +140,7 @@ class DetailAnswered(_DetailAnswer):
     outcome: Literal["answered"] = "answered"
     reason: None = None
     categories: tuple[CategoryAnswer, ...] = Field(max_length=MAX_CATEGORIES)
-    sealed: Sealed | None = None
+    sealed: SealedBytes | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> DetailAnswered:
@@ -268,11 +268,11 @@ def seal(payload: DetailPayload, recipient_public_key: bytes) -> str:
 
 
 def open_sealed(
-    sealed: str, private_key: nacl.public.PrivateKey, resp: DetailAnswered
+    sealed: bytes, private_key: nacl.public.PrivateKey, resp: DetailAnswered
 ) -> DetailPayload:
     """Open ``sealed`` and check it belongs to ``resp`` (§14.4); MalformedMessage if not."""
     try:
-        plain = nacl.public.SealedBox(private_key).decrypt(jws.b64u_decode(sealed))
+        plain = nacl.public.SealedBox(private_key).decrypt(sealed)
     except (nacl.exceptions.CryptoError, ValueError) as e:
         raise MalformedMessage("sealed payload does not open with this node's key") from e
     try:

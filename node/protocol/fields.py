@@ -9,10 +9,19 @@ one place, and no field of a peer's message can carry more text than its kind al
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, StringConstraints, UrlConstraints
+from pydantic import (
+    AnyHttpUrl,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    UrlConstraints,
+)
 
+from node.errors import MalformedMessage
+from node.protocol import jws
 from node.protocol.models import NODE_ID_PATTERN
 
 # --- identifiers (a pattern bounds their length) ----------------------------------------
@@ -97,3 +106,48 @@ MAX_PURPOSES = 64
 MAX_THEMES = 64
 MAX_CATALOGUE = 256
 MAX_DETAIL_RULES = 4096
+
+
+# --- base64url data as bytes ---------------------------------------------------------------
+
+
+def _b64u_bytes(max_chars: int) -> BeforeValidator:
+    """Wire text to bytes, strictly (unpadded, canonical base64url, no more than
+    ``max_chars`` characters); bytes given by this node's own code pass as they are."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, bytes):
+            return value
+        if not isinstance(value, str):
+            # ValueError, not TypeError: pydantic reports only ValueError as invalid input.
+            raise ValueError("expected base64url text")  # noqa: TRY004
+        if len(value) > max_chars:
+            raise ValueError(f"at most {max_chars} characters of base64url")
+        try:
+            return jws.b64u_decode(value)
+        except MalformedMessage as e:
+            raise ValueError(e.detail) from e
+
+    return BeforeValidator(decode)
+
+
+_AS_TEXT = PlainSerializer(jws.b64u_encode, return_type=str)
+
+
+def _b64_chars(n: int) -> int:
+    return -(-n * 4 // 3)
+
+
+Bytes32 = Annotated[bytes, _b64u_bytes(43), Field(min_length=32, max_length=32), _AS_TEXT]
+"""32 bytes (a group element, a public key, a SHA-256 value), base64url on the wire."""
+Bytes64 = Annotated[bytes, _b64u_bytes(86), Field(min_length=64, max_length=64), _AS_TEXT]
+"""64 bytes (a DLEQ proof), base64url on the wire."""
+TagBytes = Annotated[
+    bytes,
+    _b64u_bytes(MAX_TAG_BLOB),
+    Field(max_length=MAX_TAG_SET_TAGS * TAG_BYTES),
+    _AS_TEXT,
+]
+"""Packed 16-byte tags (§6.5), base64url on the wire."""
+SealedBytes = Annotated[bytes, _b64u_bytes(MAX_SEALED), _AS_TEXT]
+"""A sealed detail payload (§14.4), base64url on the wire."""
