@@ -111,6 +111,21 @@ class BadSignature(ProtocolError):
     title = "Bad signature"
 
 
+class BadBinding(ProtocolError):
+    """A signed answer that does not answer this request: another request's hash, or
+    another partner or requester named (§6.8 step 3)."""
+
+    code = "bad_binding"
+    title = "Answer not bound to the request"
+
+
+class BadTreeHead(ProtocolError):
+    """The tree head an answer carries does not verify as its sender's (§9.3)."""
+
+    code = "bad_tree_head"
+    title = "Bad tree head"
+
+
 class InvalidGroupElement(ProtocolError):
     code = "invalid_group_element"
     title = "Invalid group element"

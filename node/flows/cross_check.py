@@ -18,8 +18,9 @@ import aiohttp
 from node.errors import ProtocolError
 from node.flows import log_entries
 from node.flows.context import NodeContext
-from node.flows.peer_client import PartnerFailure, post_signed
+from node.flows.peer_client import PartnerFailure, post_signed, verified
 from node.protocol import answer_size, jws, merkle
+from node.protocol.answers import Expected
 from node.protocol.consistency import (
     CONSISTENCY_REQUEST_TYP,
     CONSISTENCY_RESPONSE,
@@ -28,8 +29,7 @@ from node.protocol.consistency import (
     ConsistencyRequest,
     Verdict,
 )
-from node.protocol.models import parse_union
-from node.store import log, peer_heads
+from node.store import peer_heads
 
 CONSISTENCY_PATH = "/peer/v1/log/consistency"
 
@@ -85,7 +85,7 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
     )
     doc = jws.sign(CONSISTENCY_REQUEST_TYP, req.wire(), ctx.keys.signing)
     try:
-        answer = await asyncio.wait_for(
+        body = await asyncio.wait_for(
             post_signed(
                 session,
                 card.endpoint_url + CONSISTENCY_PATH,
@@ -95,16 +95,18 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
             ),
             ctx.cfg.peers.timeout_seconds,
         )
-        answer.verify(card.signing_fingerprint, card.signing_key_bytes)
-        resp = parse_union(CONSISTENCY_RESPONSE, CONSISTENCY_RESPONSE_TYP, answer.payload)
-        if (
-            resp.request_hash != doc.digest()
-            or resp.partner != peer_id
-            or resp.requester != ctx.node_id
-        ):
-            raise PartnerFailure("invalid", "bad_binding", "answer does not answer our request")
-        # §9.3: a refusal carries the peer's head too; verify and keep it before deciding.
-        head = log.check_head(resp.tree_head, peer_id, card.signing_key_bytes)
+        # No convenant here: the answer is signed with the key of the peer's held card.
+        expected = Expected(
+            CONSISTENCY_RESPONSE_TYP,
+            peer_id,
+            card.signing_fingerprint,
+            card.signing_key_bytes,
+            ctx.node_id,
+            doc.digest(),
+        )
+        answer = verified(body, CONSISTENCY_RESPONSE, expected)
+        resp, head = answer.answer, answer.tree_head
+        # §9.3: a refusal carries the peer's head too; it is verified and kept before deciding.
         if isinstance(resp, ConsistencyRefused):
             await ctx.write(lambda: peer_heads.remember(ctx.conn, peer_id, head, ctx.clock.now()))
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")

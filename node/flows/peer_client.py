@@ -19,12 +19,12 @@ from node.errors import ProtocolError
 from node.flows import log_entries
 from node.flows.context import NodeContext
 from node.protocol import jws
+from node.protocol.answers import Expected, VerifiedAnswer, verify_answer
 from node.protocol.bekendheid import PartnerAnswer, Status
 from node.protocol.convenant import ConvenantParty
-from node.protocol.models import parse_union
 from node.protocol.peer_card import PeerCard
-from node.protocol.tree_head import SignedTreeHead
-from node.store import log, peer_heads
+from node.protocol.tree_head import TreeHead
+from node.store import peer_heads
 
 
 class PartnerFailure(Exception):
@@ -44,10 +44,12 @@ async def post_signed(
     typ: str,
     *,
     max_bytes: int,
-) -> jws.SignedDocument:
-    """POST ``doc`` and read the answer, at most ``max_bytes`` of it (the bound of this
-    message type, ``protocol.answer_size``): a longer answer is ``invalid`` as soon as it
-    is seen to be longer, by its Content-Length or while it is read, never buffered whole."""
+) -> bytes:
+    """POST ``doc`` and read the answer's body, at most ``max_bytes`` of it (the bound of
+    this message type, ``protocol.answer_size``): a longer answer is ``invalid`` as soon as
+    it is seen to be longer, by its Content-Length or while it is read, never buffered
+    whole. Connection failures and HTTP ≥ 500 are ``unreachable``; problem+json is
+    ``invalid``. The body is verified by the caller (``protocol.answers``)."""
     try:
         async with session.post(url, json=doc.to_json()) as resp:
             if resp.status >= 500:
@@ -74,22 +76,25 @@ async def post_signed(
     except (aiohttp.ClientError, OSError) as e:
         # Connection refused or reset, a truncated body, a redirect loop: no signed answer.
         raise PartnerFailure("unreachable", None, f"{type(e).__name__}: {e}") from e
-    try:
-        return jws.parse_bytes(body, typ)
-    except ProtocolError as e:
-        raise PartnerFailure("invalid", e.code, e.detail) from e
+    return body
 
 
-def verify_from(doc: jws.SignedDocument, party: ConvenantParty, card: PeerCard | None) -> None:
-    """The response is signed by the key the convenant names for this partner."""
+def partner_key(party: ConvenantParty, card: PeerCard | None) -> bytes:
+    """The key an answer of this partner must be signed with: the one the convenant names,
+    as held in its peer card."""
     if card is None:
         raise PartnerFailure("invalid", "unknown_partner", "no peer card for this partner")
     if card.signing_fingerprint != party.signing_key_fingerprint:
         raise PartnerFailure(
             "invalid", "key_mismatch", "peer card key differs from the convenant's"
         )
+    return card.signing_key_bytes
+
+
+def verified(body: bytes, model: TypeAdapter[A], expected: Expected) -> VerifiedAnswer[A]:
+    """``protocol.answers.verify_answer``, its failure as this partner's ``invalid``."""
     try:
-        doc.verify(party.signing_key_fingerprint, card.signing_key_bytes)
+        return verify_answer(body, model, expected)
     except ProtocolError as e:
         raise PartnerFailure("invalid", e.code, e.detail) from e
 
@@ -117,41 +122,27 @@ async def signed_exchange(
     Every failure is a PartnerFailure (or TimeoutError); a refusal is returned, for the
     caller to classify with what it asked.
     """
-    answer = await asyncio.wait_for(
+    key = partner_key(party, card)
+    body = await asyncio.wait_for(
         post_signed(session, card.endpoint_url + path, doc, answer_typ, max_bytes=max_bytes),
         timeout,
     )
-    verify_from(answer, party, card)
-    try:
-        resp = parse_union(model, answer_typ, answer.payload)
-    except ProtocolError as e:
-        raise PartnerFailure("invalid", e.code, e.detail) from e
-    if (
-        resp.request_hash != doc.digest()
-        or resp.partner != party.node_id
-        or resp.requester != ctx.node_id
-    ):
-        raise PartnerFailure("invalid", "bad_binding", "response does not answer our request")
-    await keep_tree_head(ctx, party, card, resp.tree_head)
-    return resp
+    expected = Expected(
+        answer_typ, party.node_id, party.signing_key_fingerprint, key, ctx.node_id, doc.digest()
+    )
+    answer = verified(body, model, expected)
+    await keep_tree_head(ctx, party.node_id, answer.tree_head)
+    return answer.answer
 
 
-async def keep_tree_head(
-    ctx: NodeContext, party: ConvenantParty, card: PeerCard, obj: SignedTreeHead
-) -> None:
-    """§9.3: verify the partner's signed tree head and keep it. A second head for a size we
-    hold, with another root, proves a forked log: the answer is not trusted."""
-    try:
-        head = log.check_head(obj, party.node_id, card.signing_key_bytes)
-    except ProtocolError as e:
-        raise PartnerFailure("invalid", "bad_tree_head", e.detail) from e
+async def keep_tree_head(ctx: NodeContext, partner: str, head: TreeHead) -> None:
+    """§9.3: keep the partner's verified tree head. A second head for a size we hold, with
+    another root, proves a forked log: the answer is not trusted."""
 
     def remember() -> str:
-        seen = peer_heads.remember(ctx.conn, party.node_id, head, ctx.clock.now())
+        seen = peer_heads.remember(ctx.conn, partner, head, ctx.clock.now())
         if seen == "conflict":
-            ctx.record(
-                [log_entries.peer_log_forked(partner=party.node_id, tree_size=head.tree_size)]
-            )
+            ctx.record([log_entries.peer_log_forked(partner=partner, tree_size=head.tree_size)])
         return seen
 
     seen = await ctx.write(remember)
