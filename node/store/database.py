@@ -25,7 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -68,7 +68,6 @@ class _Job:
     future: asyncio.Future[Any]
     value: Any = None
     error: BaseException | None = None
-    done: bool = field(default=False)
 
 
 class Database:
@@ -121,7 +120,9 @@ class Database:
 
     async def write(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the writer thread in the next commit group; its result once the
-        group is committed. An exception in ``fn`` rolls back ``fn``'s work only."""
+        group is committed. An exception in ``fn`` rolls back ``fn``'s work only. Once
+        queued, the job runs and commits even if the caller stops waiting (a round cut off
+        by its deadline still records what it did)."""
         loop = asyncio.get_running_loop()
         job = _Job(fn, loop, loop.create_future())
         self._queue.put(job)

@@ -124,6 +124,8 @@ def tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute(f"RELEASE {name}")
         return
     conn.execute("BEGIN IMMEDIATE")
+    if isinstance(conn, NodeConnection):
+        conn.sealed_head = None  # never a previous transaction's
     try:
         yield conn
         if isinstance(conn, NodeConnection) and conn.before_commit is not None:
