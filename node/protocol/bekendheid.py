@@ -79,7 +79,7 @@ class PartnerAnswer(WireModel):
     """What every signed answer of a partner carries (§6.3, §6.5, §9.4, §14): who answers
     whom, the SHA-256 of the request payload it answers, and the partner's newest signed
     tree head (§9.3, a JWS). The receiver checks all four the same way
-    (``client.signed_exchange``)."""
+    (``protocol/answers.py`` ``verify_answer``)."""
 
     partner: NodeId
     requester: NodeId
