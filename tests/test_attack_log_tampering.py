@@ -60,3 +60,31 @@ async def test_truncated_log_is_detected(federation: Federation) -> None:
     code, report = _verify(home)
     assert code == 1
     assert any(p["kind"] == "truncated" for p in report["problems"])  # type: ignore[union-attr]
+
+
+async def test_an_edit_is_caught_by_the_running_nodes_own_verify(federation: Federation) -> None:
+    # GET /api/v1/audit/verify of a serving node verifies in a worker process: the same
+    # verdict as the CLI's, from the same bytes.
+    await federation.query("vh-test", [{"kind": "bsn", "bsn": "123456782"}])
+    status, report = await federation.api(
+        "politie-test", "GET", "/api/v1/audit/verify", role="privacy_officer"
+    )
+    assert status == 200
+    assert report["ok"] is True
+    conn = sqlite3.connect(federation.nodes["politie-test"].home / "node.db")
+    seq, body = conn.execute(
+        "SELECT seq, body FROM log_entries WHERE kind = 'bekendheid.evaluated'"
+    ).fetchone()
+    conn.execute(
+        "UPDATE log_entries SET body = ? WHERE seq = ?",
+        (body.replace('"evaluated"', '"refused"'), seq),
+    )
+    conn.commit()
+    conn.close()
+    status, report = await federation.api(
+        "politie-test", "GET", "/api/v1/audit/verify", role="privacy_officer"
+    )
+    assert status == 200
+    assert report["ok"] is False
+    assert report["problems"][0]["seq"] == seq
+    assert report["problems"][0]["kind"] == "edited"

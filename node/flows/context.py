@@ -107,6 +107,13 @@ class NodeContext:
             return await self.database.read(fn)
         return fn()
 
+    async def verify_log(self) -> log.VerifyReport:
+        """``log.verify`` of this node's log: in a worker process when the node serves
+        (the longest read there is, all CPU), here otherwise."""
+        if self.database is not None:
+            return await self.database.verify_log(self.node_id, self.keys.signing_public)
+        return log.verify(self.conn, self.node_id, self.keys.signing_public)
+
     def start_database(self) -> None:
         """Start the writer and reader threads (the server does, before it listens)."""
         if self.database is None:

@@ -57,7 +57,7 @@ from node.http.statuses import http_status
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.identifiers import SubjectIdentifier, parse_identifier
 from node.protocol.registration import parse_registration
-from node.store import db, log, users
+from node.store import db, users
 from node.store.users import User
 
 logger = structlog.get_logger("vhnode.http")
@@ -275,7 +275,7 @@ async def post_audit_cross_check(request: web.Request) -> web.Response:
 @roles("privacy_officer")
 async def get_audit_verify(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    report = await ctx.read(lambda: log.verify(ctx.conn, ctx.node_id, ctx.keys.signing_public))
+    report = await ctx.verify_log()
     return web.json_response(admin.verify_report_json(report))
 
 

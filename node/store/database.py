@@ -8,8 +8,10 @@ signed tree head, one ``COMMIT``. Only then are the jobs' results handed back, s
 answer that depends on a log entry leaves the node after that entry is durable, and
 carries a head that covers it (``AfterCommit``).
 
-Reads that take long (verify, report, access requests) run on reader threads with
-connections of their own; WAL lets them read while the writer writes.
+Reads run on reader threads with connections of their own; WAL lets them read while the
+writer writes. The one read that is long and all CPU — verifying the whole log — runs in
+a worker process (``verify_log``), so it does not hold the interpreter's lock that the
+event loop and the writer need.
 
 While another process holds the write lock (a CLI import, a convenant install) the
 writer thread waits for it; the event loop does not, and keeps answering whatever needs
@@ -20,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -32,7 +35,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from node.errors import DatabaseBusy
-from node.store import db
+from node.store import db, log_verify
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -92,6 +95,7 @@ class Database:
             max_workers=readers, thread_name_prefix="vhnode-reader", initializer=self._open_reader
         )
         self._reader_conns: list[sqlite3.Connection] = []
+        self._processes: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._started = threading.Event()
 
@@ -109,6 +113,9 @@ class Database:
             await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
             self._writer = None
         self._readers.shutdown(wait=True)
+        if self._processes is not None:
+            self._processes.shutdown(wait=True, cancel_futures=True)
+            self._processes = None
         with self._lock:
             for conn in self._reader_conns:
                 # Opened on another thread: closing needs no further use of it there.
@@ -133,6 +140,18 @@ class Database:
         """Run ``fn`` on a reader thread (its own connection; sees committed data)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, _call, fn)
+
+    async def verify_log(self, node_id: str, verify_key: bytes) -> log_verify.VerifyReport:
+        """``log.verify`` of this database in a worker process (started on first use,
+        kept; ``spawn``, never a fork of this threaded process)."""
+        if self._processes is None:
+            self._processes = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._processes, verify_file, self.path, node_id, verify_key
+        )
 
     # --- threads ----------------------------------------------------------------------
 
@@ -201,6 +220,15 @@ class Database:
                 except BaseException as e:
                     job.error = e
             job.loop.call_soon_threadsafe(_settle, job)
+
+
+def verify_file(path: Path, node_id: str, verify_key: bytes) -> log_verify.VerifyReport:
+    """``log.verify`` on a read-only connection of its own (the worker process's)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return log_verify.verify(conn, node_id, verify_key)
+    finally:
+        conn.close()
 
 
 def _call(fn: Callable[[], T]) -> T:
