@@ -108,11 +108,16 @@ class NodeContext:
         return fn()
 
     async def verify_log(self) -> log.VerifyReport:
-        """``log.verify`` of this node's log: in a worker process when the node serves
-        (the longest read there is, all CPU), here otherwise."""
+        """``log.verify`` of this node's log, the longest read there is."""
+        return await self.long_read(log.verify, self.node_id, self.keys.signing_public)
+
+    async def long_read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)``, a long read that is all CPU: in a worker process when the
+        node serves (``Database.in_worker``: ``fn`` must be module-level, ``args``
+        picklable), on this thread's connection otherwise."""
         if self.database is not None:
-            return await self.database.verify_log(self.node_id, self.keys.signing_public)
-        return log.verify(self.conn, self.node_id, self.keys.signing_public)
+            return await self.database.in_worker(fn, *args)
+        return fn(self.conn, *args)
 
     def start_database(self) -> None:
         """Start the writer and reader threads (the server does, before it listens)."""

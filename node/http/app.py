@@ -308,7 +308,7 @@ async def get_audit_report(request: web.Request) -> web.Response:
     )
     thresholds = report.parse_thresholds(q.get("subjects_per_day"), q.get("requests_per_minute"))
     now = ctx.clock.now()
-    rep = await ctx.read(lambda: report.report_for(ctx.conn, ctx.node_id, now, filters, thresholds))
+    rep = await ctx.long_read(report.report_for, ctx.node_id, now, filters, thresholds)
     if fmt == "csv":
         return web.Response(text=render.csv_text(rep), content_type="text/csv", charset="utf-8")
     return web.json_response(rep.as_json())

@@ -9,9 +9,9 @@ answer that depends on a log entry leaves the node after that entry is durable, 
 carries a head that covers it (``AfterCommit``).
 
 Reads run on reader threads with connections of their own; WAL lets them read while the
-writer writes. The one read that is long and all CPU — verifying the whole log — runs in
-a worker process (``verify_log``), so it does not hold the interpreter's lock that the
-event loop and the writer need.
+writer writes. Reads that are long and all CPU — verifying the whole log, the privacy
+officer's report — run in a worker process (``in_worker``), so they do not hold the
+interpreter lock that the event loop and the writer need.
 
 While another process holds the write lock (a CLI import, a convenant install) the
 writer thread waits for it; the event loop does not, and keeps answering whatever needs
@@ -35,7 +35,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from node.errors import DatabaseBusy
-from node.store import db, log_verify
+from node.store import db
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -141,17 +141,19 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, _call, fn)
 
-    async def verify_log(self, node_id: str, verify_key: bytes) -> log_verify.VerifyReport:
-        """``log.verify`` of this database in a worker process (started on first use,
-        kept; ``spawn``, never a fork of this threaded process)."""
+    async def in_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` in a worker process, on a read-only connection of its own:
+        for reads that are long and all CPU (verifying the whole log, the privacy
+        officer's report), which on a thread would hold the interpreter lock the event
+        loop and the writer need. ``fn`` and ``args`` must pickle (module-level function,
+        plain values). The pool is started on first use (``spawn``: never a fork of this
+        threaded process) and kept."""
         if self._processes is None:
             self._processes = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn")
             )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._processes, verify_file, self.path, node_id, verify_key
-        )
+        return await loop.run_in_executor(self._processes, _read_only, self.path, fn, args)
 
     # --- threads ----------------------------------------------------------------------
 
@@ -222,11 +224,10 @@ class Database:
             job.loop.call_soon_threadsafe(_settle, job)
 
 
-def verify_file(path: Path, node_id: str, verify_key: bytes) -> log_verify.VerifyReport:
-    """``log.verify`` on a read-only connection of its own (the worker process's)."""
+def _read_only(path: Path, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return log_verify.verify(conn, node_id, verify_key)
+        return fn(conn, *args)
     finally:
         conn.close()
 
