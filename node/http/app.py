@@ -404,6 +404,7 @@ def make_app(ctx: NodeContext) -> web.Application:
     async def unauthenticated_counts(app: web.Application) -> Any:
         # One log entry per closed window and claimed requester (§6.6); the rest at stop.
         async def loop() -> None:
+            ON_LOOP.set(True)
             while True:
                 # Real time, not the node clock: tests that wait for the node clock to
                 # sleep mean the retention task (node/clock.py ManualClock.until_sleeping).
