@@ -136,7 +136,6 @@ class _Round:
     user: str
     trace_id: str
     keys: list[bytes]  # subject keys, UTF-8
-    deadline_seconds: float
 
 
 async def _sync_tag_set(r: _Round, party: ConvenantParty, card: PeerCard, head: TagSetHead) -> int:
@@ -425,13 +424,14 @@ async def _ask_within(r: _Round, party: ConvenantParty, deadline: float) -> Part
     """One partner's exchange, cut off at the round's deadline whatever it waits for."""
     phase = ["evaluate"]
     loop = asyncio.get_running_loop()
+    started = time.perf_counter()
     try:
         return await asyncio.wait_for(
             _ask_partner(r, party, phase), max(0.0, deadline - loop.time())
         )
     except TimeoutError:
         result = _past_deadline(r, party, phase[0])
-        result.elapsed_ms = (r.deadline_seconds) * 1000
+        result.elapsed_ms = (time.perf_counter() - started) * 1000
         return result
 
 
@@ -464,7 +464,7 @@ async def ask_bekendheid(
         lambda: _begin(ctx, convenant_id, purpose, case_ref, user, trace_id, keys, partners)
     )
     conv, pseudonyms = begun.conv, begun.pseudonyms
-    r = _Round(ctx, session, conv, purpose, case_ref, user, trace_id, keys, budget)
+    r = _Round(ctx, session, conv, purpose, case_ref, user, trace_id, keys)
     results = await asyncio.gather(*(_ask_within(r, p, deadline) for p in begun.providers))
     query = QueryResult(
         trace_id, conv.id, conv.version, purpose, case_ref, len(keys), list(results)
