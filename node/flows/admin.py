@@ -24,7 +24,7 @@ from node.errors import (
 )
 from node.flows import log_entries
 from node.flows.context import NodeContext
-from node.flows.publishing import apply_changes, precompute_changes, precompute_rebuild, rebuild
+from node.flows.publishing import apply_changes, precompute_rebuild, prepare_changes, rebuild
 from node.keys import NodeKeys
 from node.policy.convenant import in_force
 from node.protocol import jws, peer_card
@@ -355,8 +355,8 @@ def import_registrations(
         regs = list(good.values())
         # The tags first, outside the batch's write transaction: a server on this home
         # keeps answering while the import runs (docs/architecture.md).
-        known = precompute_changes(ctx, regs)
-        summary = apply_changes(ctx, regs, actor=actor, known=known)
+        prepared = prepare_changes(ctx, regs)
+        summary = apply_changes(ctx, regs, actor=actor, prepared=prepared)
         report.upserted += summary.upserted
         report.unchanged += summary.unchanged
         report.tag_set_versions.update(summary.published)

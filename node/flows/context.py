@@ -124,6 +124,7 @@ class NodeContext:
         if self.database is None:
             self._trust = None
             self.trust()  # a snapshot the loop can read without SQLite
+            self.own_card()  # and the card, read once here rather than on a request
             self.database = Database(self.home / DB_FILE, self._prepare)
             self.database.start()
 

@@ -53,6 +53,17 @@ KnownTags = dict[str, dict[str, bytes]]
 the costly part of a registry change, and the write lock must not wait for it."""
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What ``apply_changes`` would compute about a batch, computed before its write
+    transaction (``prepare_changes``): each registration's subject keys and fingerprint
+    (name normalisation is costly) and the tags of those that changed."""
+
+    keys: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    """ref → (subject keys, fingerprint)."""
+    tags: KnownTags = field(default_factory=dict)
+
+
 def tags_for(
     ctx: NodeContext,
     convenant_id: str,
@@ -71,23 +82,27 @@ def tags_for(
     return [known[k] if k in known else computed[k] for k in subject_keys]
 
 
-def precompute_changes(ctx: NodeContext, upserts: Sequence[Registration]) -> KnownTags:
-    """Before the write transaction of ``apply_changes``: the tags of every subject key of
-    the registrations that differ from the stored ones (a read; no lock held)."""
+def prepare_changes(ctx: NodeContext, upserts: Sequence[Registration]) -> Prepared:
+    """Before the write transaction of ``apply_changes`` (a read; no lock held): keys and
+    fingerprints of ``upserts``, and per convenant the tags of the keys of those that
+    differ from the stored ones and are in its scope."""
+    refs = Counter(r.ref for r in upserts)
+    # A ref given twice in one batch is left to apply_changes: which version a
+    # precomputed entry belongs to would be ambiguous.
+    once = [r for r in upserts if refs[r.ref] == 1]
+    keys = {r.ref: (k := r.subject_keys(), r.fingerprint(k)) for r in once}
     scopes = provider_scopes(ctx)
-    if not scopes or not upserts:
-        return {}
-    stored = registry.fingerprints(ctx.conn, [r.ref for r in upserts])
-    keys: set[str] = set()
-    for reg in upserts:
-        reg_keys = reg.subject_keys()
-        if stored.get(reg.ref) != reg.fingerprint(reg_keys):
-            keys.update(reg_keys)
-    ordered = sorted(keys)
-    return {
-        s.convenant_id: dict(zip(ordered, tags_for(ctx, s.convenant_id, ordered), strict=True))
-        for s in scopes
-    }
+    if not scopes or not once:
+        return Prepared(keys)
+    stored = registry.fingerprints(ctx.conn, list(keys))
+    changed = [r for r in once if stored.get(r.ref) != keys[r.ref][1]]
+    tags: KnownTags = {}
+    for scope in scopes:
+        wanted = sorted({k for r in changed if _in_scope(r.themes, scope) for k in keys[r.ref][0]})
+        tags[scope.convenant_id] = dict(
+            zip(wanted, tags_for(ctx, scope.convenant_id, wanted), strict=True)
+        )
+    return Prepared(keys, tags)
 
 
 def precompute_rebuild(ctx: NodeContext, conv: Convenant) -> dict[str, bytes]:
@@ -129,12 +144,13 @@ def apply_changes(
     removals: Sequence[str] = (),
     actor: str | None = None,
     reason: str | None = None,
-    known: KnownTags | None = None,
+    prepared: Prepared | None = None,
 ) -> ChangeSummary:
     """Write registry changes, the tag-set versions they cause and their log entries.
 
-    One transaction: either all of it is stored or none of it. ``known`` tags
-    (``precompute_changes``) spare the transaction the OPRF work.
+    One transaction: either all of it is stored or none of it. ``prepared``
+    (``prepare_changes``) spares the transaction the key normalisation and the OPRF work;
+    what it lacks (an old version's keys, a registration changed since) is computed here.
     """
     summary = ChangeSummary()
     scopes = provider_scopes(ctx)
@@ -158,8 +174,11 @@ def apply_changes(
     conn = ctx.conn
     with tx(conn):
         for reg in upserts:
-            keys = reg.subject_keys()
-            fingerprint = reg.fingerprint(keys)
+            ready = prepared.keys.get(reg.ref) if prepared else None
+            if ready is None:
+                keys = reg.subject_keys()
+                ready = keys, reg.fingerprint(keys)
+            keys, fingerprint = ready
             before = registry.upsert(conn, reg, keys, fingerprint, now)
             if before is not None and before.fingerprint == fingerprint:
                 summary.unchanged += 1
@@ -182,7 +201,10 @@ def apply_changes(
                 continue
             subject_keys = sorted(key_deltas)
             tags = tags_for(
-                ctx, scope.convenant_id, subject_keys, (known or {}).get(scope.convenant_id)
+                ctx,
+                scope.convenant_id,
+                subject_keys,
+                prepared.tags.get(scope.convenant_id) if prepared else None,
             )
             tag_deltas: Counter[bytes] = Counter()
             for key, tag in zip(subject_keys, tags, strict=True):

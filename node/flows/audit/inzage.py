@@ -428,6 +428,17 @@ def _subjects(ctx: NodeContext, identifiers: Sequence[Identifier]) -> list[Subje
     )
 
 
+def _find(
+    ctx: NodeContext,
+    identifiers: Sequence[Identifier],
+    request_ref: str | None,
+    now: datetime,
+) -> InzageReport:
+    return find(
+        ctx.conn, ctx.node_id, ctx.cfg.organisation, _subjects(ctx, identifiers), now, request_ref
+    )
+
+
 async def answer(
     ctx: NodeContext,
     identifiers: Sequence[Identifier],
@@ -438,16 +449,7 @@ async def answer(
     request_ref = _check(identifiers, request_ref)
     now = ctx.clock.now()
     # The search reads the whole log's index: a reader's job; the record is a write.
-    rep = await ctx.read(
-        lambda: find(
-            ctx.conn,
-            ctx.node_id,
-            ctx.cfg.organisation,
-            _subjects(ctx, identifiers),
-            now,
-            request_ref,
-        )
-    )
+    rep = await ctx.read(lambda: _find(ctx, identifiers, request_ref, now))
     await ctx.write(lambda: ctx.record([log_entry(rep, actor)], now))
     return rep
 
@@ -458,11 +460,11 @@ def answer_here(
     actor: str | None,
     request_ref: str | None = None,
 ) -> InzageReport:
-    """``answer`` on this thread's own connection (the CLI)."""
+    """``answer`` on this thread's own connection (the CLI, which may run inside a test's
+    event loop and so cannot start one of its own)."""
     request_ref = _check(identifiers, request_ref)
-    subjects = _subjects(ctx, identifiers)
     now = ctx.clock.now()
-    rep = find(ctx.conn, ctx.node_id, ctx.cfg.organisation, subjects, now, request_ref)
+    rep = _find(ctx, identifiers, request_ref, now)
     with tx(ctx.conn):
         ctx.record([log_entry(rep, actor)], now)
     return rep
