@@ -153,17 +153,7 @@ async def _sync_tag_set(r: _Round, party: ConvenantParty, card: PeerCard, head: 
     # A transfer outlives the round that started it (shielded): cut off at the round's
     # deadline it would start over at the next round and never finish for a large set.
     # Its own bound is the tag-set timeout.
-    task = asyncio.ensure_future(run())
-    r.ctx.background.add(task)
-    task.add_done_callback(r.ctx.background.discard)
-    task.add_done_callback(_retrieve)
-    return await asyncio.shield(task)
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    # The round that waited may be gone; its outcome was reported there or not at all.
-    if not task.cancelled():
-        task.exception()
+    return await asyncio.shield(r.ctx.spawn(run()))
 
 
 async def _sync_tag_set_locked(
@@ -519,10 +509,7 @@ async def ask_bekendheid(
     if hits:
         # §14.9. Within what is left of the deadline; notices still under way then are
         # finished in the background (each is logged when it is sent).
-        notices = asyncio.ensure_future(send_hit_notices(ctx, session, conv, hits))
-        ctx.background.add(notices)
-        notices.add_done_callback(ctx.background.discard)
-        notices.add_done_callback(_retrieve)
+        notices = ctx.spawn(send_hit_notices(ctx, session, conv, hits))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(notices), max(0.0, deadline - loop.time()))
     return query

@@ -13,7 +13,7 @@ import asyncio
 import contextvars
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -83,6 +83,16 @@ class NodeContext:
         if self.database is not None and ON_LOOP.get():
             raise LoopBlocked("SQLite on the event loop: run it through ctx.write or ctx.read")
         return self.direct_conn
+
+    def spawn(self, work: Awaitable[T]) -> asyncio.Future[T]:
+        """Run ``work`` past the request that started it (a tag-set transfer, hit notices,
+        a poll after a notice): held in ``background`` so it is not collected mid-way, and
+        cancelled when the server stops. Its failure is the work's own to report."""
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        task.add_done_callback(_retrieve)
+        return task
 
     async def write(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` as one write job: on the writer thread when the node serves, here
@@ -213,6 +223,12 @@ def open_node(home: Path, clock: Clock = SYSTEM_CLOCK) -> NodeContext:
     ctx = NodeContext(home=home, cfg=cfg, keys=keys, direct_conn=conn, clock=clock)
     ctx._prepare(conn)
     return ctx
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    # Whoever waited may be gone; the work reported its outcome itself or not at all.
+    if not task.cancelled():
+        task.exception()
 
 
 def _present(head: log.TreeHead | None) -> log.TreeHead:

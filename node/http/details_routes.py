@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -17,10 +16,6 @@ from node.protocol.detail import DETAIL_NOTICE_PATH, MAX_CATEGORIES, TRACE_ID
 from node.protocol.models import NODE_ID_PATTERN
 
 ASKERS = ("coordinator", "liaison", "privacy_officer")
-
-# Polls started by decision notices: held here so the event loop's weak reference is not
-# the only one (a task nobody references may be collected before it finishes).
-_NOTICE_POLLS: set[asyncio.Task[None]] = set()
 
 
 class DetailAskBody(BaseModel):
@@ -56,9 +51,7 @@ async def peer_detail_notice(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await request.read()
     trace_id = await ctx.write(lambda: requester.receive_notice(ctx, body))
-    task = asyncio.create_task(requester.poll_after_notice(ctx, request.app[SESSION], trace_id))
-    _NOTICE_POLLS.add(task)
-    task.add_done_callback(_NOTICE_POLLS.discard)
+    ctx.spawn(requester.poll_after_notice(ctx, request.app[SESSION], trace_id))
     return web.json_response({"status": "accepted"}, status=202)
 
 
