@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -133,3 +135,27 @@ def render_config(cfg: NodeConfig) -> str:
             if v is not None:  # TOML has no null: an unset option is left out
                 lines.append(f"{k} = {value(v)}")
     return "\n".join(lines) + "\n"
+
+
+_ENDPOINT_LINE = re.compile(r"^endpoint[ \t]*=.*$", re.MULTILINE)
+
+
+def set_endpoint(home: Path, endpoint: str) -> None:
+    """Change ``endpoint`` in ``<home>/node.toml`` in place (a card renewal with a new
+    endpoint, docs/cli.md ``card renew``): only that line, so the admin's comments and
+    layout stay; the file is replaced atomically, with its mode."""
+    path = home / CONFIG_FILE
+    text = path.read_text()
+    top = text.split("\n[", 1)[0]  # the top-level keys come before the first [section]
+    new_line = 'endpoint = "' + endpoint.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    new_top, n = _ENDPOINT_LINE.subn(lambda _: new_line, top, count=1)
+    if n != 1:
+        raise ConfigError(f"{path}: no top-level endpoint line to change")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    # Created with the old file's mode from the start: never readable by more than it was.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, path.stat().st_mode & 0o777)
+    with os.fdopen(fd, "w") as f:
+        f.write(new_top + text[len(top) :])
+    os.replace(tmp, path)
+    load_config(home)  # the file still parses and validates

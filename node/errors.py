@@ -184,6 +184,15 @@ class RevokedRequester(Refusal):
     title = "Requester's peer card is revoked or expired"
 
 
+class CardNotYetValid(Refusal):
+    """A card whose ``valid_from`` (or ``issued_at``) lies ahead of this node's clock by
+    more than the card skew (docs/protocol.md §4.1): a fresh card meets a slow clock.
+    Its own code, so that the admin looks at a clock, not at a revocation list."""
+
+    code = "card_not_yet_valid"
+    title = "Peer card is not yet valid by this node's clock"
+
+
 class UnknownConvenant(Refusal):
     code = "unknown_convenant"
     title = "Convenant is not installed at this node"
@@ -254,6 +263,7 @@ REFUSAL_CODES: tuple[str, ...] = tuple(
     for cls in (
         UnknownRequester,
         RevokedRequester,
+        CardNotYetValid,
         UnknownConvenant,
         ConvenantNotInForce,
         NotAParty,
@@ -276,6 +286,7 @@ UNAUTHENTICATED_CODES: frozenset[str] = frozenset(
     for cls in (
         UnknownRequester,
         RevokedRequester,
+        CardNotYetValid,
         BadRequestSignature,
         Misaddressed,
         StaleRequest,

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from node.clock import SYSTEM_CLOCK, ManualClock
+from node.errors import CardNotYetValid
 from node.flows import admin
 from node.policy.rate_limit import RateLimiter
 from node.protocol.bekendheid import EVALUATE_RESPONSE_TYP
@@ -129,6 +131,35 @@ async def test_peer_card_expires_to_the_second(federation: Federation) -> None:
     result = await federation.query("vh-test", [JAN], partners=["politie-test"])
     p = partner_result(result, "politie-test")
     assert (p["status"], p["reason"]) == ("refused", "revoked_requester")
+
+
+async def test_a_partner_a_little_slow_takes_a_freshly_issued_card(
+    federation: Federation,
+) -> None:
+    # The cards were issued at started_at; politie's clock is 90 s slow. Within the card
+    # skew (§4.1, 5 minutes) and the request skew (120 s), the round works.
+    politie = federation.nodes["politie-test"]
+    politie.clock.set(federation.started_at - timedelta(seconds=90))
+    result = await federation.query("vh-test", [JAN], partners=["politie-test"])
+    assert partner_result(result, "politie-test")["status"] == "no_hit"
+
+
+async def test_a_partner_whose_clock_is_slow_names_the_clock_not_a_revocation(
+    federation: Federation,
+) -> None:
+    politie = federation.nodes["politie-test"]
+    politie.clock.set(federation.started_at - timedelta(minutes=10))
+    result = await federation.query("vh-test", [JAN], partners=["politie-test"])
+    p = partner_result(result, "politie-test")
+    assert (p["status"], p["reason"]) == ("refused", "card_not_yet_valid")
+    assert re.search(r"valid_from \S+, (599|600) s ahead of this node's clock", p["detail"])
+    assert "check the clocks" in p["detail"]
+    # Adding a fresh card at a node whose clock is that slow says the same.
+    late = federation.add_node("gemeente-test", "gemeente")
+    with pytest.raises(CardNotYetValid, match="ahead of this node's clock"):
+        admin.add_peer(politie.ctx, late.card_json())
+    politie.clock.set(federation.started_at - timedelta(minutes=4))
+    assert admin.add_peer(politie.ctx, late.card_json())[1] == "added"
 
 
 async def test_freshness_window_holds_to_the_second(federation: Federation) -> None:

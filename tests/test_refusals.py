@@ -197,6 +197,12 @@ def _cards_expired(fed: Federation) -> None:
         fed.nodes[node_id].clock.set(fed.started_at + timedelta(days=3 * 365))
 
 
+def _partner_clock_slow(fed: Federation) -> None:
+    # The requester's card was issued at started_at; ten minutes before that, by the
+    # partner's clock, it is not valid yet (§4.1 card skew: 5 minutes).
+    fed.nodes["politie-test"].clock.set(fed.started_at - timedelta(minutes=10))
+
+
 def _requester_withdrew(fed: Federation) -> None:
     withdraw(fed, "vh-test")
 
@@ -235,6 +241,12 @@ EVALUATE_CASES = [
     Case("key-of-another-node", "unknown_requester", "authentication", signer="om-test"),
     Case("revoked-requester", "revoked_requester", "authentication", stage=_revoke_requester),
     Case("requester-card-expired", "revoked_requester", "authentication", stage=_cards_expired),
+    Case(
+        "requester-card-not-yet-valid",
+        "card_not_yet_valid",
+        "authentication",
+        stage=_partner_clock_slow,
+    ),
     Case(
         "unknown-convenant",
         "unknown_convenant",

@@ -114,6 +114,38 @@ def card_export(home: Path, output: Path | None) -> None:
     emit(text, output)
 
 
+@card.command("renew")
+@home_option
+@click.option(
+    "--endpoint",
+    default=None,
+    help="New URL at which peers reach this node (also written to node.toml).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3650),
+    default=None,
+    help="Validity of the new card in days [default: card_validity_days from node.toml].",
+)
+def card_renew(home: Path, endpoint: str | None, days: int | None) -> None:
+    """Issue this node's card again: valid from now, same keys, optionally a new endpoint.
+
+    Send the new card to every partner's admin ('vhnode card export'); their
+    'vhnode peer add' takes it as an update of the card they hold. Restart the node so
+    that it serves the new card."""
+    with node_at(home) as ctx:
+        c, _ = verify_card(admin.renew_card(ctx, endpoint=endpoint, days=days).to_json())
+        path = ctx.home / CARD_FILE
+    click.echo(f"renewed peer card of {c.node_id}: {path}")
+    click.echo(f"endpoint:                {c.endpoint_url}")
+    click.echo(f"valid:                   {rfc3339(c.valid_from)} to {rfc3339(c.valid_until)}")
+    click.echo(f"signing key fingerprint: {c.signing_fingerprint} (unchanged)")
+    click.echo(
+        "send it to every partner's admin (vhnode card export) for 'vhnode peer add', "
+        "and restart this node"
+    )
+
+
 # --- peer ------------------------------------------------------------------------------
 
 
@@ -146,7 +178,13 @@ def peer_list(home: Path, as_json: bool) -> None:
         now = ctx.clock.now()
         known = peers.all_peers(ctx.conn)
     state = {
-        p.node_id: "revoked" if p.revoked_at else "active" if p.card.valid_at(now) else "expired"
+        p.node_id: "revoked"
+        if p.revoked_at
+        else "active"
+        if p.card.valid_at(now)
+        else "not yet valid"
+        if now < p.card.valid_from
+        else "expired"
         for p in known
     }
     if as_json:

@@ -7,14 +7,25 @@ one implementation. Each state change is written with its log entry in one trans
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from node.clock import SYSTEM_CLOCK
-from node.config import CARD_FILE, CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, render_config
+from node.config import (
+    CARD_FILE,
+    CONFIG_FILE,
+    DB_FILE,
+    KEYS_DIR,
+    NodeConfig,
+    render_config,
+    set_endpoint,
+)
 from node.errors import (
     ConfigError,
     ConvenantNotInForce,
@@ -96,6 +107,50 @@ def issue_card(cfg: NodeConfig, keys: NodeKeys, now: datetime) -> jws.SignedDocu
 
 def own_card(ctx: NodeContext) -> tuple[PeerCard, jws.SignedDocument]:
     return ctx.own_card()
+
+
+def renew_card(
+    ctx: NodeContext, *, endpoint: str | None = None, days: int | None = None
+) -> jws.SignedDocument:
+    """Issue this node's card again (§4.1): valid from now for ``days`` (default
+    ``card_validity_days``), at ``endpoint`` if given (also written to node.toml, so the
+    next renewal keeps it). Same keys, so partners take it as an update (§4.2 step 4)."""
+    held, _ = ctx.own_card()
+    try:
+        cfg = NodeConfig.model_validate(
+            ctx.cfg.model_dump()
+            | ({"endpoint": endpoint} if endpoint is not None else {})
+            | ({"card_validity_days": days} if days is not None else {})
+        )
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{where}: {first['msg']}") from e
+    # issued_at orders a node's cards (§4.2): a renewal within the second of the card
+    # held (or after the clock was set back) still comes out later than it.
+    now = max(ctx.clock.now(), held.issued_at + timedelta(seconds=1))
+    card = issue_card(cfg, ctx.keys, now)
+    renewed, _ = verify_card(card.to_json())
+    if endpoint is not None:
+        set_endpoint(ctx.home, renewed.endpoint_url)
+        ctx.cfg = ctx.cfg.model_copy(update={"endpoint": cfg.endpoint})
+    path = ctx.home / CARD_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(card.to_json(), indent=2) + "\n")
+    os.replace(tmp, path)  # a partner or a restart never reads half a card
+    ctx.forget_own_card()
+    with tx(ctx.conn):
+        ctx.record(
+            [
+                log_entries.card_renewed(
+                    signing_key_fingerprint=renewed.signing_fingerprint,
+                    endpoint=renewed.endpoint_url,
+                    valid_from=rfc3339(renewed.valid_from),
+                    valid_until=rfc3339(renewed.valid_until),
+                )
+            ]
+        )
+    return card
 
 
 def load_json_file(path: Path) -> Any:

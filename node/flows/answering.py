@@ -63,7 +63,8 @@ from node.protocol.consistency import (
     ConsistencyRefused,
     ConsistencyRequest,
 )
-from node.protocol.models import parse_model
+from node.protocol.models import parse_model, rfc3339
+from node.protocol.peer_card import not_yet_valid
 from node.protocol.tag_set import pack
 from node.store import log, nonces, peers, tag_sets
 from node.store.db import tx
@@ -97,8 +98,15 @@ def authenticate_peer(
         return UnknownRequester("no peer card for the signing key")
     if peer.node_id != claimed:
         return UnknownRequester("signing key belongs to another node than the requester named")
-    if peer.revoked_at is not None or not peer.card.valid_at(now):
-        return RevokedRequester(f"peer card of {claimed} is revoked or expired")
+    if peer.revoked_at is not None:
+        return RevokedRequester(f"peer card of {claimed} is revoked")
+    early = not_yet_valid(peer.card, now)
+    if early is not None:
+        return early
+    if not peer.card.valid_at(now):
+        return RevokedRequester(
+            f"peer card of {claimed} expired at {rfc3339(peer.card.valid_until)}"
+        )
     try:
         doc.verify(peer.card.signing_fingerprint, peer.card.signing_key_bytes)
     except BadSignature as e:

@@ -189,8 +189,13 @@ class NodeContext:
         else:
             log.append(conn, self.keys.signing, self.node_id, entries, now or self.clock.now())
 
+    def forget_own_card(self) -> None:
+        """The card file was replaced (``admin.renew_card``): read it again when needed."""
+        self._own_card = None
+
     def own_card(self) -> tuple[PeerCard, jws.SignedDocument]:
-        """This node's peer card, read and verified once (it changes only with init)."""
+        """This node's peer card, read and verified once (it changes only with init and
+        ``admin.renew_card``, which drops the copy read)."""
         if self._own_card is None:
             self._own_card = verify_card(json.loads((self.home / CARD_FILE).read_text()))
         return self._own_card

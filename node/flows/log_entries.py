@@ -25,6 +25,22 @@ def node_initialised(*, signing_key_fingerprint: str, org_type: str) -> LogEntry
     )
 
 
+def card_renewed(
+    *, signing_key_fingerprint: str, endpoint: str, valid_from: str, valid_until: str
+) -> LogEntry:
+    """This node issued a new card of its own (§4.1): when, for how long, reachable where."""
+    return LogEntry(
+        kind=LogKind.CARD_RENEWED,
+        outcome="renewed",
+        data={
+            "signing_key_fingerprint": signing_key_fingerprint,
+            "endpoint": endpoint,
+            "valid_from": valid_from,
+            "valid_until": valid_until,
+        },
+    )
+
+
 _PEER_KINDS = {
     "added": LogKind.PEER_ADDED,
     "updated": LogKind.PEER_UPDATED,

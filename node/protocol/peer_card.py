@@ -8,14 +8,19 @@ from typing import Any, Literal
 import nacl.signing
 from pydantic import AnyHttpUrl, model_validator
 
-from node.errors import ExpiredDocument
+from node.errors import CardNotYetValid, ExpiredDocument, MalformedMessage
 from node.protocol import jws
 from node.protocol.fields import ELEMENT_PATTERN, EndpointUrl, NodeId, Organisation, PublicKey
-from node.protocol.models import OrgType, Timestamp, WireModel, parse_model
+from node.protocol.models import OrgType, Timestamp, WireModel, parse_model, rfc3339
 
 PEER_CARD_TYP = "vhnode-peer-card/v1"
 jws.remember_verifications(PEER_CARD_TYP)
 KEY_PATTERN = ELEMENT_PATTERN  # 32 bytes, unpadded base64url
+CARD_CLOCK_SKEW = timedelta(minutes=5)
+"""How far a card's ``valid_from`` and ``issued_at`` may lie ahead of a receiver's clock
+(§4.1): a card is issued valid from the issuer's "now", and a partner whose clock is a
+little slow must not take a fresh card for a revoked one. Not applied to ``valid_until``:
+a card ends to the second on the receiver's clock."""
 
 
 class PeerCard(WireModel):
@@ -57,7 +62,9 @@ class PeerCard(WireModel):
         return self
 
     def valid_at(self, now: datetime) -> bool:
-        return self.valid_from <= now < self.valid_until
+        """Usable at ``now`` (§4.1): from ``valid_from`` less the card skew, to
+        ``valid_until`` exactly."""
+        return self.valid_from - CARD_CLOCK_SKEW <= now < self.valid_until
 
     def wire(self) -> dict[str, Any]:
         out = super().wire()
@@ -91,11 +98,39 @@ def issue_card(
     return jws.sign(PEER_CARD_TYP, card.wire(), signing_key)
 
 
+def not_yet_valid(card: PeerCard, now: datetime, *, issued: bool = False) -> CardNotYetValid | None:
+    """The refusal of a card whose ``valid_from`` (and, with ``issued``, ``issued_at``)
+    lies more than the card skew ahead of ``now`` (§4.1, §4.2 step 1): it names both
+    clocks, since a slow receiver or a fast issuer is the usual cause."""
+    for member, at in (("valid_from", card.valid_from), ("issued_at", card.issued_at)):
+        if member == "issued_at" and not issued:
+            continue
+        if at - CARD_CLOCK_SKEW > now:
+            ahead = round((at - now).total_seconds())
+            return CardNotYetValid(
+                f"peer card of {card.node_id} has {member} {rfc3339(at)}, {ahead} s ahead of "
+                f"this node's clock ({rfc3339(now)}; at most {int(CARD_CLOCK_SKEW.total_seconds())}"
+                " s allowed): check the clocks of both nodes"
+            )
+    return None
+
+
 def verify_card(obj: Any, now: datetime | None = None) -> tuple[PeerCard, jws.SignedDocument]:
-    """Parse a peer card JWS and check its self-signature (and validity, if ``now`` given)."""
+    """Parse a peer card JWS and check its self-signature (§4.1); with ``now``, also the
+    receiver rules of §4.2 step 1: usable now, not issued in the future."""
     doc = jws.parse(obj, PEER_CARD_TYP)
+    if len(doc.signatures) != 1:
+        # Only the card's own key vouches for it; another signature proves nothing and
+        # would travel on with the card (§4.1).
+        raise MalformedMessage("a peer card carries exactly one signature, its own")
     card = parse_model(PeerCard, doc.payload)
     doc.verify(card.signing_fingerprint, card.signing_key_bytes)
-    if now is not None and not card.valid_at(now):
-        raise ExpiredDocument(f"peer card of {card.node_id} is not valid at {now:%Y-%m-%d}")
+    if now is not None:
+        early = not_yet_valid(card, now, issued=True)
+        if early is not None:
+            raise early
+        if not card.valid_at(now):
+            raise ExpiredDocument(
+                f"peer card of {card.node_id} expired at {rfc3339(card.valid_until)}"
+            )
     return card, doc

@@ -14,6 +14,7 @@ from enum import StrEnum
 class LogKind(StrEnum):
     # The node and its administration
     NODE_INITIALISED = "node.initialised"
+    CARD_RENEWED = "card.renewed"
     PEER_ADDED = "peer.added"
     PEER_UPDATED = "peer.updated"
     PEER_ROTATED = "peer.rotated"

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from node.errors import KeyMismatch, NotFound
+from node.errors import Conflict, KeyMismatch, NotFound
 from node.protocol import jws
 from node.protocol.models import rfc3339
-from node.protocol.peer_card import PeerCard, verify_card
+from node.protocol.peer_card import CARD_CLOCK_SKEW, PeerCard, verify_card
 from node.store import db
 
 
@@ -64,8 +64,16 @@ def add(
     outcome: Literal["updated", "rotated"] = (
         "rotated" if existing.card.signing_fingerprint != card.signing_fingerprint else "updated"
     )
-    if existing.card.issued_at > card.issued_at:
-        raise KeyMismatch(f"peer card of {card.node_id} is older than the one on record")
+    # §4.2 step 4: issued_at orders a node's cards, so a card captured earlier cannot
+    # undo a renewal. A held card issued in the future (by a fast clock, accepted before
+    # the receiver refused such cards) orders nothing: it would block every later card.
+    held_from_future = existing.card.issued_at - CARD_CLOCK_SKEW > now
+    if existing.card.issued_at > card.issued_at and not held_from_future:
+        raise Conflict(
+            f"peer card of {card.node_id} was issued at {rfc3339(card.issued_at)}, before the "
+            f"card held (issued at {rfc3339(existing.card.issued_at)}): an older card does "
+            "not replace a newer one"
+        )
     holder = conn.execute(
         "SELECT node_id FROM peers WHERE signing_fingerprint = ? AND node_id != ?",
         (card.signing_fingerprint, card.node_id),

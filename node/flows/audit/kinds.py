@@ -21,6 +21,7 @@ REFUSAL_KINDS = (LogKind.BEKENDHEID_REFUSED, LogKind.TAG_SET_REFUSED)
 """Refusals this node gave (the reasons it signed, §8.2)."""
 ADMIN_KINDS = (
     LogKind.NODE_INITIALISED,
+    LogKind.CARD_RENEWED,
     LogKind.PEER_ADDED,
     LogKind.PEER_UPDATED,
     LogKind.PEER_ROTATED,
