@@ -37,6 +37,9 @@ class InputError(VhnodeError):
 class InvalidIdentifier(InputError):
     code = "invalid_identifier"
     title = "Invalid identifier"
+    # The identifier's member the (first) problem is in, e.g. "postcode": an import names
+    # the CSV column or JSON member with it. None when the identifier as a whole is wrong.
+    field: str | None = None
 
 
 class InvalidBsn(InvalidIdentifier):

@@ -276,14 +276,21 @@ BPS-3,veelplegers;huiselijk_geweld,,Berg,van der,Jan,1990-01-31
 def test_registry_import_reports_bad_row_and_is_idempotent(fed: Federation) -> None:
     data = fed.tmp / "registry.csv"
     data.write_text(CSV)
-    out = run("registry", "import", "--home", fed.politie, data).output
-    assert "line 3: " in out
-    assert "11-proef" in out
-    report = json.loads(run("registry", "import", "--home", fed.politie, data, "--json").output)
+    # A refused row is listed and makes the exit status 3 (issue 9 item 14).
+    result = RUNNER.invoke(main, ["registry", "import", "--home", str(fed.politie), str(data)])
+    assert result.exit_code == 3, result.output
+    assert "line 3: " in result.stdout
+    assert "11-proef" in result.stdout
+    args = ["registry", "import", "--home", str(fed.politie), str(data), "--json"]
+    again = RUNNER.invoke(main, args)
+    assert again.exit_code == 3, again.output
+    report = json.loads(again.stdout)
     assert report["rows"] == 3
     assert report["upserted"] == 0
     assert report["unchanged"] == 2
-    assert report["errors"] == [{"line": 3, "reason": report["errors"][0]["reason"]}]
+    assert report["errors"] == [
+        {"line": 3, "field": "bsn", "refused": "row", "reason": report["errors"][0]["reason"]}
+    ]
     stats = json.loads(run("registry", "stats", "--home", fed.politie, "--json").output)
     assert stats["registrations"] == 2
 
@@ -511,7 +518,7 @@ def convenant_installed(fed: Federation) -> Federation:
     run("convenant", "install", "--home", fed.vh, merged)
     run("convenant", "install", "--home", fed.politie, merged)
     data = fed.tmp / "politie.csv"
-    data.write_text(CSV)
+    data.write_text("".join(line for line in CSV.splitlines(True) if "123456789" not in line))
     run("registry", "import", "--home", fed.politie, data)
     return fed
 

@@ -194,7 +194,9 @@ def test_iter_jsonl_keeps_valid_rows_and_reports_bad_ones_by_line() -> None:
     }
     assert bad[4].startswith("invalid JSON:")
     row_error = dict(results)[3]
-    assert str(row_error) == "line 3: identifiers[0]: BSN 123456789 fails the 11-proef"
+    assert str(row_error) == (
+        "line 3: identifiers[0]: BSN 123456789 fails the 11-proef (row refused)"
+    )
 
 
 def test_iter_jsonl_handles_crlf_and_a_missing_final_newline() -> None:
@@ -265,15 +267,17 @@ def test_iter_csv_mixed_rows_report_physical_line_numbers() -> None:
     )
     good, bad = _rows(list(iter_csv(io.StringIO(text))))
     assert good == {2: "A2", 7: "A7", 12: "A12"}
+    # CSV errors name the column, never the internal identifiers[i] (issue 9 item 15).
     assert bad == {
-        3: "identifiers[0]: BSN 123456789 fails the 11-proef",
-        5: "ref contains control or unprintable characters",
-        9: "person identifier incomplete: first_names empty",
-        10: "address identifier incomplete: house_number empty",
-        11: "expected 10 fields, found 3",
-        13: "themes: at least one theme is required",
-        14: "identifiers: at least one identifier is required",
-        15: "identifiers[0]: birth_date 2999-01-01 is in the future",
+        3: "column bsn: BSN 123456789 fails the 11-proef",
+        5: "column ref: contains control or unprintable characters",
+        9: "column first_names empty: a person needs surname, first_names and birth_date",
+        10: "column house_number empty: an address needs postcode and house_number",
+        11: "expected 10 fields (one per header column), found 3",
+        13: "column themes: at least one theme is required",
+        14: "no identifier: fill bsn, or surname, first_names and birth_date, "
+        "or postcode and house_number",
+        15: "column birth_date: 2999-01-01 is in the future",
     }
 
 
@@ -320,6 +324,75 @@ def test_iter_csv_rejects_an_over_long_line_and_continues() -> None:
     good, bad = _rows(list(iter_csv(io.StringIO(text))))
     assert good == {2: "A", 4: "C"}
     assert bad == {3: f"line longer than {MAX_LINE_CHARS} characters"}
+
+
+# --- one bad identifier costs that identifier, not the row (issue 9 items 14, 15) --------
+
+
+def test_jsonl_keeps_the_valid_identifiers_of_a_row_and_reports_the_bad_one() -> None:
+    postcode = {"kind": "address", "postcode": "4331 SA", "house_number": 12}
+    row = _reg(ref="R1", identifiers=[{"kind": "bsn", "bsn": "123456782"}, postcode, JAN])
+    results = list(iter_jsonl(io.StringIO(json.dumps(row) + "\n")))
+    assert [line for line, _ in results] == [1, 1]
+    left_out, registration = results[0][1], results[1][1]
+    assert left_out == RowError(
+        1,
+        "identifiers[1]: postcode '4331 SA': the letters SA, SD and SS are not used",
+        "identifiers[1].postcode",
+        whole_row=False,
+    )
+    assert str(left_out).endswith("(identifier left out; the row's other identifiers are imported)")
+    assert isinstance(registration, Registration)
+    assert registration.subject_keys() == ("bsn:123456782", "person:berg|j|1990-01-31")
+
+
+def test_jsonl_refuses_a_row_whose_every_identifier_is_bad_naming_each() -> None:
+    bad = [{"kind": "bsn", "bsn": "123456789"}, {"kind": "nope"}]
+    [(_, error)] = list(iter_jsonl(io.StringIO(json.dumps(_reg(identifiers=bad)))))
+    assert error == RowError(
+        1,
+        "identifiers[0]: BSN 123456789 fails the 11-proef; "
+        "identifiers[1]: kind must be one of bsn, person, address (got 'nope')",
+        "identifiers[0].bsn",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"ref": "R4", ', "invalid JSON: Expecting property name enclosed in double quotes "
+         "at the end of the line"),
+        ('{"ref": "R4" "themes": []}', "invalid JSON: Expecting ',' delimiter at column 14"),
+        ('  {"ref": x}', "invalid JSON: Expecting value at column 11"),
+    ],
+)  # fmt: skip
+def test_a_jsonl_syntax_error_names_the_column_in_the_line(text: str, reason: str) -> None:
+    # The line break used to count as a line of its own: every error at the end of a row
+    # was "at column 1".
+    [(_, error)] = list(iter_jsonl(io.StringIO(text + "\n")))
+    assert error == RowError(1, reason)
+
+
+def test_csv_keeps_a_valid_bsn_beside_an_unusual_postcode() -> None:
+    text = (
+        "ref;themes;bsn;postcode;house_number;surname;first_names;birth_date\n"
+        "A1;veelplegers;123456782;4331 SA;12;;;\n"
+        "A2;veelplegers;123456789;;;Berg;Jan;31-02-1990\n"
+        "A3;veelplegers;;4331AB;12;Berg;;1990-01-31\n"
+    )
+    results = list(iter_csv(io.StringIO(text)))
+    good = [(n, r.subject_keys()) for n, r in results if isinstance(r, Registration)]
+    bad = [(n, r.field, r.whole_row, r.reason) for n, r in results if isinstance(r, RowError)]
+    assert good == [(2, ("bsn:123456782",)), (4, ("address:4331AB|12|",))]
+    assert bad == [
+        (2, "postcode", False,
+         "column postcode: '4331 SA': the letters SA, SD and SS are not used"),
+        (3, "bsn", True, "column bsn: BSN 123456789 fails the 11-proef; column birth_date: "
+         "'31-02-1990' is not a date (YYYY-MM-DD or DD-MM-YYYY)"),
+        (4, "first_names", False,
+         "column first_names empty: a person needs surname, first_names and birth_date"),
+    ]  # fmt: skip
+    assert not any("identifiers" in reason for *_, reason in bad)
 
 
 # --- files ------------------------------------------------------------------------------

@@ -18,31 +18,47 @@ def registry() -> None:
     """This partner's own registry of subjects it knows."""
 
 
+EXIT_REFUSED = 3
+"""``registry import``: imported, but some rows or identifiers were refused."""
+
+
 @registry.command("import")
 @home_option
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: by suffix.")
 @json_option
 def registry_import(home: Path, file: Path, fmt: str | None, as_json: bool) -> None:
-    """Import registrations from CSV or JSON Lines; invalid rows are reported and skipped."""
+    """Import registrations from CSV or JSON Lines (formats: docs/api.md "Import files").
+
+    A bad row is reported by line and skipped; a bad identifier is reported by line and
+    column (CSV) or member (JSONL) and left out, the row imported with its valid
+    identifiers. Exit status: 0 everything imported; 3 imported, but some rows or
+    identifiers were refused (listed); 1 nothing imported or the file unreadable.
+    """
     with node_at(home) as ctx:
         report = admin.import_registrations(ctx, file, cast(Literal["csv", "jsonl"] | None, fmt))
-    invalid = len(report.errors)
     if as_json:
-        print_json(report.as_json(max_errors=invalid))
+        print_json(report.as_json(max_errors=len(report.errors)))
     else:
+        # The same words as --json, so what a person reads is what a script parses.
         click.echo(
-            f"rows: {report.rows}  changed: {report.upserted}  unchanged: {report.unchanged}"
-            f"  invalid: {invalid}"
+            f"rows: {report.rows}  upserted: {report.upserted}  unchanged: {report.unchanged}"
+            f"  invalid: {report.invalid}  invalid_identifiers: {report.invalid_identifiers}"
         )
         for convenant_id, version in sorted(report.tag_set_versions.items()):
             click.echo(f"tag set {convenant_id}: now version {version}")
         for err in report.errors[:MAX_ERROR_LINES]:
             click.echo(str(err))
-        if invalid > MAX_ERROR_LINES:
-            click.echo(f"… and {invalid - MAX_ERROR_LINES} more (--json lists all)")
-    if invalid and invalid == report.rows:
+        if len(report.errors) > MAX_ERROR_LINES:
+            click.echo(f"… and {len(report.errors) - MAX_ERROR_LINES} more (--json lists all)")
+    if report.invalid and report.invalid == report.rows:
         fail(f"no valid row in {file}")
+    if report.errors:
+        fail(
+            f"{report.invalid} row(s) and {report.invalid_identifiers} identifier(s) of "
+            f"{file} refused (listed above); everything else is imported",
+            code=EXIT_REFUSED,
+        )
 
 
 @registry.command("purge")

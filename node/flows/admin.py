@@ -366,19 +366,42 @@ def install_withdrawal(ctx: NodeContext, doc_json: Any) -> tuple[Withdrawal, boo
 
 @dataclass
 class ImportReport:
+    """What an import did. ``rows`` counts rows read (blank ones not); ``errors`` holds
+    the refused rows and, with ``whole_row`` False, the identifiers left out of rows that
+    were imported without them, in file order."""
+
     rows: int = 0
     upserted: int = 0
     unchanged: int = 0
     errors: list[RowError] = field(default_factory=list)
     tag_set_versions: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def invalid(self) -> int:
+        """Rows refused whole."""
+        return sum(1 for e in self.errors if e.whole_row)
+
+    @property
+    def invalid_identifiers(self) -> int:
+        """Identifiers left out of rows that were imported with their other identifiers."""
+        return sum(1 for e in self.errors if not e.whole_row)
+
     def as_json(self, max_errors: int = 1000) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "upserted": self.upserted,
             "unchanged": self.unchanged,
-            "invalid": len(self.errors),
-            "errors": [{"line": e.line, "reason": e.reason} for e in self.errors[:max_errors]],
+            "invalid": self.invalid,
+            "invalid_identifiers": self.invalid_identifiers,
+            "errors": [
+                {
+                    "line": e.line,
+                    "field": e.field,
+                    "refused": "row" if e.whole_row else "identifier",
+                    "reason": e.reason,
+                }
+                for e in self.errors[:max_errors]
+            ],
             "tag_set_versions": self.tag_set_versions,
         }
 
@@ -388,9 +411,10 @@ def import_registrations(
 ) -> ImportReport:
     """Stream a CSV or JSON Lines file into the registry in batches.
 
-    Invalid rows are reported with their line number and skipped; valid rows are kept.
-    Each batch is one transaction, so an interruption leaves whole batches; importing the
-    same file again changes nothing.
+    Invalid rows are reported with their line number and skipped; a row with a bad
+    identifier is imported with its valid ones, the bad one reported. Each batch is one
+    transaction, so an interruption leaves whole batches; importing the same file again
+    changes nothing.
     """
     if not path.exists():
         raise InputError(f"no such file: {path}")
@@ -402,10 +426,12 @@ def import_registrations(
             break
         good: dict[str, Registration] = {}
         for _line, item in chunk:
-            report.rows += 1
             if isinstance(item, RowError):
                 report.errors.append(item)
+                # an identifier left out is reported before its row, which counts then
+                report.rows += item.whole_row
             else:
+                report.rows += 1
                 good[item.ref] = item  # a ref repeated in one file: the last row wins
         regs = list(good.values())
         # The tags first, outside the batch's write transaction: a server on this home

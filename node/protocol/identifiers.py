@@ -491,13 +491,18 @@ def parse_identifier(data: Mapping[str, object]) -> SubjectIdentifier:
     model = _MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         shown = "missing" if kind is None else repr(kind)[:40]
-        raise InvalidIdentifier(f"kind must be one of bsn, person, address (got {shown})")
+        error = InvalidIdentifier(f"kind must be one of bsn, person, address (got {shown})")
+        error.field = "kind"
+        raise error
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         message = format_validation_error(exc)
-        if any(
-            e["type"] == _OWN_ERROR_PREFIX + "invalid_bsn" for e in exc.errors(include_url=False)
-        ):
-            raise InvalidBsn(message) from None
-        raise InvalidIdentifier(message) from None
+        errors = exc.errors(include_url=False)
+        if any(e["type"] == _OWN_ERROR_PREFIX + "invalid_bsn" for e in errors):
+            error = InvalidBsn(message)
+        else:
+            error = InvalidIdentifier(message)
+        loc = errors[0]["loc"] if errors else ()
+        error.field = str(loc[0]) if loc else None
+        raise error from None

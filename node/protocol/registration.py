@@ -3,7 +3,11 @@
 A registration is one record of the source system: its own reference, the themes it falls
 under and the identifiers of its subject (a person, or an address). Import files are read
 row by row, never whole, and a bad row becomes a :class:`RowError` with its line number
-while the good rows around it still come through.
+while the good rows around it still come through. An import keeps what it can of a row:
+an identifier that does not validate is left out and reported (a ``RowError`` with
+``whole_row`` False) while at least one other identifier of the row is valid; the
+registration API (:func:`parse_registration`) refuses the whole registration instead.
+The formats, for the people who produce the files, are in docs/api.md "Import files".
 
 JSONL (``.jsonl``, ``.ndjson``): one registration object per line, e.g.::
 
@@ -12,12 +16,15 @@ JSONL (``.jsonl``, ``.ndjson``): one registration object per line, e.g.::
                      {"kind": "person", "surname": "Berg", "tussenvoegsel": "van der",
                       "first_names": "Jan", "birth_date": "1990-01-31"}]}
 
+Errors name JSON member paths (``identifiers[1].postcode``) and a JSON syntax error the
+character column in the line.
+
 CSV: a header line naming some of :data:`CSV_COLUMNS` (``ref`` and ``themes`` required),
 delimiter ``,`` or ``;`` taken from the header line. ``themes`` holds one or more themes
 separated by ``;`` or ``|``. A row yields a BSN identifier when ``bsn`` is filled, a person
 identifier when ``surname``, ``first_names`` and ``birth_date`` are filled (partly filled
 is an error), an address identifier when ``postcode`` and ``house_number`` are filled
-(likewise).
+(likewise). Errors name CSV columns, never the internal ``identifiers[i]``.
 
 Details: a JSONL registration may carry ``"details": {"contactpersoon": "…"}``, the source
 system's own text per data category of the convenant catalogue (see
@@ -32,10 +39,10 @@ import datetime
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -251,19 +258,61 @@ def check_details(value: object) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RowError:
-    """A row that could not be imported; ``line`` is the 1-based physical line."""
+    """A row that could not be imported, or one identifier of a row that was left out.
+
+    ``line`` is the 1-based physical line the row starts on. ``field`` names where the
+    problem is as the file names it: a CSV column (``postcode``) or a JSON member path
+    (``identifiers[1].postcode``); None when it is the row as a whole. ``whole_row`` False:
+    only this identifier was left out, and the row was imported with its other identifiers.
+    """
 
     line: int
     reason: str
+    field: str | None = None
+    whole_row: bool = True
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
+        if self.whole_row:
+            return f"line {self.line}: {self.reason} (row refused)"
+        return (
+            f"line {self.line}: {self.reason} "
+            "(identifier left out; the row's other identifiers are imported)"
+        )
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """A problem found while parsing one row, before it has a line number."""
+
+    field: str | None
+    reason: str
+
+
+class _RowRefused(Exception):
+    def __init__(self, problems: list[_Problem]) -> None:
+        super().__init__(problems[0].reason)
+        self.problems = problems
 
 
 def parse_registration(data: Mapping[str, object]) -> Registration:
-    """Validate one registration; InputError subclasses with a one-line message."""
+    """Validate one registration, all or nothing (the registration API): InputError
+    subclasses with a one-line message; one bad identifier refuses the registration."""
     if not isinstance(data, Mapping):
         raise InputError("a registration must be a JSON object")
+    raw = _raw_identifiers(data)
+    identifiers: list[SubjectIdentifier] = []
+    for index, item in enumerate(raw):
+        try:
+            identifiers.append(parse_identifier(item))
+        except InvalidIdentifier as exc:
+            raise type(exc)(f"identifiers[{index}]: {exc.detail}") from None
+    try:
+        return _validated(data, identifiers)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc)) from None
+
+
+def _raw_identifiers(data: Mapping[str, object]) -> Sequence[Any]:
     unknown = sorted(str(k) for k in data if k not in _FIELDS)
     if unknown:
         raise InputError(f"unknown field(s): {', '.join(unknown)}")
@@ -276,20 +325,73 @@ def parse_registration(data: Mapping[str, object]) -> Registration:
         raise InputError("identifiers: at least one identifier is required")
     if len(raw) > MAX_IDENTIFIERS:
         raise InputError(f"identifiers: at most {MAX_IDENTIFIERS} per registration, got {len(raw)}")
-    identifiers: list[SubjectIdentifier] = []
-    for index, item in enumerate(raw):
-        try:
-            identifiers.append(parse_identifier(item))
-        except InvalidIdentifier as exc:
-            raise type(exc)(f"identifiers[{index}]: {exc.detail}") from None
+    return raw
+
+
+def _validated(data: Mapping[str, object], identifiers: list[SubjectIdentifier]) -> Registration:
     fields: dict[str, object] = {
         k: data[k] for k in ("ref", "themes", "retain_until", "details") if k in data
     }
     fields["identifiers"] = identifiers
+    return Registration.model_validate(fields)
+
+
+def _validation_problem(exc: ValidationError, *, column: bool) -> _Problem:
+    """A refused row's problem, named by the field of the first thing pydantic found."""
+    errors = exc.errors(include_url=False)
+    loc = tuple(errors[0]["loc"]) if errors else ()
+    name = str(loc[0]) if loc else None
+    return _Problem(name, _named(name, format_validation_error(exc), column=column))
+
+
+def _named(name: str | None, text: str, *, column: bool) -> str:
+    """``text`` said of ``name``: "column postcode: …" (CSV) or "identifiers[1]: …"."""
+    if name is None:
+        return text
+    if not column:
+        return text if text.startswith(name) else f"{name}: {text}"
+    for prefix in (f"{name}: ", f"{name} "):
+        if text.startswith(prefix):
+            text = text.removeprefix(prefix)
+            break
+    return f"column {name}: {text}"
+
+
+def _import_registration(
+    data: Mapping[str, object],
+) -> tuple[Registration, list[_Problem]]:
+    """A JSONL row: a bad identifier is left out (and reported) while at least one is
+    valid; any other problem refuses the row (InputError)."""
+    raw = _raw_identifiers(data)
+    identifiers: list[SubjectIdentifier] = []
+    left_out: list[_Problem] = []
+    for index, item in enumerate(raw):
+        try:
+            identifiers.append(parse_identifier(item))
+        except InvalidIdentifier as exc:
+            where = f"identifiers[{index}]"
+            field = f"{where}.{exc.field}" if exc.field else where
+            left_out.append(_Problem(field, f"{where}: {exc.detail}"))
+    if not identifiers:
+        raise _RowRefused(left_out)
     try:
-        return Registration.model_validate(fields)
+        return _validated(data, identifiers), left_out
     except ValidationError as exc:
-        raise InputError(format_validation_error(exc)) from None
+        raise _RowRefused([_validation_problem(exc, column=False)]) from None
+
+
+def _row_result(
+    line_no: int, registration: Registration, left_out: list[_Problem]
+) -> list[Registration | RowError]:
+    return [
+        *(RowError(line_no, p.reason, p.field, whole_row=False) for p in left_out),
+        registration,
+    ]
+
+
+def _refused(line_no: int, problems: list[_Problem]) -> RowError:
+    """One error for a refused row: every problem named, the first one's field."""
+    return RowError(line_no, "; ".join(p.reason for p in problems), problems[0].field)
 
 
 # --- JSONL ------------------------------------------------------------------------------
@@ -313,7 +415,12 @@ def _read_lines(stream: TextIO) -> Iterator[str | None]:
 
 
 def iter_jsonl(stream: TextIO) -> Iterator[tuple[int, Registration | RowError]]:
-    """Registrations from a JSON-lines stream; blank lines are skipped."""
+    """Registrations from a JSON-lines stream; blank lines are skipped.
+
+    A row imported without some of its identifiers yields a :class:`RowError` with
+    ``whole_row`` False for each identifier left out, then the registration, all with the
+    row's line number.
+    """
     line_no = 0
     for line in _read_lines(stream):
         line_no += 1
@@ -322,24 +429,34 @@ def iter_jsonl(stream: TextIO) -> Iterator[tuple[int, Registration | RowError]]:
             continue
         if not line.strip():
             continue
-        yield line_no, _jsonl_row(line_no, line)
+        for item in _jsonl_row(line_no, line):
+            yield line_no, item
 
 
-def _jsonl_row(line_no: int, line: str) -> Registration | RowError:
+def _jsonl_row(line_no: int, line: str) -> list[Registration | RowError]:
     if _UNDECODABLE.search(line):
-        return RowError(line_no, "line is not valid UTF-8")
+        return [RowError(line_no, "line is not valid UTF-8")]
+    # Without its line break: JSON would count the break as a line of its own and name
+    # "column 1" of it for anything that goes wrong at the end of the row.
+    text = line.rstrip("\r\n")
     try:
-        data = json.loads(line)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
-        return RowError(line_no, f"invalid JSON: {exc.msg} at column {exc.colno}")
+        where = "at the end of the line" if exc.pos >= len(text) else f"at column {exc.pos + 1}"
+        return [RowError(line_no, f"invalid JSON: {exc.msg} {where}")]
     except RecursionError:
-        return RowError(line_no, "invalid JSON: nested too deeply")
+        return [RowError(line_no, "invalid JSON: nested too deeply")]
     if not isinstance(data, dict):
-        return RowError(line_no, "a registration must be a JSON object")
+        return [RowError(line_no, "a registration must be a JSON object")]
     try:
-        return parse_registration(data)
+        registration, left_out = _import_registration(data)
+    except _RowRefused as exc:
+        return [_refused(line_no, exc.problems)]
+    except DetailTooLarge as exc:
+        return [RowError(line_no, exc.detail, "details")]
     except InputError as exc:
-        return RowError(line_no, exc.detail)
+        return [RowError(line_no, exc.detail)]
+    return _row_result(line_no, registration, left_out)
 
 
 # --- CSV --------------------------------------------------------------------------------
@@ -409,7 +526,8 @@ def iter_csv(stream: TextIO) -> Iterator[tuple[int, Registration | RowError]]:
             continue
         if not any(f.strip() for f in fields):
             continue
-        yield start, _csv_row(start, columns, fields)
+        for item in _csv_row(start, columns, fields):
+            yield start, item
 
 
 def _bounded_lines(stream: TextIO, too_long: list[int]) -> Iterator[str]:
@@ -424,60 +542,95 @@ def _bounded_lines(stream: TextIO, too_long: list[int]) -> Iterator[str]:
             yield line
 
 
-def _csv_row(line_no: int, columns: list[str], fields: list[str]) -> Registration | RowError:
+def _csv_row(line_no: int, columns: list[str], fields: list[str]) -> list[Registration | RowError]:
     if len(fields) != len(columns):
-        return RowError(line_no, f"expected {len(columns)} fields, found {len(fields)}")
+        return [
+            RowError(
+                line_no,
+                f"expected {len(columns)} fields (one per header column), found {len(fields)}",
+            )
+        ]
     row = {c: f.strip() for c, f in zip(columns, fields, strict=True)}
-    if any(_UNDECODABLE.search(v) for v in row.values()):
-        return RowError(line_no, "row is not valid UTF-8")
+    for column, value in row.items():
+        if _UNDECODABLE.search(value):
+            return [RowError(line_no, f"column {column}: not valid UTF-8", column)]
+    identifiers: list[SubjectIdentifier] = []
+    left_out: list[_Problem] = []
+    for built in _csv_identifiers(row):
+        if isinstance(built, _Problem):
+            left_out.append(built)
+            continue
+        try:
+            identifiers.append(parse_identifier(built))
+        except InvalidIdentifier as exc:
+            column = exc.field if exc.field in row else _KIND_COLUMN[str(built["kind"])]
+            left_out.append(_Problem(column, _named(column, exc.detail, column=True)))
+    if not identifiers:
+        if not left_out:
+            left_out = [_Problem(None, _NO_IDENTIFIER)]
+        return [_refused(line_no, left_out)]
+    themes = [t for t in _THEME_SEPARATORS.split(row.get("themes", "")) if t.strip()]
+    data: dict[str, object] = {"ref": row.get("ref", ""), "themes": themes}
+    if row.get("retain_until"):
+        data["retain_until"] = row["retain_until"]
     try:
-        return parse_registration(_csv_to_registration(row))
+        registration = _validated(data, identifiers)
+    except ValidationError as exc:
+        return [_refused(line_no, [_validation_problem(exc, column=True)])]
     except InputError as exc:
-        return RowError(line_no, exc.detail)
+        return [RowError(line_no, exc.detail)]
+    return _row_result(line_no, registration, left_out)
 
 
-def _csv_to_registration(row: Mapping[str, str]) -> dict[str, object]:
+def _columns(names: list[str]) -> str:
+    return ("column " if len(names) == 1 else "columns ") + ", ".join(names)
+
+
+_NO_IDENTIFIER = (
+    "no identifier: fill bsn, or surname, first_names and birth_date, or postcode and house_number"
+)
+# The column an identifier's problem is reported under when it names no field of its own.
+_KIND_COLUMN = {"bsn": "bsn", "person": "surname", "address": "postcode"}
+
+
+def _csv_identifiers(row: Mapping[str, str]) -> Iterator[dict[str, object] | _Problem]:
+    """The identifiers a CSV row fills in (at most one of each kind), or the problem of
+    a partly filled one."""
+
     def filled(name: str) -> bool:
         return bool(row.get(name))
 
-    identifiers: list[dict[str, object]] = []
     if filled("bsn"):
-        identifiers.append({"kind": "bsn", "bsn": row["bsn"]})
-    person_fields = (*_PERSON_COLUMNS, "tussenvoegsel")
-    if any(filled(c) for c in person_fields):
+        yield {"kind": "bsn", "bsn": row["bsn"]}
+    if any(filled(c) for c in (*_PERSON_COLUMNS, "tussenvoegsel")):
         missing = [c for c in _PERSON_COLUMNS if not filled(c)]
         if missing:
-            raise InvalidIdentifier(f"person identifier incomplete: {', '.join(missing)} empty")
-        identifiers.append(
-            {
+            yield _Problem(
+                missing[0],
+                f"{_columns(missing)} empty: a person needs surname, first_names and birth_date",
+            )
+        else:
+            yield {
                 "kind": "person",
                 "surname": row["surname"],
                 "tussenvoegsel": row.get("tussenvoegsel") or None,
                 "first_names": row["first_names"],
                 "birth_date": row["birth_date"],
             }
-        )
     if any(filled(c) for c in (*_ADDRESS_COLUMNS, "addition")):
         missing = [c for c in _ADDRESS_COLUMNS if not filled(c)]
         if missing:
-            raise InvalidIdentifier(f"address identifier incomplete: {', '.join(missing)} empty")
-        identifiers.append(
-            {
+            yield _Problem(
+                missing[0],
+                f"{_columns(missing)} empty: an address needs postcode and house_number",
+            )
+        else:
+            yield {
                 "kind": "address",
                 "postcode": row["postcode"],
                 "house_number": row["house_number"],
                 "addition": row.get("addition") or None,
             }
-        )
-    themes = [t for t in _THEME_SEPARATORS.split(row.get("themes", "")) if t.strip()]
-    out: dict[str, object] = {
-        "ref": row.get("ref", ""),
-        "themes": themes,
-        "identifiers": identifiers,
-    }
-    if filled("retain_until"):
-        out["retain_until"] = row["retain_until"]
-    return out
 
 
 # --- files ------------------------------------------------------------------------------
