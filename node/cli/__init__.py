@@ -5,27 +5,15 @@ Every command takes ``--home`` (env ``VHNODE_HOME``); commands that print data t
 expected error prints one ``error: <detail>`` line on stderr and exits 1 (2 for a usage
 error, 130 when interrupted) — never a traceback.
 
-``main`` is the top-level group; each module below registers one command family on it:
+``main`` is the top-level group. Each command family lives in its own module —
 ``identity`` (init, card, peer), ``registry``, ``users``, ``convenants``, ``query``,
-``audit``, ``serve`` (serve, status), and ``vhnode demo`` from ``node.demo``.
+``details``, ``liaison``, ``audit``, ``serve`` (serve, status), and ``vhnode demo`` from
+``node.demo.command`` — and is imported only when it runs (``node.cli.common.COMMANDS``),
+so a call costs what it uses.
 """
 
 from __future__ import annotations
 
-from node.cli import (  # noqa: F401 - each registers its commands on main
-    audit,
-    convenants,
-    details,
-    identity,
-    liaison,
-    query,
-    registry,
-    serve,
-    users,
-)
 from node.cli.common import main
-from node.demo import demo
 
 __all__ = ["main"]
-
-main.add_command(demo)

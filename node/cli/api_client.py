@@ -1,22 +1,35 @@
 """Calling the running node's local API from the CLI (docs/api.md): shared options,
-one request, and problem+json answers turned into one readable ``error:`` line."""
+one request, and problem+json answers turned into one readable ``error:`` line.
+
+The local API carries a user's bearer token, so it goes to the node's own listener
+(``[http] host`` and ``port`` in node.toml) unless ``--url`` names another address. Never
+to the card's ``endpoint``: that is the public address partners use, behind a reverse
+proxy that exposes only ``/peer/v1/`` (README "Setting up a real node").
+
+One request with the standard library's ``http.client``: a CLI call is one short
+exchange, and the event loop and client of aiohttp cost more to import than the call
+takes (bench/bench_cli.py).
+"""
 
 from __future__ import annotations
 
-import asyncio
+import http.client
 import json
+import socket
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import aiohttp
 import click
 
 from node.cli.common import home_option
-from node.config import load_config
-from node.errors import PROBLEM_TYPE_BASE, VhnodeError
+from node.errors import PROBLEM_TYPE_BASE, ConfigError, VhnodeError
 
 API_TIMEOUT_SECONDS = 60.0
+# The addresses a node bound to every interface is reached at from this machine.
+_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,25 +40,78 @@ def api_options(f: F) -> F:
         "--token", envvar="VHNODE_TOKEN", required=True, help="Bearer token (env VHNODE_TOKEN)."
     )(f)
     f = click.option(
-        "--url", help="Base URL of the running node (default: endpoint in node.toml)."
+        "--url",
+        envvar="VHNODE_URL",
+        help="Base URL of the node's local API (env VHNODE_URL; default: the [http] host and "
+        "port in node.toml, never the public endpoint).",
     )(f)
     return home_option(f)
 
 
-async def _request(method: str, url: str, token: str, body: Any) -> tuple[int, str]:
-    timeout = aiohttp.ClientTimeout(total=API_TIMEOUT_SECONDS)
+def local_api_url(home: Path) -> str:
+    """The node's own listener, from ``[http]`` in ``<home>/node.toml``."""
+    from node.config import CONFIG_FILE, load_config  # noqa: PLC0415 - pydantic: only here
+
+    if not (home / CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {home}: pass --url with the address of your node's local API "
+            "(e.g. --url http://127.0.0.1:8400), or --home with the node's home directory"
+        )
+    http_cfg = load_config(home).http
+    if http_cfg.port == 0:
+        raise ConfigError(
+            f"{home / CONFIG_FILE}: [http] port is 0 (the node picks a free port when it "
+            "starts): pass --url with the port it listens on"
+        )
+    host = _ANY_ADDRESS.get(http_cfg.host, http_cfg.host)
+    return f"http://[{host}]:{http_cfg.port}" if ":" in host else f"http://{host}:{http_cfg.port}"
+
+
+def api_base(home: Path, url: str | None) -> str:
+    """``--url`` if given, else the local listener of the node at ``home``."""
+    return url.rstrip("/") if url else local_api_url(home.expanduser())
+
+
+def _reason(e: OSError) -> str:
+    if isinstance(e, socket.gaierror):
+        return "unknown host"
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    if isinstance(e, ssl.SSLError):
+        return f"TLS failed ({e.reason or e})"
+    return (e.strerror or str(e) or type(e).__name__).lower()
+
+
+def request(
+    method: str, url: str, token: str, body: Any = None, timeout: float = API_TIMEOUT_SECONDS
+) -> tuple[int, str, str]:
+    """One call: (status, content type, text). VhnodeError when no answer came."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise VhnodeError(f"--url must be an http:// or https:// URL, got {url!r}")
+    https = parts.scheme == "https"
+    conn_cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    where = f"{parts.scheme}://{parts.netloc}"
     try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(
-                method, url, json=body, headers={"Authorization": f"Bearer {token}"}
-            ) as resp,
-        ):
-            return resp.status, await resp.text()
-    except aiohttp.ClientError as e:
-        raise VhnodeError(f"cannot reach the node at {url}: {e}") from e
+        conn = conn_cls(parts.hostname, parts.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", errors="replace")
+            return resp.status, resp.headers.get_content_type(), text
+        finally:
+            conn.close()
     except TimeoutError as e:
-        raise VhnodeError(f"no answer from {url} within {API_TIMEOUT_SECONDS:.0f} s") from e
+        raise VhnodeError(f"no answer from the node at {where} within {timeout:.0f} s") from e
+    except (OSError, http.client.HTTPException) as e:
+        why = _reason(e) if isinstance(e, OSError) else f"bad HTTP answer ({type(e).__name__})"
+        raise VhnodeError(f"cannot reach the node at {where}: {why}") from e
 
 
 def problem_code_and_detail(text: str) -> tuple[str | None, str]:
@@ -66,8 +132,7 @@ def api_call(
     home: Path, url: str | None, token: str, method: str, path: str, body: Any = None
 ) -> Any:
     """One call; the JSON answer, or VhnodeError naming the problem's code and detail."""
-    base = url or str(load_config(home.expanduser()).endpoint)
-    status, text = asyncio.run(_request(method, base.rstrip("/") + path, token, body))
+    status, _, text = request(method, api_base(home, url) + path, token, body)
     if status != 200:
         code, detail = problem_code_and_detail(text)
         # The code first: "already_decided", "unknown_request" are what a user acts on.

@@ -20,7 +20,12 @@ from node.cli.common import (
     out_option,
     print_json,
 )
-from node.cli.subjects import ADDRESS_FORMAT, PERSON_FORMAT, subjects_from_options
+from node.cli.subjects import (
+    ADDRESS_FORMAT,
+    PERSON_FORMAT,
+    SubjectCommand,
+    subjects_from_options,
+)
 from node.flows import admin
 from node.flows.audit import inzage, render, report
 from node.flows.context import NodeContext
@@ -147,7 +152,7 @@ def _os_user() -> str:
         return "cli"
 
 
-@audit.command("inzage")
+@audit.command("inzage", cls=SubjectCommand)
 @home_option
 @click.option("--bsn", "bsns", multiple=True, help="BSN (9 digits).")
 @click.option("--person", "persons", multiple=True, help=f"'{PERSON_FORMAT}'.")

@@ -3,10 +3,15 @@
 Failures are handled once, in ``VhnodeGroup.main``: an expected error prints one
 ``error: <detail>`` line on stderr and exits 1 (2 for a usage error, 130 when interrupted)
 — never a traceback.
+
+The group loads each command's module only when that command runs (``COMMANDS``): a
+coordinator's ``vhnode query`` must not pay for the HTTP server, the crypto and the store
+it never uses (bench/bench_cli.py). This module itself imports nothing heavy.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sqlite3
@@ -15,13 +20,15 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.exceptions import NoArgsIsHelpError
 
 from node.errors import VhnodeError
-from node.flows.context import NodeContext, open_node
+
+if TYPE_CHECKING:
+    from node.flows.context import NodeContext
 
 DEFAULT_HOME = "./vhnode-home"
 
@@ -41,8 +48,82 @@ def _os_error(e: OSError) -> str:
     return str(e) or type(e).__name__
 
 
+# Top-level command → (module that defines it, its attribute there, its one-line summary).
+# The summary lets ``vhnode --help`` list every command without importing any of them;
+# tests/test_cli_startup.py checks that each equals the command's own first help line.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "audit": ("node.cli.audit", "audit", "The node's tamper-evident log."),
+    "card": ("node.cli.identity", "card", "This node's own peer card."),
+    "convenant": (
+        "node.cli.convenants",
+        "convenant",
+        "Convenants: draft, sign, merge signatures, check, install, withdraw.",
+    ),
+    "demo": (
+        "node.demo.command",
+        "demo",
+        "Run a seven-node federation on loopback and check every answer against the truth.",
+    ),
+    "details": (
+        "node.cli.details",
+        "details",
+        "Ask partners for detail after a hit, and read what they released (§14).",
+    ),
+    "init": (
+        "node.cli.identity",
+        "init",
+        "Create a node home: config, keys, self-signed peer card, database.",
+    ),
+    "liaison": (
+        "node.cli.liaison",
+        "liaison",
+        "Decide the detail requests that wait for a liaison; read hit notices (§14.7).",
+    ),
+    "peer": ("node.cli.identity", "peer", "Partners' peer cards."),
+    "query": (
+        "node.cli.query",
+        "query",
+        "Ask bekendheid of every partner of a convenant, through the running node.",
+    ),
+    "registry": (
+        "node.cli.registry",
+        "registry",
+        "This partner's own registry of subjects it knows.",
+    ),
+    "serve": ("node.cli.serve", "serve", "Run the node's HTTP server until SIGTERM or Ctrl-C."),
+    "status": ("node.cli.serve", "status", "This node: id, key fingerprint, counts, convenants."),
+    "user": ("node.cli.users", "user", "Users of the node's local API (bearer tokens)."),
+}
+
+
 class VhnodeGroup(click.Group):
-    """The top-level group: runs a command and turns every failure into one line."""
+    """The top-level group: loads a command when it runs, and turns every failure into
+    one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute, _ = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from ``COMMANDS``' summaries: no command module is imported."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(limit)))
+            else:
+                # Shortened as click shortens a command's own help.
+                stand_in = click.Command(name, help=COMMANDS[name][2])
+                rows.append((name, stand_in.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def main(
         self,
@@ -125,6 +206,8 @@ def out_option(f: F, help_text: str = "Write to this file instead of standard ou
 
 @contextmanager
 def node_at(home: Path) -> Iterator[NodeContext]:
+    from node.flows.context import open_node  # noqa: PLC0415 - only commands that open the home
+
     ctx = open_node(home)
     try:
         yield ctx
@@ -143,8 +226,14 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then rename it over ``path``."""
+    """Write ``text`` to a temporary file next to ``path``, then rename it over ``path``.
+
+    A folder that is not there is named as the user typed it: the temporary file's name
+    is ours, not theirs, and would only confuse the error line."""
     path = path.expanduser()
+    if not path.parent.is_dir():
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise VhnodeError(f"cannot write {path}: the folder {path.parent} {what}")
     if path.exists():
         mode = path.stat().st_mode & 0o777
     else:

@@ -16,16 +16,15 @@ import click
 from node.cli.api_client import api_call, api_options
 from node.cli.common import home_option, json_option, main, node_at, print_json, print_table
 from node.errors import VhnodeError
-from node.flows import detail_answering as provider
-from node.flows import detail_asking as requester
-from node.protocol.detail import TRACE_ID
 
 DETAILS_PATH = "/api/v1/details"
 
 
 def _trace_path(trace_id: str) -> str:
+    from node.protocol.fields import TRACE_ID_PATTERN  # noqa: PLC0415 - pydantic: only here
+
     # Checked here, not left to the node: "../details" would be another route's URL.
-    if re.fullmatch(TRACE_ID, trace_id) is None:
+    if re.fullmatch(TRACE_ID_PATTERN, trace_id) is None:
         raise VhnodeError("a trace id is 32 lowercase hex digits")
     return f"{DETAILS_PATH}/{trace_id}"
 
@@ -34,7 +33,7 @@ def _print_ask(ask: dict[str, Any], texts: bool = False) -> None:
     why = ": ".join(str(x) for x in (ask.get("reason"), ask.get("detail")) if x)
     click.echo(
         f"detail request {ask['trace_id']} to {ask['partner']} ({ask.get('organisation')}), "
-        f"round {ask['round_trace_id']} subject {ask['subject']}, case {ask['case_ref']}"
+        f"round {ask['round_trace_id']} subject {ask['subject'] + 1}, case {ask['case_ref']}"
     )
     click.echo(
         f"asked by {ask['asked_by']} ({ask['asked_role']}) at {ask['asked_at']}; "
@@ -69,7 +68,13 @@ def details() -> None:
 @api_options
 @click.option("--round", "round_trace_id", required=True, help="Trace id of the round.")
 @click.option("--partner", required=True, help="The partner that had the hit.")
-@click.option("--subject", default=0, show_default=True, help="Subject index in the round.")
+@click.option(
+    "--subject",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="The subject's number in the round, as `vhnode query` shows it (1 = the first typed).",
+)
 @click.option("--category", "categories", multiple=True, required=True, help="Category id.")
 @click.option("--purpose", required=True, help="Purpose id.")
 @click.option("--case-ref", help="Case reference (default: the round's).")
@@ -91,7 +96,7 @@ def details_request(
     body: dict[str, Any] = {
         "round_trace_id": round_trace_id,
         "partner": partner,
-        "subject": subject,
+        "subject": subject - 1,  # the API counts from 0 (docs/api.md)
         "categories": list(categories),
         "purpose": purpose,
     }
@@ -166,6 +171,9 @@ def details_purge(home: Path, as_json: bool) -> None:
     hit notices older than [details] record_days go too (the log keeps its entries). A
     running node does this by itself every [retention] purge_interval_seconds.
     """
+    from node.flows import detail_answering as provider  # noqa: PLC0415 - the whole store
+    from node.flows import detail_asking as requester  # noqa: PLC0415
+
     with node_at(home) as ctx:
         purged = requester.purge_due(ctx)
         requests, notices = provider.purge_records(ctx)

@@ -2,45 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import click
 
+from node.cli.api_client import api_base, problem_code_and_detail, request
 from node.cli.common import home_option, json_option, main, print_json, print_table
-from node.cli.subjects import ADDRESS_FORMAT, PERSON_FORMAT, subjects_from_options
-from node.config import load_config
+from node.cli.subjects import (
+    ADDRESS_FORMAT,
+    PERSON_FORMAT,
+    SubjectCommand,
+    masked,
+    subjects_from_options,
+)
 from node.errors import VhnodeError
 
 BEKENDHEID_PATH = "/api/v1/bekendheid"
 QUERY_TIMEOUT_SECONDS = 60.0
 
 
-async def _post_json(url: str, token: str, body: Any) -> tuple[int, str, str]:
-    timeout = aiohttp.ClientTimeout(total=QUERY_TIMEOUT_SECONDS)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp,
-        ):
-            return resp.status, resp.content_type, await resp.text()
-    except aiohttp.ClientError as e:
-        raise VhnodeError(f"cannot reach the node at {url}: {e}") from e
-    except TimeoutError as e:
-        raise VhnodeError(f"no answer from {url} within {QUERY_TIMEOUT_SECONDS:.0f} s") from e
-
-
-def _problem_detail(text: str) -> str:
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError:
-        return text[:200]
-    if isinstance(body, dict):
-        return str(body.get("detail") or body.get("title") or text[:200])
-    return text[:200]
+def subjects_shown(subjects: list[Any]) -> list[dict[str, Any]]:
+    """Each subject as the output shows it: its number (what ``details request --subject``
+    takes), its kind and its masked form."""
+    return [{"number": i + 1, "kind": s.kind, "masked": masked(s)} for i, s in enumerate(subjects)]
 
 
 def print_query_result(result: dict[str, Any]) -> None:
@@ -50,6 +36,8 @@ def print_query_result(result: dict[str, Any]) -> None:
         f"purpose {result['purpose']}, case {result['case_ref']}, "
         f"{result['subject_count']} subject(s), trace {result['trace_id']}"
     )
+    for s in result.get("subjects", []):
+        click.echo(f"subject {s['number']}: {s['masked']}")
     headers = ["partner", "org type", "status", "reason / detail"]
     if several:
         headers.append("per subject")
@@ -67,7 +55,7 @@ def print_query_result(result: dict[str, Any]) -> None:
     click.echo("summary: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"))
 
 
-@main.command()
+@main.command(cls=SubjectCommand)
 @home_option
 @click.option("--convenant", "convenant_id", required=True, help="Convenant id.")
 @click.option("--purpose", required=True, help="Purpose id the convenant grants.")
@@ -76,7 +64,12 @@ def print_query_result(result: dict[str, Any]) -> None:
 @click.option("--person", "persons", multiple=True, help=f"'{PERSON_FORMAT}'.")
 @click.option("--address", "addresses", multiple=True, help=f"'{ADDRESS_FORMAT}'.")
 @click.option("--partner", "partners", multiple=True, help="Ask only these partners.")
-@click.option("--url", help="Base URL of the running node (default: endpoint in node.toml).")
+@click.option(
+    "--url",
+    envvar="VHNODE_URL",
+    help="Base URL of the node's local API (env VHNODE_URL; default: the [http] host and "
+    "port in node.toml, never the public endpoint).",
+)
 @click.option(
     "--token", envvar="VHNODE_TOKEN", required=True, help="Bearer token (env VHNODE_TOKEN)."
 )
@@ -95,9 +88,14 @@ def query(
     token: str,
     as_json: bool,
 ) -> None:
-    """Ask bekendheid of every partner of a convenant, through the running node."""
+    """Ask bekendheid of every partner of a convenant, through the running node.
+
+    Subjects are numbered in the order typed (--bsn, --person and --address mixed); the
+    output shows each number with the subject masked, and `details request --subject N`
+    takes the same number.
+    """
     subjects = subjects_from_options(bsns, persons, addresses)
-    base = url or str(load_config(home.expanduser()).endpoint)
+    base = api_base(home, url)
     body: dict[str, Any] = {
         "convenant_id": convenant_id,
         "purpose": purpose,
@@ -106,14 +104,20 @@ def query(
     }
     if partners:
         body["partners"] = list(partners)
-    target = base.rstrip("/") + BEKENDHEID_PATH
-    status, content_type, text = asyncio.run(_post_json(target, token, body))
+    status, content_type, text = request(
+        "POST", base + BEKENDHEID_PATH, token, body, QUERY_TIMEOUT_SECONDS
+    )
     if status != 200:
-        raise VhnodeError(f"the node refused the query (HTTP {status}): {_problem_detail(text)}")
+        code, detail = problem_code_and_detail(text)
+        where = f"{code}, HTTP {status}" if code else f"HTTP {status}"
+        raise VhnodeError(f"the node refused the query ({where}): {detail}")
     try:
         result = json.loads(text)
     except json.JSONDecodeError as e:
         raise VhnodeError(f"the node answered {content_type}, not JSON") from e
+    # The node does not echo the subjects (it never returns identifiers); the CLI knows
+    # what it asked, and shows it masked beside each number.
+    result["subjects"] = subjects_shown(subjects)
     if as_json:
         print_json(result)
     else:

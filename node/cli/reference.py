@@ -24,8 +24,10 @@ def _walk(ctx: click.Context) -> list[click.Context]:
     if not isinstance(cmd, click.Group):
         return [ctx]
     out: list[click.Context] = []
-    for name in sorted(cmd.commands):
-        out += _walk(click.Context(cmd.commands[name], info_name=name, parent=ctx))
+    for name in cmd.list_commands(ctx):
+        sub = cmd.get_command(ctx, name)
+        assert sub is not None, name
+        out += _walk(click.Context(sub, info_name=name, parent=ctx))
     return out
 
 
