@@ -236,6 +236,44 @@ def test_convenant_signed_by_one_party_is_not_in_force_and_not_installed(
     assert "politie-zwb" in err
 
 
+def test_a_party_whose_card_is_not_held_is_named_as_such_not_as_unsigned(
+    fed: Federation,
+) -> None:
+    # ggz-zwb signs, but only politie-zwb holds its card: vh-zwb cannot check the
+    # signature, and must say it lacks the card rather than that ggz did not sign.
+    ggz = fed.tmp / "ggz"
+    init_node(ggz, "ggz-zwb", "ggz", free_port())
+    ggz_card = fed.tmp / "ggz-card.json"
+    run("card", "export", "--home", ggz, "-o", ggz_card)
+    run("peer", "add", "--home", fed.politie, ggz_card)
+    run("peer", "add", "--home", ggz, fed.politie_card)
+    run("peer", "add", "--home", ggz, fed.vh_card)
+    source = fed.tmp / "convenant.toml"
+    source.write_text(
+        convenant_toml()
+        + '\n[[parties]]\nnode_id = "ggz-zwb"\nroles = ["provider"]\nscope_themes = ["zorg"]\n'
+    )
+    draft = fed.tmp / "draft.json"
+    run("convenant", "create", "--home", fed.politie, source, "-o", draft)
+    copies = []
+    for home in (fed.vh, fed.politie, ggz):
+        copy = fed.tmp / f"{home.name}-signed.json"
+        copy.write_text(draft.read_text())
+        run("convenant", "sign", "--home", home, copy)
+        copies.append(copy)
+    merged = fed.tmp / "merged.json"
+    run("convenant", "merge", *copies, "-o", merged)
+    err = run_error("convenant", "install", "--home", fed.vh, merged)
+    assert "no card held for ggz-zwb" in err
+    assert "not signed" not in err
+    status = json.loads(run("convenant", "status", "--home", fed.vh, merged, "--json").output)
+    assert {p["node_id"]: p["signature"] for p in status["parties"]}["ggz-zwb"] == "no_card"
+    assert "no card held for ggz-zwb" in status["reason"]
+    # With the card, the same file installs: the signature was there all along.
+    run("peer", "add", "--home", fed.vh, ggz_card)
+    assert "installed" in run("convenant", "install", "--home", fed.vh, merged).output
+
+
 def test_example_convenant_source_is_valid() -> None:
     parties = {
         "vh-zwb": "veiligheidshuis",

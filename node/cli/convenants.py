@@ -85,7 +85,7 @@ def convenant_merge(files: tuple[Path, ...], output: Path) -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @json_option
 def convenant_status(home: Path, file: Path, as_json: bool) -> None:
-    """Per party: signed, missing or bad; and whether the convenant is in force."""
+    """Per party: signed, missing, bad or no_card (no peer card held); and whether in force."""
     doc_json = admin.load_json_file(file)
     with node_at(home) as ctx:
         conv, rows, why_not = admin.convenant_status(ctx, doc_json)

@@ -255,9 +255,28 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
     if conv.party(ctx.node_id) is None:
         raise NotAParty(f"this node ({ctx.node_id}) is not a party to {conv.id}")
     keys = _known_keys(ctx)
-    missing = [s.node_id for s in party_signatures(conv, doc, keys) if s.state != "signed"]
-    if missing:
-        raise ConvenantNotInForce(f"not signed (validly) by: {', '.join(missing)}")
+    states = party_signatures(conv, doc, keys)
+    carded = {p.node_id for p in peers.all_peers(ctx.conn)}
+    no_card = [s.node_id for s in states if s.state == "no_card" and s.node_id not in carded]
+    other_key = [s.node_id for s in states if s.state == "no_card" and s.node_id in carded]
+    unsigned = [s.node_id for s in states if s.state in ("missing", "bad")]
+    problems = []
+    if other_key:
+        problems.append(
+            f"the card held for {', '.join(other_key)} has another signing key than the "
+            "convenant names"
+        )
+    if no_card:
+        # A signature is checked against the key on the party's peer card: without the
+        # card there is nothing to check it with (README: every party holds every card).
+        problems.append(
+            f"no card held for {', '.join(no_card)} (add each party's peer card with "
+            "'vhnode peer add' first: every party needs every other party's card)"
+        )
+    if unsigned:
+        problems.append(f"not signed (validly) by: {', '.join(unsigned)}")
+    if problems:
+        raise ConvenantNotInForce("; ".join(problems))
     if ctx.clock.now() >= conv.valid_until:
         raise ConvenantNotInForce(f"convenant {conv.id} v{conv.version} has expired")
     party = conv.party(ctx.node_id)

@@ -76,11 +76,15 @@ def in_force(
         return ConvenantNotInForce(
             f"convenant {conv.id} v{conv.version} expired {conv.valid_until:%Y-%m-%d}"
         )
-    unsigned = [s.node_id for s in party_signatures(conv, doc, party_keys) if s.state != "signed"]
+    unsigned = [s for s in party_signatures(conv, doc, party_keys) if s.state != "signed"]
     if unsigned:
-        return ConvenantNotInForce(
-            f"convenant {conv.id} v{conv.version} lacks a valid signature of {unsigned[0]}"
+        first = unsigned[0]
+        why = (
+            f"no card held for {first.node_id}"
+            if first.state == "no_card"
+            else f"lacks a valid signature of {first.node_id}"
         )
+        return ConvenantNotInForce(f"convenant {conv.id} v{conv.version}: {why}")
     return None
 
 

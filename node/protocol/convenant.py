@@ -220,7 +220,10 @@ def _matches(pattern: str, value: str) -> bool:
 @dataclass(frozen=True)
 class SignatureStatus:
     node_id: str
-    state: Literal["signed", "missing", "bad"]
+    # signed: valid signature with the key the convenant names; missing: no signature
+    # with that key; bad: one that does not verify; no_card: we hold no peer card with
+    # that key, so a signature cannot be checked (every party needs every other's card).
+    state: Literal["signed", "missing", "bad", "no_card"]
 
 
 def party_signatures(
@@ -229,12 +232,16 @@ def party_signatures(
     """Signature state per party: has it signed with the key the convenant names for it?
 
     The convenant lists fingerprints only, so ``keys`` (fingerprint → public key, from the
-    peer cards we hold) supplies the keys; a signature we hold no key for is ``missing``.
+    peer cards we hold) supplies the keys; a party whose key we do not hold is ``no_card``
+    whether it signed or not — saying "not signed" of a party that did sign sends its
+    admin hunting for a signature that is there.
     """
     out = []
     for party in conv.parties:
         fp = party.signing_key_fingerprint
-        if fp not in doc.kids() or fp not in keys:
+        if fp not in keys:
+            out.append(SignatureStatus(party.node_id, "no_card"))
+        elif fp not in doc.kids():
             out.append(SignatureStatus(party.node_id, "missing"))
         elif doc.has_valid_signature(fp, keys[fp]):
             out.append(SignatureStatus(party.node_id, "signed"))
