@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -96,6 +97,132 @@ class NodeConfig(_Strict):
     details: DetailsConfig = DetailsConfig()
 
 
+# What node.toml says about itself, and the comment above each of its keys: `vhnode init`
+# writes them, and config/node.example.toml is render_config's text of its example values
+# (tests/test_config_file.py keeps the two equal).
+CONFIG_HEADER = (
+    "vhnode node configuration: <home>/node.toml (validated by node/config.py). `vhnode "
+    "init` writes this file; edit it afterwards only where a comment says so. Unknown "
+    "keys are refused, so a typo is an error rather than a silently ignored setting."
+)
+CONFIG_COMMENTS: dict[str, str] = {
+    "node_id": (
+        "This node's id in the federation: lowercase letters, digits and '-', 2 to 63 "
+        "characters, starting with a letter or digit. It is on the peer card and in every"
+        " convenant that names this node, so it cannot change once partners know it."
+    ),
+    "organisation": (
+        "The partner organisation that runs this node (1 to 200 characters), as shown to peers."
+    ),
+    "org_type": (
+        "Kind of partner: politie, om, reclassering, rvdk, jeugdzorg, ggz, gemeente, "
+        "woningcorporatie, dji or veiligheidshuis."
+    ),
+    "endpoint": (
+        "The URL at which peers reach this node's /peer/v1/ endpoints (https in "
+        "production, terminated by a reverse proxy in front of the node). It is on the "
+        "peer card: after a change, re-issue the card and send it to the partners again."
+    ),
+    "card_validity_days": "How long a newly issued peer card is valid, in days (1 to 3650).",
+    "http.host": (
+        "Address the node listens on. The node serves loopback only unless this names "
+        "another address: put a TLS-terminating reverse proxy in front and keep "
+        "127.0.0.1."
+    ),
+    "http.port": "TCP port (0 to 65535; 0 picks a free port).",
+    "http.max_body_bytes": (
+        "Largest request body accepted, in bytes (at least 1024); larger bodies get HTTP 413."
+    ),
+    "limits.evaluations_per_minute": (
+        "Token bucket per requester and convenant, counted in evaluated subjects: the "
+        "sustained rate (per minute, > 0) and the burst (>= 1). This is what keeps a "
+        "partner from enumerating our registry by asking about every BSN."
+    ),
+    "limits.max_subjects_per_request": (
+        "Most subjects (persons, addresses) in one bekendheid request (>= 1)."
+    ),
+    "limits.detail_messages_per_minute": (
+        "Detail requests, polls and hit notices per requester and convenant: a bucket of "
+        "its own, counted in messages (docs/protocol.md §7.3)."
+    ),
+    "limits.clock_skew_seconds": (
+        "How far a signed request's timestamp may be from our clock, in seconds (>= 1)."
+    ),
+    "limits.unauthenticated_window_seconds": (
+        "Requests that fail authentication, addressing or freshness (docs/protocol.md "
+        "§6.6.1) are not logged one by one: one log entry per window (seconds, >= 1) and "
+        "claimed requester counts them."
+    ),
+    "limits.bad_peer_requests_per_minute": (
+        "Bad peer requests per source address: a token bucket (per minute, burst). Once "
+        "empty, /peer/ answers that address 429 until it refills; good requests take no "
+        "token."
+    ),
+    "limits.peer_addresses_tracked": (
+        "Source addresses whose buckets are held at once (>= 16); the least recently seen goes."
+    ),
+    "peers.timeout_seconds": (
+        "Per-partner timeout for an evaluate call when we ask bekendheid, in seconds (> "
+        "0). A partner that does not answer in time is reported as `timeout`, never as "
+        "`no_hit`."
+    ),
+    "peers.tag_set_timeout_seconds": (
+        "Timeout for fetching a partner's tag set (full or delta), in seconds (> 0)."
+    ),
+    "peers.round_deadline_seconds": (
+        "One deadline per round, in seconds (> 0, at most 300): a partner still "
+        "outstanding then is `timeout`, whatever it was doing (a tag-set transfer goes on"
+        " in the background). The local API's answer to a round never takes longer "
+        "(docs/api.md)."
+    ),
+    "peers.max_tag_set_tags": (
+        "The most tags a partner's tag-set answer may carry (in added, and in removed): "
+        "its size is bounded by this before it is read (docs/protocol.md §8.1)."
+    ),
+    "retention.purge_interval_seconds": (
+        "How often the running node purges what is past its retention, in seconds (> 0): "
+        "the registrations past their retain_until day, and received detail past its "
+        "retain_until (docs/protocol.md §14.8). `vhnode registry purge` and `vhnode "
+        "details purge` do it now."
+    ),
+    "details.hit_validity_hours": (
+        "The detail exchange after a hit (docs/protocol.md §14). How long a bekendheid "
+        "round's hits may be followed by a detail request or a hit notice, in hours (> "
+        "0). The requester deletes a round's hit proofs after this; a partner refuses a "
+        "detail request whose round is older (unknown_round)."
+    ),
+    "details.source_url": (
+        "Where detail comes from: the text the source system stored with each "
+        "registration (`details` in the registration, docs/api.md) and, only for "
+        "categories without a stored text, the source system's endpoint, asked at request"
+        " time (docs/source-system.md). Unset (the default): stored texts only. The node "
+        "POSTs the registration refs and categories it needs to this URL; keep it on the "
+        "partner's own network."
+    ),
+    "details.source_token_file": (
+        "A file holding the bearer token the node sends to source_url (read at every "
+        "call, so a new token needs no restart; mode 0600). The token is not in this "
+        "file, which is not secret. Unset: no Authorization header."
+    ),
+    "details.source_timeout_seconds": (
+        "The whole call (connect, send, read) must end within this many seconds (> 0), "
+        "and the answer be at most this many bytes (>= 1024); otherwise the categories "
+        "that needed it are `unavailable` (source_unavailable, source_too_large)."
+    ),
+    "details.record_days": (
+        "As a partner: how long this node keeps the detail requests it answered and the "
+        "hit notices it received (registration refs, case references), in days (1-3650). "
+        "A request whose delivered detail the requester may still hold is kept until that"
+        " detail's retain_until. The log keeps its pseudonymous entries either way."
+    ),
+}
+# Options without a default: shown commented out, with an example value to copy.
+CONFIG_EXAMPLES: dict[str, str] = {
+    "details.source_url": '"https://bps.politie-zwb.example.nl/vhnode/detail"',
+    "details.source_token_file": '"/srv/vhnode/source.token"',
+}
+
+
 def load_config(home: Path) -> NodeConfig:
     path = home / CONFIG_FILE
     try:
@@ -112,8 +239,13 @@ def load_config(home: Path) -> NodeConfig:
         raise ConfigError(f"{path}: {where}: {first['msg']}") from e
 
 
+def _comment(text: str) -> list[str]:
+    return textwrap.wrap(text, 88, initial_indent="# ", subsequent_indent="# ")
+
+
 def render_config(cfg: NodeConfig) -> str:
-    """TOML text for a config (no TOML writer in the stdlib; the shape is flat enough)."""
+    """TOML text for a config, each key under the comment that explains it (no TOML writer
+    in the stdlib; the shape is flat enough)."""
 
     def value(v: object) -> str:
         if isinstance(v, bool):
@@ -122,18 +254,27 @@ def render_config(cfg: NodeConfig) -> str:
             return repr(v)
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    lines = [
-        f"node_id = {value(cfg.node_id)}",
-        f"organisation = {value(cfg.organisation)}",
-        f"org_type = {value(cfg.org_type)}",
-        f"endpoint = {value(str(cfg.endpoint).rstrip('/'))}",
-        f"card_validity_days = {cfg.card_validity_days}",
-    ]
+    def keyed(key: str, line: str) -> list[str]:
+        return [*_comment(CONFIG_COMMENTS.get(key, "")), line]
+
+    top = {
+        "node_id": cfg.node_id,
+        "organisation": cfg.organisation,
+        "org_type": cfg.org_type,
+        "endpoint": str(cfg.endpoint).rstrip("/"),
+        "card_validity_days": cfg.card_validity_days,
+    }
+    lines = _comment(CONFIG_HEADER)
+    for k, v in top.items():
+        lines += ["", *keyed(k, f"{k} = {value(v)}")]
     for section in ("http", "limits", "peers", "retention", "details"):
-        lines.append(f"\n[{section}]")
+        lines += ["", f"[{section}]"]
         for k, v in getattr(cfg, section).model_dump().items():
-            if v is not None:  # TOML has no null: an unset option is left out
-                lines.append(f"{k} = {value(v)}")
+            key = f"{section}.{k}"
+            if v is not None:
+                lines += keyed(key, f"{k} = {value(v)}")
+            elif key in CONFIG_EXAMPLES:  # TOML has no null: an unset option is a comment
+                lines += keyed(key, f"# {k} = {CONFIG_EXAMPLES[key]}")
     return "\n".join(lines) + "\n"
 
 

@@ -195,6 +195,15 @@ def test_changed_key_for_known_node_needs_rotate(fed: Federation) -> None:
     assert "unchanged" in run("peer", "add", "--home", fed.vh, new_card).output
 
 
+def test_card_export_into_a_missing_folder_names_the_folder_not_a_temp_file(
+    fed: Federation,
+) -> None:
+    target = fed.tmp / "no-such-folder" / "vh.card.json"
+    err = run_error("card", "export", "--home", fed.vh, "-o", target)
+    assert err == f"error: cannot write {target}: the folder {target.parent} does not exist"
+    assert ".tmp" not in err
+
+
 def test_peer_revoke(fed: Federation) -> None:
     run("peer", "revoke", "--home", fed.vh, "politie-zwb")
     peers = json.loads(run("peer", "list", "--home", fed.vh, "--json").output)

@@ -50,7 +50,7 @@ from node.http.plumbing import (
     Handler,
     allowed_roles,
     jose,
-    json_body,
+    json_object,
     roles,
 )
 from node.http.statuses import http_status
@@ -194,9 +194,7 @@ async def health(request: web.Request) -> web.Response:
 @roles("source")
 async def put_registration(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    data = await json_body(request)
-    if not isinstance(data, dict):
-        raise InputError("body must be a JSON object")
+    data = await json_object(request)
     ref = request.match_info["ref"]
     if data.setdefault("ref", ref) != ref:
         raise InputError("'ref' in the body differs from the URL")
@@ -236,7 +234,7 @@ class BekendheidQuery(BaseModel):
 @roles("coordinator")
 async def post_bekendheid(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    data = await json_body(request)
+    data = await json_object(request)
     try:
         q = BekendheidQuery.model_validate(data)
     except ValidationError as e:
@@ -318,7 +316,7 @@ async def get_audit_report(request: web.Request) -> web.Response:
 async def post_audit_inzage(request: web.Request) -> web.Response:
     """docs/audit.md "Access request": every logged processing about one person."""
     ctx = request.app[CTX]
-    identifiers, request_ref = inzage.parse_request(await json_body(request))
+    identifiers, request_ref = inzage.parse_request(await json_object(request))
     rep = await inzage.answer(ctx, identifiers, request[USER].name, request_ref)
     return web.json_response(rep.as_json())
 

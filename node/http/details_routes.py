@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from node.errors import InputError
 from node.flows import detail_asking as requester
-from node.http.plumbing import CTX, SESSION, USER, json_body, roles
+from node.http.plumbing import CTX, SESSION, USER, json_object, roles
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.detail import DETAIL_NOTICE_PATH, MAX_CATEGORIES, TRACE_ID
 from node.protocol.models import NODE_ID_PATTERN
@@ -58,7 +58,7 @@ async def peer_detail_notice(request: web.Request) -> web.Response:
 @roles(*ASKERS)
 async def post_details(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    body = _parse(await json_body(request))
+    body = _parse(await json_object(request))
     user = request[USER]
     result = await requester.ask_details(
         ctx,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.errors import InputError
 from node.flows import detail_answering as provider
-from node.http.plumbing import CTX, SESSION, USER, jose, json_body, roles
+from node.http.plumbing import CTX, SESSION, USER, jose, json_object, roles
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.detail import DETAIL_PATH, DETAIL_POLL_PATH, HIT_NOTICE_PATH
 
@@ -42,7 +42,7 @@ class _Decision(BaseModel):
 
 
 async def _decision(request: web.Request, *, approve: bool) -> dict[str, Any]:
-    data = await json_body(request) if request.can_read_body else {}
+    data = await json_object(request) if request.can_read_body else {}
     try:
         body = _Decision.model_validate(data)
     except ValidationError as e:

@@ -60,6 +60,27 @@ async def json_body(request: web.Request) -> Any:
         raise InputError("body is not acceptable JSON") from e
 
 
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object: anything else (an array, a number) is refused here, in
+    the API's words, before a model's validator would name its own class in the detail."""
+    data = await json_body(request)
+    if not isinstance(data, dict):
+        raise InputError(f"body must be a JSON object, not {_json_kind(data)}")
+    return data
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
 def jose(answer: Answer) -> web.Response:
     resp = web.Response(
         status=answer_status(answer.refusal),
