@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
-from node.cli import main
+from node import config
+from node.cli import api_client, main
 from node.cli.common import COMMANDS
+from node.config import CONFIG_FILE
+from tests.federation import free_port
 
 # The HTTP stack, the OPRF and the key handling, logging, and the node's own layers that
 # use them. (PyNaCl may come with node.config, whose wire fields use the JWS encoding: a
@@ -56,18 +60,31 @@ def test_help_of_the_whole_cli_loads_no_command_module() -> None:
     assert "pydantic" not in modules
 
 
-def test_query_loads_neither_server_nor_crypto_nor_store() -> None:
+def test_a_whole_query_call_loads_neither_pydantic_nor_server_crypto_or_store(
+    tmp_path: Path,
+) -> None:
+    # A home as init writes it, whose listener is not there: the call runs to its end
+    # (option parsing, node.toml, the request) and fails on connect.
+    (tmp_path / CONFIG_FILE).write_text(
+        f'node_id = "x"\n\n[http]\nhost = "127.0.0.1"\nport = {free_port()}\n'
+    )
+    args = ["query", "--home", str(tmp_path), "--token", "vhn_x", "--convenant", "c",
+            "--purpose", "p", "--case", "X", "--bsn", "111222333",
+            "--person", "A||B|1990-01-01"]  # fmt: skip
     code = (
-        "import click\nfrom node.cli import main\n"
-        "cmd = main.get_command(click.Context(main), 'query')\n"
-        # What the command body imports to parse subjects and read node.toml:
-        "import node.cli.subjects as s\ns.parse_bsn('111222333')\n"
-        "import node.cli.api_client as a\nimport node.config"
+        "from node.cli import main\nfrom node.errors import VhnodeError\n"
+        f"try:\n    main.main({args!r}, standalone_mode=False)\n"
+        "except VhnodeError as e:\n    assert 'cannot reach the node' in e.detail, e.detail"
     )
     modules = imported_after(code)
     assert "node.cli.query" in modules
     assert heavy_in(modules) == []
+    assert "pydantic" not in modules
     assert "node.cli.audit" not in modules  # another command's module stays unloaded
+
+
+def test_the_cli_and_the_config_name_the_same_file() -> None:
+    assert api_client.CONFIG_FILE == config.CONFIG_FILE
 
 
 def test_each_summary_in_the_lazy_table_is_the_commands_own() -> None:

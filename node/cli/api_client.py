@@ -17,6 +17,7 @@ import http.client
 import json
 import socket
 import ssl
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,9 @@ import click
 
 from node.cli.common import home_option
 from node.errors import PROBLEM_TYPE_BASE, ConfigError, VhnodeError
+
+# node.config's name for the file; not imported from there, which would load pydantic.
+CONFIG_FILE = "node.toml"
 
 API_TIMEOUT_SECONDS = 60.0
 # The addresses a node bound to every interface is reached at from this machine.
@@ -48,23 +52,43 @@ def api_options(f: F) -> F:
     return home_option(f)
 
 
+def _listener(home: Path) -> tuple[str, int]:
+    """``[http]`` host and port of ``<home>/node.toml``.
+
+    Read straight from the TOML when both are there, as ``init`` writes them: the
+    validated config costs the CLI call its pydantic models (bench/bench_cli.py). Anything
+    else — a key left out for its default, a value of the wrong type — goes through
+    ``load_config``, which knows the defaults and says what is wrong.
+    """
+    path = home / CONFIG_FILE
+    try:
+        http_table = tomllib.loads(path.read_text(encoding="utf-8")).get("http", {})
+    except FileNotFoundError as e:
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {home}: pass --url with the address of your node's local "
+            "API (e.g. --url http://127.0.0.1:8400), or --home with the node's home directory"
+        ) from e
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        http_table = None
+    host, port = (http_table or {}).get("host"), (http_table or {}).get("port")
+    if isinstance(host, str) and isinstance(port, int) and 0 <= port <= 65535:
+        return host, port
+    from node.config import load_config  # noqa: PLC0415 - pydantic: only when needed
+
+    cfg = load_config(home).http
+    return cfg.host, cfg.port
+
+
 def local_api_url(home: Path) -> str:
     """The node's own listener, from ``[http]`` in ``<home>/node.toml``."""
-    from node.config import CONFIG_FILE, load_config  # noqa: PLC0415 - pydantic: only here
-
-    if not (home / CONFIG_FILE).is_file():
-        raise ConfigError(
-            f"no {CONFIG_FILE} in {home}: pass --url with the address of your node's local API "
-            "(e.g. --url http://127.0.0.1:8400), or --home with the node's home directory"
-        )
-    http_cfg = load_config(home).http
-    if http_cfg.port == 0:
+    host, port = _listener(home)
+    if port == 0:
         raise ConfigError(
             f"{home / CONFIG_FILE}: [http] port is 0 (the node picks a free port when it "
             "starts): pass --url with the port it listens on"
         )
-    host = _ANY_ADDRESS.get(http_cfg.host, http_cfg.host)
-    return f"http://[{host}]:{http_cfg.port}" if ":" in host else f"http://{host}:{http_cfg.port}"
+    host = _ANY_ADDRESS.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def api_base(home: Path, url: str | None) -> str:

@@ -24,6 +24,7 @@ from node.cli.subjects import (
     ADDRESS_FORMAT,
     PERSON_FORMAT,
     SubjectCommand,
+    parse_subjects,
     subjects_from_options,
 )
 from node.flows import admin
@@ -171,7 +172,7 @@ def audit_inzage(
     output: Path | None,
 ) -> None:
     """Answer a data subject's access request: every logged processing about them."""
-    subjects = subjects_from_options(bsns, persons, addresses)
+    subjects = parse_subjects(subjects_from_options(bsns, persons, addresses))
     with node_at(home) as ctx:
         rep = inzage.answer_here(ctx, subjects, _os_user(), request_ref)
     if as_json:

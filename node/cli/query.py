@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,6 @@ from node.cli.subjects import (
     ADDRESS_FORMAT,
     PERSON_FORMAT,
     SubjectCommand,
-    masked,
     subjects_from_options,
 )
 from node.errors import VhnodeError
@@ -23,10 +23,17 @@ BEKENDHEID_PATH = "/api/v1/bekendheid"
 QUERY_TIMEOUT_SECONDS = 60.0
 
 
-def subjects_shown(subjects: list[Any]) -> list[dict[str, Any]]:
-    """Each subject as the output shows it: its number (what ``details request --subject``
-    takes), its kind and its masked form."""
-    return [{"number": i + 1, "kind": s.kind, "masked": masked(s)} for i, s in enumerate(subjects)]
+def numbered(result: dict[str, Any]) -> None:
+    """Number the subjects the node echoed (masked, in request order) as the output shows
+    them, which is what ``details request --subject`` takes."""
+    for i, s in enumerate(result.get("subjects", [])):
+        result["subjects"][i] = {"number": i + 1, **s}
+
+
+def _by_number(detail: str) -> str:
+    # The node names a subject by its place in the request, from 0 ("subjects.2: …"); the
+    # coordinator typed them and reads them numbered from 1.
+    return re.sub(r"\bsubjects\.(\d+)", lambda m: f"subject {int(m.group(1)) + 1}", detail)
 
 
 def print_query_result(result: dict[str, Any]) -> None:
@@ -100,7 +107,7 @@ def query(
         "convenant_id": convenant_id,
         "purpose": purpose,
         "case_ref": case_ref,
-        "subjects": [s.model_dump(mode="json") for s in subjects],
+        "subjects": subjects,
     }
     if partners:
         body["partners"] = list(partners)
@@ -110,14 +117,12 @@ def query(
     if status != 200:
         code, detail = problem_code_and_detail(text)
         where = f"{code}, HTTP {status}" if code else f"HTTP {status}"
-        raise VhnodeError(f"the node refused the query ({where}): {detail}")
+        raise VhnodeError(f"the node refused the query ({where}): {_by_number(detail)}")
     try:
         result = json.loads(text)
     except json.JSONDecodeError as e:
         raise VhnodeError(f"the node answered {content_type}, not JSON") from e
-    # The node does not echo the subjects (it never returns identifiers); the CLI knows
-    # what it asked, and shows it masked beside each number.
-    result["subjects"] = subjects_shown(subjects)
+    numbered(result)
     if as_json:
         print_json(result)
     else:

@@ -3,8 +3,8 @@
 The subjects keep the order in which they were typed, across the three options: in a
 family round the coordinator reads "subject 2" as the second person named, and
 ``details request --subject 2`` asks about that one. ``SubjectCommand`` records the order
-click parses them in; ``masked`` shows each subject beside its number without repeating
-its identifier.
+click parses them in. Nothing here imports the identifier models: ``vhnode query`` leaves
+checking the values to the node, which answers with each subject masked.
 """
 
 from __future__ import annotations
@@ -48,81 +48,61 @@ class SubjectCommand(click.Command):
         return super().parse_args(ctx, args)
 
 
-def parse_person(text: str) -> SubjectIdentifier:
-    from node.protocol.identifiers import parse_identifier  # noqa: PLC0415 - pydantic models
-
+def person(text: str) -> dict[str, Any]:
     parts = [p.strip() for p in text.split("|")]
     if len(parts) != 4:
         raise InputError(f"--person: expected '{PERSON_FORMAT}' (4 fields), got {len(parts)}")
     surname, tussenvoegsel, first_names, birth_date = parts
-    return parse_identifier(
-        {
-            "kind": "person",
-            "surname": surname,
-            "tussenvoegsel": tussenvoegsel or None,
-            "first_names": first_names,
-            "birth_date": birth_date,
-        }
-    )
+    return {
+        "kind": "person",
+        "surname": surname,
+        "tussenvoegsel": tussenvoegsel or None,
+        "first_names": first_names,
+        "birth_date": birth_date,
+    }
 
 
-def parse_address(text: str) -> SubjectIdentifier:
-    from node.protocol.identifiers import parse_identifier  # noqa: PLC0415 - pydantic models
-
+def address(text: str) -> dict[str, Any]:
     parts = [p.strip() for p in text.split("|")]
     if len(parts) not in (2, 3):
         raise InputError(f"--address: expected '{ADDRESS_FORMAT}' (addition optional)")
-    return parse_identifier(
-        {
-            "kind": "address",
-            "postcode": parts[0],
-            "house_number": parts[1],
-            "addition": (parts[2] or None) if len(parts) == 3 else None,
-        }
-    )
+    return {
+        "kind": "address",
+        "postcode": parts[0],
+        "house_number": parts[1],
+        "addition": (parts[2] or None) if len(parts) == 3 else None,
+    }
 
 
-def parse_bsn(text: str) -> SubjectIdentifier:
-    from node.protocol.identifiers import parse_identifier  # noqa: PLC0415 - pydantic models
-
-    return parse_identifier({"kind": "bsn", "bsn": text})
+def bsn(text: str) -> dict[str, Any]:
+    return {"kind": "bsn", "bsn": text}
 
 
 def subjects_from_options(
     bsns: Sequence[str], persons: Sequence[str], addresses: Sequence[str]
-) -> list[SubjectIdentifier]:
-    """The subjects named on the command line, in the order typed; at least one."""
+) -> list[dict[str, Any]]:
+    """The subjects named on the command line as identifier objects (docs/api.md), in the
+    order typed; at least one. Their values are checked where they are used — by the
+    node for a query, by ``parse_subjects`` for a command that works on the home."""
     values = {"bsn": list(bsns), "person": list(persons), "address": list(addresses)}
-    parsers = {"bsn": parse_bsn, "person": parse_person, "address": parse_address}
+    makers = {"bsn": bsn, "person": person, "address": address}
     ctx = click.get_current_context(silent=True)
     order: list[str] = list(ctx.meta.get(_ORDER_KEY, [])) if ctx is not None else []
     if sorted(order) != sorted(k for k, v in values.items() for _ in v):
         # Not parsed by SubjectCommand (a direct call): the options' own order.
         order = [k for k, v in values.items() for _ in v]
     taken = dict.fromkeys(values, 0)
-    subjects: list[SubjectIdentifier] = []
+    subjects: list[dict[str, Any]] = []
     for kind in order:
-        subjects.append(parsers[kind](values[kind][taken[kind]]))
+        subjects.append(makers[kind](values[kind][taken[kind]]))
         taken[kind] += 1
     if not subjects:
         raise click.UsageError("give at least one --bsn, --person or --address")
     return subjects
 
 
-def masked(subject: Any) -> str:
-    """A subject as shown beside its number: enough to tell the members of a family or
-    group apart, not its identifier (BSN ***4782, initials and birth year, postcode and
-    house number)."""
-    kind = getattr(subject, "kind", None)
-    if kind == "bsn":
-        return f"BSN ***{subject.bsn[-4:]}"
-    if kind == "person":
-        from node.protocol.identifiers import normalise_surname  # noqa: PLC0415
+def parse_subjects(raw: Sequence[dict[str, Any]]) -> list[SubjectIdentifier]:
+    """Validate each subject (InvalidBsn / InvalidIdentifier with a one-line message)."""
+    from node.protocol.identifiers import parse_identifier  # noqa: PLC0415 - pydantic models
 
-        given = "".join(f"{w[0].upper()}." for w in subject.first_names.split() if w[:1].isalpha())
-        # The surname's initial after its tussenvoegsels: "van der Berg" is B., as in §11.
-        surname = normalise_surname(subject.surname, subject.tussenvoegsel)
-        return f"{given}{surname[:1].upper()}. {subject.birth_date.year}"
-    if kind == "address":
-        return f"{subject.postcode} {subject.house_number}{subject.addition or ''}"
-    raise TypeError(f"not a subject identifier: {type(subject).__name__}")
+    return [parse_identifier(data) for data in raw]

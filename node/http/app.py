@@ -56,6 +56,7 @@ from node.http.plumbing import (
 from node.http.statuses import http_status
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.identifiers import SubjectIdentifier, parse_identifier
+from node.protocol.masking import masked
 from node.protocol.registration import parse_registration
 from node.store import db, users
 from node.store.users import User
@@ -258,7 +259,13 @@ async def post_bekendheid(request: web.Request) -> web.Response:
         q.partners,
         q.deadline_seconds,
     )
-    return web.json_response(result.as_json())
+    # Echoed masked, in request order: which subject a per-subject status is about, for
+    # the coordinator of a family round, without sending an identifier back in full.
+    body = {
+        **result.as_json(),
+        "subjects": [{"kind": s.kind, "masked": masked(s)} for s in subjects],
+    }
+    return web.json_response(body)
 
 
 @roles("privacy_officer")
