@@ -214,9 +214,10 @@ MACHINE_TIME = {
 ALLOWED = {
     "clock.py": "the system clock itself",
     "demo/": "the demo waits on real child processes and names its run by the date",
-    # A birth date in the future is refused by the local calendar inside pydantic's
-    # validator, which has no node to ask; a day's granularity, no expiry or window.
-    "protocol/identifiers.py": "a birth date's plausibility",
+    # Every node path passes its clock's date (parse_identifier(today=...)); only an
+    # identifier built in code or checked by the CLI before it sends falls back to the
+    # machine's date. A day's granularity, no expiry or window.
+    "protocol/identifiers.py": "a birth date's plausibility without a node",
 }
 
 

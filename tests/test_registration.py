@@ -47,7 +47,11 @@ def test_parse_registration_normalises_themes_and_sorts_subject_keys() -> None:
         _reg(themes=["Veelplegers", " hennep ", "veelplegers"], identifiers=[JAN, JAN])
     )
     assert registration.themes == ("hennep", "veelplegers")
-    assert registration.subject_keys() == ("person:berg|j|1990-01-31",)
+    # the subject key, and the variant typed with the tussenvoegsel glued on (§11.6)
+    assert registration.subject_keys() == (
+        "person:berg|j|1990-01-31",
+        "person:vanderberg|j|1990-01-31",
+    )
 
 
 def test_subject_keys_are_sorted_and_unique() -> None:
@@ -60,7 +64,11 @@ def test_subject_keys_are_sorted_and_unique() -> None:
             ]
         )
     )
-    assert registration.subject_keys() == ("bsn:123456782", "person:berg|j|1990-01-31")
+    assert registration.subject_keys() == (
+        "bsn:123456782",
+        "person:berg|j|1990-01-31",
+        "person:vanderberg|j|1990-01-31",
+    )
 
 
 def test_bad_bsn_names_its_identifier_index() -> None:
@@ -111,7 +119,10 @@ def test_ref_and_themes_edge_values_are_accepted() -> None:
 
 def test_fingerprint_is_sha256_of_ref_themes_and_subject_keys() -> None:
     registration = parse_registration(_reg())
-    content = '["BPS-2026-000123",["veelplegers"],["bsn:123456782","person:berg|j|1990-01-31"]]'
+    content = (
+        '["BPS-2026-000123",["veelplegers"],'
+        '["bsn:123456782","person:berg|j|1990-01-31","person:vanderberg|j|1990-01-31"]]'
+    )
     assert registration.fingerprint() == hashlib.sha256(content.encode()).hexdigest()
 
 
@@ -123,7 +134,7 @@ def test_fingerprint_ignores_order_case_and_typing_of_the_same_content() -> None
             identifiers=[
                 {
                     "kind": "person",
-                    "surname": "V.d. Berg",
+                    "surname": "VAN DER  BERG",
                     "first_names": "J.",
                     "birth_date": "31-01-1990",
                 },
@@ -240,7 +251,13 @@ def test_iter_csv_builds_each_kind_of_identifier() -> None:
     assert all(isinstance(r, Registration) for r in results)
     keys = [r.subject_keys() for r in results if isinstance(r, Registration)]
     assert keys == [
-        ("address:4331AB|12|A", "bsn:123456782", "person:berg|j|1990-01-31"),
+        (
+            "address:4331AB|12|",  # the address without its addition: a variant (§11.6)
+            "address:4331AB|12|A",
+            "bsn:123456782",
+            "person:berg|j|1990-01-31",
+            "person:vanderberg|j|1990-01-31",
+        ),
         ("bsn:111222333",),
         ("address:4331AB|12|",),
     ]
@@ -415,7 +432,8 @@ def test_iter_file_reads_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     line, registration = results[0]
     assert line == 2
     assert isinstance(registration, Registration)
-    assert registration.subject_keys() == ("person:celik|a|2000-02-01",)
+    # 01-02: also registered with day and month swapped (§11.6)
+    assert registration.subject_keys() == ("person:celik|a|2000-01-02", "person:celik|a|2000-02-01")
 
 
 def test_iter_file_format_argument_overrides_the_suffix(tmp_path: Path) -> None:

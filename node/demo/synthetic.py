@@ -283,11 +283,16 @@ class _AddressBook:
             return postcode, number, addition, street, town
 
 
-def make_population(size: int, rng: random.Random) -> list[Person]:
+def make_population(size: int, rng: random.Random, *, double_surnames: float = 0.0) -> list[Person]:
     """``size`` persons in households (singles, couples, families with children aged 12+).
 
     Members of a household share the address, the surname and the tussenvoegsel; all
     BSNs are valid and distinct; ages on REFERENCE_DATE are 12–80.
+
+    With ``double_surnames`` > 0, that fraction of the second adults of couples uses the
+    partner's name before their own, as Dutch naamgebruik allows: tussenvoegsel "van
+    der", surname "Meer-Schouten" or "Meer-de Vries". At 0 (the default) no random draw
+    is added, so a seed gives the same population as before the option existed.
     """
     people: list[Person] = []
     bsns: set[str] = set()
@@ -318,16 +323,23 @@ def make_population(size: int, rng: random.Random) -> list[Person]:
             members = [(i % 2 == 1, 18, MAX_AGE) for i in range(adults)]
         if adults == 1 and rng.random() < 0.5:
             members[0] = (True, members[0][1], members[0][2])
-        for female, lo, hi in members:
+        for index, (female, lo, hi) in enumerate(members):
             if len(people) >= size:
                 break
+            used_surname = surname
+            couple_partner = double_surnames > 0 and adults == 2 and index == 1
+            # short-circuits at 0: no draw, so the default population stays the same
+            if couple_partner and rng.random() < double_surnames:
+                own_tussenvoegsel, own = rng.choice(SURNAMES)
+                own_name = f"{own_tussenvoegsel} {own}" if own_tussenvoegsel else own
+                used_surname = f"{surname}-{own_name}"
             people.append(
                 Person(
                     pid=len(people),
                     bsn=unique_bsn(),
                     first_names=_first_names(rng, female),
                     tussenvoegsel=tussenvoegsel,
-                    surname=surname,
+                    surname=used_surname,
                     birth_date=_birth_date(rng, lo, hi),
                     postcode=postcode,
                     house_number=number,

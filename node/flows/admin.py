@@ -45,6 +45,7 @@ from node.protocol.convenant import (
     parse_convenant,
     party_signatures,
 )
+from node.protocol.identifiers import amsterdam_date
 from node.protocol.models import rfc3339
 from node.protocol.peer_card import PeerCard, verify_card
 from node.protocol.registration import Registration, RowError, iter_file
@@ -438,7 +439,7 @@ def import_registrations(
     if not path.exists():
         raise InputError(f"no such file: {path}")
     report = ImportReport()
-    rows = iter_file(path, fmt)
+    rows = iter_file(path, fmt, today=amsterdam_date(ctx.clock.now()))
     while True:
         chunk = list(islice(rows, IMPORT_BATCH))
         if not chunk:

@@ -55,7 +55,7 @@ from node.http.plumbing import (
 )
 from node.http.statuses import http_status
 from node.protocol.convenant import ID_PATTERN
-from node.protocol.identifiers import SubjectIdentifier, parse_identifier
+from node.protocol.identifiers import SubjectIdentifier, amsterdam_date, parse_identifier
 from node.protocol.masking import masked
 from node.protocol.registration import parse_registration
 from node.store import db, users
@@ -199,7 +199,8 @@ async def put_registration(request: web.Request) -> web.Response:
     ref = request.match_info["ref"]
     if data.setdefault("ref", ref) != ref:
         raise InputError("'ref' in the body differs from the URL")
-    reg, actor = parse_registration(data), request[USER].name
+    today = amsterdam_date(ctx.clock.now())
+    reg, actor = parse_registration(data, today=today), request[USER].name
     summary = await ctx.write(lambda: apply_changes(ctx, [reg], actor=actor))
     return web.json_response(
         {"ref": ref, "changed": summary.upserted == 1, "tag_set_versions": summary.published}
@@ -243,9 +244,10 @@ async def post_bekendheid(request: web.Request) -> web.Response:
         where = ".".join(str(p) for p in first["loc"])
         raise InputError(f"{where}: {first['msg']}") from e
     subjects: list[SubjectIdentifier] = []
+    today = amsterdam_date(ctx.clock.now())
     for i, raw in enumerate(q.subjects):
         try:
-            subjects.append(parse_identifier(raw))
+            subjects.append(parse_identifier(raw, today=today))
         except InputError as e:
             raise type(e)(f"subjects.{i}: {e.detail}") from e
     result = await ask_bekendheid(
@@ -323,7 +325,8 @@ async def get_audit_report(request: web.Request) -> web.Response:
 async def post_audit_inzage(request: web.Request) -> web.Response:
     """docs/audit.md "Access request": every logged processing about one person."""
     ctx = request.app[CTX]
-    identifiers, request_ref = inzage.parse_request(await json_object(request))
+    today = amsterdam_date(ctx.clock.now())
+    identifiers, request_ref = inzage.parse_request(await json_object(request), today=today)
     rep = await inzage.answer(ctx, identifiers, request[USER].name, request_ref)
     return web.json_response(rep.as_json())
 

@@ -26,6 +26,23 @@ Subject keys
     The addition has whitespace and punctuation removed and is upper-cased; what remains
     must be 1..6 ASCII letters or digits, or nothing (then it is absent).
 
+Character classes (docs/protocol.md §11, exactly)
+=================================================
+
+*Whitespace* is the Unicode White_Space property (:data:`WHITESPACE`), not Python's
+``str.split``; a *letter* is general category L* (:func:`is_letter`), not the Alphabetic
+property; *printable* means no character of category C* (:func:`is_printable`); lengths
+are code points after collapsing. "Not after today" is the date in Europe/Amsterdam at
+the node's clock (:func:`amsterdam_date`, passed in as ``today``).
+
+Registration keys
+=================
+
+A registration yields the subject key and its variants (:func:`registration_keys`,
+docs/protocol.md §11.6): the parts of a double surname, the glued and the transliterated
+surname, every given name's initial, day and month swapped, the address without its
+addition. The asker sends the subject key alone.
+
 Folding (applied to surname, tussenvoegsel and first names)
 ===========================================================
 
@@ -41,8 +58,8 @@ Surname key
 ===========
 
 1. Join the tussenvoegsel field (if any) and the surname field with a space, and fold.
-2. Every character that is neither a letter (``str.isalpha``) nor an apostrophe becomes a
-   space. Hyphens, commas, dots, slashes and digits therefore separate tokens, so
+2. Every character that is neither a letter (general category L*) nor an apostrophe
+   becomes a space. Hyphens, commas, dots, slashes and digits therefore separate tokens, so
    "Jansen-van der Berg", "Berg, van der" and "v.d. Berg" / "v/d Berg" split into plain
    tokens.
 3. Split on whitespace. Then, per token:
@@ -78,7 +95,7 @@ says a partner *may* know the person, and detail sharing confirms it.
 Initial
 =======
 
-Fold the first-names field and take its first run of letters (``str.isalpha``), so
+Fold the first-names field and take its first run of letters (category L*), so
 "Jan Pieter", "J.P." and "Jan-Pieter" all start with "j". The initial is the run's first
 letter, except that a run starting with "ij" gives ``ij`` because the Dutch IJ digraph is
 one letter ("IJsbrand", "Ijsbrand", "IJ." → ``ij``). Written as "I.J." the first run is
@@ -94,7 +111,14 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from node.errors import InvalidBsn, InvalidIdentifier
@@ -112,6 +136,7 @@ __all__ = [
     "format_validation_error",
     "normalise_surname",
     "parse_identifier",
+    "registration_keys",
     "subject_key",
 ]
 
@@ -137,14 +162,35 @@ _APOSTROPHES = str.maketrans(
 _UNDECOMPOSABLE = str.maketrans(
     {"ı": "i", "ø": "o", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ħ": "h"}
 )
+# The German way to type an umlaut without the key for it (Öztürk → Oeztuerk), and ø as oe.
+_UMLAUT = re.compile("([aou])\u0308")
+_TRANSLITERATED = str.maketrans(
+    {"ı": "i", "ø": "oe", "æ": "ae", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ħ": "h"}
+)
+# Between the parts of a double surname: hyphen-minus, U+2010..U+2015 (hyphen to
+# horizontal bar) and the minus sign; folding (NFKD) has mapped the compatibility forms
+# (U+FE58, U+FE63, U+FF0D) onto these.
+_DASHES = re.compile("[-\u2010-\u2015\u2212]")
 _ELISION = re.compile(r"([dl]')(.+)")
 _JOINED_T_OR_S = re.compile(r"(.+?)('[ts])")
 _POSTCODE = re.compile(r"([1-9][0-9]{3}) *([A-Za-z]{2})")
 _FORBIDDEN_POSTCODE_LETTERS = frozenset({"SA", "SD", "SS"})
 _ADDITION = re.compile(r"[A-Z0-9]{1,6}")
 _ADDITION_NOISE = str.maketrans(dict.fromkeys(string.whitespace + string.punctuation))
-_DMY = re.compile(r"(\d{2})-(\d{2})-(\d{4})")
-_YMD = re.compile(r"\d{4}-\d{2}-\d{2}")
+# [0-9], not \d: \d also takes Arabic-Indic and other decimal digits, which int() accepts
+_DMY = re.compile(r"([0-9]{2})-([0-9]{2})-([0-9]{4})")
+_YMD = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+# The Unicode White_Space property (PropList.txt), spelled out: str.split() and str.strip()
+# also treat U+001C..U+001F as whitespace, which another implementation would not.
+WHITESPACE: frozenset[str] = frozenset(
+    "\t\n\x0b\x0c\r \x85\xa0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200B))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+_WHITESPACE_CHARS = "".join(sorted(WHITESPACE))
+_WHITESPACE_RUN = re.compile("[" + re.escape(_WHITESPACE_CHARS) + "]+")
+_VALIDATION_TODAY = "today"
 
 # Errors raised by our own validators carry this type prefix; their messages name the
 # field themselves, so the formatter does not prepend its location.
@@ -154,17 +200,69 @@ _OWN_ERROR_PREFIX = "vh_"
 # --- folding and name rules ---------------------------------------------------------
 
 
-def _fold(text: str) -> str:
+def _fold(text: str, *, transliterate: bool = False) -> str:
     text = text.translate(_APOSTROPHES)
     if text.isascii():
         return text.lower()
     text = unicodedata.normalize("NFKD", text.casefold())
+    if transliterate:
+        text = _UMLAUT.sub(r"\1e", text)
     text = "".join(c for c in text if unicodedata.category(c) != "Mn")
-    return text.translate(_UNDECOMPOSABLE)
+    return text.translate(_TRANSLITERATED if transliterate else _UNDECOMPOSABLE)
+
+
+def is_letter(char: str) -> bool:
+    """A letter of this rule: Unicode general category L* (Lu, Ll, Lt, Lm, Lo).
+
+    Not the Alphabetic property, which also takes combining vowel signs (Mc, Mn) and a few
+    symbols: implementations must agree on the category, so it is named exactly.
+    """
+    return unicodedata.category(char)[0] == "L"
+
+
+def collapse_whitespace(text: str) -> str:
+    """Runs of :data:`WHITESPACE` become one U+0020; leading and trailing ones go."""
+    return _WHITESPACE_RUN.sub(" ", text).strip(" ")
+
+
+def trim_whitespace(text: str) -> str:
+    """Leading and trailing :data:`WHITESPACE` removed; inner characters kept."""
+    return text.strip(_WHITESPACE_CHARS)
+
+
+def is_printable(text: str) -> bool:
+    """No character of general category C* (Cc, Cf, Cs, Co, Cn).
+
+    Applied after :func:`collapse_whitespace`, which has turned every Z* character (all
+    of them are White_Space) into U+0020, so this is Python's ``str.isprintable`` there.
+    """
+    return all(unicodedata.category(c)[0] != "C" for c in text)
+
+
+def amsterdam_date(now: datetime.datetime) -> datetime.date:
+    """The calendar date in the Netherlands (Europe/Amsterdam) at the instant ``now``.
+
+    Central European Time, UTC+1, and summer time, UTC+2, from 01:00 UTC on the last
+    Sunday of March to 01:00 UTC on the last Sunday of October (EU directive 2000/84/EC).
+    Written out rather than read from a time-zone database, which a slim host may lack.
+    """
+    if now.tzinfo is None:
+        raise ValueError("amsterdam_date needs a timezone-aware time")
+    utc = now.astimezone(datetime.UTC)
+    summer_starts = _last_sunday_0100_utc(utc.year, 3)
+    summer_ends = _last_sunday_0100_utc(utc.year, 10)
+    offset = 2 if summer_starts <= utc < summer_ends else 1
+    return (utc + datetime.timedelta(hours=offset)).date()
+
+
+def _last_sunday_0100_utc(year: int, month: int) -> datetime.datetime:
+    last_day = datetime.date(year, month + 1, 1) - datetime.timedelta(days=1)
+    sunday = last_day - datetime.timedelta(days=(last_day.weekday() + 1) % 7)
+    return datetime.datetime(sunday.year, sunday.month, sunday.day, 1, tzinfo=datetime.UTC)
 
 
 def _letters_and_apostrophes(text: str) -> str:
-    return "".join(c if c.isalpha() or c == "'" else " " for c in text)
+    return "".join(c if c == "'" or is_letter(c) else " " for c in text)
 
 
 def _split_token(token: str) -> list[str]:
@@ -181,12 +279,17 @@ def _split_token(token: str) -> list[str]:
     return [*out, token] if token else out
 
 
+def _tokens(folded: str) -> list[str]:
+    tokens: list[str] = []
+    for raw in _letters_and_apostrophes(folded).split(" "):
+        if raw:
+            tokens.extend(_split_token(raw))
+    return tokens
+
+
 def _surname_tokens(surname: str, tussenvoegsel: str | None) -> list[str]:
     joined = f"{tussenvoegsel} {surname}" if tussenvoegsel else surname
-    tokens: list[str] = []
-    for raw in _letters_and_apostrophes(_fold(joined)).split():
-        tokens.extend(_split_token(raw))
-    return tokens
+    return _tokens(_fold(joined))
 
 
 def _surname_key(surname: str, tussenvoegsel: str | None) -> str:
@@ -196,7 +299,8 @@ def _surname_key(surname: str, tussenvoegsel: str | None) -> str:
 
 
 def _initial(first_names: str) -> str:
-    runs = "".join(c if c.isalpha() else " " for c in _fold(first_names)).split()
+    runs = "".join(c if is_letter(c) else " " for c in _fold(first_names)).split(" ")
+    runs = [r for r in runs if r]
     if not runs:
         return ""
     return "ij" if runs[0].startswith("ij") else runs[0][0]
@@ -246,12 +350,12 @@ def _name_error(message: str, **context: object) -> PydanticCustomError:
 def _check_text(field: str, value: object, max_chars: int) -> str:
     if not isinstance(value, str):
         raise _name_error(f"{field} must be a string")
-    text = " ".join(value.split())
+    text = collapse_whitespace(value)
     if not text:
         raise _name_error(f"{field} must not be empty")
     if len(text) > max_chars:
         raise _name_error(f"{field} is longer than {max_chars} characters")
-    if not text.isprintable():
+    if not is_printable(text):
         raise _name_error(f"{field} contains control or unprintable characters")
     return text
 
@@ -267,19 +371,19 @@ def _date_from_text(text: str) -> datetime.date | None:
     return None
 
 
-def _parse_birth_date(value: object) -> datetime.date:
+def _parse_birth_date(value: object, today: datetime.date) -> datetime.date:
     if isinstance(value, datetime.datetime):
         # a datetime is a date subclass, but a time of day means the caller mixed up fields
         raise field_error("invalid_birth_date", "birth_date must be a date, not a datetime")
     if isinstance(value, datetime.date):
         parsed = value
-    elif isinstance(value, str) and (found := _date_from_text(value.strip())) is not None:
+    elif isinstance(value, str) and (found := _date_from_text(trim_whitespace(value))) is not None:
         parsed = found
     elif isinstance(value, str):
         raise field_error(
             "invalid_birth_date",
             "birth_date {value} is not a date (YYYY-MM-DD or DD-MM-YYYY)",
-            value=repr(value.strip()[:32]),
+            value=repr(trim_whitespace(value)[:32]),
         )
     else:
         raise field_error("invalid_birth_date", "birth_date must be a YYYY-MM-DD string")
@@ -289,7 +393,7 @@ def _parse_birth_date(value: object) -> datetime.date:
             "birth_date {value} is before 1900-01-01",
             value=parsed.isoformat(),
         )
-    if parsed > datetime.date.today():
+    if parsed > today:
         raise field_error(
             "invalid_birth_date", "birth_date {value} is in the future", value=parsed.isoformat()
         )
@@ -345,7 +449,7 @@ class PersonIdentifier(BaseModel):
     @field_validator("tussenvoegsel", mode="before")
     @classmethod
     def _check_tussenvoegsel(cls, value: object) -> str | None:
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or (isinstance(value, str) and not collapse_whitespace(value)):
             return None
         return _check_text("tussenvoegsel", value, _MAX_TUSSENVOEGSEL_CHARS)
 
@@ -359,8 +463,14 @@ class PersonIdentifier(BaseModel):
 
     @field_validator("birth_date", mode="before")
     @classmethod
-    def _check_birth_date(cls, value: object) -> datetime.date:
-        return _parse_birth_date(value)
+    def _check_birth_date(cls, value: object, info: ValidationInfo) -> datetime.date:
+        context = info.context if isinstance(info.context, dict) else {}
+        today = context.get(_VALIDATION_TODAY)
+        if not isinstance(today, datetime.date):
+            # Built in code or parsed without a node (the CLI's check before it sends):
+            # the machine's clock. Every node path passes its own clock's date.
+            today = amsterdam_date(datetime.datetime.now(datetime.UTC))
+        return _parse_birth_date(value, today)
 
 
 class AddressIdentifier(BaseModel):
@@ -378,7 +488,7 @@ class AddressIdentifier(BaseModel):
     def _check_postcode(cls, value: object) -> str:
         if not isinstance(value, str):
             raise field_error("invalid_postcode", "postcode must be a string")
-        m = _POSTCODE.fullmatch(value.strip())
+        m = _POSTCODE.fullmatch(trim_whitespace(value))
         if m is None:
             raise field_error(
                 "invalid_postcode",
@@ -400,8 +510,8 @@ class AddressIdentifier(BaseModel):
         number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
-        elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-            number = int(value.strip())
+        elif isinstance(value, str) and (digits := trim_whitespace(value)).isascii():
+            number = int(digits) if digits.isdigit() else None
         if number is None or not 1 <= number <= 99999:
             raise field_error(
                 "invalid_house_number",
@@ -417,9 +527,11 @@ class AddressIdentifier(BaseModel):
             return None
         if not isinstance(value, str):
             raise field_error("invalid_addition", "addition must be a string")
-        cleaned = value.translate(_ADDITION_NOISE).upper()
+        # ASCII upper-casing only: str.upper() would turn "ß" into "SS" and "ﬀ" into "FF"
+        cleaned = value.translate(_ADDITION_NOISE)
         if not cleaned:
             return None
+        cleaned = cleaned.upper() if cleaned.isascii() else cleaned
         if not _ADDITION.fullmatch(cleaned):
             raise field_error(
                 "invalid_addition",
@@ -449,6 +561,65 @@ def subject_key(identifier: BsnIdentifier | PersonIdentifier | AddressIdentifier
         initial = first_initial(identifier.first_names)
         return f"person:{surname}|{initial}|{identifier.birth_date.isoformat()}"
     return f"address:{identifier.postcode}|{identifier.house_number}|{identifier.addition or ''}"
+
+
+# --- registration keys: the subject key and its variants (docs/protocol.md §11.6) -----
+
+
+def _surname_forms(surname: str, tussenvoegsel: str | None) -> list[str]:
+    """The surname key first, then the forms a coordinator may type instead."""
+    joined = f"{tussenvoegsel} {surname}" if tussenvoegsel else surname
+    forms: list[str] = []
+    for folded in (_fold(joined), _fold(joined, transliterate=True)):
+        tokens = _tokens(folded)
+        kept = [t for t in tokens if t not in TUSSENVOEGSELS]
+        forms.append(" ".join(kept or tokens))
+        parts = [_tokens(p) for p in _DASHES.split(folded)]
+        parts = [p for p in parts if any(t not in TUSSENVOEGSELS for t in p)]
+        if len(parts) < 2:
+            # one name: also glued, as typed without spaces and apostrophes (Dancona)
+            forms.append("".join(tokens).replace("'", ""))
+            continue
+        for part in parts:
+            forms.append(" ".join(t for t in part if t not in TUSSENVOEGSELS))
+            forms.append("".join(part).replace("'", ""))
+    return list(dict.fromkeys(f for f in forms if f))
+
+
+def _all_initials(first_names: str) -> list[str]:
+    runs = "".join(c if is_letter(c) else " " for c in _fold(first_names)).split(" ")
+    return list(dict.fromkeys("ij" if r.startswith("ij") else r[0] for r in runs if r))
+
+
+def _birth_dates(born: datetime.date) -> list[datetime.date]:
+    if born.day > 12 or born.day == born.month:
+        return [born]
+    return [born, born.replace(month=born.day, day=born.month)]
+
+
+def registration_keys(
+    identifier: BsnIdentifier | PersonIdentifier | AddressIdentifier,
+) -> tuple[str, ...]:
+    """The keys a registration yields for ``identifier``: its subject key first, then the
+    variants a coordinator may type for the same subject (docs/protocol.md §11.6).
+
+    The asker sends the subject key alone; each variant here is one more tag in the
+    partner's set, so a typed variant finds the registration without costing the asker
+    or the answering partner an element.
+    """
+    if isinstance(identifier, PersonIdentifier):
+        surnames = _surname_forms(identifier.surname, identifier.tussenvoegsel)
+        initials = _all_initials(identifier.first_names)
+        return tuple(
+            f"person:{s}|{i}|{d.isoformat()}"
+            for s in surnames
+            for i in initials
+            for d in _birth_dates(identifier.birth_date)
+        )
+    key = subject_key(identifier)
+    if isinstance(identifier, AddressIdentifier) and identifier.addition:
+        return (key, f"address:{identifier.postcode}|{identifier.house_number}|")
+    return (key,)
 
 
 # --- parsing with readable errors -------------------------------------------------------
@@ -483,8 +654,14 @@ def format_validation_error(error: ValidationError) -> str:
     return "; ".join(_describe(e) for e in error.errors(include_url=False))
 
 
-def parse_identifier(data: Mapping[str, object]) -> SubjectIdentifier:
-    """Validate one identifier; InvalidBsn / InvalidIdentifier with a one-line message."""
+def parse_identifier(
+    data: Mapping[str, object], *, today: datetime.date | None = None
+) -> SubjectIdentifier:
+    """Validate one identifier; InvalidBsn / InvalidIdentifier with a one-line message.
+
+    ``today`` is the date a birth date may not lie after: a node passes its clock's
+    :func:`amsterdam_date`; without it the machine's clock is read.
+    """
     if not isinstance(data, Mapping):
         raise InvalidIdentifier("identifier must be an object with a 'kind'")
     kind = data.get("kind")
@@ -495,7 +672,8 @@ def parse_identifier(data: Mapping[str, object]) -> SubjectIdentifier:
         error.field = "kind"
         raise error
     try:
-        return model.model_validate(data)
+        context = {_VALIDATION_TODAY: today} if today is not None else None
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         message = format_validation_error(exc)
         errors = exc.errors(include_url=False)

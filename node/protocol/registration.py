@@ -53,7 +53,7 @@ from node.protocol.identifiers import (
     field_error,
     format_validation_error,
     parse_identifier,
-    subject_key,
+    registration_keys,
 )
 
 __all__ = [
@@ -182,16 +182,19 @@ class Registration(BaseModel):
         return check_details(value)
 
     def subject_keys(self) -> tuple[str, ...]:
-        """The subject keys of all identifiers, sorted and without duplicates."""
-        return tuple(sorted({subject_key(i) for i in self.identifiers}))
+        """The keys this registration yields (docs/protocol.md §11.6): of every identifier
+        its subject key and the variants of it, sorted and without duplicates. Each
+        becomes a tag."""
+        return tuple(sorted({k for i in self.identifiers for k in registration_keys(i)}))
 
     def fingerprint(self, subject_keys: tuple[str, ...] | None = None) -> str:
         """SHA-256 (hex) of the canonical content, so re-importing a row changes nothing.
 
         The content is the JSON array ``[ref, themes, subject_keys]`` (UTF-8, no spaces,
         non-ASCII unescaped), followed by ``retain_until`` and the details object (keys
-        sorted) only when present. Two registrations that differ only in how a name was typed,
-        in theme order or in identifier order have the same fingerprint.
+        sorted) only when present. Two registrations whose names yield the same keys and
+        that differ only in how they were typed, in theme order or in identifier order have
+        the same fingerprint.
         """
         # Callers that already hold the keys pass them: name normalisation is the costliest
         # non-crypto step of an import.
@@ -294,16 +297,21 @@ class _RowRefused(Exception):
         self.problems = problems
 
 
-def parse_registration(data: Mapping[str, object]) -> Registration:
+def parse_registration(
+    data: Mapping[str, object], *, today: datetime.date | None = None
+) -> Registration:
     """Validate one registration, all or nothing (the registration API): InputError
-    subclasses with a one-line message; one bad identifier refuses the registration."""
+    subclasses with a one-line message; one bad identifier refuses the registration.
+
+    ``today``: the last valid birth date (see :func:`parse_identifier`).
+    """
     if not isinstance(data, Mapping):
         raise InputError("a registration must be a JSON object")
     raw = _raw_identifiers(data)
     identifiers: list[SubjectIdentifier] = []
     for index, item in enumerate(raw):
         try:
-            identifiers.append(parse_identifier(item))
+            identifiers.append(parse_identifier(item, today=today))
         except InvalidIdentifier as exc:
             raise type(exc)(f"identifiers[{index}]: {exc.detail}") from None
     try:
@@ -358,7 +366,7 @@ def _named(name: str | None, text: str, *, column: bool) -> str:
 
 
 def _import_registration(
-    data: Mapping[str, object],
+    data: Mapping[str, object], today: datetime.date | None
 ) -> tuple[Registration, list[_Problem]]:
     """A JSONL row: a bad identifier is left out (and reported) while at least one is
     valid; any other problem refuses the row (InputError)."""
@@ -367,7 +375,7 @@ def _import_registration(
     left_out: list[_Problem] = []
     for index, item in enumerate(raw):
         try:
-            identifiers.append(parse_identifier(item))
+            identifiers.append(parse_identifier(item, today=today))
         except InvalidIdentifier as exc:
             where = f"identifiers[{index}]"
             field = f"{where}.{exc.field}" if exc.field else where
@@ -414,7 +422,9 @@ def _read_lines(stream: TextIO) -> Iterator[str | None]:
         yield line
 
 
-def iter_jsonl(stream: TextIO) -> Iterator[tuple[int, Registration | RowError]]:
+def iter_jsonl(
+    stream: TextIO, *, today: datetime.date | None = None
+) -> Iterator[tuple[int, Registration | RowError]]:
     """Registrations from a JSON-lines stream; blank lines are skipped.
 
     A row imported without some of its identifiers yields a :class:`RowError` with
@@ -429,11 +439,13 @@ def iter_jsonl(stream: TextIO) -> Iterator[tuple[int, Registration | RowError]]:
             continue
         if not line.strip():
             continue
-        for item in _jsonl_row(line_no, line):
+        for item in _jsonl_row(line_no, line, today):
             yield line_no, item
 
 
-def _jsonl_row(line_no: int, line: str) -> list[Registration | RowError]:
+def _jsonl_row(
+    line_no: int, line: str, today: datetime.date | None
+) -> list[Registration | RowError]:
     if _UNDECODABLE.search(line):
         return [RowError(line_no, "line is not valid UTF-8")]
     # Without its line break: JSON would count the break as a line of its own and name
@@ -449,7 +461,7 @@ def _jsonl_row(line_no: int, line: str) -> list[Registration | RowError]:
     if not isinstance(data, dict):
         return [RowError(line_no, "a registration must be a JSON object")]
     try:
-        registration, left_out = _import_registration(data)
+        registration, left_out = _import_registration(data, today)
     except _RowRefused as exc:
         return [_refused(line_no, exc.problems)]
     except DetailTooLarge as exc:
@@ -482,7 +494,9 @@ def _header_problem(columns: list[str]) -> str | None:
     return None
 
 
-def iter_csv(stream: TextIO) -> Iterator[tuple[int, Registration | RowError]]:
+def iter_csv(
+    stream: TextIO, *, today: datetime.date | None = None
+) -> Iterator[tuple[int, Registration | RowError]]:
     """Registrations from a CSV stream with a header line (see the module docstring)."""
     header = stream.readline(MAX_LINE_CHARS + 1)
     if not header.strip():
@@ -526,7 +540,7 @@ def iter_csv(stream: TextIO) -> Iterator[tuple[int, Registration | RowError]]:
             continue
         if not any(f.strip() for f in fields):
             continue
-        for item in _csv_row(start, columns, fields):
+        for item in _csv_row(start, columns, fields, today):
             yield start, item
 
 
@@ -542,7 +556,9 @@ def _bounded_lines(stream: TextIO, too_long: list[int]) -> Iterator[str]:
             yield line
 
 
-def _csv_row(line_no: int, columns: list[str], fields: list[str]) -> list[Registration | RowError]:
+def _csv_row(
+    line_no: int, columns: list[str], fields: list[str], today: datetime.date | None
+) -> list[Registration | RowError]:
     if len(fields) != len(columns):
         return [
             RowError(
@@ -561,7 +577,7 @@ def _csv_row(line_no: int, columns: list[str], fields: list[str]) -> list[Regist
             left_out.append(built)
             continue
         try:
-            identifiers.append(parse_identifier(built))
+            identifiers.append(parse_identifier(built, today=today))
         except InvalidIdentifier as exc:
             column = exc.field if exc.field in row else _KIND_COLUMN[str(built["kind"])]
             left_out.append(_Problem(column, _named(column, exc.detail, column=True)))
@@ -640,16 +656,21 @@ _SUFFIX_FORMATS: dict[str, Literal["csv", "jsonl"]] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
 }
-_READERS: dict[str, Callable[[TextIO], Iterator[tuple[int, Registration | RowError]]]] = {
+_READERS: dict[str, Callable[..., Iterator[tuple[int, Registration | RowError]]]] = {
     "csv": iter_csv,
     "jsonl": iter_jsonl,
 }
 
 
 def iter_file(
-    path: Path, fmt: Literal["csv", "jsonl"] | None = None
+    path: Path,
+    fmt: Literal["csv", "jsonl"] | None = None,
+    *,
+    today: datetime.date | None = None,
 ) -> Iterator[tuple[int, Registration | RowError]]:
     """Registrations from a file; the format comes from ``fmt`` or the file's suffix.
+
+    ``today``: the last valid birth date (see :func:`parse_identifier`).
 
     An unknown format or an unreadable file raises InputError at once, before iteration.
     """
@@ -663,7 +684,7 @@ def iter_file(
         stream = path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror or exc}") from None
-    return _close_after(stream, _READERS[chosen](stream))
+    return _close_after(stream, _READERS[chosen](stream, today=today))
 
 
 def _close_after(

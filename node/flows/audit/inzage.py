@@ -23,7 +23,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from node.errors import InputError
@@ -389,7 +389,7 @@ def check_request_ref(value: object) -> str | None:
     return value
 
 
-def parse_request(data: Any) -> tuple[list[Identifier], str | None]:
+def parse_request(data: Any, *, today: date | None = None) -> tuple[list[Identifier], str | None]:
     """The body of POST /api/v1/audit/inzage: ``{"subjects": [identifier, ...],
     "request_ref": optional text}``. Identifier errors keep their own problem type
     (``invalid_bsn``, ``invalid_identifier``) and say which one: ``subjects.2: …``."""
@@ -406,7 +406,7 @@ def parse_request(data: Any) -> tuple[list[Identifier], str | None]:
     identifiers: list[Identifier] = []
     for i, item in enumerate(raw):
         try:
-            identifiers.append(parse_identifier(item))
+            identifiers.append(parse_identifier(item, today=today))
         except InputError as e:
             raise type(e)(f"subjects.{i}: {e.detail}") from e
     return identifiers, check_request_ref(data.get("request_ref"))
