@@ -61,8 +61,14 @@ async def test_address_hit(federation: Federation) -> None:
         "vh-test", [{"kind": "address", "postcode": "4811AB", "house_number": 12, "addition": "A"}]
     )
     assert statuses(result)["politie-test"] == "hit"
+    # asked without its toevoeging it is found too (docs/protocol.md §11.6) ...
     result = await federation.query(
         "vh-test", [{"kind": "address", "postcode": "4811AB", "house_number": 12, "addition": None}]
+    )
+    assert statuses(result)["politie-test"] == "hit"
+    # ... but another toevoeging is another dwelling
+    result = await federation.query(
+        "vh-test", [{"kind": "address", "postcode": "4811AB", "house_number": 12, "addition": "B"}]
     )
     assert statuses(result)["politie-test"] == "no_hit"
 
