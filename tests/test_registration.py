@@ -360,7 +360,11 @@ def test_jsonl_keeps_the_valid_identifiers_of_a_row_and_reports_the_bad_one() ->
     )
     assert str(left_out).endswith("(identifier left out; the row's other identifiers are imported)")
     assert isinstance(registration, Registration)
-    assert registration.subject_keys() == ("bsn:123456782", "person:berg|j|1990-01-31")
+    assert registration.subject_keys() == (
+        "bsn:123456782",
+        "person:berg|j|1990-01-31",
+        "person:vanderberg|j|1990-01-31",  # the glued variant (docs/protocol.md §11.6)
+    )
 
 
 def test_jsonl_refuses_a_row_whose_every_identifier_is_bad_naming_each() -> None:
