@@ -84,6 +84,13 @@ class DetailsConfig(_Strict):
     record_days: int = Field(400, ge=1, le=3650)
 
 
+class DatabaseConfig(_Strict):
+    # The most the node database may grow to, in MiB; unset: as far as the disk allows.
+    # Past it a write fails as on a full disk (disk_full), so a runaway import stops
+    # before it fills a disk other services share.
+    max_size_mib: int | None = Field(None, ge=1)
+
+
 class NodeConfig(_Strict):
     node_id: str = Field(pattern=NODE_ID_PATTERN)
     organisation: str = Field(min_length=1, max_length=200)
@@ -95,6 +102,7 @@ class NodeConfig(_Strict):
     peers: PeersConfig = PeersConfig()
     retention: RetentionConfig = RetentionConfig()
     details: DetailsConfig = DetailsConfig()
+    database: DatabaseConfig = DatabaseConfig()
 
 
 # What node.toml says about itself, and the comment above each of its keys: `vhnode init`
@@ -215,9 +223,16 @@ CONFIG_COMMENTS: dict[str, str] = {
         "A request whose delivered detail the requester may still hold is kept until that"
         " detail's retain_until. The log keeps its pseudonymous entries either way."
     ),
+    "database.max_size_mib": (
+        "The most the node database (node.db) may grow to, in MiB (>= 1). Past it every write "
+        "fails as on a full disk: `disk_full` (HTTP 507) at the API, 'error: disk full' in "
+        "the CLI, and nothing of the failed change is written. Unset (the default): as far "
+        "as the disk allows."
+    ),
 }
 # Options without a default: shown commented out, with an example value to copy.
 CONFIG_EXAMPLES: dict[str, str] = {
+    "database.max_size_mib": "4096",
     "details.source_url": '"https://bps.politie-zwb.example.nl/vhnode/detail"',
     "details.source_token_file": '"/srv/vhnode/source.token"',
 }
@@ -267,7 +282,7 @@ def render_config(cfg: NodeConfig) -> str:
     lines = _comment(CONFIG_HEADER)
     for k, v in top.items():
         lines += ["", *keyed(k, f"{k} = {value(v)}")]
-    for section in ("http", "limits", "peers", "retention", "details"):
+    for section in ("http", "limits", "peers", "retention", "details", "database"):
         lines += ["", f"[{section}]"]
         for k, v in getattr(cfg, section).model_dump().items():
             key = f"{section}.{k}"

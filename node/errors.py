@@ -167,6 +167,21 @@ class DatabaseBusy(VhnodeError):
     title = "Node busy"
 
 
+DISK_FULL_DETAIL = (
+    "disk full: the node database cannot grow (SQLite: database or disk is full); what was "
+    "being written was rolled back. Free space on the node's disk (or raise [database] "
+    "max_size_mib) and try again; an import can simply be run again"
+)
+
+
+class DiskFull(VhnodeError):
+    """SQLite could not grow the node database (SQLITE_FULL: the disk is full, or the
+    database reached ``[database] max_size_mib``). The transaction was rolled back."""
+
+    code = "disk_full"
+    title = "Disk full"
+
+
 # --- policy refusals (signed, with a reason code; docs/protocol.md §8) --------------
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 from click.exceptions import NoArgsIsHelpError
 
-from node.errors import VhnodeError
+from node.errors import DISK_FULL_DETAIL, VhnodeError
 
 if TYPE_CHECKING:
     from node.flows.context import NodeContext
@@ -159,7 +159,8 @@ class VhnodeGroup(click.Group):
         except OSError as e:
             message, code = _os_error(e), 1
         except sqlite3.Error as e:  # e.g. "database is locked" by a long write elsewhere
-            message, code = f"node database: {e}", 1
+            full = e.sqlite_errorcode == sqlite3.SQLITE_FULL  # one db.tx did not translate
+            message, code = (DISK_FULL_DETAIL if full else f"node database: {e}"), 1
         except Exception as e:  # a bug: still one line, unless asked for the traceback
             if os.environ.get("VHNODE_DEBUG"):
                 raise

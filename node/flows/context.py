@@ -145,6 +145,8 @@ class NodeContext:
 
     def _prepare(self, conn: db.NodeConnection) -> None:
         conn.before_commit = lambda: self._seal(conn)
+        if self.cfg.database.max_size_mib is not None:
+            db.set_max_size(conn, self.cfg.database.max_size_mib * 1024 * 1024)
 
     def _seal(self, conn: db.NodeConnection) -> log.TreeHead | None:
         """Before the outermost COMMIT: one signed tree head over every entry the

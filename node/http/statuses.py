@@ -14,6 +14,7 @@ from node.errors import (
     ConfigError,
     Conflict,
     DatabaseBusy,
+    DiskFull,
     Forbidden,
     InputError,
     KeyMismatch,
@@ -43,6 +44,9 @@ STATUS: dict[type[VhnodeError], int] = {
     KeyMismatch: 409,
     LogCorrupted: 500,
     DatabaseBusy: 503,
+    # RFC 4918 §11.5: the server cannot store what the request needs stored. Not 503:
+    # retrying does not help until someone frees space.
+    DiskFull: 507,
     # Refusals: 403, except a rate limit (429) and a poll of an unknown request (404).
     Refusal: 403,
     RateLimited: 429,

@@ -199,6 +199,9 @@ class Database:
                 conn.in_group = True
                 try:
                     for job in group:
+                        if not conn.in_transaction:  # SQLite rolled the group back itself
+                            job.error = db.lost_error(conn)
+                            continue
                         try:
                             with db.tx(conn):  # a savepoint: a failing job rolls back alone
                                 job.value = job.fn()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from node.errors import DISK_FULL_DETAIL, DiskFull
 from node.keys import NodeKeys
 from node.store import migrations
 
@@ -33,6 +34,9 @@ class NodeConnection(sqlite3.Connection):
         # Set by the node: entries were appended since the last seal; a commit group is open.
         self.log_dirty = False
         self.in_group = False
+        # The error under which SQLite rolled back the whole open transaction itself (it
+        # may, on SQLITE_FULL or SQLITE_IOERR): nothing more may run or commit in it.
+        self.lost: BaseException | None = None
 
 
 def connect(
@@ -97,6 +101,39 @@ def flush_deleted(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+def is_disk_full(e: BaseException) -> bool:
+    return isinstance(e, sqlite3.Error) and e.sqlite_errorcode == sqlite3.SQLITE_FULL
+
+
+def _disk_full(e: BaseException) -> BaseException:
+    """``e`` as the node names it: SQLITE_FULL becomes DiskFull, anything else stays."""
+    return DiskFull(DISK_FULL_DETAIL) if is_disk_full(e) else e
+
+
+def _undo(conn: sqlite3.Connection, statement: str) -> None:
+    """Roll back, when there is still something to roll back. SQLite may have rolled the
+    whole transaction back itself (on SQLITE_FULL, SQLITE_IOERR, …): a ROLLBACK then fails
+    with "no transaction is active", which must not replace the error that caused it."""
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            conn.execute(statement)
+
+
+def lost_error(conn: sqlite3.Connection) -> BaseException:
+    """Why the open transaction is gone (``NodeConnection.lost``)."""
+    lost = getattr(conn, "lost", None)
+    if isinstance(lost, BaseException):
+        return lost
+    return sqlite3.OperationalError("SQLite rolled the transaction back")
+
+
+def set_max_size(conn: sqlite3.Connection, max_bytes: int) -> None:
+    """Let the database grow to ``max_bytes`` at most (``PRAGMA max_page_count``); past it
+    a write fails as on a full disk (SQLITE_FULL → DiskFull)."""
+    page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size)}")
+
+
 @contextmanager
 def tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One write transaction: a state change and its log entries commit together or not.
@@ -105,6 +142,9 @@ def tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     on error, and commits with the outer transaction (the writer's commit group,
     node/store/database.py). The outermost one runs the connection's ``before_commit``
     (sealing the log) before COMMIT and its ``after_commit`` work after it.
+
+    A full disk (SQLITE_FULL) leaves as DiskFull, at any depth; if SQLite rolled the whole
+    transaction back, the outermost level notices and commits nothing.
     """
     if conn.in_transaction:
         depth = getattr(conn, "savepoints", 0)
@@ -114,10 +154,15 @@ def tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute(f"SAVEPOINT {name}")
         try:
             yield conn
-        except BaseException:
-            conn.execute(f"ROLLBACK TO {name}")
-            conn.execute(f"RELEASE {name}")
-            raise
+        except BaseException as e:
+            _undo(conn, f"ROLLBACK TO {name}")
+            _undo(conn, f"RELEASE {name}")
+            error = _disk_full(e)
+            if isinstance(conn, NodeConnection) and not conn.in_transaction:
+                conn.lost = error
+            if error is e:
+                raise
+            raise error from e
         finally:
             if isinstance(conn, NodeConnection):
                 conn.savepoints = depth
@@ -126,17 +171,25 @@ def tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     if isinstance(conn, NodeConnection):
         conn.sealed_head = None  # never a previous transaction's
+        conn.lost = None
     try:
         yield conn
+        if not conn.in_transaction:
+            # SQLite rolled the transaction back under an inner error that was handled
+            # (a commit group's failed job): sealing now would write outside it.
+            raise lost_error(conn)
         if isinstance(conn, NodeConnection) and conn.before_commit is not None:
             conn.sealed_head = conn.before_commit()
-    except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute("COMMIT")
+    except BaseException as e:
+        _undo(conn, "ROLLBACK")
         if isinstance(conn, NodeConnection):
             conn.after_commit.clear()
             conn.log_dirty = False
-        raise
-    conn.execute("COMMIT")
+        error = _disk_full(e)
+        if error is e:
+            raise
+        raise error from e
     if isinstance(conn, NodeConnection):
         work, conn.after_commit = conn.after_commit, []
         for fn in work:
