@@ -8,7 +8,8 @@ coordinator runs them. Timed, as wall time from start to exit (median, min, max)
 
 * ``python -c pass`` — the bound: an interpreter that starts and stops;
 * ``vhnode --help`` — the CLI's own start-up;
-* ``vhnode query`` (one BSN, four partners) — start-up, one local API call, and printing;
+* ``vhnode query`` (one BSN, four partners) — start-up, node.toml, one local API call,
+  and printing; and the same with ``--url`` instead of ``--home``;
 * the same query as one HTTP call from this process — what the node itself takes.
 
 ``query - node`` is then what the CLI adds to the node's answer. Goal (issue 9 item 17):
@@ -22,6 +23,7 @@ import asyncio
 import http.client
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -39,10 +41,17 @@ from bench_common import machine_line
 from tests.federation import CONVENANT_ID, PURPOSE, Federation, standard_federation
 
 JAN_BSN = {"kind": "bsn", "bsn": "123456782"}
+QUERY = "vhnode query (1 BSN, 4 partners)"
+NODE = "node alone (one API call)"
+
+
+VHNODE: list[str] = []  # --vhnode: another build's command line, to compare
 
 
 def vhnode_command() -> list[str]:
     """The installed console script, as a user runs it; else ``python -m node``."""
+    if VHNODE:
+        return VHNODE
     script = Path(sys.executable).parent / "vhnode"
     return [str(script)] if script.exists() else [sys.executable, "-m", "node"]
 
@@ -57,9 +66,11 @@ def timed(run: Callable[[], object], runs: int) -> list[float]:
     return out
 
 
-def process(argv: Sequence[str], env: dict[str, str]) -> Callable[[], object]:
+def process(argv: Sequence[str], env: dict[str, str], cwd: Path) -> Callable[[], object]:
+    # Run from an empty folder: ``python -m`` puts the working directory first on the path,
+    # which from a checkout would load that checkout's code instead of the one named.
     def run() -> object:
-        proc = subprocess.run(argv, env=env, capture_output=True, check=False)
+        proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(argv[:3])}…: exit {proc.returncode}: {proc.stderr!r}")
         return proc
@@ -123,20 +134,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--vhnode",
+        help="command that runs the CLI to time instead of the installed one, e.g. "
+        "'env PYTHONPATH=/tmp/old python -m node' for an older checkout",
+    )
     args = parser.parse_args()
+    if args.vhnode:
+        VHNODE[:] = shlex.split(args.vhnode)
     runs = 5 if args.quick else args.runs
     print(machine_line())
+    results: dict[str, list[float]] = {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("VHNODE_")}
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
-        fed, stop = serve_in_background(Path(tmp))
+        empty = Path(tmp) / "cwd"
+        empty.mkdir()
+        fed, stop = serve_in_background(Path(tmp) / "federation")
         try:
             node = fed.nodes["vh-test"]
             token = node.tokens["coordinator"]
-            query = [
-                *vhnode_command(), "query", "--home", str(node.home), "--convenant",
-                CONVENANT_ID, "--purpose", PURPOSE, "--case", "BENCH-1", "--bsn",
-                JAN_BSN["bsn"],
-            ]  # fmt: skip
+            asked = ["--convenant", CONVENANT_ID, "--purpose", PURPOSE, "--case", "BENCH-1",
+                     "--bsn", JAN_BSN["bsn"]]  # fmt: skip
+            with_home = [*vhnode_command(), "query", "--home", str(node.home), *asked]
+            with_url = [*vhnode_command(), "query", "--url", node.url, *asked]
             body = json.dumps(
                 {
                     "convenant_id": CONVENANT_ID,
@@ -145,21 +165,28 @@ def main() -> None:
                     "subjects": [JAN_BSN],
                 }
             ).encode()
-            results = {
-                "python -c pass (bound)": timed(process([sys.executable, "-c", "pass"], env), runs),
-                "vhnode --help": timed(process([*vhnode_command(), "--help"], env), runs),
-                "vhnode query (1 BSN, 4 partners)": timed(
-                    process(query, {**env, "VHNODE_TOKEN": token}), runs
-                ),
-                "node alone (one API call)": timed(api_query(node.port, token, body), runs),
+            as_coordinator = {**env, "VHNODE_TOKEN": token}
+            commands = {
+                "python -c pass (bound)": process([sys.executable, "-c", "pass"], env, empty),
+                "vhnode --help": process([*vhnode_command(), "--help"], env, empty),
+                QUERY: process(with_home, as_coordinator, empty),
+                "vhnode query --url (no node.toml)": process(with_url, as_coordinator, empty),
+                NODE: api_query(node.port, token, body),
             }
+            for name, command in commands.items():
+                try:
+                    results[name] = timed(command, runs)
+                except SystemExit as e:  # another build may not read this node.toml
+                    print(f"{name}: not timed: {e}")
         finally:
             stop()
     print(f"{'wall ms, ' + str(runs) + ' runs':34} {'median':>8} {'min':>8} {'max':>8}")
     for name, ms in results.items():
         print(row(name, ms))
-    query_ms = statistics.median(results["vhnode query (1 BSN, 4 partners)"])
-    node_ms = statistics.median(results["node alone (one API call)"])
+    if QUERY not in results:
+        return
+    query_ms = statistics.median(results[QUERY])
+    node_ms = statistics.median(results[NODE])
     bound_ms = statistics.median(results["python -c pass (bound)"])
     print(
         f"query - node = {query_ms - node_ms:.0f} ms of CLI (bound {bound_ms:.0f} ms); "
