@@ -371,6 +371,11 @@ class UnknownRound(Refusal):
     title = "No bekendheid round of this requester under this convenant has that trace id"
 
 
+class RoundPurposeMismatch(Refusal):
+    code = "round_purpose_mismatch"
+    title = "The round this request proves was asked under another purpose"
+
+
 class UnknownSubject(Refusal):
     code = "unknown_subject"
     title = "The hit proof names no subject in scope of this node's tag set"
@@ -401,6 +406,7 @@ DETAIL_EXCHANGE_REFUSAL_CODES: tuple[str, ...] = tuple(
     for cls in (
         DuplicateRequest,
         UnknownRound,
+        RoundPurposeMismatch,
         UnknownSubject,
         BadHitProof,
         UnknownDetailRequest,

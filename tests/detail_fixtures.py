@@ -80,11 +80,19 @@ notify_hit = {"true" if notify else "false"}
     )  # fmt: skip
 
 
-def detail_convenant_toml(**kwargs: Any) -> str:
-    return convenant_toml(DEFAULT_PARTIES, extra=detail_rules_toml(), **kwargs)
+def detail_convenant_toml(*, both_purposes: bool = False, **kwargs: Any) -> str:
+    """``both_purposes``: the requesters may ask bekendheid under OTHER_PURPOSE too."""
+    toml = convenant_toml(DEFAULT_PARTIES, extra=detail_rules_toml(), **kwargs)
+    if both_purposes:
+        toml = toml.replace(
+            f'query_purposes = ["{PURPOSE}"]', f'query_purposes = ["{PURPOSE}", "{OTHER_PURPOSE}"]'
+        )
+    return toml
 
 
-async def detail_federation(root: Path, **convenant: Any) -> Federation:
+async def detail_federation(
+    root: Path, *, both_purposes: bool = False, **convenant: Any
+) -> Federation:
     """Four nodes under the detail convenant; Jan is known to politie, om and ggz with
     detail texts; Piet only to politie, without any detail text. ``convenant``: keyword
     arguments of ``convenant_toml`` (``valid_until``, say)."""
@@ -92,7 +100,7 @@ async def detail_federation(root: Path, **convenant: Any) -> Federation:
     for node_id, org_type, _, _ in DEFAULT_PARTIES:
         fed.add_node(node_id, org_type)
     fed.exchange_cards()
-    fed.sign_and_install(detail_convenant_toml(**convenant))
+    fed.sign_and_install(detail_convenant_toml(both_purposes=both_purposes, **convenant))
     fed.register(
         "politie-test",
         {
@@ -122,7 +130,10 @@ async def detail_federation(root: Path, **convenant: Any) -> Federation:
 
 
 async def hit_round(
-    fed: Federation, requester: str = "vh-test", subjects: list[dict[str, Any]] | None = None
+    fed: Federation,
+    requester: str = "vh-test",
+    subjects: list[dict[str, Any]] | None = None,
+    purpose: str = PURPOSE,
 ) -> dict[str, Any]:
     """One bekendheid round; returns its result (``trace_id`` is the round's)."""
-    return await fed.query(requester, subjects or [JAN_BSN])
+    return await fed.query(requester, subjects or [JAN_BSN], purpose=purpose)

@@ -244,7 +244,7 @@ async def test_a_party_not_allowed_a_category_never_receives_it(fed: Federation)
     # politie-test may receive om-test's traject, but not ggz-test's care contact.
     _, resp = await ask(fed, "politie-test", "om-test", (TRAJECT,))
     assert opened(fed, "politie-test", resp) == {TRAJECT: [JAN_TRAJECT]}
-    _, resp = await ask(fed, "politie-test", "ggz-test", (CARE,), purpose=OTHER_PURPOSE)
+    _, resp = await ask(fed, "politie-test", "ggz-test", (CARE,))
     assert statuses(resp) == {CARE: ("denied", "recipient_not_allowed")}
     assert resp.sealed is None
 
@@ -267,6 +267,87 @@ async def test_another_partys_round_and_case_ref_do_not_open_the_door(fed: Feder
     assert resp.reason == "unknown_round"
     assert resp.sealed is None
     assert JAN_TRAJECT.encode() not in reply.body
+
+
+@pytest.fixture
+async def fed_two_purposes(tmp_path: Path) -> AsyncIterator[Federation]:
+    """vh-test may ask bekendheid under PURPOSE and OTHER_PURPOSE; ggz-test shares its
+    care contact with vh-test under OTHER_PURPOSE only."""
+    f = await detail_federation(tmp_path, both_purposes=True)
+    yield f
+    await f.close()
+
+
+async def test_detail_is_only_for_the_purpose_of_the_round_it_proves(
+    fed_two_purposes: Federation,
+) -> None:
+    fed = fed_two_purposes
+    # A round under PURPOSE, then detail under OTHER_PURPOSE — the only purpose the care
+    # contact's rule covers: purpose limitation refuses it, nothing is sealed.
+    round_a = await hit_round(fed, "vh-test", purpose=PURPOSE)
+    doc = detail_request(
+        fed, "vh-test", "ggz-test", round_a["trace_id"], (CARE,), purpose=OTHER_PURPOSE
+    )
+    reply = await post_peer(fed, "ggz-test", DETAIL_PATH, doc)
+    resp = response(fed, "ggz-test", reply)
+    assert (reply.status, resp.outcome, resp.reason) == (403, "refused", "round_purpose_mismatch")
+    assert resp.categories is None
+    assert resp.sealed is None
+    assert PURPOSE in (resp.reason_detail or "")
+    refused = [e for e in _log(fed, "ggz-test") if e["kind"] == "detail.requested"]
+    assert [(e["reason"], e["data"]["rule"], e["purpose"]) for e in refused] == [
+        ("round_purpose_mismatch", "round-binding", OTHER_PURPOSE)
+    ]
+    assert not [e for e in _log(fed, "ggz-test") if e["kind"] == "detail.disclosed"]
+    assert state_counts(fed)["ggz-test"].get("detail_requests", 0) == 0
+
+    # The same request after a round under OTHER_PURPOSE is answered and delivered.
+    round_b = await hit_round(fed, "vh-test", purpose=OTHER_PURPOSE)
+    doc = detail_request(
+        fed, "vh-test", "ggz-test", round_b["trace_id"], (CARE,), purpose=OTHER_PURPOSE
+    )
+    reply = await post_peer(fed, "ggz-test", DETAIL_PATH, doc)
+    resp = response(fed, "ggz-test", reply)
+    assert statuses(resp) == {CARE: ("delivered", None)}
+    assert opened(fed, "vh-test", resp) == {CARE: ["ja"]}
+
+
+async def test_the_requester_asks_detail_only_under_the_rounds_purpose(
+    fed_two_purposes: Federation,
+) -> None:
+    fed = fed_two_purposes
+    round_a = await hit_round(fed, "vh-test", purpose=PURPOSE)
+    before = len(_log(fed, "ggz-test"))
+    status, problem = await fed.api(
+        "vh-test",
+        "POST",
+        "/api/v1/details",
+        role="coordinator",
+        json={
+            "round_trace_id": round_a["trace_id"],
+            "partner": "ggz-test",
+            "subject": 0,
+            "categories": [CARE],
+            "purpose": OTHER_PURPOSE,
+        },
+    )
+    assert status == 403
+    assert problem["type"] == "https://vhnode.nl/problems/round_purpose_mismatch"
+    assert PURPOSE in problem["detail"]
+    assert len(_log(fed, "ggz-test")) == before  # nothing was sent
+
+
+async def test_a_hit_notice_under_another_purpose_than_its_round_is_refused(
+    fed: Federation,
+) -> None:
+    round_ = await hit_round(fed, "vh-test")
+    proof = proof_for(fed, "politie-test", JAN_BSN)
+    doc = hit_notice(
+        fed, "vh-test", "politie-test", round_["trace_id"], (proof,), purpose=OTHER_PURPOSE
+    )
+    reply = await post_peer(fed, "politie-test", HIT_NOTICE_PATH, doc)
+    answer = open_signed(fed, "politie-test", reply.body, HIT_NOTICE_RESPONSE_TYP)
+    assert (answer["outcome"], answer["reason"]) == ("refused", "round_purpose_mismatch")
 
 
 # --- bad input: clear refusals, nothing changes ------------------------------------------
@@ -755,9 +836,10 @@ async def test_a_requester_card_with_another_encryption_key_gets_nothing_sealed(
 
 
 async def test_a_hit_notice_for_a_purpose_the_rule_does_not_serve_is_refused(
-    fed: Federation,
+    fed_two_purposes: Federation,
 ) -> None:
-    round_ = await hit_round(fed)
+    fed = fed_two_purposes
+    round_ = await hit_round(fed, purpose=OTHER_PURPOSE)
     proofs = (proof_for(fed, "politie-test", JAN_BSN),)
     doc = hit_notice(fed, "vh-test", "politie-test", round_["trace_id"], proofs, OTHER_PURPOSE)
     reply = await post_peer(fed, "politie-test", HIT_NOTICE_PATH, doc)

@@ -76,7 +76,7 @@ def details() -> None:
     help="The subject's number in the round, as `vhnode query` shows it (1 = the first typed).",
 )
 @click.option("--category", "categories", multiple=True, required=True, help="Category id.")
-@click.option("--purpose", required=True, help="Purpose id.")
+@click.option("--purpose", required=True, help="Purpose id: the purpose the round was asked under.")
 @click.option("--case-ref", help="Case reference (default: the round's).")
 @json_option
 def details_request(

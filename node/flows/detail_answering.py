@@ -14,6 +14,7 @@ database keeps who asked what, and what was decided.
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from node.errors import (
     NoNoticeRule,
     RateLimited,
     Refusal,
+    RoundPurposeMismatch,
     UnknownDetailRequest,
     UnknownRequester,
     UnknownRound,
@@ -111,19 +113,32 @@ class Subject:
 
 
 def _round_binding(
-    ctx: NodeContext, round_trace_id: str, requester: str, convenant_id: str, now: datetime
+    ctx: NodeContext,
+    round_trace_id: str,
+    requester: str,
+    convenant_id: str,
+    purpose: str,
+    now: datetime,
 ) -> Refusal | None:
-    """§14.3 step 4: we evaluated for this requester, under this convenant, recently."""
+    """§14.3 step 4: we evaluated for this requester, under this convenant, recently, and
+    for the same purpose: detail serves the purpose the round was asked for, no other
+    (purpose limitation, AVG art. 5(1)(b))."""
     oldest = rfc3339(now - timedelta(hours=ctx.cfg.details.hit_validity_hours))
-    row = ctx.conn.execute(
-        "SELECT 1 FROM log_entries WHERE trace_id = ? AND kind = ? "
-        "AND counterparty = ? AND convenant_id = ? AND time >= ? LIMIT 1",
+    rows = ctx.conn.execute(
+        "SELECT body FROM log_entries WHERE trace_id = ? AND kind = ? "
+        "AND counterparty = ? AND convenant_id = ? AND time >= ?",
         (round_trace_id, LogKind.BEKENDHEID_EVALUATED.value, requester, convenant_id, oldest),
-    ).fetchone()
-    if row is None:
+    ).fetchall()
+    if not rows:
         return UnknownRound(
             f"no bekendheid round {round_trace_id} of {requester} under {convenant_id} "
             f"answered here in the last {ctx.cfg.details.hit_validity_hours:g} hours"
+        )
+    logged = {json.loads(r[0]).get("purpose") for r in rows}
+    if purpose not in logged:
+        return RoundPurposeMismatch(
+            f"round {round_trace_id} was asked under purpose "
+            f"{', '.join(sorted(str(p) for p in logged))}, not {purpose}"
         )
     return None
 
@@ -416,7 +431,9 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
             rule, refusal = UNIQUE_TRACE, DuplicateRequest(f"trace id {req.trace_id} was used")
         if refusal is None:
             rule = ROUND_BINDING
-            refusal = _round_binding(ctx, req.round_trace_id, req.requester, req.convenant_id, now)
+            refusal = _round_binding(
+                ctx, req.round_trace_id, req.requester, req.convenant_id, req.purpose, now
+            )
         subject: Subject | None = None
         if refusal is None and conv is not None:
             resolved = _resolve(ctx, conv, req.hit_proof)
@@ -776,7 +793,12 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
         if refusal is None:
             rule = ROUND_BINDING
             refusal = _round_binding(
-                ctx, notice.round_trace_id, notice.requester, notice.convenant_id, now
+                ctx,
+                notice.round_trace_id,
+                notice.requester,
+                notice.convenant_id,
+                notice.purpose,
+                now,
             )
         if (
             refusal is None

@@ -34,6 +34,7 @@ from node.errors import (
     PartyWithdrawn,
     ProtocolError,
     Refusal,
+    RoundPurposeMismatch,
     UnknownDetailRequest,
     UnknownRound,
 )
@@ -357,6 +358,13 @@ async def ask_details(
             current_convenant(ctx, hit.convenant_id),
         )
     )
+    if purpose != hit.purpose:
+        # The partner refuses it anyway (§14.3 step 4); a hit proof and a case reference
+        # need not travel for a purpose the round was not asked for.
+        raise RoundPurposeMismatch(
+            f"round {round_trace_id} was asked under purpose {hit.purpose}, not {purpose}; "
+            "detail is asked under the round's purpose"
+        )
     for c in cats:
         if conv.category(c) is None:
             raise CategoryNotInCatalogue(f"{c!r} is not a category of convenant {conv.id}")

@@ -59,10 +59,11 @@ DETAIL_ANSWER_KINDS = (
     LogKind.HIT_NOTICE_RECEIVED,
 )
 """A partner answering the detail exchange (§14): refusals among them are refusals given."""
-PROBE_REASONS = ("bad_hit_proof", "unknown_round")
+PROBE_REASONS = ("bad_hit_proof", "unknown_round", "round_purpose_mismatch")
 """Detail refusals that mean a party asked about someone it never found in a round with
-this node: a tag lifted from the published set, or another party's round. Always worth
-the privacy officer's attention (an honest node cannot produce them)."""
+this node: a tag lifted from the published set, or another party's round; or detail for
+another purpose than its round's. Always worth the privacy officer's attention (an
+honest node cannot produce them: it refuses the last locally)."""
 SUSPECT_REASONS = ("unknown_requester", "revoked_requester", "bad_signature", "replayed_request")
 """Refusals that mean a request came from, or pretended to come from, a party this node
 does not (or no longer) trust: always worth the privacy officer's attention."""
