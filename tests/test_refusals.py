@@ -106,6 +106,8 @@ def _assert_signed_refusal(
     else:
         assert resp.head is None
         assert resp.added is None
+    # A head only for an authenticated requester (§9.3): its size tells the node's activity.
+    assert (resp.tree_head is None) == (reason in UNAUTHENTICATED_CODES)
     if reason in UNAUTHENTICATED_CODES:
         return _assert_counted_not_logged(fed, partner, request, reason)
     kind = "tag_set.refused" if tag_set else "bekendheid.refused"

@@ -20,7 +20,6 @@ from node.errors import (
     BadRequestSignature,
     BadSignature,
     InvalidGroupElement,
-    LogCorrupted,
     MalformedMessage,
     Misaddressed,
     RateLimited,
@@ -163,15 +162,16 @@ def refuse_unauthenticated(
     model: type[PartnerAnswer],
     now: datetime,
 ) -> Answer:
-    """A signed refusal of a request that failed §6.6 steps 3–6: counted, not logged; its
-    tree head is the current one (no entry of its own to cover)."""
+    """A signed refusal of a request that failed §6.6 steps 3–6: counted, not logged, and
+    without a tree head — its size would tell anyone who reaches the port how much this
+    node does (§9.3: heads go to authenticated peers only)."""
     unauthenticated.count(ctx, message, claimed, refusal, now)
     refused: dict[str, Any] = {
         **fields,
         "outcome": "refused",
         "reason": refusal.code,
         "reason_detail": refusal.detail[:500],
-        "tree_head": own_tree_head(ctx),
+        "tree_head": None,
     }
     payload = model(**refused).wire()
     return Answer(jws.sign(typ, payload, ctx.keys.signing), refusal, unauthenticated=True)
@@ -201,14 +201,6 @@ def sign_answer(
     ctx: NodeContext, typ: str, payload: dict[str, Any], refusal: Refusal | None
 ) -> Answer:
     return Answer(jws.sign(typ, payload, ctx.keys.signing), refusal)
-
-
-def own_tree_head(ctx: NodeContext) -> dict[str, Any]:
-    """This node's newest signed tree head, as the JWS object (§9.3: heads travel)."""
-    head = log.latest_head(ctx.conn)
-    if head is None:  # append always signs a head; only a corrupt store lacks one
-        raise LogCorrupted("no signed tree head")
-    return head_json(head)
 
 
 def head_json(head: log.TreeHead) -> dict[str, Any]:

@@ -108,8 +108,14 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
         resp, head = answer.answer, answer.tree_head
         # §9.3: a refusal carries the peer's head too; it is verified and kept before deciding.
         if isinstance(resp, ConsistencyRefused):
-            await ctx.write(lambda: peer_heads.remember(ctx.conn, peer_id, head, ctx.clock.now()))
+            if head is not None:  # none when the peer could not authenticate us
+                refusal_head = head
+                await ctx.write(
+                    lambda: peer_heads.remember(ctx.conn, peer_id, refusal_head, ctx.clock.now())
+                )
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
+        if head is None:  # the model allows no null head in a proof
+            raise PartnerFailure("invalid", "bad_tree_head", "the answer carries no tree head")
     except PartnerFailure as f:
         result.verdict = _FAILURE_VERDICT.get(f.status, "invalid")
         result.detail = f"{f.reason or ''} {f.detail}".strip()

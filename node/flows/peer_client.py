@@ -131,7 +131,8 @@ async def signed_exchange(
         answer_typ, party.node_id, party.signing_key_fingerprint, key, ctx.node_id, doc.digest()
     )
     answer = verified(body, model, expected)
-    await keep_tree_head(ctx, party.node_id, answer.tree_head)
+    if answer.tree_head is not None:  # none in a refusal of an unauthenticated request
+        await keep_tree_head(ctx, party.node_id, answer.tree_head)
     return answer.answer
 
 

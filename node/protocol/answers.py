@@ -24,8 +24,9 @@ A = TypeVar("A", bound=PartnerAnswer)
 class VerifiedAnswer(Generic[A]):
     answer: A
     """The answer or the signed refusal, as its model (a discriminated union)."""
-    tree_head: TreeHead
-    """The partner's signed tree head the answer carries, verified under its key."""
+    tree_head: TreeHead | None
+    """The partner's signed tree head the answer carries, verified under its key; None in
+    a refusal of a request the partner could not authenticate (§9.3)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ def verify_answer(body: bytes, model: TypeAdapter[A], expected: Expected) -> Ver
         or answer.requester != expected.requester
     ):
         raise BadBinding("response does not answer our request")
+    if answer.tree_head is None:  # the model allows it only in such a refusal
+        return VerifiedAnswer(answer, None)
     try:
         head = check_head(answer.tree_head, expected.partner, expected.partner_key)
     except ProtocolError as e:

@@ -7,10 +7,11 @@ against another request.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
+from node.errors import UNAUTHENTICATED_CODES
 from node.protocol.fields import (
     B64U_PATTERN,
     ELEMENT_PATTERN,
@@ -79,12 +80,26 @@ class PartnerAnswer(WireModel):
     """What every signed answer of a partner carries (§6.3, §6.5, §9.4, §14): who answers
     whom, the SHA-256 of the request payload it answers, and the partner's newest signed
     tree head (§9.3, a JWS). The receiver checks all four the same way
-    (``protocol/answers.py`` ``verify_answer``)."""
+    (``protocol/answers.py`` ``verify_answer``).
+
+    The head is null in a refusal at §6.6 steps 3–6 only: its sender has not shown it is
+    the peer it names, and a head tells how busy this node is (§9.3)."""
 
     partner: NodeId
     requester: NodeId
     request_hash: Bytes32
-    tree_head: SignedTreeHead
+    tree_head: SignedTreeHead | None
+
+    @model_validator(mode="after")
+    def _head_unless_unauthenticated(self) -> Self:
+        if self.tree_head is None and not (
+            getattr(self, "outcome", None) == "refused"
+            and getattr(self, "reason", None) in UNAUTHENTICATED_CODES
+        ):
+            raise ValueError(
+                "tree_head may be null only in a refusal of an unauthenticated request"
+            )
+        return self
 
 
 class _EvaluateAnswer(PartnerAnswer):
