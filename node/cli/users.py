@@ -21,7 +21,10 @@ def user() -> None:
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(users.ROLES))
 def user_add(home: Path, name: str, role: str) -> None:
-    """Create a user; its token is printed once."""
+    """Create a user; its token is printed once.
+
+    NAME: 1-64 lowercase ASCII letters, digits, '.', '_' or '-', starting with a letter
+    or digit; partners see it as the requesting user."""
     with node_at(home) as ctx:
         token = admin.create_user(ctx, name, role)
     click.echo(f"created user {name} with role {role}")

@@ -9,6 +9,8 @@ one place, and no field of a peer's message can carry more text than its kind al
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Annotated, Any
 
 from pydantic import (
@@ -20,7 +22,7 @@ from pydantic import (
     UrlConstraints,
 )
 
-from node.errors import MalformedMessage
+from node.errors import InputError, MalformedMessage
 from node.protocol import jws
 from node.protocol.models import NODE_ID_PATTERN
 
@@ -49,7 +51,12 @@ Nonce = Annotated[str, StringConstraints(pattern=NONCE_PATTERN)]
 # --- free text a sender chooses -----------------------------------------------------------
 
 MAX_CASE_REF = 128
-MAX_USER_NAME = 128
+MAX_USER_NAME = 64
+USER_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+"""A local user name, as created (``vhnode user add``) and as ``requesting_user`` on the
+wire: lowercase ASCII letters, digits, '.', '_' and '-', starting with a letter or digit.
+ASCII only, so a look-alike (Cyrillic 'а' in "аdmin") cannot pass for another user at a
+partner that logs and shows it."""
 MAX_ORGANISATION = 200
 MAX_TITLE = 300
 MAX_DESCRIPTION = 1000
@@ -60,8 +67,25 @@ MAX_RULE = 64
 MAX_WITHDRAWAL_REASON = 500
 MAX_DETAIL_TEXT = 4_000
 
+
+def check_user_name(name: str) -> str:
+    """``name`` if it is a valid user name (``USER_NAME_PATTERN``), else InputError that
+    names the first character that is not allowed (a look-alike shows as itself)."""
+    if re.fullmatch(USER_NAME_PATTERN, name):
+        return name
+    rule = "1-64 lowercase ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"
+    bad = next(
+        (c for c in name if not (c.isascii() and (c.isdigit() or c.islower() or c in "._-"))),
+        None,
+    )
+    if bad is not None:
+        what = unicodedata.name(bad, f"U+{ord(bad):04X}")
+        raise InputError(f"user name {name[:80]!r}: {what} ({bad!r}) is not allowed; {rule}")
+    raise InputError(f"user name {name[:80]!r}: {rule}")
+
+
 CaseRef = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CASE_REF)]
-UserName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_USER_NAME)]
+UserName = Annotated[str, StringConstraints(pattern=USER_NAME_PATTERN)]
 Organisation = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ORGANISATION)]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE)]
 Description = Annotated[str, StringConstraints(min_length=1, max_length=MAX_DESCRIPTION)]

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Literal, get_args
 
 from node.errors import AuthError, Conflict, InputError, NotFound
+from node.protocol.fields import check_user_name
 from node.protocol.models import rfc3339
 
 Role = Literal["admin", "source", "coordinator", "liaison", "privacy_officer"]
@@ -32,12 +33,7 @@ def create(conn: sqlite3.Connection, name: str, role: str, now: datetime) -> str
     """Create a user and return its token (shown once, never stored in clear)."""
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
-    if (
-        not name
-        or len(name) > 64
-        or not name.replace("-", "").replace("_", "").replace(".", "").isalnum()
-    ):
-        raise InputError("user name: 1-64 letters, digits, '-', '_' or '.'")
+    check_user_name(name)
     if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
         raise Conflict(f"user {name} exists")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
