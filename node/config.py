@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import textwrap
 import tomllib
 from pathlib import Path
@@ -18,6 +19,65 @@ CONFIG_FILE = "node.toml"
 DB_FILE = "node.db"
 CARD_FILE = "card.json"
 KEYS_DIR = "keys"
+DB_SIDE_FILES = ("-wal", "-shm")
+"""SQLite's companions of ``node.db``; they hold the same data."""
+
+# The home holds registry identifiers in clear, detail texts, case references and keys:
+# the node's user alone may read any of it, whatever the umask.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist (SQLite then gives its
+    WAL and shared-memory files the same mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (also when it existed with another)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), PRIVATE_FILE_MODE)
+        f.write(text)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) as 0700; an existing ``path`` is set to 0700 too."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path, PRIVATE_DIR_MODE)
+
+
+def check_private(path: Path, what: str) -> None:
+    """ConfigError naming ``path`` and the chmod to run if group or others have any
+    access to it; nothing if it does not exist."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        wanted = PRIVATE_DIR_MODE if stat.S_ISDIR(mode) else PRIVATE_FILE_MODE
+        raise ConfigError(
+            f"{what} {path} is open to other users (mode {mode & 0o777:o}); "
+            f"run: chmod {wanted:o} {path}"
+        )
+
+
+def check_home_private(home: Path, cfg: NodeConfig) -> None:
+    """Refuse to run on a home that others can read: the home folder, the database and
+    its companions, the key folder, and the source system's token file. (Files inside
+    a 0700 home are out of others' reach whatever their mode; the database is checked
+    on its own because it is what a copy or a backup tool carries elsewhere.)"""
+    check_private(home, "node home")
+    check_private(home / KEYS_DIR, "key folder")
+    for suffix in ("", *DB_SIDE_FILES):
+        check_private(home / (DB_FILE + suffix), "database file")
+    if cfg.details.source_token_file is not None:
+        check_private(cfg.details.source_token_file.expanduser(), "details.source_token_file")
 
 
 class _Strict(BaseModel):

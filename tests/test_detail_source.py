@@ -130,6 +130,7 @@ async def test_texts_come_back_for_the_pairs_asked_with_token_and_fields_sent(
 ) -> None:
     token_file = tmp_path / "source.token"
     token_file.write_text("  s3cret-Token_1\n")
+    token_file.chmod(0o600)
     longest = "x" * MAX_ENTRY_CHARS
     source.answer(
         {
@@ -184,7 +185,12 @@ async def test_no_source_url_or_nothing_to_ask_makes_no_call(
 
 @pytest.mark.parametrize(
     ("content", "word"),
-    [(None, "cannot read"), ("  \n", "empty"), ("two words", "bearer token")],
+    [
+        (None, "cannot read"),
+        ("  \n", "empty"),
+        ("two words", "bearer token"),
+        ("open-to-all", "other users"),
+    ],
 )
 async def test_unusable_token_file_fails_without_a_call(
     source: SourceSystem,
@@ -196,6 +202,8 @@ async def test_unusable_token_file_fails_without_a_call(
     token_file = tmp_path / "source.token"
     if content is not None:
         token_file.write_text(content)
+        # Only the last case leaves the file readable by others (mode 644).
+        token_file.chmod(0o644 if content == "open-to-all" else 0o600)
     source.answer({"details": [entry("BVH-1", "contactpersoon", CONTACT)]})
     answer = await ask(config(source.url, source_token_file=str(token_file)), session)
     assert_failed(answer, SOURCE_UNAVAILABLE, word)

@@ -36,12 +36,16 @@ ASKED_BEFORE = {"kind": "bsn", "bsn": "120000003"}  # FIX-R01 and FIX-R10, a hit
 
 
 def copy_homes(tmp_path: Path) -> Path:
-    """The homes as an operator has them after copying: keys 0600 (git keeps no modes)."""
+    """The homes as an operator has them after copying: home and key folder 0700, keys
+    and database 0600 (git keeps no modes; the node refuses to open a home others can
+    read, tests/test_file_modes.py)."""
     root = tmp_path / "release-0.1.0"
     for n in NODES.values():
         shutil.copytree(FIXTURE / n["home"], root / n["home"])
-    for key in root.glob("*/keys/*"):
-        key.chmod(0o600)
+        (root / n["home"]).chmod(0o700)
+        (root / n["home"] / "keys").chmod(0o700)
+    for private in (*root.glob("*/keys/*"), *root.glob("*/node.db*")):
+        private.chmod(0o600)
     return root
 
 

@@ -235,12 +235,9 @@ def write_atomic(path: Path, text: str) -> None:
     if not path.parent.is_dir():
         what = "is not a folder" if path.parent.exists() else "does not exist"
         raise VhnodeError(f"cannot write {path}: the folder {path.parent} {what}")
-    if path.exists():
-        mode = path.stat().st_mode & 0o777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
+    # A new file is the node user's alone: reports and access requests the CLI writes
+    # hold personal data. An existing file keeps the mode its owner gave it.
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -23,8 +23,10 @@ from node.config import (
     DB_FILE,
     KEYS_DIR,
     NodeConfig,
+    make_private_dir,
     render_config,
     set_endpoint,
+    write_private,
 )
 from node.errors import (
     ConfigError,
@@ -69,12 +71,13 @@ def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.S
     home = home.expanduser()
     if (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home} already holds a node ({CONFIG_FILE} exists)")
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # A home that exists already (the README's /srv/vhnode) is closed to others too.
+    make_private_dir(home)
     keys = NodeKeys.generate()
     keys.save(home / KEYS_DIR)
-    (home / CONFIG_FILE).write_text(render_config(cfg))
+    write_private(home / CONFIG_FILE, render_config(cfg))
     card = issue_card(cfg, keys, now)
-    (home / CARD_FILE).write_text(json.dumps(card.to_json(), indent=2) + "\n")
+    write_private(home / CARD_FILE, json.dumps(card.to_json(), indent=2) + "\n")
     conn = db.connect(home / DB_FILE, keys)
     with tx(conn):
         log.append(
@@ -137,7 +140,7 @@ def renew_card(
         ctx.cfg = ctx.cfg.model_copy(update={"endpoint": cfg.endpoint})
     path = ctx.home / CARD_FILE
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(card.to_json(), indent=2) + "\n")
+    write_private(tmp, json.dumps(card.to_json(), indent=2) + "\n")
     os.replace(tmp, path)  # a partner or a restart never reads half a card
     ctx.forget_own_card()
     with tx(ctx.conn):

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from node.clock import SYSTEM_CLOCK, Clock
-from node.config import CARD_FILE, CONFIG_FILE, DB_FILE, KEYS_DIR, NodeConfig, load_config
+from node.config import (
+    CARD_FILE,
+    CONFIG_FILE,
+    DB_FILE,
+    KEYS_DIR,
+    NodeConfig,
+    check_home_private,
+    load_config,
+)
 from node.errors import ConfigError, LogCorrupted
 from node.flows import trust
 from node.flows.trust import Trust
@@ -225,6 +233,7 @@ def open_node(home: Path, clock: Clock = SYSTEM_CLOCK) -> NodeContext:
     if not (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home} is not a node home (no {CONFIG_FILE}); run 'vhnode init'")
     cfg = load_config(home)
+    check_home_private(home, cfg)
     keys = NodeKeys.load(home / KEYS_DIR)
     conn = db.connect(home / DB_FILE, keys)
     ctx = NodeContext(home=home, cfg=cfg, keys=keys, direct_conn=conn, clock=clock)

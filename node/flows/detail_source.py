@@ -24,7 +24,8 @@ from typing import Any
 import aiohttp
 import structlog
 
-from node.config import DetailsConfig
+from node.config import DetailsConfig, check_private
+from node.errors import ConfigError
 from node.protocol.detail import MAX_ENTRY_CHARS, SOURCE_TOO_LARGE, SOURCE_UNAVAILABLE
 
 __all__ = ["SourceAnswer", "SourceFailure", "ask_source", "parse_source_answer"]
@@ -102,6 +103,15 @@ def _headers(token_file: Path | None) -> dict[str, str]:
     headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
     if token_file is None:
         return headers
+    try:
+        check_private(token_file.expanduser(), "details.source_token_file")
+    except ConfigError as e:
+        # A token others can read is not used, as at start; the detail may reach the
+        # requester, so the path and the chmod go to this node's log only.
+        logger.warning("source_token_file_open", problem=e.detail)
+        raise SourceFailure(
+            SOURCE_UNAVAILABLE, "details.source_token_file is open to other users"
+        ) from e
     try:
         token = token_file.expanduser().read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:

@@ -12,6 +12,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from node.config import create_private_file
 from node.errors import DISK_FULL_DETAIL, DiskFull
 from node.keys import NodeKeys
 from node.store import migrations
@@ -55,6 +56,7 @@ def connect(
     node's first connection has brought the schema up to date already. ``timeout``: how
     long a write waits for a lock another process holds.
     """
+    create_private_file(path)  # 0600 before SQLite makes it with the umask
     conn = sqlite3.connect(
         path,
         isolation_level=None,
