@@ -565,6 +565,7 @@ async def restore(fed: Federation, node_id: str, snapshot: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         (node.home / f"node.db{suffix}").unlink(missing_ok=True)
     shutil.copy(snapshot, node.home / "node.db")
+    (node.home / "node.db").chmod(0o600)  # as restored by its admin: the node refuses others
     node.ctx = open_node(node.home, clock=node.clock)
     await fed.start(node_id)
 

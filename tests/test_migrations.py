@@ -77,8 +77,11 @@ def test_a_database_from_a_newer_vhnode_is_refused(tmp_path: Path) -> None:
 def test_the_cli_refuses_a_newer_database_in_one_line(tmp_path: Path) -> None:
     home = tmp_path / "vh-fixture"
     shutil.copytree(FIXTURE / "vh-fixture", home)
-    for key in (home / "keys").iterdir():
-        key.chmod(0o600)
+    # As its admin has it: private modes (git keeps none), else that is the first error.
+    home.chmod(0o700)
+    (home / "keys").chmod(0o700)
+    for private in (*(home / "keys").iterdir(), home / "node.db"):
+        private.chmod(0o600)
     raw = sqlite3.connect(home / "node.db")
     raw.execute(f"PRAGMA user_version = {migrations.latest() + 1}")
     raw.close()
