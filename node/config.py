@@ -269,8 +269,9 @@ CONFIG_COMMENTS: dict[str, str] = {
     ),
     "details.source_token_file": (
         "A file holding the bearer token the node sends to source_url (read at every "
-        "call, so a new token needs no restart; mode 0600). The token is not in this "
-        "file, which is not secret. Unset: no Authorization header."
+        "call, so a new token needs no restart). Mode 0600: the node refuses to start, "
+        "and a running node to use it, while others can read it. The token is not in "
+        "this file, which is not secret. Unset: no Authorization header."
     ),
     "details.source_timeout_seconds": (
         "The whole call (connect, send, read) must end within this many seconds (> 0), "
