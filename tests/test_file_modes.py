@@ -153,8 +153,12 @@ def test_a_source_token_file_others_can_read_is_refused(home: Path, tmp_path: Pa
     token = tmp_path / "source.token"
     token.write_text("s3cret-token\n")
     token.chmod(0o644)
-    with (home / "node.toml").open("a") as f:  # [details] is the file's last section
-        f.write(f'source_token_file = "{token}"\n')
+    config = home / "node.toml"
+    text = config.read_text()
+    assert text.count("\n[details]\n") == 1
+    config.write_text(
+        text.replace("\n[details]\n", f'\n[details]\nsource_token_file = "{token}"\n')
+    )
     line = refusal(vhnode(home, "user", "list"))
     assert f"details.source_token_file {token}" in line
     assert f"chmod 600 {token}" in line
