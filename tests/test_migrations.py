@@ -203,7 +203,7 @@ def test_step_2_re_encrypts_received_detail_in_small_transactions(
     commits: list[int] = []
     monkeypatch.setattr(migrations, "REENCRYPT_BATCH", 3)
     conn.set_trace_callback(lambda sql: commits.append(1) if sql == "COMMIT" else None)
-    assert migrations.migrate(conn, keys) == [2]
+    assert migrations.migrate(conn, keys, target=2) == [2]
     conn.set_trace_callback(None)
     assert len(commits) == 4 + 1  # ten rows three at a time, then the step itself
     assert texts(conn, keys.at_rest_key()) == want
@@ -226,7 +226,7 @@ def test_step_2_resumes_after_a_crash_and_leaves_altered_rows(
         "UPDATE received_details SET ciphertext = zeroblob(40) WHERE trace_id = ? AND category = ?",
         altered,
     )
-    assert migrations.migrate(conn, keys) == [2]
+    assert migrations.migrate(conn, keys, target=2) == [2]
     rows = conn.execute(
         "SELECT trace_id, category, nonce, ciphertext FROM received_details"
         " WHERE NOT (trace_id = ? AND category = ?)",
@@ -250,4 +250,43 @@ def test_step_2_without_the_keys_stops_at_step_1(
         migrations.migrate(conn)
     assert migrations.user_version(conn) == 1
     assert not conn.in_transaction
-    assert migrations.migrate(conn, keys) == [2]
+    assert migrations.migrate(conn, keys, target=2) == [2]
+
+
+def test_step_3_dates_the_first_disclosure_of_each_delivered_category_from_the_log(
+    tmp_path: Path,
+) -> None:
+    keys = NodeKeys.generate()
+    conn = sqlite3.connect(tmp_path / "node.db", isolation_level=None)
+    assert migrations.migrate(conn, keys, target=2) == [1, 2]
+    sent, approved = "a" * 32, "b" * 32
+    with db.tx(conn):
+        for trace_id in (sent, approved):
+            conn.execute(
+                "INSERT INTO detail_requests VALUES (?, ?, 'c', 1, 'p', 'CASE', 'u', "
+                "'coordinator', 'r', 'x', '[]', '2026-01-01T00:00:00Z')",
+                ("vh-test", trace_id),
+            )
+            conn.execute(
+                "INSERT INTO detail_categories (requester, trace_id, category, position, "
+                "status, rule) VALUES ('vh-test', ?, 'contactpersoon', 0, 'delivered', 'allow')",
+                (trace_id,),
+            )
+        when = datetime(2026, 1, 2, tzinfo=UTC)
+        # Only the first was ever sealed to the requester: the log says so.
+        entry = log.LogEntry(
+            kind="detail.disclosed",
+            trace_id=sent,
+            counterparty="vh-test",
+            data={"category": "contactpersoon"},
+        )
+        log.append(conn, keys.signing, POLITIE, [entry, entry], when)
+        conn.execute(
+            "INSERT INTO hit_notices (requester, convenant_id, convenant_version, purpose, "
+            "case_ref, requesting_user, round_trace_id, subject_pseudonym, refs, received_at) "
+            "VALUES ('vh-test', 'c', 1, 'p', 'CASE', 'u', 'r', 'x', '[\"BVH-1\"]', 't')"
+        )
+    assert migrations.migrate(conn, keys) == [3]
+    disclosed = dict(conn.execute("SELECT trace_id, disclosed_at FROM detail_categories"))
+    assert disclosed == {sent: "2026-01-02T00:00:00Z", approved: None}
+    assert conn.execute("SELECT acknowledged_at FROM hit_notices").fetchall() == [(None,)]

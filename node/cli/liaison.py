@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import click
 
 from node.cli.api_client import api_call, api_options
-from node.cli.common import json_option, main, print_json, print_table
+from node.cli.common import fail, json_option, main, print_json, print_table
 
 LIAISON_PATH = "/api/v1/liaison"
 
@@ -36,7 +36,7 @@ def _pending(request: dict[str, Any]) -> list[str]:
     return [str(c["category"]) for c in request["categories"] if c["status"] == "pending"]
 
 
-def print_inbox(inbox: dict[str, Any]) -> None:
+def print_inbox(inbox: dict[str, Any], state: str = "open") -> None:
     requests: Sequence[dict[str, Any]] = inbox["requests"]
     notices: Sequence[dict[str, Any]] = inbox["hit_notices"]
     click.echo(f"{len(requests)} detail request(s) waiting for a decision")
@@ -56,12 +56,16 @@ def print_inbox(inbox: dict[str, Any]) -> None:
                 for r in requests
             ],
         )
-    click.echo(f"\n{len(notices)} hit notice(s)")
+    total = inbox.get("hit_notices_total", len(notices))
+    which = "" if state == "all" else f"{state} "
+    click.echo(f"\n{total} {which}hit notice(s)" + (f", {len(notices)} shown" if notices else ""))
     if notices:
         print_table(
-            ["received", "requester", "case", "purpose", "asked by", "refs"],
+            ["id", "received", "requester", "case", "purpose", "asked by", "refs"],
             [
                 [
+                    _text(n["id"])
+                    + (" (ack)" if state != "open" and n.get("acknowledged_at") else ""),
                     _text(n["received_at"]),
                     _text(n["requester"]),
                     _text(n["case_ref"]),
@@ -72,6 +76,18 @@ def print_inbox(inbox: dict[str, Any]) -> None:
                 for n in notices
             ],
         )
+    if inbox.get("next_before") is not None:
+        click.echo(f"more: --before {inbox['next_before']}")
+    if notices and state == "open":
+        click.echo(f"mark them read: vhnode liaison acknowledge --through {notices[0]['id']}")
+
+
+def _status(c: dict[str, Any]) -> str:
+    """A category's state as the liaison should read it: "delivered" only once the text
+    went out (issue 9 item 11)."""
+    if c["status"] == "delivered" and not c.get("disclosed_at"):
+        return "approved, not sent yet"
+    return _text(c["status"])
 
 
 def print_request(r: dict[str, Any]) -> None:
@@ -89,7 +105,7 @@ def print_request(r: dict[str, Any]) -> None:
         [
             [
                 _text(c["category"]),
-                _text(c["status"]),
+                _status(c),
                 _text(c["rule"]),
                 ": ".join(str(x) for x in (c.get("reason"), c.get("reason_detail")) if x),
                 _text(c.get("decided_by")),
@@ -107,14 +123,113 @@ def liaison() -> None:
 
 @liaison.command("inbox")
 @api_options
+@click.option(
+    "--notices",
+    "state",
+    type=click.Choice(["open", "acknowledged", "all"]),
+    default="open",
+    show_default=True,
+    help="Which hit notices: not yet acknowledged, acknowledged, or both.",
+)
+@click.option("--requester", help="Only this asking node.")
+@click.option("--convenant", help="Only under this convenant id.")
+@click.option("--case", "case_ref", help="Only this case reference.")
+@click.option("--round", "round_trace_id", help="Only hit notices of this round (trace id).")
+@click.option("--since", help="Only hit notices received since (YYYY-MM-DD or RFC 3339).")
+@click.option(
+    "--limit", type=click.IntRange(1, 500), default=50, show_default=True, help="Notices per page."
+)
+@click.option("--before", type=int, help="The next page: notices older than this id.")
 @json_option
-def liaison_inbox(*, home: Path, url: str | None, token: str, as_json: bool) -> None:
-    """Detail requests with a pending category, and hit notices."""
-    inbox = api_call(home, url, token, "GET", f"{LIAISON_PATH}/inbox")
+def liaison_inbox(
+    *,
+    home: Path,
+    url: str | None,
+    token: str,
+    state: str,
+    requester: str | None,
+    convenant: str | None,
+    case_ref: str | None,
+    round_trace_id: str | None,
+    since: str | None,
+    limit: int,
+    before: int | None,
+    as_json: bool,
+) -> None:
+    """Detail requests with a pending category, and a page of hit notices, newest first.
+
+    The filters apply to both (--round and --since to notices only). Acknowledged notices
+    (vhnode liaison acknowledge) are left out unless --notices says otherwise.
+    """
+    params = {
+        "notices": state,
+        "requester": requester,
+        "convenant": convenant,
+        "case_ref": case_ref,
+        "round": round_trace_id,
+        "since": since,
+        "limit": limit,
+        "before": before,
+    }
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    inbox = api_call(home, url, token, "GET", f"{LIAISON_PATH}/inbox?{query}")
     if as_json:
         print_json(inbox)
     else:
-        print_inbox(inbox)
+        print_inbox(inbox, state)
+
+
+@liaison.command("acknowledge")
+@api_options
+@click.argument("ids", nargs=-1, type=click.IntRange(min=1))
+@click.option(
+    "--through",
+    type=click.IntRange(min=1),
+    help="Every open notice up to this id (the newest one you have read).",
+)
+@json_option
+def liaison_acknowledge(
+    *,
+    home: Path,
+    url: str | None,
+    token: str,
+    ids: tuple[int, ...],
+    through: int | None,
+    as_json: bool,
+) -> None:
+    """Mark hit notices read: the IDS given, or every open one --through an id.
+
+    Acknowledged notices leave the default inbox (--notices acknowledged shows them).
+    """
+    if bool(ids) == (through is not None):
+        fail("give notice ids or --through ID (one of the two)")
+    body: dict[str, Any] = {"ids": list(ids)} if ids else {"through": through}
+    answer = api_call(home, url, token, "POST", f"{LIAISON_PATH}/notices/acknowledge", body)
+    if as_json:
+        print_json(answer)
+        return
+    click.echo(f"acknowledged {len(answer['acknowledged'])} hit notice(s)")
+    if answer["already_acknowledged"]:
+        already = ", ".join(str(i) for i in answer["already_acknowledged"])
+        click.echo(f"acknowledged before: {already}")
+
+
+@liaison.command("show")
+@api_options
+@click.argument("requester")
+@click.argument("trace_id")
+@json_option
+def liaison_show(
+    *, home: Path, url: str | None, token: str, requester: str, trace_id: str, as_json: bool
+) -> None:
+    """REQUESTER's detail request TRACE_ID, decided or not: per category what it became
+    and whether its text went out ("delivered") or not ("approved, not sent yet",
+    "unavailable": no text on record)."""
+    answer = api_call(home, url, token, "GET", _request_path(requester, trace_id, "")[:-1])
+    if as_json:
+        print_json(answer)
+    else:
+        print_request(answer)
 
 
 @liaison.command("approve")

@@ -31,6 +31,7 @@ from node.errors import (
     InputError,
     MalformedMessage,
     NoNoticeRule,
+    NotFound,
     RateLimited,
     Refusal,
     RoundPurposeMismatch,
@@ -215,6 +216,32 @@ def _released(
         rule,
         retain_until=rfc3339(policy.retention_deadline(detail_rule, now)),
         recipient_roles=tuple(detail_rule.recipient_roles),
+    )
+
+
+def _texts_on_record(ctx: NodeContext, refs: Sequence[str]) -> frozenset[str]:
+    """The categories with a stored text for at least one of ``refs``."""
+    return frozenset(c for ref in refs for c in registry.details(ctx.conn, ref))
+
+
+def _may_have_text(ctx: NodeContext, category: str, on_record: frozenset[str]) -> bool:
+    """A text may exist: one is stored, or the source system may have one. The source is
+    not asked before a liaison approved (docs/source-system.md), so with a source system
+    configured only the fetch after approval can tell."""
+    return category in on_record or ctx.cfg.details.source_url is not None
+
+
+def _nothing_to_approve(state: store.CategoryState, detail: str) -> store.CategoryState:
+    """A category the liaison is not asked about, or whose approval delivers nothing:
+    no text of it is on record (issue 9 item 11)."""
+    return store.CategoryState(
+        state.category,
+        "unavailable",
+        state.rule,
+        NO_DETAIL_ON_RECORD,
+        detail,
+        decided_by=state.decided_by,
+        decided_at=state.decided_at,
     )
 
 
@@ -411,6 +438,7 @@ class _Admitted:
     subject: Subject
     recipient_key: bytes
     decisions: list[policy.CategoryDecision]
+    on_record: frozenset[str]
 
 
 async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: bytes) -> Answer:
@@ -465,13 +493,20 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
             )
         except InputError as e:  # the model already refuses duplicates; kept for safety
             raise MalformedMessage(e.detail) from e
-        return _Admitted(conv, subject, recipient_key, list(decisions))
+        return _Admitted(
+            conv, subject, recipient_key, list(decisions), _texts_on_record(ctx, subject.refs)
+        )
 
     admitted = await ctx.write(first)
     if isinstance(admitted, Answer):
         return admitted
     subject, recipient_key = admitted.subject, admitted.recipient_key
-    states = [_state_from(d, now) for d in admitted.decisions]
+    states = [
+        _nothing_to_approve(s, "no detail of this category on record: nothing to approve")
+        if s.status == "pending" and not _may_have_text(ctx, s.category, admitted.on_record)
+        else s
+        for s in (_state_from(d, now) for d in admitted.decisions)
+    ]
     released = [s.category for s in states if s.status == "delivered"]
     texts = await _fetch(
         ctx,
@@ -486,6 +521,8 @@ async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: 
     states, sealed = _seal_delivered(
         req.trace_id, ctx.node_id, req.requester, states, texts, recipient_key
     )
+    # Every category still delivered here was sealed into this answer.
+    states = [s.with_(disclosed_at=rfc3339(now)) if s.status == "delivered" else s for s in states]
 
     def second() -> Answer:  # second transaction: state, log, signature
         if store.exists(ctx.conn, req.requester, req.trace_id):  # raced with itself
@@ -719,12 +756,10 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
             row.requester,
             row.trace_id,
             [
-                s
+                kept
                 for s in final
                 if stored[s.category] == was[s.category]
-                # A text that cannot be fetched again now is unavailable for this answer
-                # only: what was delivered stays delivered (§14.3.1).
-                and not (was[s.category].status == "delivered" and s.status == "unavailable")
+                and (kept := _to_store(was[s.category], s, sealed_now, now)) is not None
             ],
         )
         changed = [
@@ -766,7 +801,44 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
     return await ctx.write(second)
 
 
+def _to_store(
+    was: store.CategoryState, now_state: store.CategoryState, sealed_now: set[str], now: datetime
+) -> store.CategoryState | None:
+    """What a poll's answer changes in the stored state of one category (None: nothing)."""
+    if was.status == "delivered" and now_state.status == "unavailable":
+        # A text sent before that cannot be fetched again now is unavailable for this
+        # answer only: what was delivered stays delivered (§14.3.1). One never sent — an
+        # approval, released before its text was fetched — with no text on record is
+        # unavailable for good, so the liaison is not left believing it went out; a
+        # source-system failure leaves it to the next poll.
+        if was.disclosed_at is None and now_state.reason == NO_DETAIL_ON_RECORD:
+            return now_state.with_(decided_by=was.decided_by, decided_at=was.decided_at)
+        return None
+    if now_state.category in sealed_now and was.disclosed_at is None:
+        return now_state.with_(disclosed_at=rfc3339(now))
+    return now_state
+
+
 # --- hit notice (§14.9) ---------------------------------------------------------------------
+
+
+def _by_registration(
+    subjects: Sequence[Subject],
+) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The subjects grouped so that no registration is in two groups: (refs, pseudonyms)
+    per group, each sorted."""
+    groups: list[tuple[set[str], set[str]]] = []
+    for subj in subjects:
+        refs, pseudonyms = set(subj.refs), {subj.pseudonym}
+        apart = []
+        for g_refs, g_pseudonyms in groups:
+            if g_refs & refs:
+                refs |= g_refs
+                pseudonyms |= g_pseudonyms
+            else:
+                apart.append((g_refs, g_pseudonyms))
+        groups = [*apart, (refs, pseudonyms)]
+    return [(tuple(sorted(r)), tuple(sorted(p))) for r, p in groups]
 
 
 def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
@@ -822,7 +894,14 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
                     break
                 subjects.append(resolved)
         if refusal is None:
-            for subj in subjects:
+            # One notice per registration per round: a BSN and a name of the same person
+            # (two subjects of the round) hitting one registration make one notice.
+            seen = store.noticed_refs(ctx.conn, notice.requester, notice.round_trace_id)
+            for refs, pseudonyms in _by_registration(subjects):
+                new_refs = tuple(r for r in refs if r not in seen)
+                if not new_refs:
+                    continue
+                seen.update(new_refs)
                 store.add_hit_notice(
                     ctx.conn,
                     requester=notice.requester,
@@ -832,8 +911,8 @@ def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
                     case_ref=notice.case_ref,
                     requesting_user=notice.requesting_user,
                     round_trace_id=notice.round_trace_id,
-                    subject_pseudonym=subj.pseudonym,
-                    refs=subj.refs,
+                    subject_pseudonym=" ".join(pseudonyms),
+                    refs=new_refs,
                     received_at=now,
                 )
         if refusal is not None:
@@ -911,23 +990,81 @@ def request_json(ctx: NodeContext, row: store.DetailRequestRow) -> dict[str, Any
                 "retain_until": c.retain_until,
                 "decided_by": c.decided_by,
                 "decided_at": c.decided_at,
+                "disclosed_at": c.disclosed_at,
             }
             for c in store.categories(ctx.conn, row.requester, row.trace_id)
         ],
     }
 
 
-def inbox(ctx: NodeContext) -> dict[str, Any]:
-    """Pending detail requests and hit notices for the liaison."""
-    notices = store.hit_notices(ctx.conn)
+def one_request(ctx: NodeContext, requester: str, trace_id: str) -> dict[str, Any]:
+    """One detail request as the liaison sees it, decided or not: what each category
+    became, and whether its text went out (``disclosed_at``)."""
+    row = store.get(ctx.conn, requester, trace_id)
+    if row is None:
+        raise UnknownDetailRequest(f"no detail request {trace_id} of {requester}")
+    return request_json(ctx, row)
+
+
+MAX_NOTICE_PAGE = 500
+
+
+def inbox(
+    ctx: NodeContext,
+    where: store.NoticeFilter | None = None,
+    *,
+    limit: int = 50,
+    before: int | None = None,
+) -> dict[str, Any]:
+    """Pending detail requests and one page of hit notices for the liaison (docs/api.md
+    "GET /api/v1/liaison/inbox"); ``where`` filters both (its ``state``, ``round`` and
+    ``since`` the notices only)."""
+    where = where or store.NoticeFilter()
+    if not 1 <= limit <= MAX_NOTICE_PAGE:
+        raise InputError(f"limit must be 1 to {MAX_NOTICE_PAGE}")
+    # One more than the page: whether a next page exists, without a second query.
+    notices, total = store.hit_notices(ctx.conn, where, limit=limit + 1, before=before)
+    more = len(notices) > limit
+    notices = notices[:limit]
     for n in notices:
         conv = _conv_of(ctx, str(n["convenant_id"]), int(str(n["convenant_version"])))
         party = conv.party(str(n["requester"])) if conv else None
         n["organisation"] = party.organisation if party else None
+    requests = [
+        r
+        for r in store.pending(ctx.conn)
+        if where.requester in (None, r.requester)
+        and where.convenant_id in (None, r.convenant_id)
+        and where.case_ref in (None, r.case_ref)
+    ]
     return {
-        "requests": [request_json(ctx, r) for r in store.pending(ctx.conn)],
+        "requests": [request_json(ctx, r) for r in requests],
         "hit_notices": notices,
+        "hit_notices_total": total,
+        "next_before": int(str(notices[-1]["id"])) if more else None,
     }
+
+
+def acknowledge_notices(
+    ctx: NodeContext, user: str, *, ids: Sequence[int] | None, through: int | None
+) -> dict[str, Any]:
+    """A liaison marks hit notices read: the ``ids`` named, or every open one up to id
+    ``through``. Acknowledged notices leave the inbox's default view; they are kept, and
+    purged, like the others. Not logged: it changes what the liaison is shown, not what
+    was processed or shared."""
+    if (ids is None) == (through is None):
+        raise InputError("name the notices: ids, or through (every open one up to that id)")
+    if ids is not None and len(set(ids)) != len(ids):
+        raise InputError("a notice is named twice")
+    with tx(ctx.conn):
+        try:
+            fresh, already = store.acknowledge_notices(
+                ctx.conn, list(ids) if ids is not None else None, through, user,
+                rfc3339(ctx.clock.now()),
+            )  # fmt: skip
+        except KeyError as e:
+            raise NotFound(f"no hit notice {e.args[0]}") from None
+    return {"acknowledged": fresh, "already_acknowledged": already}
 
 
 async def decide_pending(
@@ -978,10 +1115,15 @@ async def decide_pending(
         if approve:
             redecided = {s.category: s for s in _redecide(ctx, row, states, now)}
             conv = _conv_of(ctx, row.convenant_id, row.convenant_version)
+            # The registration may have lost its text since the request: an approval then
+            # delivers nothing, and the liaison is told so rather than "delivered".
+            on_record = _texts_on_record(ctx, row.refs)
             for c in wanted:
                 s = redecided[c]
                 if s.status == "pending" and conv is not None:
                     s = _released(c, LIAISON_APPROVED, conv.detail_rule(ctx.node_id, c), now)
+                    if not _may_have_text(ctx, c, on_record):
+                        s = _nothing_to_approve(s, "no detail of this category on record")
                 decided.append(s.with_(decided_by=user, decided_at=stamp))
         else:
             for c in wanted:
@@ -997,10 +1139,12 @@ async def decide_pending(
                     )
                 )
         store.update(ctx.conn, requester, trace_id, decided)
-        ctx.record(
-            [
+        entries: list[log.LogEntry] = []
+        for s in decided:
+            approved = s.status in ("delivered", "unavailable")
+            entries.append(
                 log_entries.detail_decided(
-                    approved=s.status == "delivered",
+                    approved=approved,
                     trace_id=trace_id,
                     convenant_id=row.convenant_id,
                     convenant_version=row.convenant_version,
@@ -1008,14 +1152,14 @@ async def decide_pending(
                     liaison=user,
                     requester=requester,
                     subject=row.subject_pseudonym,
-                    reason=s.reason,
+                    reason=None if approved else s.reason,
                     category=s.category,
                     rule=s.rule,
                 )
-                for s in decided
-            ],
-            now,
-        )
+            )
+            if s.status == "unavailable":  # approved, but there is nothing to send
+                entries += _category_entries(row, [s], set())
+        ctx.record(entries, now)
         return request_json(ctx, row)
 
     answer = await ctx.write(decide)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,8 @@ from node.flows import detail_answering as provider
 from node.http.plumbing import CTX, SESSION, USER, jose, json_object, roles
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.detail import DETAIL_PATH, DETAIL_POLL_PATH, HIT_NOTICE_PATH
+from node.protocol.models import rfc3339
+from node.store.details import NoticeFilter
 
 
 async def peer_detail(request: web.Request) -> web.Response:
@@ -70,10 +73,102 @@ def _is_id(value: str) -> bool:
     return re.fullmatch(ID_PATTERN, value) is not None
 
 
+_INBOX_PARAMS = frozenset(
+    {"notices", "requester", "convenant", "case_ref", "round", "since", "limit", "before"}
+)
+_NOTICE_STATES = ("open", "acknowledged", "all")
+
+
+def _inbox_query(request: web.Request) -> tuple[NoticeFilter, int, int | None]:
+    """The inbox's query parameters (docs/api.md "GET /api/v1/liaison/inbox")."""
+    q = request.query
+    unknown = sorted(set(q) - _INBOX_PARAMS)
+    if unknown:
+        raise InputError(f"unknown query parameter(s): {', '.join(unknown)}")
+    for name in q:
+        if len(q.getall(name)) > 1:
+            raise InputError(f"query parameter {name} given twice")
+    state = q.get("notices", "open")
+    if state not in _NOTICE_STATES:
+        raise InputError(f"notices must be one of {', '.join(_NOTICE_STATES)}")
+    round_ = q.get("round")
+    if round_ is not None and not re.fullmatch("[0-9a-f]{32}", round_):
+        raise InputError("round must be a round's trace id (32 lowercase hex)")
+    since = q.get("since")
+    if since is not None:
+        since = _since(since)
+    where = NoticeFilter(
+        state=state,  # type: ignore[arg-type]  # checked against _NOTICE_STATES above
+        requester=q.get("requester"),
+        convenant_id=q.get("convenant"),
+        case_ref=q.get("case_ref"),
+        round_trace_id=round_,
+        since=since,
+    )
+    return where, _whole("limit", q.get("limit", "50")), _optional_whole("before", q)
+
+
+def _since(value: str) -> str:
+    """A day (``YYYY-MM-DD``, from its start, UTC) or an RFC 3339 time, as stored."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return rfc3339(datetime.combine(date.fromisoformat(value), time(), UTC))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError("since must be YYYY-MM-DD or an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise InputError("since needs a time zone (Z or +hh:mm)")
+    return rfc3339(moment.astimezone(UTC))
+
+
+def _whole(name: str, value: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        raise InputError(f"{name} must be a whole number")
+    return int(value)
+
+
+def _optional_whole(name: str, q: Any) -> int | None:
+    value = q.get(name)
+    return None if value is None else _whole(name, value)
+
+
 @roles("liaison")
 async def get_liaison_inbox(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    return web.json_response(await ctx.read(lambda: provider.inbox(ctx)))
+    where, limit, before = _inbox_query(request)
+    return web.json_response(
+        await ctx.read(lambda: provider.inbox(ctx, where, limit=limit, before=before))
+    )
+
+
+class _Acknowledge(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    ids: list[int] | None = Field(None, min_length=1, max_length=provider.MAX_NOTICE_PAGE)
+    through: int | None = Field(None, ge=1)
+
+
+@roles("liaison")
+async def post_liaison_acknowledge(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    try:
+        body = _Acknowledge.model_validate(await json_object(request))
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InputError(f"{where}: {first['msg']}") from e
+    user = request[USER].name
+    return web.json_response(
+        await ctx.write(
+            lambda: provider.acknowledge_notices(ctx, user, ids=body.ids, through=body.through)
+        )
+    )
+
+
+@roles("liaison")
+async def get_liaison_request(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    requester, trace_id = request.match_info["requester"], request.match_info["trace_id"]
+    return web.json_response(await ctx.read(lambda: provider.one_request(ctx, requester, trace_id)))
 
 
 @roles("liaison")
@@ -93,6 +188,8 @@ ROUTES: list[web.RouteDef] = [
     web.post(DETAIL_POLL_PATH, peer_detail_poll),
     web.post(HIT_NOTICE_PATH, peer_hit_notice),
     web.get("/api/v1/liaison/inbox", get_liaison_inbox),
+    web.post("/api/v1/liaison/notices/acknowledge", post_liaison_acknowledge),
+    web.get(_REQUEST, get_liaison_request),
     web.post(_REQUEST + "/approve", post_liaison_approve),
     web.post(_REQUEST + "/deny", post_liaison_deny),
 ]

@@ -507,9 +507,42 @@ def _reencrypt(
     return (str(rows[-1][0]), str(rows[-1][1]))
 
 
+# --- step 3: the liaison's inbox tells what was sent and what was read ---------------
+
+
+def _liaison_inbox(conn: sqlite3.Connection, keys: NodeKeys | None) -> None:
+    """Hit notices a liaison acknowledged (issue 9 item 12), looked up per round to keep
+    one notice per registration per round; and, per detail category, when its text was
+    first sent sealed to the requester (item 11): an approved category is "delivered" on
+    the wire before any text could be fetched, and the liaison must see whether one was.
+    A category delivered before this step takes the time of its first ``detail.disclosed``
+    log entry, the record of that sending."""
+    # Each column only where missing: like step 1, the step may meet a database whose
+    # user_version says less than it holds (a development copy, a restored file).
+    for table, column in (
+        ("hit_notices", "acknowledged_at"),
+        ("hit_notices", "acknowledged_by"),
+        ("detail_categories", "disclosed_at"),
+    ):
+        if column not in {str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS hit_notices_by_round ON hit_notices (requester, round_trace_id)"
+    )
+    conn.execute(
+        "UPDATE detail_categories SET disclosed_at = ("
+        " SELECT MIN(l.time) FROM log_entries l WHERE l.kind = 'detail.disclosed'"
+        " AND l.trace_id = detail_categories.trace_id"
+        " AND l.counterparty = detail_categories.requester"
+        " AND json_extract(l.body, '$.data.category') = detail_categories.category"
+        ") WHERE status = 'delivered'"
+    )
+
+
 STEPS: Sequence[Step] = (
     Step(1, "release 0.1.0 schema", _baseline),
     Step(2, "HKDF-derived at-rest and pseudonym keys", _hkdf_keys, _reencrypt_prepare),
+    Step(3, "liaison inbox: acknowledged hit notices, first disclosure", _liaison_inbox),
 )
 
 
