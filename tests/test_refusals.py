@@ -54,11 +54,13 @@ from tests.federation import (
     convenant_toml,
     evaluate_request,
     flip_signature_byte,
+    jws_bytes,
     log_entries,
     open_signed,
     outsider,
     partner_result,
     post_peer,
+    resign,
     standard_federation,
     statuses,
     tag_set_request,
@@ -326,12 +328,6 @@ EVALUATE_CASES = [
         None,
         elements=lambda: [*oprf.blind([BSN_KEY])[1], bytes(32)],
     ),
-    Case(
-        "element-not-base64url",
-        "invalid_group_element",
-        None,
-        fields={"blinded_elements": ("!" * 43,)},
-    ),
 ]
 
 
@@ -477,6 +473,52 @@ async def test_rate_limit_refuses_the_fourth_element_with_a_signed_429(
         open_signed(federation, "om-test", other.body, EVALUATE_RESPONSE_TYP)["outcome"]
         == "evaluated"
     )
+
+
+async def test_a_request_refused_for_its_elements_takes_no_tokens(
+    federation: Federation,
+) -> None:
+    # §7.3: only an evaluation takes tokens. Three requests of three invalid elements
+    # would have emptied a bucket of three (they took tokens before they were checked).
+    om = federation.nodes["om-test"]
+    om.ctx.limiter = RateLimiter(per_minute=0.01, burst=3)
+    for _ in range(3):
+        doc = evaluate_request(federation, "vh-test", "om-test", elements=[b"\xff" * 32] * 3)
+        reply = await post_peer(federation, "om-test", EVALUATE_PATH, doc)
+        entry = _assert_signed_refusal(federation, "om-test", doc, reply, "invalid_group_element")
+        assert entry["data"]["rule"] == "valid-elements"
+    doc = evaluate_request(federation, "vh-test", "om-test", elements=_blind(3)())
+    reply = await post_peer(federation, "om-test", EVALUATE_PATH, doc)
+    assert reply.status == 200
+    assert open_signed(federation, "om-test", reply.body, EVALUATE_RESPONSE_TYP)["outcome"] == (
+        "evaluated"
+    )
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        "A" * 42,  # too short
+        "!" * 43,  # outside the alphabet
+        "A" * 42 + "B",  # non-zero unused bits: not the canonical text of any 32 bytes
+    ],
+    ids=["42-characters", "not-base64url", "non-canonical"],
+)
+async def test_an_element_that_is_not_strict_base64url_of_32_bytes_is_malformed(
+    federation: Federation, element: str
+) -> None:
+    # §2.4 "syntax first, meaning after": one rule for every element that is not strict
+    # B64U of 32 bytes, whatever its length: 400, unsigned, nothing logged, no token.
+    partner = federation.nodes[PARTNER]
+    before = len(log_entries(partner))
+    valid = jws_bytes(evaluate_request(federation, "vh-test", PARTNER))
+    key = federation.nodes["vh-test"].ctx.keys.signing
+    body = resign(valid, key, lambda p: p.update(blinded_elements=[element]))
+    reply = await post_peer(federation, PARTNER, EVALUATE_PATH, body)
+    assert reply.status == 400
+    assert reply.content_type == "application/problem+json"
+    assert reply.json()["type"].endswith("/malformed_message")
+    assert len(log_entries(partner)) == before
 
 
 async def test_rate_limit_counts_elements_not_requests(federation: Federation) -> None:

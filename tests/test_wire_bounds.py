@@ -94,10 +94,31 @@ def test_a_field_takes_its_bound_and_not_one_character_more(
 )
 def test_a_fixed_length_field_takes_exactly_its_length(name: str, kind: Any, length: int) -> None:
     adapter: TypeAdapter[str] = TypeAdapter(kind)
-    adapter.validate_python("a" * length)
+    # "A": canonical base64url at any length (zero bits), and not hex, so "a" for hex.
+    char = "a" if name in ("TraceId", "Fingerprint") else "A"
+    adapter.validate_python(char * length)
     for wrong in (length - 1, length + 1):
         with pytest.raises(ValidationError):
-            adapter.validate_python("a" * wrong)
+            adapter.validate_python(char * wrong)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "length"),
+    [
+        ("Element", fields.Element, 43),
+        ("Sha256", fields.Sha256, 43),
+        ("PublicKey", fields.PublicKey, 43),
+        ("DleqProof", fields.DleqProof, 86),
+        ("HitProof", fields.HitProof, 86),
+    ],
+    ids=["Element", "Sha256", "PublicKey", "DleqProof", "HitProof"],
+)
+def test_a_fixed_size_base64url_field_is_strict(name: str, kind: Any, length: int) -> None:
+    # §2.4: strict B64U (§2.1) is syntax, checked when the message is parsed: unused
+    # trailing bits that are not zero make the text no encoding of any bytes.
+    adapter: TypeAdapter[str] = TypeAdapter(kind)
+    with pytest.raises(ValidationError, match="non-canonical"):
+        adapter.validate_python("A" * (length - 1) + "B")
 
 
 def _refusal(model: type[Any], reason: str, detail: str, **extra: Any) -> dict[str, Any]:

@@ -281,7 +281,16 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
             refusal = TooManySubjects(
                 f"at most {ctx.cfg.limits.max_subjects_per_request} subjects per request"
             )
-        if refusal is None and not ctx.limiter.allow(
+        blinded = [jws.b64u_decode(e) for e in req.blinded_elements]  # strict since step 2
+        if refusal is None:
+            # Still step 8, before any token is taken: a request refused here tested no
+            # subject against the registry, so it costs none of the bucket (§7.3).
+            try:
+                for element in blinded:
+                    oprf.validate_element(element)
+            except InvalidGroupElement as e:
+                rule, refusal = "valid-elements", UnusableElements(e.detail)
+        if refusal is None and not ctx.limiter.allow(  # step 9
             req.requester, req.convenant_id, n, ctx.clock.monotonic()
         ):
             rule = "rate-limit"
@@ -290,23 +299,17 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
                 f"for {req.requester} under {req.convenant_id}"
             )
         tag_set_version: int | None = None
-        if refusal is None:  # step 9
+        if refusal is None:
             sk, pk = ctx.oprf_key(req.convenant_id)
-            try:
-                evaluated, proof = oprf.blind_evaluate(
-                    sk, pk, [jws.b64u_decode(e) for e in req.blinded_elements]
-                )
-            except (InvalidGroupElement, MalformedMessage) as e:
-                rule, refusal = "valid-elements", UnusableElements(e.detail)
-            else:
-                head = _head(ctx, req.convenant_id)
-                tag_set_version = head.version
-                fields.update(
-                    outcome="evaluated",
-                    evaluated_elements=tuple(jws.b64u_encode(e) for e in evaluated),
-                    proof=jws.b64u_encode(proof),
-                    tag_set=head,
-                )
+            evaluated, proof = oprf.blind_evaluate(sk, pk, blinded)
+            head = _head(ctx, req.convenant_id)
+            tag_set_version = head.version
+            fields.update(
+                outcome="evaluated",
+                evaluated_elements=tuple(jws.b64u_encode(e) for e in evaluated),
+                proof=jws.b64u_encode(proof),
+                tag_set=head,
+            )
         if refusal is not None:
             fields.update(
                 outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]

@@ -14,6 +14,7 @@ import unicodedata
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BeforeValidator,
     Field,
@@ -108,13 +109,30 @@ MAX_TAG_BLOB = -(-MAX_TAG_SET_TAGS * TAG_BYTES * 4 // 3)
 MAX_SEALED = 8 * 1024 * 1024
 """Characters of a sealed detail payload (§14.4): 32 categories of detail texts."""
 
-Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
-# 43 characters, not a pattern: an element that is not strict base64url is refused with
-# a signed invalid_group_element (§6.6 step 9), not as a malformed message.
-Element = Annotated[str, StringConstraints(min_length=43, max_length=43)]
-PublicKey = Annotated[str, StringConstraints(pattern=ELEMENT_PATTERN)]
-DleqProof = Annotated[str, StringConstraints(pattern=PROOF_PATTERN)]
-HitProof = Annotated[str, StringConstraints(pattern=PROOF_PATTERN)]
+
+def _strict_b64u_of(size: int) -> AfterValidator:
+    """Text that is strict base64url (§2.1) of exactly ``size`` bytes: syntax, checked
+    when the message is parsed (§2.4 "syntax first, meaning after"), so a bad value is a
+    400 malformed_message whichever member holds it. What the bytes mean (a group
+    element, this node's OPRF output) is checked later and refused signed."""
+
+    def check(value: str) -> str:
+        try:
+            raw = jws.b64u_decode(value)
+        except MalformedMessage as e:
+            raise ValueError(e.detail) from e
+        if len(raw) != size:
+            raise ValueError(f"expected base64url of {size} bytes")
+        return value
+
+    return AfterValidator(check)
+
+
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN), _strict_b64u_of(32)]
+Element = Annotated[str, StringConstraints(pattern=ELEMENT_PATTERN), _strict_b64u_of(32)]
+PublicKey = Annotated[str, StringConstraints(pattern=ELEMENT_PATTERN), _strict_b64u_of(32)]
+DleqProof = Annotated[str, StringConstraints(pattern=PROOF_PATTERN), _strict_b64u_of(64)]
+HitProof = Annotated[str, StringConstraints(pattern=PROOF_PATTERN), _strict_b64u_of(64)]
 TagBlob = Annotated[str, StringConstraints(pattern=B64U_PATTERN, max_length=MAX_TAG_BLOB)]
 Sealed = Annotated[str, StringConstraints(pattern=B64U_PATTERN, max_length=MAX_SEALED)]
 
