@@ -190,6 +190,7 @@ def render(run: Run) -> str:
     tag_request = _payload(run.tag_set.request_json())
     tag_answer = _payload(run.tag_set.answer_json())
     tag = jws.b64u_decode(tag_answer["added"])
+    assert len(tag) == 16, "the prose below describes a set of one tag"
     bucket = tag[0]
     refusal = _payload(run.refusal.answer_json())
     refusal_request = _payload(run.refusal.request_json())
