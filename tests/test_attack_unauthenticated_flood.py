@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import nacl.signing
+import structlog
 
 from node.flows import unauthenticated
 from node.http.app import GUARD
@@ -181,8 +182,10 @@ async def test_ten_thousand_bad_requests_leave_a_handful_of_entries(
         (REAL_REQUESTER, "bad_signature"): FLOOD // 3,
         (None, "unknown_requester"): FLOOD - claiming_real,
     }
-    flagged = [a for a in report["anomalies"] if a["party"] == REAL_REQUESTER]
-    assert {a["rule"] for a in flagged} == {"unauthenticated_requests"}
+    # An unauthenticated source, never an anomaly of the party whose name was used.
+    assert not [a for a in report["anomalies"] if a["party"] == REAL_REQUESTER]
+    claimed = [a for a in report["anomalies"] if a["claimed"] == REAL_REQUESTER]
+    assert {(a["rule"], a["party"]) for a in claimed} == {("unauthenticated_requests", None)}
     answered = {r["requester"]: r for r in report["answered"]}
     assert answered[REAL_REQUESTER]["evaluations"] == 2  # only the real rounds
 
@@ -233,3 +236,59 @@ def test_good_requests_take_no_token_and_addresses_are_bounded() -> None:
     for i in range(100):
         guard.bad(f"10.1.0.{i}", 3.0)
     assert len(guard) == 16  # the least recently seen addresses were forgotten
+
+
+async def test_a_thousand_forged_requests_leave_no_text_and_blame_nobody(
+    federation: Federation,
+) -> None:
+    """Issue 9's attacker: 1,000 evaluate requests with a random signature under the real
+    requester's key id, a BSN and a name in the case reference. Not a byte of that text
+    in the database files, one bounded aggregate in the log, no process log line with it,
+    and the report shows an unauthenticated source — no anomaly of the real requester."""
+    fed = federation
+    target = fed.nodes[TARGET]
+    assert target.runner is not None
+    guard = target.runner.app[GUARD]
+    guard.burst = guard.per_minute = 10**9  # every request reaches authentication
+    now = fed.nodes[REAL_REQUESTER].clock.now()
+    real_kid = fed.nodes[REAL_REQUESTER].ctx.keys.signing_fingerprint
+    stranger = nacl.signing.SigningKey.generate()
+    bodies = []
+    for n in range(1_000):
+        obj = jws.sign(EVALUATE_REQUEST_TYP, _payload(REAL_REQUESTER, n, now), stranger).to_json()
+        obj["signatures"][0]["protected"] = _protected_with_kid(
+            obj["signatures"][0]["protected"], real_kid
+        )
+        obj["signatures"][0]["signature"] = jws.b64u_encode(secrets.token_bytes(64))
+        bodies.append(jsonlib.dumps(obj).encode())
+    before = len(log_entries(target))
+    with structlog.testing.capture_logs() as lines:
+        seen = await _flood(target.url + EVALUATE_PATH, bodies)
+        unauthenticated.flush(target.ctx, everything=True)
+    assert seen == {403: 1_000}
+
+    new = log_entries(target)[before:]
+    assert [e["kind"] for e in new] == ["peer.unauthenticated"]  # one window, one claim
+    assert new[0]["data"]["requests"] == 1_000
+    assert new[0]["data"]["reasons"] == {"bad_signature": 1_000}
+    assert (new[0]["counterparty"], new[0]["actor"]) == (None, None)
+    assert len(jsonlib.dumps(new[0])) < 1_000  # bounded: counts, not requests
+
+    target.ctx.conn.execute("PRAGMA wal_checkpoint(FULL)")
+    stored = b"".join(p.read_bytes() for p in sorted(target.home.glob("node.db*")))
+    logged = jsonlib.dumps(lines, default=str).encode()
+    for text in ("123456782", "Jan Pieter", "van der Berg", "indringer"):
+        for form in (text.encode(), text.encode("utf-16-le")):
+            assert form not in stored, text
+        assert text.encode() not in logged, text
+
+    status, report = await fed.api(TARGET, "GET", "/api/v1/audit/report", role="privacy_officer")
+    assert status == 200
+    assert report["unauthenticated"] == [
+        {"claimed": REAL_REQUESTER, "reason": "bad_signature", "count": 1_000}
+    ]
+    assert not [a for a in report["anomalies"] if a["party"] == REAL_REQUESTER]
+    assert not [a for a in report["anomalies"] if a["rule"] in ("burst", "many_subjects")]
+    (source,) = [a for a in report["anomalies"] if a["rule"] == "unauthenticated_requests"]
+    assert (source["party"], source["claimed"], source["count"]) == (None, REAL_REQUESTER, 1_000)
+    assert REAL_REQUESTER not in {r["requester"] for r in report["answered"]}

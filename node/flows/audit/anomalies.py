@@ -74,11 +74,15 @@ class Anomaly:
     side: str | None = None
     """For refusals: ``given`` (this node refused) or ``received`` (a partner refused us)."""
     detail: str = ""
+    claimed: str | None = None
+    """``unauthenticated_requests`` only: the node id the requests named, unproven. Never
+    ``party``: anyone can send a request in a partner's name."""
 
     def as_json(self) -> dict[str, Any]:
         return {
             "rule": self.rule,
             "party": self.party,
+            "claimed": self.claimed,
             "convenant": self.convenant,
             "window": self.window,
             "count": self.count,
@@ -266,8 +270,9 @@ def unauthenticated_anomalies(
     counts: Mapping[tuple[str, str], Window],
 ) -> list[Anomaly]:
     """Requests refused at §6.6 steps 3–6, per claimed requester ("" for a name no peer
-    has) and reason. ``party`` is only the claim: the party did not (provably) send them,
-    so they count towards none of its figures."""
+    has) and reason: an unauthenticated source, never a party's anomaly. ``party`` is
+    null and the claim is in ``claimed``: the party did not (provably) send them, so they
+    count towards none of its figures."""
     out: list[Anomaly] = []
     for (claimed, reason), w in sorted(counts.items()):
         detail = (
@@ -279,13 +284,14 @@ def unauthenticated_anomalies(
         out.append(
             Anomaly(
                 "unauthenticated_requests",
-                claimed or None,
+                None,
                 None,
                 f"{w.first}/{w.last}",
                 w.count,
                 reason=reason,
                 side="given",
                 detail=detail,
+                claimed=claimed or None,
             )
         )
     return out
