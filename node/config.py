@@ -88,6 +88,13 @@ class HttpConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8400, ge=0, le=65535)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # Slow and idle clients (docs/api.md "Connections"): a request head must be complete
+    # this long after the connection opened or its previous answer was sent, else the
+    # connection is closed (slowloris, idle keep-alive); a body must arrive within
+    # body_timeout_seconds (else 408); at most max_connections are open at once.
+    header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    max_connections: int = Field(256, ge=1)
 
 
 class LimitsConfig(_Strict):
@@ -200,6 +207,20 @@ CONFIG_COMMENTS: dict[str, str] = {
     "http.port": "TCP port (0 to 65535; 0 picks a free port).",
     "http.max_body_bytes": (
         "Largest request body accepted, in bytes (at least 1024); larger bodies get HTTP 413."
+    ),
+    "http.header_timeout_seconds": (
+        "Slow and idle clients: a connection must send a complete request head within this "
+        "many seconds of opening, or of its previous answer; else the server closes it "
+        "(a slowloris client, an idle keep-alive connection)."
+    ),
+    "http.body_timeout_seconds": (
+        "The whole request body must arrive within this many seconds; else HTTP 408 "
+        "(request_timeout) and the connection is closed."
+    ),
+    "http.max_connections": (
+        "Connections open at once. At the cap a new connection takes the place of the "
+        "oldest one without a request in progress; when all are busy it gets HTTP 503 "
+        "(too_many_connections). Keep it above the partners' and local clients' pools."
     ),
     "limits.evaluations_per_minute": (
         "Token bucket per requester and convenant, counted in evaluated subjects: the "

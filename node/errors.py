@@ -67,6 +67,16 @@ class PayloadTooLarge(InputError):
     title = "Payload too large"
 
 
+class RequestTimeout(InputError):
+    code = "request_timeout"
+    title = "The request body did not arrive in time"
+
+
+class ClientAborted(InputError):
+    code = "client_aborted"
+    title = "The client closed the connection before its request arrived"
+
+
 class DetailTooLarge(PayloadTooLarge):
     """A registration's detail text for one category is over the limit (protocol/registration)."""
 

@@ -26,6 +26,8 @@ from node.flows import admin
 from node.flows.context import NodeContext, open_node
 from node.flows.publishing import apply_changes
 from node.http.app import make_app
+from node.http.connections import CappedSite
+from node.http.server import make_runner
 from node.protocol.registration import Registration, parse_registration
 
 CONVENANT_ID = "vh-test-veelplegers"
@@ -172,13 +174,15 @@ class Federation:
         for node in [self.nodes[node_id]] if node_id else list(self.nodes.values()):
             if node.runner is not None:
                 continue
-            node.runner = web.AppRunner(make_app(node.ctx), access_log=None)
+            # The server's own runner and site: its timeouts and connection cap.
+            node.runner = make_runner(node.ctx)
             await node.runner.setup()
+            cap = node.ctx.cfg.http.max_connections
             if node.sock is not None:
-                await web.SockSite(node.runner, node.sock).start()
+                await CappedSite(node.runner, cap, sock=node.sock).start()
                 node.sock = None
             else:
-                await web.TCPSite(node.runner, "127.0.0.1", node.port).start()
+                await CappedSite(node.runner, cap, host="127.0.0.1", port=node.port).start()
         if self.session is None:
             self.session = aiohttp.ClientSession()
 

@@ -21,10 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.errors import (
     AuthError,
+    ClientAborted,
     Forbidden,
     InputError,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     TooManyBadRequests,
     VhnodeError,
 )
@@ -81,7 +83,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         # The route template, not the path: a path may carry a source system's record ref.
         status = http_status(e)
         logger.info("request_failed", route=_route(request), code=e.code, status=status)
-        return problem(status, e.problem_type, e.title, e.detail, request.path)
+        resp = problem(status, e.problem_type, e.title, e.detail, request.path)
+        if isinstance(e, RequestTimeout | ClientAborted):
+            resp.force_close()  # the rest of the body is not waited for
+        return resp
     except web.HTTPRequestEntityTooLarge:
         err = PayloadTooLarge("request body exceeds the node's max_body_bytes")
         return problem(413, err.problem_type, err.title, err.detail, request.path)
@@ -141,6 +146,24 @@ async def peer_guard_middleware(request: web.Request, handler: Handler) -> web.S
     if resp.get(UNAUTHENTICATED):
         guard.bad(address, request.app[CTX].clock.monotonic())
     return resp
+
+
+@web.middleware
+async def body_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Read the whole body before the handler, within ``[http] body_timeout_seconds``
+    (else 408 and the connection closed); a client that goes away mid-upload is an
+    info line (``client_aborted``), not an error. Runs after the peer guard and the
+    bearer check, so a blocked address or a caller without a token is not read."""
+    if request.body_exists:
+        limit = request.app[CTX].cfg.http.body_timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                await request.read()  # kept by aiohttp: the handler's read() returns it
+        except TimeoutError as e:
+            raise RequestTimeout(f"the request body did not arrive within {limit:g} s") from e
+        except ConnectionResetError as e:
+            raise ClientAborted("the client closed the connection during its upload") from e
+    return await handler(request)
 
 
 @web.middleware
@@ -355,7 +378,7 @@ async def purge_due(ctx: NodeContext) -> None:
 
 def make_app(ctx: NodeContext) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware, peer_guard_middleware, auth_middleware],
+        middlewares=[problem_middleware, peer_guard_middleware, auth_middleware, body_middleware],
         client_max_size=ctx.cfg.http.max_body_bytes,
     )
     app[CTX] = ctx

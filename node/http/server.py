@@ -19,6 +19,7 @@ from aiohttp import web
 from node.errors import ConfigError
 from node.flows.context import NodeContext, open_node
 from node.http.app import make_app
+from node.http.connections import CappedSite
 from node.logging_setup import configure_logging
 
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -42,6 +43,19 @@ def check_host(ctx: NodeContext, host: str) -> None:
         raise ConfigError(
             f"refusing to listen on {host}: only loopback, or the [http] host set in node.toml"
         )
+
+
+def make_runner(ctx: NodeContext) -> web.AppRunner:
+    """The node's app in a runner whose connections wait at most
+    ``[http] header_timeout_seconds`` for a request head: aiohttp's keep-alive timeout
+    runs from a connection's start and from each answer until the next head is
+    complete, so it ends slowloris clients and idle keep-alive connections alike."""
+    return web.AppRunner(
+        make_app(ctx),
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=ctx.cfg.http.header_timeout_seconds,
+    )
 
 
 def _on_signal(loop: asyncio.AbstractEventLoop) -> None:
@@ -96,9 +110,9 @@ async def serve(ctx: NodeContext, host: str, port: int, ready: asyncio.Event | N
     runner: web.AppRunner | None = None
     try:
         check_host(ctx, host)
-        runner = web.AppRunner(make_app(ctx), access_log=None, handle_signals=False)
+        runner = make_runner(ctx)
         await runner.setup()
-        await web.TCPSite(runner, host, port).start()
+        await CappedSite(runner, ctx.cfg.http.max_connections, host=host, port=port).start()
         _watch_signals(loop, stop)
         addresses = runner.addresses
         url = _url(addresses[0] if addresses else None, host, port)
