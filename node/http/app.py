@@ -158,7 +158,9 @@ async def body_middleware(request: web.Request, handler: Handler) -> web.StreamR
         limit = request.app[CTX].cfg.http.body_timeout_seconds
         try:
             async with asyncio.timeout(limit):
-                await request.read()  # kept by aiohttp: the handler's read() returns it
+                # Kept by aiohttp: the handler's read() returns it. (can_read_body is
+                # False from here on; handlers ask body_exists.)
+                await request.read()
         except TimeoutError as e:
             raise RequestTimeout(f"the request body did not arrive within {limit:g} s") from e
         except ConnectionResetError as e:

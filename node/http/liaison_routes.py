@@ -45,7 +45,7 @@ class _Decision(BaseModel):
 
 
 async def _decision(request: web.Request, *, approve: bool) -> dict[str, Any]:
-    data = await json_object(request) if request.can_read_body else {}
+    data = await json_object(request) if request.body_exists else {}
     try:
         body = _Decision.model_validate(data)
     except ValidationError as e:
