@@ -158,6 +158,21 @@ class DatabaseConfig(_Strict):
     max_size_mib: int | None = Field(None, ge=1)
 
 
+class WebConfig(_Strict):
+    """The web application under /app/ (docs/webapp.md)."""
+
+    # A session unused this long ends (WCAG 2.2.1 lets security set it; 15 min is BIO's).
+    session_idle_minutes: float = Field(15.0, gt=0, le=24 * 60)
+    # A session ends this long after sign-in, however busy: a stolen cookie dies with it.
+    session_absolute_hours: float = Field(10.0, gt=0, le=7 * 24)
+    # Consecutive failed sign-ins of one user that lock it out, and for how long.
+    max_failed_sign_ins: int = Field(5, ge=1, le=100)
+    lockout_minutes: float = Field(15.0, gt=0, le=7 * 24 * 60)
+    # The session cookie's Secure attribute; unset: Secure when the endpoint is https
+    # (the node behind its TLS-terminating proxy), so a test node on http still works.
+    secure_cookie: bool | None = None
+
+
 class NodeConfig(_Strict):
     node_id: str = Field(pattern=NODE_ID_PATTERN)
     organisation: str = Field(min_length=1, max_length=200)
@@ -170,6 +185,7 @@ class NodeConfig(_Strict):
     retention: RetentionConfig = RetentionConfig()
     details: DetailsConfig = DetailsConfig()
     database: DatabaseConfig = DatabaseConfig()
+    web: WebConfig = WebConfig()
 
 
 # What node.toml says about itself, and the comment above each of its keys: `vhnode init`
@@ -311,9 +327,28 @@ CONFIG_COMMENTS: dict[str, str] = {
         "the CLI, and nothing of the failed change is written. Unset (the default): as far "
         "as the disk allows."
     ),
+    "web.session_idle_minutes": (
+        "The web application under /app/ (docs/webapp.md): coordinators, liaisons, privacy "
+        "officers and admins sign in with a password and a TOTP code (`vhnode user add NAME "
+        "--role ROLE --password`). A session unused this many minutes ends (> 0); the user "
+        "signs in again."
+    ),
+    "web.session_absolute_hours": (
+        "A session ends this many hours after sign-in, however busy (> 0)."
+    ),
+    "web.max_failed_sign_ins": (
+        "After this many failed sign-ins in a row a user is locked out for lockout_minutes; "
+        "`vhnode user set-password` lifts it. Both are in the node's log."
+    ),
+    "web.lockout_minutes": "How long a lock-out lasts, in minutes (> 0).",
+    "web.secure_cookie": (
+        "The session cookie's Secure attribute. Unset (the default): Secure when `endpoint` "
+        "is https."
+    ),
 }
 # Options without a default: shown commented out, with an example value to copy.
 CONFIG_EXAMPLES: dict[str, str] = {
+    "web.secure_cookie": "true",
     "database.max_size_mib": "4096",
     "details.source_url": '"https://bps.politie-zwb.example.nl/vhnode/detail"',
     "details.source_token_file": '"/srv/vhnode/source.token"',
@@ -364,7 +399,7 @@ def render_config(cfg: NodeConfig) -> str:
     lines = _comment(CONFIG_HEADER)
     for k, v in top.items():
         lines += ["", *keyed(k, f"{k} = {value(v)}")]
-    for section in ("http", "limits", "peers", "retention", "details", "database"):
+    for section in ("http", "limits", "peers", "retention", "details", "database", "web"):
         lines += ["", f"[{section}]"]
         for k, v in getattr(cfg, section).model_dump().items():
             key = f"{section}.{k}"

@@ -30,6 +30,8 @@ from node.protocol.jws import fingerprint
 OPRF_KEY_INFO_PREFIX = b"vhnode/v1 convenant "
 PSEUDONYM_KEY_INFO = b"vhnode/v1 hkdf log pseudonym key"
 AT_REST_KEY_INFO = b"vhnode/v1 hkdf details at rest"
+SECOND_FACTOR_KEY_INFO = b"vhnode/v1 hkdf second factor at rest"
+WEB_FORM_KEY_INFO = b"vhnode/v1 hkdf web form tokens"
 LEGACY_PSEUDONYM_KEY_INFO = b"vhnode/v1 log pseudonym key"
 LEGACY_AT_REST_KEY_INFO = b"vhnode/v1 details at rest"
 
@@ -73,6 +75,16 @@ class NodeKeys:
     def at_rest_key(self) -> bytes:
         """The key received detail is encrypted under at rest (docs/protocol.md §14.8)."""
         return hkdf_sha256(bytes(self.encryption), AT_REST_KEY_INFO)
+
+    def second_factor_key(self) -> bytes:
+        """The key users' TOTP secrets are sealed under at rest (docs/webapp.md): a copy
+        of node.db without the key files yields no second factor."""
+        return hkdf_sha256(bytes(self.encryption), SECOND_FACTOR_KEY_INFO)
+
+    def web_form_key(self) -> bytes:
+        """The key of the web application's CSRF tokens (docs/webapp.md): derived, so a
+        form stays valid across a restart of the node."""
+        return hkdf_sha256(self.oprf_seed, WEB_FORM_KEY_INFO)
 
     def legacy_pseudonym_key(self) -> bytes:
         """Release 0.1.0's pseudonym key: entries it signed keep their pseudonyms, so an

@@ -57,7 +57,7 @@ from node.protocol.withdrawal import (
     sign_withdrawal,
     verify_withdrawal,
 )
-from node.store import convenants, db, log, peers, registry, tag_sets, users
+from node.store import convenants, db, log, peers, registry, tag_sets, users, web_sessions
 from node.store.db import tx
 
 IMPORT_BATCH = 2_000
@@ -507,6 +507,8 @@ def create_user(ctx: NodeContext, name: str, role: str) -> str:
 def revoke_user(ctx: NodeContext, name: str) -> None:
     with tx(ctx.conn):
         users.revoke(ctx.conn, name, ctx.clock.now())
+        # A revoked user's web sessions end with its token (docs/webapp.md "Sessions").
+        web_sessions.delete_of_user(ctx.conn, name)
         ctx.record([log_entries.user_revoked(name=name)])
 
 

@@ -105,6 +105,40 @@ def user_revoked(*, name: str) -> LogEntry:
     return LogEntry(kind=LogKind.USER_REVOKED, actor=name, outcome="revoked")
 
 
+def user_credentials_set(*, name: str, password: bool, second_factor: bool) -> LogEntry:
+    """A user's web sign-in credentials set or replaced (which of the two, never values)."""
+    return LogEntry(
+        kind=LogKind.USER_CREDENTIALS_SET,
+        actor=name,
+        outcome="set",
+        data={"password": password, "second_factor": second_factor},
+    )
+
+
+# --- the web application: signing in and out (docs/webapp.md) -------------------------------
+
+
+def web_signed_in(*, name: str, role: str) -> LogEntry:
+    return LogEntry(kind=LogKind.WEB_SIGNED_IN, actor=name, outcome="ok", data={"role": role})
+
+
+def web_signed_out(*, name: str, why: str) -> LogEntry:
+    """``why``: ``sign_out`` (the user), ``idle`` or ``absolute`` (a timeout ended it)."""
+    return LogEntry(kind=LogKind.WEB_SIGNED_OUT, actor=name, outcome=why)
+
+
+def web_sign_in_failed(*, name: str | None, reason: str) -> LogEntry:
+    """``name`` only when it is a user of this node: a name nobody has may be a password
+    or an identifier typed in the wrong field, and the log holds no plain identifier."""
+    return LogEntry(kind=LogKind.WEB_SIGN_IN_FAILED, actor=name, outcome="failed", reason=reason)
+
+
+def web_locked_out(*, name: str, until: str) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.WEB_LOCKED_OUT, actor=name, outcome="locked", data={"until": until}
+    )
+
+
 def audit_inzage(
     *, actor: str | None, subjects: tuple[str, ...], data: Mapping[str, Any]
 ) -> LogEntry:

@@ -25,6 +25,12 @@ class LogKind(StrEnum):
     USER_CREATED = "user.created"
     USER_REVOKED = "user.revoked"
     AUDIT_INZAGE = "audit.inzage"
+    USER_CREDENTIALS_SET = "user.credentials_set"
+    # The web application (docs/webapp.md): who signed in and out, and who could not
+    WEB_SIGNED_IN = "web.signed_in"
+    WEB_SIGNED_OUT = "web.signed_out"
+    WEB_SIGN_IN_FAILED = "web.sign_in_failed"
+    WEB_LOCKED_OUT = "web.locked_out"
     # The registry and its tag sets
     REGISTRY_CHANGED = "registry.changed"
     TAG_SET_PUBLISHED = "tag_set.published"

@@ -539,10 +539,45 @@ def _liaison_inbox(conn: sqlite3.Connection, keys: NodeKeys | None) -> None:
     )
 
 
+# --- step 4: signing in to the web application ------------------------------------------
+
+WEB_SIGN_IN_SCHEMA = """
+-- A local user's password and second factor for the web application (docs/webapp.md).
+-- The API's bearer token stays in users; a user without a row here cannot sign in.
+CREATE TABLE IF NOT EXISTS user_credentials (
+    name TEXT PRIMARY KEY REFERENCES users (name),
+    password_hash TEXT,               -- argon2id, PHC string
+    totp_nonce BLOB,                  -- the TOTP secret, sealed under the node's at-rest key
+    totp_ciphertext BLOB,
+    totp_last_step INTEGER NOT NULL DEFAULT 0,   -- a code is accepted once (RFC 6238 §5.2)
+    failed_attempts INTEGER NOT NULL DEFAULT 0,  -- consecutive, reset by a sign-in
+    locked_until TEXT,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Sessions of the web application, kept server-side so that signing out, a revoked
+-- user and a timeout end them for certain. The cookie holds the id, the table its hash.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS web_sessions_by_user ON web_sessions (user_name);
+"""
+
+
+def _web_sign_in(conn: sqlite3.Connection, keys: NodeKeys | None) -> None:
+    for statement in _statements(WEB_SIGN_IN_SCHEMA):
+        conn.execute(statement)
+
+
 STEPS: Sequence[Step] = (
     Step(1, "release 0.1.0 schema", _baseline),
     Step(2, "HKDF-derived at-rest and pseudonym keys", _hkdf_keys, _reencrypt_prepare),
     Step(3, "liaison inbox: acknowledged hit notices, first disclosure", _liaison_inbox),
+    Step(4, "web application sign-in: credentials and sessions", _web_sign_in),
 )
 
 

@@ -32,6 +32,11 @@ ADMIN_KINDS = (
     LogKind.USER_CREATED,
     LogKind.USER_REVOKED,
     LogKind.AUDIT_INZAGE,
+    LogKind.USER_CREDENTIALS_SET,
+    LogKind.WEB_SIGNED_IN,
+    LogKind.WEB_SIGNED_OUT,
+    LogKind.WEB_SIGN_IN_FAILED,
+    LogKind.WEB_LOCKED_OUT,
 )
 """Administration and audit, always listed (zero when absent) so a report reads the same
 from period to period."""
