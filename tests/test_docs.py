@@ -56,3 +56,10 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     command = ci.strip().splitlines()[-1]
     assert command in readme
+
+
+def test_the_test_command_installs_the_browser_and_runs_pytest() -> None:
+    script = (ROOT / "scripts" / "test").read_text()
+    assert "apt-get install -y -qq chromium" in script  # CI runs as root on a fresh machine
+    assert "sudo apt-get install -y chromium" in script  # everyone else is told how
+    assert script.strip().splitlines()[-1].endswith("pip install -q -e '.[test]' && pytest -q")

@@ -33,3 +33,19 @@ def current_convenant(ctx: NodeContext, convenant_id: str) -> Convenant:
             f"this node withdrew from {convenant_id} at {rfc3339(gone.withdrawn_at)}"
         )
     return inst.convenant
+
+
+def askable(ctx: NodeContext) -> list[tuple[Convenant, tuple[str, ...]]]:
+    """Every convenant this node may ask bekendheid under now, with the purposes its
+    party entry lists (the coordinator's choice on the web application's form). A
+    convenant not in force, withdrawn from or naming this node no requester is left out."""
+    out: list[tuple[Convenant, tuple[str, ...]]] = []
+    for convenant_id in sorted(ctx.trust().convenants):
+        try:
+            conv = current_convenant(ctx, convenant_id)
+        except (ConvenantNotInForce, NotAParty, PartyWithdrawn, UnknownConvenant):
+            continue
+        party = conv.party(ctx.node_id)
+        if party is not None and "requester" in party.roles and party.query_purposes:
+            out.append((conv, party.query_purposes))
+    return out

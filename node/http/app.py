@@ -30,7 +30,7 @@ from node.errors import (
     TooManyBadRequests,
     VhnodeError,
 )
-from node.flows import admin, unauthenticated
+from node.flows import admin, signin, unauthenticated
 from node.flows import answering as provider
 from node.flows import detail_answering as detail_provider
 from node.flows import detail_asking as requester
@@ -50,12 +50,14 @@ from node.http.plumbing import (
     UNAUTHENTICATED,
     USER,
     Handler,
-    allowed_roles,
     jose,
     json_object,
+    permits,
     roles,
 )
 from node.http.statuses import http_status
+from node.http.webapp.app import PREFIX as WEBAPP_PREFIX
+from node.http.webapp.app import make_webapp
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.identifiers import SubjectIdentifier, amsterdam_date, parse_identifier
 from node.protocol.masking import masked
@@ -180,8 +182,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     user = await ctx.read(lambda: users.authenticate(ctx.conn, token))
     if request.match_info.http_exception is not None:
         raise request.match_info.http_exception  # 404/405 before any role question
-    allowed = allowed_roles(request.match_info.handler)
-    if user.role not in allowed and user.role != "admin":
+    if not permits(user.role, request.match_info.handler):
         raise Forbidden(f"role {user.role} may not use {request.method} {request.path}")
     request[USER] = user
     return await handler(request)
@@ -376,6 +377,9 @@ async def purge_due(ctx: NodeContext) -> None:
     requests, notices = await ctx.write(lambda: detail_provider.purge_records(ctx))
     if requests or notices:
         logger.info("retention_purged", detail_requests=requests, hit_notices=notices)
+    sessions = await ctx.write(lambda: signin.expire_sessions(ctx))
+    if sessions:
+        logger.info("retention_purged", web_sessions=sessions)
 
 
 def make_app(ctx: NodeContext) -> web.Application:
@@ -479,7 +483,14 @@ def make_app(ctx: NodeContext) -> web.Application:
             web.post("/api/v1/audit/inzage", post_audit_inzage),
         ]
     )
+    # The web application (docs/webapp.md): its own middlewares, the same flows and roles.
+    app.add_subapp(WEBAPP_PREFIX, make_webapp(ctx))
+    app.router.add_get("/app", to_webapp)
     return app
+
+
+async def to_webapp(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect(WEBAPP_PREFIX + "/")
 
 
 __all__ = ["CTX", "User", "make_app"]

@@ -52,6 +52,12 @@ def allowed_roles(handler: object) -> frozenset[str]:
     return _ROUTE_ROLES.get(_key(handler), frozenset())
 
 
+def permits(role: str, handler: object) -> bool:
+    """May a user of ``role`` use ``handler``? The one role decision of the API and the
+    web application alike: the handler's marked roles, and admin everywhere."""
+    return role == "admin" or role in allowed_roles(handler)
+
+
 async def json_body(request: web.Request) -> Any:
     try:
         return await request.json()

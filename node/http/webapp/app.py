@@ -1,0 +1,135 @@
+"""The web application, built as an aiohttp sub-application mounted at ``/app/``.
+
+Middlewares, outermost first: security headers (node/http/webapp/headers.py) on every
+response; errors as Dutch pages, never a traceback; aiohttp-session over the node's
+SQLite; the gate (signed in, form token, role: node/http/webapp/sessions.py).
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+import aiohttp_jinja2
+import aiohttp_session
+import jinja2
+import structlog
+from aiohttp import web
+
+from node.errors import VhnodeError
+from node.flows.context import NodeContext
+from node.http.plumbing import CTX, Handler, roles
+from node.http.statuses import http_status
+from node.http.webapp import coordinator, signin
+from node.http.webapp.common import ROLE_NAMES, WEB_SESSION, page
+from node.http.webapp.headers import security_headers
+from node.http.webapp.sessions import NodeSessionStorage, make_gate
+
+logger = structlog.get_logger("vhnode.webapp")
+
+PREFIX = "/app"
+PACKAGE = "node.http.webapp"
+
+# What each kind of refusal tells the person who met it.
+_FORBIDDEN = {
+    "formulier_verlopen": (
+        "Formulier verlopen",
+        "Het formulier is verlopen of kwam niet van deze pagina. Laad de pagina opnieuw "
+        "en probeer het nog eens.",
+    ),
+    "rol_niet_toegestaan": (
+        "Geen toegang",
+        "Uw rol geeft geen toegang tot deze pagina.",
+    ),
+}
+_STATUS_PAGES = {
+    401: ("Niet aangemeld", "Meld u eerst aan."),
+    404: ("Pagina niet gevonden", "Deze pagina bestaat niet."),
+    405: ("Niet toegestaan", "Deze pagina kan zo niet worden gebruikt."),
+}
+
+# Start page: what each role finds here (later pages join this list).
+_TASKS = {
+    "coordinator": [
+        (
+            "/app/bevraging",
+            "Nieuwe bevraging",
+            "Vraag partners of zij een persoon, gezin of adres kennen.",
+        )
+    ],
+}
+
+
+@roles("coordinator", "liaison", "privacy_officer", "source")
+async def start(request: web.Request) -> web.StreamResponse:
+    session = request[WEB_SESSION]
+    tasks = [t for role, ts in _TASKS.items() for t in ts if session.role in (role, "admin")]
+    return page(request, "start.html", {"tasks": tasks, "roles": ROLE_NAMES})
+
+
+def _error_page(request: web.Request, status: int, title: str, text: str) -> web.Response:
+    return page(request, "fout.html", {"title": title, "text": text, "status": status}, status)
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes a page in Dutch with its status; nothing half-done shows."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        if e.status == 403:
+            title, text = _FORBIDDEN.get(e.text or "", _FORBIDDEN["rol_niet_toegestaan"])
+        else:
+            title, text = _STATUS_PAGES.get(
+                e.status, ("Fout", "Het verzoek kon niet worden verwerkt.")
+            )
+        resp = _error_page(request, e.status, title, text)
+        if "Allow" in e.headers:
+            resp.headers["Allow"] = e.headers["Allow"]
+        return resp
+    except VhnodeError as e:
+        logger.info("page_failed", code=e.code)
+        return _error_page(
+            request, http_status(e), "Niet gelukt", "Het verzoek kon niet worden uitgevoerd."
+        )
+    except Exception:  # the one place an unexpected error is caught: log it, leak nothing
+        logger.exception("page_unhandled_error")
+        return _error_page(
+            request, 500, "Er ging iets mis", "De node kon dit verzoek niet afhandelen."
+        )
+
+
+def static_dir() -> Path:
+    return Path(str(files(PACKAGE).joinpath("static")))
+
+
+def make_webapp(ctx: NodeContext) -> web.Application:
+    app = web.Application(
+        middlewares=[
+            security_headers,
+            error_pages,
+            aiohttp_session.session_middleware(NodeSessionStorage(ctx)),
+            make_gate(ctx),
+        ]
+    )
+    app[CTX] = ctx
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader(PACKAGE, "templates"),
+        autoescape=True,  # every value is escaped unless a template says otherwise
+        undefined=jinja2.StrictUndefined,
+    )
+    app.router.add_static("/static", static_dir(), follow_symlinks=False)
+    app.router.add_routes(
+        [
+            web.get("/", start),
+            web.get("/aanmelden", signin.sign_in_form),
+            web.post("/aanmelden", signin.sign_in),
+            web.post("/afmelden", signin.sign_out),
+            web.get("/bevraging", coordinator.new_round_form),
+            web.post("/bevraging", coordinator.new_round),
+        ]
+    )
+    return app

@@ -1,0 +1,266 @@
+"""The web application in a real headless Chromium against real nodes (docs/webapp.md).
+
+Debian's ``chromium`` (``apt-get install chromium``) driven by Playwright for Python,
+whose wheel brings the driver; no browser is downloaded. axe-core (through
+axe-playwright-python) checks every page: no serious or critical violation. Each step
+leaves a screenshot in ``test-artefacts/webapp/`` (gitignored). With ``CI`` set, a
+missing browser fails the test instead of skipping it: CI installs it (``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.federation import Federation, log_entries
+from tests.webclient import PASSWORD, enrol
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTEFACTS = ROOT / "test-artefacts" / "webapp"
+VH = "vh-test"
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+INSTALL_HINT = "install Debian's chromium: apt-get install -y chromium"
+GRAVE = ("serious", "critical")
+
+
+def chromium_path() -> str:
+    configured = os.environ.get("VHNODE_CHROMIUM")
+    for candidate in (configured, *CHROMIUM_CANDIDATES, shutil.which("chromium")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    if os.environ.get("CI"):
+        pytest.fail(f"no chromium for the browser tests in CI; {INSTALL_HINT}")
+    pytest.skip(f"no chromium; {INSTALL_HINT}")
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    path = chromium_path()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+class Visit:
+    """One person's browser tab: every URL it requested, every CSP complaint, axe, shots."""
+
+    def __init__(self, page: Page, name: str) -> None:
+        self.page = page
+        self.name = name
+        self.urls: list[str] = []
+        self.console: list[str] = []
+        self.step = 0
+        page.on("request", lambda r: self.urls.append(r.url))
+        page.on("console", lambda m: self.console.append(m.text))
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+
+    async def check(self, label: str) -> None:
+        """axe on the page as it stands, and a screenshot of it."""
+        self.step += 1
+        await self.page.screenshot(
+            path=str(ARTEFACTS / f"{self.name}-{self.step:02d}-{label}.png"), full_page=True
+        )
+        results = await Axe().run(self.page)
+        grave = [
+            (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+            for v in results.response["violations"]
+            if v["impact"] in GRAVE
+        ]
+        assert grave == [], (label, grave)
+        blocked = [c for c in self.console if "Content Security Policy" in c]
+        assert blocked == [], (label, blocked)
+
+
+async def _sign_in(visit: Visit, url: str, name: str, code: str) -> None:
+    page = visit.page
+    await page.goto(url + "/app/")
+    assert page.url.endswith("/app/aanmelden")
+    await visit.check("aanmelden")
+    await page.get_by_label("Gebruikersnaam").fill(name)
+    await page.get_by_label("Wachtwoord").fill(PASSWORD)
+    await page.get_by_label("Code uit uw authenticator-app").fill(code)
+    await page.get_by_role("button", name="Aanmelden").click()
+    await page.wait_for_url(url + "/app/")
+
+
+def _register_family(fed: Federation) -> dict[str, Any]:
+    """The synthetic ground truth: who knows which member of the family."""
+    jan = {
+        "kind": "person",
+        "surname": "Berg",
+        "tussenvoegsel": "van der",
+        "first_names": "Jan Pieter",
+        "birth_date": "1990-01-31",
+    }
+    fed.register(
+        "politie-test",
+        {"ref": "BPS-1", "themes": ["veelplegers"], "identifiers": [jan]},
+        {
+            "ref": "BPS-2",
+            "themes": ["huiselijk_geweld"],
+            "identifiers": [{"kind": "bsn", "bsn": "111222333"}],
+        },
+    )
+    fed.register(
+        "ggz-test",
+        {
+            "ref": "GGZ-1",
+            "themes": ["zorg"],
+            "identifiers": [{"kind": "address", "postcode": "4811 AB", "house_number": 12}],
+        },
+    )
+    return {
+        "rows": ["bsn", "person", "address"],
+        "truth": [
+            {"vh-test": "no_hit", "politie-test": "hit", "om-test": "no_hit", "ggz-test": "no_hit"},
+            {"vh-test": "no_hit", "politie-test": "hit", "om-test": "no_hit", "ggz-test": "no_hit"},
+            {"vh-test": "no_hit", "politie-test": "no_hit", "om-test": "no_hit", "ggz-test": "hit"},
+        ],
+    }
+
+
+IDENTIFIER_PARTS = ("111222333", "111222334", "Berg", "berg", "1990-01-31", "4811", "31-01")
+
+
+async def test_a_coordinator_signs_in_and_asks_a_family(
+    federation: Federation, chromium: Browser
+) -> None:
+    node = federation.nodes[VH]
+    family = _register_family(federation)
+    secret = enrol(node, ("coordinator",))["coordinator"]
+    page = await chromium.new_page()
+    visit = Visit(page, "coordinator")
+
+    # Keyboard first: the first Tab reaches the skip link, which shows when focused.
+    await page.goto(node.url + "/app/aanmelden")
+    await page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Naar de inhoud")
+    assert await skip.evaluate("e => e === document.activeElement")
+    assert await skip.is_visible()
+
+    await _sign_in(visit, node.url, "coordinator-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
+    await visit.check("start")
+    await page.get_by_role("link", name="Nieuwe bevraging").first.click()
+    await page.wait_for_url(node.url + "/app/bevraging")
+    await visit.check("bevraging")
+
+    await page.get_by_label("Convenant en doel").select_option(
+        "vh-test-veelplegers|casusoverleg-veelplegers"
+    )
+    await page.get_by_label("Zaaknummer (casusreferentie)").fill("CASUS-2026-0142")
+    # A BSN that fails the 11-proef first: the form comes back with an error summary.
+    await page.locator("#bsn-0").fill("111222334")
+    await page.get_by_role("button", name="Bevraging versturen").click()
+    await page.wait_for_load_state()
+    summary = page.get_by_role("alert")
+    assert "elfproef" in (await summary.inner_text())
+    await visit.check("bevraging-fout")
+    assert log_entries(node, "bekendheid.round") == []
+
+    await page.get_by_role("button", name="Betrokkene toevoegen").click()
+    await page.wait_for_load_state()
+    assert await page.locator("#bsn-3").count() == 1
+    await page.locator("#bsn-0").fill("111222333")
+    await page.locator("#achternaam-1").fill("van der Berg")
+    await page.locator("#voornamen-1").fill("J.")
+    await page.locator("#geboortedatum-1").fill("1990-01-31")
+    await page.locator("#postcode-2").fill("4811AB")
+    await page.locator("#huisnummer-2").fill("12")
+    await page.get_by_role("button", name="Bevraging versturen").click()
+    await page.wait_for_selector("#resultaat")
+    await visit.check("resultaat")
+
+    cells = await page.locator("#resultaat td").evaluate_all(
+        "tds => tds.map(t => [t.dataset.partner, t.dataset.status, t.innerText])"
+    )
+    columns = len(family["truth"][0])
+    grid = [
+        {p: s for p, s, _ in cells[r * columns : (r + 1) * columns]}
+        for r in range(len(family["rows"]))
+    ]
+    assert grid == family["truth"]
+    assert len(cells) == columns * len(family["rows"])  # the empty fourth row asked nothing
+    words = {s: w for _, s, w in cells}
+    assert words == {"hit": "Bekend", "no_hit": "Niet bekend"}
+    trace = await page.locator("#trace-id").inner_text()
+    assert re.fullmatch(r"[0-9a-f]{32}", trace)
+    assert [e["trace_id"] for e in log_entries(node, "bekendheid.round")] == [trace]
+
+    # Nothing the coordinator typed went into any URL the browser requested.
+    assert visit.urls
+    leaked = [u for u in visit.urls for part in IDENTIFIER_PARTS if part in u]
+    assert leaked == []
+
+    await page.get_by_role("button", name="Afmelden").click()
+    await page.wait_for_load_state()
+    assert "afgemeld" in await page.locator("h1").inner_text()
+    await visit.check("afgemeld")
+    assert [e["outcome"] for e in log_entries(node, "web.signed_out")] == ["sign_out"]
+
+
+async def test_every_other_page_passes_the_accessibility_check(
+    federation: Federation, chromium: Browser
+) -> None:
+    """The pages a liaison meets today: start, a refused page, an unknown page, a failed
+    sign-in, an expired session; each checked with axe and its headers as the browser
+    got them."""
+    node = federation.nodes[VH]
+    secret = enrol(node, ("liaison",))["liaison"]
+    page = await chromium.new_page()
+    visit = Visit(page, "liaison")
+    await page.goto(node.url + "/app/aanmelden")
+    await page.get_by_label("Gebruikersnaam").fill("liaison-vh-test")
+    await page.get_by_label("Wachtwoord").fill("not the password")
+    await page.get_by_label("Code uit uw authenticator-app").fill("123456")
+    await page.get_by_role("button", name="Aanmelden").click()
+    await page.wait_for_load_state()
+    assert "niet gelukt" in await page.get_by_role("alert").inner_text()
+    await visit.check("aanmelden-mislukt")
+
+    await _sign_in(visit, node.url, "liaison-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
+    await visit.check("start")
+    assert await page.get_by_role("link", name="Nieuwe bevraging").count() == 0
+
+    response = await page.goto(node.url + "/app/bevraging")
+    assert response is not None
+    assert response.status == 403
+    assert response.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    await visit.check("geen-toegang")
+
+    response = await page.goto(node.url + "/app/bestaat-niet")
+    assert response is not None
+    assert response.status == 404
+    await visit.check("niet-gevonden")
+
+    node.clock.advance(timedelta(minutes=node.ctx.cfg.web.session_idle_minutes + 1))
+    response = await page.goto(node.url + "/app/")
+    assert response is not None
+    assert response.status == 401
+    assert "verlopen" in await page.get_by_role("status").inner_text()
+    await visit.check("sessie-verlopen")
+
+
+def test_in_ci_a_missing_browser_fails_rather_than_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tests.test_webapp_browser.CHROMIUM_CANDIDATES", ("/nonexistent/chromium",))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("VHNODE_CHROMIUM", raising=False)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+        chromium_path()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        chromium_path()
