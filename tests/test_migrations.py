@@ -286,7 +286,21 @@ def test_step_3_dates_the_first_disclosure_of_each_delivered_category_from_the_l
             "case_ref, requesting_user, round_trace_id, subject_pseudonym, refs, received_at) "
             "VALUES ('vh-test', 'c', 1, 'p', 'CASE', 'u', 'r', 'x', '[\"BVH-1\"]', 't')"
         )
-    assert migrations.migrate(conn, keys) == [3]
+    assert migrations.migrate(conn, keys, target=3) == [3]
     disclosed = dict(conn.execute("SELECT trace_id, disclosed_at FROM detail_categories"))
     assert disclosed == {sent: "2026-01-02T00:00:00Z", approved: None}
     assert conn.execute("SELECT acknowledged_at FROM hit_notices").fetchall() == [(None,)]
+
+
+def test_step_4_adds_web_sign_in_tables_even_where_they_already_are(tmp_path: Path) -> None:
+    keys = NodeKeys.generate()
+    conn = sqlite3.connect(tmp_path / "node.db", isolation_level=None)
+    assert migrations.migrate(conn, keys, target=3) == [1, 2, 3]
+    tables = "SELECT name FROM sqlite_master WHERE name IN ('user_credentials', 'web_sessions')"
+    assert conn.execute(tables).fetchall() == []
+    assert migrations.migrate(conn, keys) == [4]
+    assert sorted(r[0] for r in conn.execute(tables)) == ["user_credentials", "web_sessions"]
+    # A development copy whose user_version says 3 while it holds step 4's tables.
+    conn.execute("PRAGMA user_version = 3")
+    assert migrations.migrate(conn, keys) == [4]
+    assert migrations.user_version(conn) == migrations.latest() == 4
