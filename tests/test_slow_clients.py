@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import structlog
 
+from node.config import HttpConfig
+from node.http.plumbing import SESSION
 from tests.federation import EVALUATE_PATH, Federation, standard_federation
 
 NODE = "politie-test"
@@ -166,3 +168,22 @@ async def test_an_aborted_upload_is_no_unhandled_error(fed: Federation) -> None:
     aborted = [e for e in logs if e.get("code") == "client_aborted"]
     assert [e["log_level"] for e in aborted] == ["info"], logs
     assert all("exc_info" not in e for e in aborted)
+
+
+async def test_the_peer_client_gives_up_a_pooled_connection_before_a_partner_closes_it(
+    tmp_path: Path,
+) -> None:
+    """A partner with default settings closes an idle connection after its header timeout;
+    a node that kept its pooled connection longer could send a request into that close and
+    read a healthy partner as unreachable. aiohttp exposes the connector's idle limit only
+    as a private attribute, hence the getattr."""
+    f = await standard_federation(tmp_path)
+    try:
+        node = f.nodes[NODE]
+        assert node.runner is not None
+        connector = node.runner.app[SESSION].connector
+        assert connector is not None
+        partner_default = HttpConfig().header_timeout_seconds
+        assert getattr(connector, "_keepalive_timeout") < partner_default  # noqa: B009
+    finally:
+        await f.close()

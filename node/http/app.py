@@ -68,6 +68,8 @@ from node.store.users import User
 logger = structlog.get_logger("vhnode.http")
 
 GUARD = web.AppKey("peer_guard", PeerGuard)
+# Below the default [http] header_timeout_seconds (10 s) of every partner node.
+PEER_KEEPALIVE_SECONDS = 5.0
 
 
 def problem(status: int, type_: str, title: str, detail: str, instance: str) -> web.Response:
@@ -397,7 +399,12 @@ def make_app(ctx: NodeContext) -> web.Application:
 
     async def client_session(app: web.Application) -> Any:
         # One session per node, reused; per-partner timeouts are applied per call.
+        # A pooled connection is given up before a partner's listener would close it
+        # (its [http] header_timeout_seconds, 10 s by default): reusing one the partner is
+        # closing at that instant would turn a healthy partner into 'unreachable'.
+        connector = aiohttp.TCPConnector(keepalive_timeout=PEER_KEEPALIVE_SECONDS)
         async with aiohttp.ClientSession(
+            connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=ctx.cfg.peers.timeout_seconds),
             headers={"User-Agent": f"vhnode/{ctx.node_id}"},
         ) as session:
