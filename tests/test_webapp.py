@@ -305,6 +305,9 @@ EXPECTED = {
     ("POST", "/app/afmelden"): {"coordinator", "liaison", "privacy_officer", "source", "admin"},
     ("GET", "/app/bevraging"): {"coordinator", "admin"},
     ("POST", "/app/bevraging"): {"coordinator", "admin"},
+    ("GET", "/app/inbox"): {"liaison", "admin"},
+    ("POST", "/app/inbox/besluit"): {"liaison", "admin"},
+    ("POST", "/app/inbox/gelezen"): {"liaison", "admin"},
 }
 
 

@@ -21,8 +21,10 @@ import pyotp
 import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, async_playwright
+from structlog.testing import capture_logs
 
-from tests.federation import Federation, log_entries
+from tests.detail_fixtures import ANTECEDENTS, JAN_ANTECEDENTS, JAN_BSN, detail_federation
+from tests.federation import PURPOSE, Federation, log_entries
 from tests.webclient import PASSWORD, enrol
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,6 +254,97 @@ async def test_every_other_page_passes_the_accessibility_check(
     assert response.status == 401
     assert "verlopen" in await page.get_by_role("status").inner_text()
     await visit.check("sessie-verlopen")
+
+
+async def test_a_liaison_approves_one_request_and_denies_another(
+    tmp_path: Path, chromium: Browser
+) -> None:
+    """On the partner's node: the inbox with the convenant's rule beside each category;
+    one request approved, one denied with a reason, the hit notice marked read; the
+    requester then holds the approved text and the reason."""
+    with capture_logs():
+        fed = await detail_federation(tmp_path)
+        try:
+            await _liaison_in_the_inbox(fed, chromium)
+        finally:
+            await fed.close()
+
+
+async def _ask_antecedents(fed: Federation) -> str:
+    round_ = await fed.query(VH, [JAN_BSN], partners=["politie-test"])
+    status, ask = await fed.api(
+        VH,
+        "POST",
+        "/api/v1/details",
+        json={
+            "round_trace_id": round_["trace_id"],
+            "partner": "politie-test",
+            "categories": [ANTECEDENTS],
+            "purpose": PURPOSE,
+        },
+    )
+    assert status == 200, ask
+    return str(ask["trace_id"])
+
+
+async def _liaison_in_the_inbox(fed: Federation, chromium: Browser) -> None:
+    approved, denied = await _ask_antecedents(fed), await _ask_antecedents(fed)
+    node = fed.nodes["politie-test"]
+    secret = enrol(node, ("liaison",))["liaison"]
+    page = await chromium.new_page()
+    visit = Visit(page, "liaison-inbox")
+    await _sign_in(visit, node.url, "liaison-politie-test", pyotp.TOTP(secret).at(node.clock.now()))
+    await page.get_by_role("link", name="Inbox").first.click()
+    await page.wait_for_url(node.url + "/app/inbox")
+    await visit.check("inbox")
+    rule = page.locator(f'[data-trace="{approved}"] .vh-rule')
+    assert "na goedkeuring door de contactpersoon" in await rule.inner_text()
+
+    await page.locator(f"#cat-{approved}-{ANTECEDENTS}").check()
+    await (
+        page.locator(f'[data-trace="{approved}"]')
+        .get_by_role("button", name="Aangevinkte goedkeuren")
+        .click()
+    )
+    await page.wait_for_selector("#melding-besluit")
+    await visit.check("goedgekeurd")
+
+    # A denial without a reason first: the form says so at the field, nothing decided.
+    section = page.locator(f'[data-trace="{denied}"]')
+    await page.locator(f"#cat-{denied}-{ANTECEDENTS}").check()
+    await section.get_by_role("button", name="Aangevinkte weigeren").click()
+    await page.wait_for_load_state()
+    assert "Geef een reden" in await page.get_by_role("alert").inner_text()
+    await visit.check("weigeren-zonder-reden")
+    await page.locator(f"#cat-{denied}-{ANTECEDENTS}").check()
+    await page.get_by_label("Reden bij weigeren").fill("Lopend onderzoek")
+    await (
+        page.locator(f'[data-trace="{denied}"]')
+        .get_by_role("button", name="Aangevinkte weigeren")
+        .click()
+    )
+    await page.wait_for_selector("#geen-verzoeken")
+    await visit.check("geweigerd")
+
+    boxes = page.locator("[data-notice] input[type=checkbox]")
+    assert await boxes.count() == 2  # one notice per round
+    for i in range(2):
+        await boxes.nth(i).check()
+    await page.get_by_role("button", name="Aangevinkte meldingen als gelezen markeren").click()
+    await page.wait_for_selector("#geen-meldingen")
+    await visit.check("meldingen-gelezen")
+    assert [u for u in visit.urls if "?" in u] == []
+
+    for trace, status in ((approved, "delivered"), (denied, "denied")):
+        code, _ = await fed.api(VH, "POST", f"/api/v1/details/{trace}/poll")
+        assert code == 200
+        _, view = await fed.api(VH, "GET", f"/api/v1/details/{trace}")
+        category = {c["category"]: c for c in view["categories"]}[ANTECEDENTS]
+        assert category["status"] == status, view
+        if status == "delivered":
+            assert category["entries"] == [JAN_ANTECEDENTS]
+        else:
+            assert "Lopend onderzoek" in str(category)
 
 
 def test_in_ci_a_missing_browser_fails_rather_than_skips(monkeypatch: pytest.MonkeyPatch) -> None:

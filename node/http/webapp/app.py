@@ -20,7 +20,7 @@ from node.errors import VhnodeError
 from node.flows.context import NodeContext
 from node.http.plumbing import CTX, Handler, roles
 from node.http.statuses import http_status
-from node.http.webapp import coordinator, signin
+from node.http.webapp import coordinator, liaison, signin
 from node.http.webapp.common import ROLE_NAMES, WEB_SESSION, page
 from node.http.webapp.headers import security_headers
 from node.http.webapp.sessions import NodeSessionStorage, make_gate
@@ -55,6 +55,13 @@ _TASKS = {
             "/app/bevraging",
             "Nieuwe bevraging",
             "Vraag partners of zij een persoon, gezin of adres kennen.",
+        )
+    ],
+    "liaison": [
+        (
+            "/app/inbox",
+            "Inbox",
+            "Besluit over detailverzoeken en lees de meldingen van bevragingen.",
         )
     ],
 }
@@ -130,6 +137,9 @@ def make_webapp(ctx: NodeContext) -> web.Application:
             web.post("/afmelden", signin.sign_out),
             web.get("/bevraging", coordinator.new_round_form),
             web.post("/bevraging", coordinator.new_round),
+            web.get("/inbox", liaison.inbox),
+            web.post("/inbox/besluit", liaison.decide),
+            web.post("/inbox/gelezen", liaison.acknowledge),
         ]
     )
     return app
