@@ -21,6 +21,7 @@ from node.flows.standing import askable
 from node.http.plumbing import SESSION, roles
 from node.http.webapp.common import WEB_SESSION, ctx_of, page
 from node.protocol.identifiers import SubjectIdentifier, parse_identifier
+from node.protocol.masking import masked
 from node.protocol.models import rfc3339
 
 MAX_ROWS = 64  # the API's bound on subjects per round
@@ -191,20 +192,6 @@ def _identifier(row: Row) -> SubjectIdentifier:
         raise
 
 
-def _describe(subject: SubjectIdentifier) -> str:
-    """How a subject row reads in the result (the coordinator's own input, on a no-store page)."""
-    data = subject.model_dump(mode="json")
-    if data["kind"] == "bsn":
-        return str(data["bsn"])
-    if data["kind"] == "person":
-        name = " ".join(
-            p for p in (data["first_names"], data.get("tussenvoegsel"), data["surname"]) if p
-        )
-        return f"{name}, geboren {data['birth_date']}"
-    addition = data.get("addition") or ""
-    return f"{data['postcode']} {data['house_number']}{addition}"
-
-
 def _grid(result: QueryResult, subjects: list[SubjectIdentifier]) -> dict[str, Any]:
     partners = [
         {
@@ -221,7 +208,7 @@ def _grid(result: QueryResult, subjects: list[SubjectIdentifier]) -> dict[str, A
         for p in result.partners:
             status = p.subjects[i] if i < len(p.subjects) else p.status
             cells.append({"status": status, "words": STATUS_WORDS.get(status, status)})
-        rows.append({"kind": KIND_WORDS[subject.kind], "label": _describe(subject), "cells": cells})
+        rows.append({"kind": KIND_WORDS[subject.kind], "label": masked(subject), "cells": cells})
     return {"partners": partners, "rows": rows}
 
 
