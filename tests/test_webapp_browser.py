@@ -195,6 +195,10 @@ async def test_a_coordinator_signs_in_and_asks_a_family(
     ]
     assert grid == family["truth"]
     assert len(cells) == columns * len(family["rows"])  # the empty fourth row asked nothing
+    # Text outside a component (the round's description list) is in the theme's text font,
+    # not the browser's serif fallback.
+    font = await page.locator("main dd").first.evaluate("d => getComputedStyle(d).fontFamily")
+    assert "Noto Sans" in font
     words = {s: w for _, s, w in cells}
     assert words == {"hit": "Bekend", "no_hit": "Niet bekend"}
     trace = await page.locator("#trace-id").inner_text()
