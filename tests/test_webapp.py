@@ -22,7 +22,7 @@ from node.config import WebConfig
 from node.flows import admin
 from node.http.plumbing import permits
 from node.http.webapp.app import make_webapp
-from node.http.webapp.common import is_public
+from node.http.webapp.common import MENU, is_public
 from node.http.webapp.headers import SECURITY_HEADERS
 from node.store import credentials
 from tests.federation import Federation, log_entries
@@ -368,6 +368,28 @@ async def test_every_route_with_every_role(federation: Federation) -> None:
                 assert (status, location) in ((303, "/app/aanmelden"), (401, "")), where
             else:
                 assert status == 403, where
+
+
+async def test_the_menu_offers_each_role_exactly_the_pages_it_may_open(
+    federation: Federation,
+) -> None:
+    node = federation.nodes[VH]
+    secrets = enrol(node)
+    menu_paths = {"/app" + path for path, _, _ in MENU}
+    for role in ROLES:
+        b = Browser(node)
+        try:
+            node.clock.advance(timedelta(seconds=30))
+            await b.sign_in_as(role, secrets[role])
+            _, text, _ = await b.get("/app/")
+        finally:
+            await b.close()
+        nav = text.split('aria-label="Hoofdmenu"', 1)[1].split("</nav>", 1)[0]
+        offered = set(re.findall(r'href="([^"]+)"', nav)) & menu_paths
+        may_open = {p for p in menu_paths if role in EXPECTED[("GET", p)]}
+        assert offered == may_open, role
+        listed = set(re.findall(r'href="([^"]+)"', text.split("<main", 1)[1])) & menu_paths
+        assert listed == may_open, role
 
 
 async def test_no_page_takes_identifiers_in_its_url() -> None:

@@ -21,7 +21,7 @@ from node.flows.context import NodeContext
 from node.http.plumbing import CTX, Handler, roles
 from node.http.statuses import http_status
 from node.http.webapp import coordinator, liaison, signin
-from node.http.webapp.common import ROLE_NAMES, WEB_SESSION, page
+from node.http.webapp.common import MENU, MENU_ITEMS, ROLE_NAMES, MenuItem, page
 from node.http.webapp.headers import security_headers
 from node.http.webapp.sessions import NodeSessionStorage, make_gate
 
@@ -48,30 +48,9 @@ _STATUS_PAGES = {
     405: ("Niet toegestaan", "Deze pagina kan zo niet worden gebruikt."),
 }
 
-# Start page: what each role finds here (later pages join this list).
-_TASKS = {
-    "coordinator": [
-        (
-            "/app/bevraging",
-            "Nieuwe bevraging",
-            "Vraag partners of zij een persoon, gezin of adres kennen.",
-        )
-    ],
-    "liaison": [
-        (
-            "/app/inbox",
-            "Inbox",
-            "Besluit over detailverzoeken en lees de meldingen van bevragingen.",
-        )
-    ],
-}
-
-
 @roles("coordinator", "liaison", "privacy_officer", "source")
 async def start(request: web.Request) -> web.StreamResponse:
-    session = request[WEB_SESSION]
-    tasks = [t for role, ts in _TASKS.items() for t in ts if session.role in (role, "admin")]
-    return page(request, "start.html", {"tasks": tasks, "roles": ROLE_NAMES})
+    return page(request, "start.html", {"roles": ROLE_NAMES})
 
 
 def _error_page(request: web.Request, status: int, title: str, text: str) -> web.Response:
@@ -142,4 +121,14 @@ def make_webapp(ctx: NodeContext) -> web.Application:
             web.post("/inbox/gelezen", liaison.acknowledge),
         ]
     )
+    app[MENU_ITEMS] = _menu_items(app)
     return app
+
+
+def _menu_items(app: web.Application) -> tuple[MenuItem, ...]:
+    pages = {
+        route.resource.canonical: route.handler
+        for route in app.router.routes()
+        if route.method == "GET" and route.resource is not None
+    }
+    return tuple(MenuItem(PREFIX + path, label, text, pages[path]) for path, label, text in MENU)

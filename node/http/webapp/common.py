@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from node.flows.context import NodeContext
-from node.http.plumbing import CTX, Handler
+from node.http.plumbing import CTX, Handler, permits
 from node.store.web_sessions import WebSession
 
 # The signed-in user's session (absent: nobody is signed in).
@@ -26,6 +27,28 @@ ROLE_NAMES = {
     "liaison": "contactpersoon",
     "privacy_officer": "functionaris gegevensbescherming",
 }
+
+# The menu: every page a role starts from, in the header and on the start page, in this
+# order. A page module's entry goes here; who sees it is decided by the role marked on
+# the GET handler of its path (node.http.plumbing.permits, looked up in make_webapp), so
+# the menu never offers a page the gate would refuse.
+MENU: tuple[tuple[str, str, str], ...] = (
+    # (path under /app, label, what it is for)
+    ("/bevraging", "Nieuwe bevraging", "Vraag partners of zij een persoon, gezin of adres kennen."),
+    ("/inbox", "Inbox", "Besluit over detailverzoeken en lees de meldingen van bevragingen."),
+)
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    href: str
+    label: str
+    text: str
+    handler: object
+
+
+# The menu with each entry's handler, for the app (set by make_webapp).
+MENU_ITEMS = web.AppKey("menu_items", tuple[MenuItem, ...])
 
 _PUBLIC: set[str] = set()
 
@@ -54,8 +77,12 @@ def page(
     """``template`` rendered with what the layout needs: the user, the node, the form token."""
     ctx = ctx_of(request)
     session = request.get(WEB_SESSION)
+    menu = [
+        m for m in request.config_dict[MENU_ITEMS] if session and permits(session.role, m.handler)
+    ]
     values: dict[str, Any] = {
         "user": session,
+        "menu": menu,
         "role_name": ROLE_NAMES.get(session.role, session.role) if session else None,
         "organisation": ctx.cfg.organisation,
         "node_id": ctx.node_id,
