@@ -48,6 +48,7 @@ _STATUS_PAGES = {
     405: ("Niet toegestaan", "Deze pagina kan zo niet worden gebruikt."),
 }
 
+
 @roles("coordinator", "liaison", "privacy_officer", "source")
 async def start(request: web.Request) -> web.StreamResponse:
     return page(request, "start.html", {"roles": ROLE_NAMES})
