@@ -28,10 +28,9 @@ from node.cli.subjects import (
     subjects_from_options,
 )
 from node.flows import admin
-from node.flows.audit import inzage, render, report
+from node.flows.audit import inzage, render, report, verification
 from node.flows.context import NodeContext
 from node.flows.cross_check import CrossCheck, cross_check
-from node.store import log
 
 
 @main.group()
@@ -45,7 +44,9 @@ def audit() -> None:
 def audit_verify(home: Path, as_json: bool) -> None:
     """Recompute the log and check it against its signed tree heads."""
     with node_at(home) as ctx:
-        report = log.verify(ctx.conn, ctx.node_id, ctx.keys.signing_public)
+        report, recorded = verification.verify_and_record_here(ctx, _os_user())
+    if not recorded:
+        click.echo("note: the log refused the record of this verify (audit.verified)", err=True)
     if as_json:
         print_json(admin.verify_report_json(report))
     elif report.ok:

@@ -147,6 +147,24 @@ def audit_inzage(
     )
 
 
+def audit_verified(
+    *, actor: str | None, entries: int, heads: int, problems: Sequence[tuple[int | None, str]]
+) -> LogEntry:
+    """The log was verified (``vhnode audit verify``, the API, the web app): how far, and
+    with what result. ``problems`` are (seq, kind) of the earliest findings, no details:
+    enough to find them again with the next verify."""
+    return LogEntry(
+        kind=LogKind.AUDIT_VERIFIED,
+        actor=actor,
+        outcome="ok" if not problems else "failed",
+        data={
+            "entries": entries,
+            "heads": heads,
+            "problems": [{"seq": seq, "kind": kind} for seq, kind in problems],
+        },
+    )
+
+
 # --- the registry and its tag sets ----------------------------------------------------------
 
 

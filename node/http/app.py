@@ -35,7 +35,7 @@ from node.flows import answering as provider
 from node.flows import detail_answering as detail_provider
 from node.flows import detail_asking as requester
 from node.flows.asking import ask_bekendheid
-from node.flows.audit import inzage, render, report
+from node.flows.audit import inzage, render, report, verification
 from node.flows.context import ON_LOOP, NodeContext
 from node.flows.cross_check import cross_check
 from node.flows.publishing import apply_changes
@@ -309,8 +309,8 @@ async def post_audit_cross_check(request: web.Request) -> web.Response:
 
 @roles("privacy_officer")
 async def get_audit_verify(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    report = await ctx.verify_log()
+    """Verify the log and record that it was verified (``audit.verified``, docs/audit.md)."""
+    report, _ = await verification.verify_and_record(request.app[CTX], request[USER].name)
     return web.json_response(admin.verify_report_json(report))
 
 

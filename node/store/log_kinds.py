@@ -25,6 +25,7 @@ class LogKind(StrEnum):
     USER_CREATED = "user.created"
     USER_REVOKED = "user.revoked"
     AUDIT_INZAGE = "audit.inzage"
+    AUDIT_VERIFIED = "audit.verified"
     USER_CREDENTIALS_SET = "user.credentials_set"
     # The web application (docs/webapp.md): who signed in and out, and who could not
     WEB_SIGNED_IN = "web.signed_in"

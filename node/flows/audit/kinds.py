@@ -32,6 +32,7 @@ ADMIN_KINDS = (
     LogKind.USER_CREATED,
     LogKind.USER_REVOKED,
     LogKind.AUDIT_INZAGE,
+    LogKind.AUDIT_VERIFIED,
     LogKind.USER_CREDENTIALS_SET,
     LogKind.WEB_SIGNED_IN,
     LogKind.WEB_SIGNED_OUT,

@@ -48,6 +48,9 @@ def csv_rows(rep: Report) -> list[dict[str, str]]:
     for partner, counts in sorted(rep.asked.items()):
         for metric, n in counts.items():
             add("asked", metric, n, party=partner)
+    for day, counts in sorted(rep.asked_per_day.items()):
+        for metric, n in counts.items():
+            add("asked_per_day", metric, n, window=day)
     for requester, counts in sorted(rep.answered.items()):
         for metric, n in counts.items():
             add("answered", metric, n, party=requester)
@@ -128,6 +131,14 @@ def render_text(rep: Report) -> str:
             else ""
         ),
         _table(["partner", "requests", "subjects", *STATUSES], asked) if asked else [],
+    )
+    per_day = [
+        [d, *(str(c[k]) for k in ("rounds", *STATUSES))]
+        for d, c in sorted(rep.asked_per_day.items())
+    ]
+    section(
+        "Queries asked by this node per day (UTC): rounds started, statuses per subject",
+        _table(["day", "rounds", *STATUSES], per_day) if per_day else [],
     )
     answered = [[p, *(str(v) for v in c.values())] for p, c in sorted(rep.answered.items())]
     section(

@@ -104,6 +104,9 @@ class Report:
     node stopped mid-round. Their partners may have evaluated them (same ``trace_id``)."""
     subjects_asked: int = 0
     asked: dict[str, dict[str, int]] = field(default_factory=dict)
+    asked_per_day: dict[str, dict[str, int]] = field(default_factory=dict)
+    """UTC day → rounds started that day and the per-subject statuses of its answers
+    (the web app's charts of a period; a round spans midnight only by seconds)."""
     answered: dict[str, dict[str, int]] = field(default_factory=dict)
     refusals_given: dict[tuple[str, str], int] = field(default_factory=dict)
     refusals_received: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -131,6 +134,7 @@ class Report:
                 "requests": sum(p["requests"] for p in self.asked.values()),
                 "subjects": self.subjects_asked,
                 "partners": [{"partner": k, **v} for k, v in sorted(self.asked.items())],
+                "per_day": [{"day": k, **v} for k, v in sorted(self.asked_per_day.items())],
             },
             "answered": [{"requester": k, **v} for k, v in sorted(self.answered.items())],
             "refusals": {
@@ -161,6 +165,10 @@ def _refusal_rows(counts: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]
 
 def _new_asked() -> dict[str, int]:
     return {"requests": 0, "subjects": 0, **dict.fromkeys(STATUSES, 0)}
+
+
+def _new_day() -> dict[str, int]:
+    return {"rounds": 0, **dict.fromkeys(STATUSES, 0)}
 
 
 def _new_answered() -> dict[str, int]:
@@ -228,9 +236,11 @@ def build(
             if not isinstance(statuses, list) or len(statuses) != len(e.subjects):
                 # Older or damaged entry: every subject shares the partner's outcome.
                 statuses = [e.outcome] * len(e.subjects)
+            per_day = rep.asked_per_day.setdefault(day, _new_day())
             for s in statuses:
                 if s in STATUSES:
                     row[s] += 1
+                    per_day[s] += 1
             if e.trace_id is not None:
                 rounds.add(e.trace_id)
                 round_subjects[e.trace_id] = len(e.subjects)
@@ -293,6 +303,7 @@ def build(
             alerts[(e.kind, party)].add(e.time)
 
     for conv, time_text in own_round_times.values():
+        rep.asked_per_day.setdefault(time_text[:10], _new_day())["rounds"] += 1
         window = own_rounds[(node_id, conv)]
         window.add(time_text)
         if (t := epoch(time_text)) is not None:
