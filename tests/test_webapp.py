@@ -308,6 +308,14 @@ EXPECTED = {
     ("GET", "/app/inbox"): {"liaison", "admin"},
     ("POST", "/app/inbox/besluit"): {"liaison", "admin"},
     ("POST", "/app/inbox/gelezen"): {"liaison", "admin"},
+    ("GET", "/app/toezicht"): {"privacy_officer", "admin"},
+    ("POST", "/app/toezicht/controleren"): {"privacy_officer", "admin"},
+    ("POST", "/app/toezicht/kruiscontrole"): {"privacy_officer", "admin"},
+    ("GET", "/app/toezicht/rapport"): {"privacy_officer", "admin"},
+    ("POST", "/app/toezicht/rapport"): {"privacy_officer", "admin"},
+    ("POST", "/app/toezicht/rapport/download"): {"privacy_officer", "admin"},
+    ("GET", "/app/inzage"): {"privacy_officer", "admin"},
+    ("POST", "/app/inzage"): {"privacy_officer", "admin"},
 }
 
 

@@ -20,7 +20,7 @@ from node.errors import VhnodeError
 from node.flows.context import NodeContext
 from node.http.plumbing import CTX, Handler, roles
 from node.http.statuses import http_status
-from node.http.webapp import coordinator, liaison, signin
+from node.http.webapp import coordinator, liaison, privacy_officer, signin
 from node.http.webapp.common import MENU, MENU_ITEMS, ROLE_NAMES, MenuItem, page
 from node.http.webapp.headers import security_headers
 from node.http.webapp.sessions import NodeSessionStorage, make_gate
@@ -120,6 +120,14 @@ def make_webapp(ctx: NodeContext) -> web.Application:
             web.get("/inbox", liaison.inbox),
             web.post("/inbox/besluit", liaison.decide),
             web.post("/inbox/gelezen", liaison.acknowledge),
+            web.get("/toezicht", privacy_officer.dashboard),
+            web.post("/toezicht/controleren", privacy_officer.verify_now),
+            web.post("/toezicht/kruiscontrole", privacy_officer.cross_check_now),
+            web.get("/toezicht/rapport", privacy_officer.report_form),
+            web.post("/toezicht/rapport", privacy_officer.report_page),
+            web.post("/toezicht/rapport/download", privacy_officer.report_download),
+            web.get("/inzage", privacy_officer.inzage_form),
+            web.post("/inzage", privacy_officer.inzage_answer),
         ]
     )
     app[MENU_ITEMS] = _menu_items(app)

@@ -36,6 +36,9 @@ MENU: tuple[tuple[str, str, str], ...] = (
     # (path under /app, label, what it is for)
     ("/bevraging", "Nieuwe bevraging", "Vraag partners of zij een persoon, gezin of adres kennen."),
     ("/inbox", "Inbox", "Besluit over detailverzoeken en lees de meldingen van bevragingen."),
+    ("/toezicht", "Toezicht", "Controleer het logboek en de logboeken van de partners."),
+    ("/toezicht/rapport", "Rapport", "Wie vroeg wat, onder welk convenant, en wat opvalt."),
+    ("/inzage", "Inzageverzoek", "Beantwoord het inzageverzoek van een betrokkene (AVG art. 15)."),
 )
 
 
