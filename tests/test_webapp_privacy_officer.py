@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from structlog.testing import capture_logs
 
 from node.cli import main
+from node.flows.audit import report
 from node.flows.context import open_node
 from tests.detail_fixtures import ANTECEDENTS, JAN_BSN, PIET_BSN, detail_federation
 from tests.federation import PURPOSE, Federation, log_entries, restore, snapshot
@@ -265,14 +266,14 @@ async def test_the_report_page_filters_highlights_and_charts_the_apis_figures(
         assert bars(text, "grafiek-rondes-per-dag") == [("rounds", day0, 2), ("rounds", day1, 1)]
         per_status_day = bars(text, "grafiek-statussen-per-dag")
         for d in api["asked"]["per_day"]:
-            for s in ("hit", "no_hit", "refused", "unreachable", "timeout", "invalid"):
+            for s in report.STATUSES:
                 drawn = [n for series, key, n in per_status_day if (series, key) == (s, d["day"])]
                 assert drawn == ([d[s]] if d[s] else []), (d["day"], s)
-        drawn = {(k, s): n for s, k, n in bars(text, "grafiek-statussen-per-partner")}
-        assert drawn[(POLITIE, "hit")] == 4
-        assert sum(drawn.values()) == sum(
-            p[s] for p in api["asked"]["partners"] for s in ("hit", "no_hit", "refused")
-        ) + sum(p[s] for p in api["asked"]["partners"] for s in ("unreachable", "timeout"))
+        by_partner = {(k, s): n for s, k, n in bars(text, "grafiek-statussen-per-partner")}
+        assert by_partner[(POLITIE, "hit")] == 4
+        assert sum(by_partner.values()) == sum(
+            p[s] for p in api["asked"]["partners"] for s in report.STATUSES
+        )
         assert '<title id="grafiek-rondes-per-dag-titel">' in text
         assert "style=" not in text  # the CSP allows no inline style
         assert 'id="geen-afwijkingen"' in text

@@ -42,7 +42,7 @@ def audit() -> None:
 @home_option
 @json_option
 def audit_verify(home: Path, as_json: bool) -> None:
-    """Recompute the log and check it against its signed tree heads."""
+    """Recompute the log and check it against its signed tree heads (recorded: audit.verified)."""
     with node_at(home) as ctx:
         report, recorded = verification.verify_and_record_here(ctx, _os_user())
     if not recorded:
