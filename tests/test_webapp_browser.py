@@ -186,7 +186,8 @@ async def test_a_coordinator_signs_in_and_asks_a_family(
     await visit.check("resultaat")
 
     cells = await page.locator("#resultaat td").evaluate_all(
-        "tds => tds.map(t => [t.dataset.partner, t.dataset.status, t.innerText])"
+        "tds => tds.map(t => [t.dataset.partner, t.dataset.status,"
+        " t.querySelector('.vh-cell-words').innerText])"
     )
     columns = len(family["truth"][0])
     grid = [

@@ -61,11 +61,16 @@ class Browser:
             return resp.status, text, resp
 
     async def post(
-        self, path: str, data: dict[str, str] | None = None, token: bool = True, **kw: Any
+        self,
+        path: str,
+        data: dict[str, str] | list[tuple[str, str]] | None = None,
+        token: bool = True,
+        **kw: Any,
     ) -> tuple[int, str, aiohttp.ClientResponse]:
-        body = dict(data or {})
-        if token:
-            body.setdefault("form_token", self.token)
+        """``data`` as pairs where a field repeats (ticked checkboxes)."""
+        body = list(data.items()) if isinstance(data, dict) else list(data or [])
+        if token and not any(k == "form_token" for k, _ in body):
+            body.append(("form_token", self.token))
         async with self.session.post(self.node.url + path, data=body, **kw) as resp:
             text = await resp.text()
             self._remember(text)

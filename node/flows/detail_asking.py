@@ -44,7 +44,12 @@ from node.flows.answering import admit_peer, check_fresh
 from node.flows.context import NodeContext
 from node.flows.peer_client import PartnerFailure, signed_exchange
 from node.flows.standing import current_convenant
-from node.policy.detail import hit_notice_required, retention_deadline
+from node.policy.detail import (
+    CategoryDecision,
+    decide_category,
+    hit_notice_required,
+    retention_deadline,
+)
 from node.protocol import answer_size, jws
 from node.protocol.convenant import Convenant, ConvenantParty
 from node.protocol.detail import (
@@ -331,6 +336,56 @@ def _usable_hit(ctx: NodeContext, round_trace_id: str, partner: str, subject: in
     return hit
 
 
+@dataclass(frozen=True)
+class DetailOffer:
+    """What a user of ``role`` may ask ``partner`` about one subject of a round: the §7.4
+    decision for every category of the convenant's catalogue, made here with the rules the
+    partner applies (node/policy/detail.py), so a form offers nothing the partner denies."""
+
+    hit: RoundHit
+    conv: Convenant
+    decisions: tuple[CategoryDecision, ...]
+
+    @property
+    def offered(self) -> tuple[CategoryDecision, ...]:
+        """Allowed, or allowed after the partner's liaison approves."""
+        return tuple(d for d in self.decisions if d.outcome != "deny")
+
+
+def detail_offer(
+    ctx: NodeContext, round_trace_id: str, partner: str, subject: int, role: str
+) -> DetailOffer:
+    """The categories ``ask_details`` may ask for this hit (a read: run it in ctx.read).
+
+    Raises as ``ask_details`` does before anything is sent: a role that may not ask, a
+    round without this hit or whose hits expired, a convenant no longer in force.
+    """
+    if role not in ASKING_ROLES:
+        raise Forbidden(f"role {role} may not ask for detail; one of {', '.join(ASKING_ROLES)}")
+    hit = _usable_hit(ctx, round_trace_id, partner, subject)
+    conv = current_convenant(ctx, hit.convenant_id)
+    withdrawals = ctx.trust().withdrawals_of(conv.id)
+    now = ctx.clock.now()
+    return DetailOffer(
+        hit,
+        conv,
+        tuple(
+            decide_category(conv, partner, ctx.node_id, role, hit.purpose, c.id, now, withdrawals)
+            for c in conv.categories
+        ),
+    )
+
+
+def round_hits(ctx: NodeContext, round_trace_id: str) -> set[tuple[str, int]]:
+    """(partner, subject) of every hit of the round still held, so still askable."""
+    now = ctx.clock.now()
+    return {
+        (h.partner, h.subject)
+        for h in received.round_hits_of(ctx.conn, round_trace_id)
+        if h.expires_at > now
+    }
+
+
 async def ask_details(
     ctx: NodeContext,
     session: aiohttp.ClientSession,
@@ -501,6 +556,11 @@ def ask_json(
 def list_asks(ctx: NodeContext) -> list[dict[str, Any]]:
     """Every detail request sent from this node, newest last; never a text."""
     return [ask_json(ctx, a) for a in received.all_asks(ctx.conn)]
+
+
+def recent_asks(ctx: NodeContext, limit: int) -> list[dict[str, Any]]:
+    """The ``limit`` newest detail requests sent from this node, newest first; never a text."""
+    return [ask_json(ctx, a) for a in received.recent_asks(ctx.conn, limit)]
 
 
 def view(ctx: NodeContext, trace_id: str, user: str, role: str) -> dict[str, Any]:

@@ -318,6 +318,31 @@ def all_asks(conn: sqlite3.Connection) -> list[Ask]:
     return [a for a in (get_ask(conn, t) for t in ids) if a is not None]
 
 
+def recent_asks(conn: sqlite3.Connection, limit: int) -> list[Ask]:
+    """The ``limit`` newest asks, newest first (rowid breaks a tie within one second)."""
+    ids = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT trace_id FROM detail_asks ORDER BY asked_at DESC, rowid DESC LIMIT ?",
+            (limit,),
+        )
+    ]
+    return [a for a in (get_ask(conn, t) for t in ids) if a is not None]
+
+
+def asks_of_case(
+    conn: sqlite3.Connection, case_ref: str, round_trace_ids: Sequence[str]
+) -> list[Ask]:
+    """The asks under ``case_ref`` or after one of these rounds, newest first."""
+    rows = conn.execute(
+        "SELECT trace_id FROM detail_asks WHERE case_ref = ? OR round_trace_id IN"
+        " (SELECT value FROM json_each(?)) ORDER BY asked_at DESC, rowid DESC",
+        (case_ref, json.dumps(list(round_trace_ids))),
+    )
+    ids = [str(r[0]) for r in rows]
+    return [a for a in (get_ask(conn, t) for t in ids) if a is not None]
+
+
 # --- received detail -----------------------------------------------------------------
 
 

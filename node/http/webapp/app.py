@@ -20,7 +20,7 @@ from node.errors import VhnodeError
 from node.flows.context import NodeContext
 from node.http.plumbing import CTX, Handler, roles
 from node.http.statuses import http_status
-from node.http.webapp import coordinator, liaison, privacy_officer, signin
+from node.http.webapp import cases, coordinator, details, liaison, privacy_officer, signin
 from node.http.webapp.common import MENU, MENU_ITEMS, ROLE_NAMES, MenuItem, page
 from node.http.webapp.headers import security_headers
 from node.http.webapp.sessions import NodeSessionStorage, make_gate
@@ -117,6 +117,13 @@ def make_webapp(ctx: NodeContext) -> web.Application:
             web.post("/afmelden", signin.sign_out),
             web.get("/bevraging", coordinator.new_round_form),
             web.post("/bevraging", coordinator.new_round),
+            web.get("/zaak", cases.case_form),
+            web.post("/zaak", cases.case_page),
+            web.post("/details/vragen", details.choose),
+            web.post("/details/versturen", details.send),
+            web.get("/details", details.detail_requests),
+            web.get("/details/{trace_id}", details.detail_request),
+            web.post("/details/{trace_id}/ophalen", details.fetch_again),
             web.get("/inbox", liaison.inbox),
             web.post("/inbox/besluit", liaison.decide),
             web.post("/inbox/gelezen", liaison.acknowledge),

@@ -35,6 +35,12 @@ ROLE_NAMES = {
 MENU: tuple[tuple[str, str, str], ...] = (
     # (path under /app, label, what it is for)
     ("/bevraging", "Nieuwe bevraging", "Vraag partners of zij een persoon, gezin of adres kennen."),
+    ("/zaak", "Zaak opzoeken", "Alle bevragingen en detailverzoeken onder één zaaknummer."),
+    (
+        "/details",
+        "Detailverzoeken",
+        "De details die deze node na een hit heeft gevraagd, en wat ervan is geworden.",
+    ),
     ("/inbox", "Inbox", "Besluit over detailverzoeken en lees de meldingen van bevragingen."),
     ("/toezicht", "Toezicht", "Controleer het logboek en de logboeken van de partners."),
     ("/toezicht/rapport", "Rapport", "Wie vroeg wat, onder welk convenant, en wat opvalt."),

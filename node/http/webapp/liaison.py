@@ -20,6 +20,7 @@ from node.flows import detail_answering as provider
 from node.flows.context import NodeContext
 from node.http.plumbing import SESSION, roles
 from node.http.webapp.common import WEB_SESSION, ctx_of, page
+from node.http.webapp.words import rule_words
 from node.protocol.convenant import ID_PATTERN
 from node.store.details import NoticeFilter
 
@@ -32,27 +33,6 @@ STATUS_WORDS = {
     "denied": "Geweigerd",
     "unavailable": "Niet beschikbaar",
 }
-APPROVAL_WORDS = {
-    "liaison": "na goedkeuring door de contactpersoon",
-    "none": "zonder goedkeuring (de node beslist)",
-}
-ROLE_WORDS = {"coordinator": "coördinator", "liaison": "contactpersoon", "privacy_officer": "FG"}
-
-
-def _rule_words(ctx: NodeContext, conv: Any, category: str) -> dict[str, Any] | None:
-    """The convenant's rule for ``category`` of this node, in words, or None (no rule)."""
-    rule = conv.detail_rule(ctx.node_id, category) if conv is not None else None
-    if rule is None:
-        return None
-    purposes = {p.id: p.description for p in conv.purposes}
-    organisations = {p.node_id: p.organisation for p in conv.parties}
-    return {
-        "recipients": [organisations.get(r, r) for r in rule.recipients],
-        "roles": [ROLE_WORDS.get(r, r) for r in rule.recipient_roles],
-        "purposes": [purposes.get(p, p) for p in rule.purposes],
-        "approval": APPROVAL_WORDS.get(rule.approval, rule.approval),
-        "days": rule.max_retention_days,
-    }
 
 
 def inbox_view(ctx: NodeContext) -> dict[str, Any]:
@@ -69,7 +49,7 @@ def inbox_view(ctx: NodeContext) -> dict[str, Any]:
         for c in req.get("categories", ()):
             c["description"] = catalogue.get(c["category"], c["category"])
             c["words"] = STATUS_WORDS.get(c["status"], c["status"])
-            c["rule_words"] = _rule_words(ctx, conv, c["category"])
+            c["rule_words"] = rule_words(conv, ctx.node_id, c["category"])
         req["pending"] = [
             c["category"] for c in req.get("categories", ()) if c["status"] == "pending"
         ]

@@ -1,0 +1,55 @@
+"""Words shared by the pages: a convenant's detail rule, roles, and the reasons a
+category is denied or not available, in Dutch (docs/glossary.md's terms)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.protocol.convenant import Convenant
+
+APPROVAL_WORDS = {
+    "liaison": "na goedkeuring door de contactpersoon",
+    "none": "zonder goedkeuring (de node beslist)",
+}
+ROLE_WORDS = {
+    "coordinator": "coördinator",
+    "liaison": "contactpersoon",
+    "privacy_officer": "FG",
+    "admin": "beheerder",
+    "source": "bronsysteem",
+}
+
+# Why a category is denied or not available (§7.4, §8.2, §14.3), as the requester reads it.
+CATEGORY_REASON_WORDS = {
+    "party_withdrawn": "een partij heeft zich uit het convenant teruggetrokken",
+    "convenant_not_in_force": "het convenant is niet (meer) van kracht",
+    "unknown_category": "deze categorie staat niet in de catalogus van het convenant",
+    "no_detail_rule": "het convenant heeft geen regel waarmee de partner dit deelt",
+    "recipient_not_allowed": "het convenant laat de partner dit niet aan deze node geven",
+    "role_not_allowed": "het convenant geeft dit niet aan uw rol",
+    "purpose_not_allowed": "het convenant deelt dit niet voor het doel van de bevraging",
+    "denied_by_liaison": "de contactpersoon van de partner heeft het geweigerd",
+    "no_detail_on_record": "de partner heeft hierover niets vastgelegd",
+    "source_unavailable": "het bronsysteem van de partner was niet bereikbaar",
+    "source_too_large": "de tekst in het bronsysteem van de partner is te groot",
+}
+
+
+def rule_words(conv: Convenant | None, provider: str, category: str) -> dict[str, Any] | None:
+    """The convenant's rule for ``category`` of ``provider``, in words, or None (no rule)."""
+    rule = conv.detail_rule(provider, category) if conv is not None else None
+    if conv is None or rule is None:
+        return None
+    purposes = {p.id: p.description for p in conv.purposes}
+    organisations = {p.node_id: p.organisation for p in conv.parties}
+    return {
+        "recipients": [organisations.get(r, r) for r in rule.recipients],
+        "roles": [ROLE_WORDS.get(r, r) for r in rule.recipient_roles],
+        "purposes": [purposes.get(p, p) for p in rule.purposes],
+        "approval": APPROVAL_WORDS.get(rule.approval, rule.approval),
+        "days": rule.max_retention_days,
+    }
+
+
+def reason_words(code: str | None) -> str | None:
+    return None if code is None else CATEGORY_REASON_WORDS.get(code, code)
