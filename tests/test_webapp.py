@@ -317,6 +317,12 @@ EXPECTED = {
         "privacy_officer",
         "admin",
     },
+    ("POST", "/app/details/{trace_id}/verversen"): {
+        "coordinator",
+        "liaison",
+        "privacy_officer",
+        "admin",
+    },
     ("GET", "/app/inbox"): {"liaison", "admin"},
     ("POST", "/app/inbox/besluit"): {"liaison", "admin"},
     ("POST", "/app/inbox/gelezen"): {"liaison", "admin"},

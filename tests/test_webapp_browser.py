@@ -362,3 +362,119 @@ def test_in_ci_a_missing_browser_fails_rather_than_skips(monkeypatch: pytest.Mon
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         chromium_path()
+
+
+async def _tab_to(page: Page, target: Any, limit: int = 80) -> None:
+    """Press Tab until ``target`` has the focus: it is reachable by keyboard, in order."""
+    for _ in range(limit):
+        await page.keyboard.press("Tab")
+        if await target.evaluate("e => e === document.activeElement"):
+            return
+    raise AssertionError(f"{target} not reached with Tab")
+
+
+async def test_a_coordinator_asks_detail_after_a_hit_with_the_keyboard(
+    tmp_path: Path, chromium: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the hit in the result grid through "Vraag details" to the request page with
+    the keyboard only; the page reloads itself (the Refresh header, no script, CSP
+    silent) until the partner's liaison has approved, then shows the text; the case page
+    and the list of detail requests; axe on each."""
+    with capture_logs():
+        fed = await detail_federation(tmp_path)
+        try:
+            await _detail_by_keyboard(fed, chromium, monkeypatch)
+        finally:
+            await fed.close()
+
+
+async def _detail_by_keyboard(
+    fed: Federation, chromium: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = fed.nodes[VH]
+    secret = enrol(node, ("coordinator",))["coordinator"]
+    page = await chromium.new_page()
+    visit = Visit(page, "coordinator-details")
+    # The page's own loads, with the Refresh header each carried.
+    loads: list[tuple[str, str | None]] = []
+    page.on(
+        "response",
+        lambda r: (
+            loads.append((r.url, r.headers.get("refresh")))
+            if r.request.resource_type == "document"
+            else None
+        ),
+    )
+    await _sign_in(visit, node.url, "coordinator-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
+    await page.goto(node.url + "/app/bevraging")
+    await page.get_by_label("Convenant en doel").select_option(
+        "vh-test-veelplegers|casusoverleg-veelplegers"
+    )
+    await page.get_by_label("Zaaknummer (casusreferentie)").fill("CASUS-2026-0200")
+    await page.locator("#bsn-0").fill(JAN_BSN["bsn"])
+    await page.get_by_role("button", name="Bevraging versturen").click()
+    await page.wait_for_selector("#resultaat")
+    await visit.check("resultaat-met-hits")
+
+    # The politie cell's button, by its full accessible name, reached with Tab.
+    ask = page.get_by_role("button", name="Vraag details bij Politie testregio over betrokkene 1")
+    await _tab_to(page, ask)
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#categorieen")
+    assert page.url == node.url + "/app/details/vragen"
+    await visit.check("details-kiezen")
+    box = page.get_by_label("Testcategorie samenvatting_antecedenten")
+    await _tab_to(page, box)
+    await page.keyboard.press("Space")
+    assert await box.is_checked()
+    await _tab_to(page, page.get_by_role("button", name="Details vragen"))
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#trace-id")
+    trace = await page.locator("#trace-id").inner_text()
+    assert page.url == f"{node.url}/app/details/{trace}"
+    state = page.locator(f'[data-category="{ANTECEDENTS}"]')
+    assert await state.get_attribute("data-state") == "pending"
+    assert loads[-1] == (page.url, "30")
+    assert "ververst zichzelf elke 30 seconden" in await page.locator("#ververst").inner_text()
+    await visit.check("detailverzoek-in-behandeling")
+
+    # "Nu opnieuw ophalen" by keyboard; from now on the page reloads every second.
+    monkeypatch.setattr("node.http.webapp.details.REFRESH_SECONDS", 1)
+    await _tab_to(page, page.get_by_role("button", name="Nu opnieuw ophalen"))
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("text=elke 1 seconden")
+    assert loads[-1] == (page.url, "1")
+    reloads = len(loads)
+    status, doc = await fed.api(
+        "politie-test",
+        "POST",
+        f"/api/v1/liaison/requests/{VH}/{trace}/approve",
+        role="liaison",
+        json={"categories": [ANTECEDENTS]},
+    )
+    assert status == 200, doc
+    # No click, no script: the page's own refresh brings the approved text.
+    await page.wait_for_selector(f'[data-category="{ANTECEDENTS}"][data-state="delivered"]')
+    assert len(loads) > reloads
+    assert loads[-1] == (page.url, None)  # answered: no more reloading
+    assert JAN_ANTECEDENTS in await page.locator(f"#tekst-{ANTECEDENTS}").inner_text()
+    await visit.check("detailverzoek-geleverd")
+    viewed = log_entries(node, "detail.viewed")
+    assert viewed and viewed[-1]["data"]["categories"] == [ANTECEDENTS]
+
+    await page.get_by_role("link", name="Zaak opzoeken").first.click()
+    await page.wait_for_url(node.url + "/app/zaak")
+    await visit.check("zaak-formulier")
+    await page.get_by_label("Zaaknummer (casusreferentie)").fill("CASUS-2026-0200")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#zaak-resultaat")
+    assert await page.locator("[data-round]").count() == 1
+    await visit.check("zaak")
+    await page.get_by_role("link", name="Detailverzoeken").first.click()
+    await page.wait_for_url(node.url + "/app/details")
+    assert await page.locator("[data-trace]").count() == 1
+    await visit.check("detailverzoeken")
+
+    leaked = [u for u in visit.urls if JAN_BSN["bsn"] in u or "CASUS-2026-0200" in u]
+    assert leaked == []
+    assert [u for u in visit.urls if "?" in u] == []

@@ -184,7 +184,8 @@ async def test_vraag_details_offers_what_the_rules_allow_and_asks_through_the_fl
         assert states(text) == {CONTACT: "delivered", ANTECEDENTS: "pending"}
         assert JAN_CONTACT in text
         assert JAN_ANTECEDENTS not in text
-        assert f'<meta http-equiv="refresh" content="{details.REFRESH_SECONDS}">' in text
+        assert resp.headers["Refresh"] == str(details.REFRESH_SECONDS)
+        assert 'id="ververst"' in text
         assert f'action="/app/details/{trace}/ophalen"' in text
         assert "Nu opnieuw ophalen" in text
         assert "In behandeling" in text
@@ -202,7 +203,8 @@ async def test_vraag_details_offers_what_the_rules_allow_and_asks_through_the_fl
         assert len(log_entries(node, "detail.polled")) > polls_before
         assert states(text) == {CONTACT: "delivered", ANTECEDENTS: "delivered"}
         assert JAN_ANTECEDENTS in text
-        assert 'http-equiv="refresh"' not in text  # nothing pending: no more reloading
+        assert "Refresh" not in resp.headers  # nothing pending: no more reloading
+        assert 'id="ververst"' not in text
         viewed = log_entries(node, "detail.viewed")
         assert viewed[-1]["data"]["categories"] == [CONTACT, ANTECEDENTS]
         assert viewed[-1]["data"]["role"] == "coordinator"
@@ -263,14 +265,26 @@ async def test_a_denial_shows_the_liaisons_reason(fed: Federation, secrets: dict
         assert status == 200, text[:2000]
         trace = resp.url.path.rsplit("/", 1)[1]
         assert states(text) == {ANTECEDENTS: "pending"}
-        assert 'http-equiv="refresh"' in text
+        assert resp.headers["Refresh"] == str(details.REFRESH_SECONDS)
+        # Reloading can be turned off before it happens (WCAG 2.2.1), and on again.
+        assert "Automatisch verversen uitzetten" in text
+        status, text, resp = await b.post(f"/app/details/{trace}/verversen", {"verversen": "uit"})
+        assert status == 200
+        assert resp.url.path == f"/app/details/{trace}"
+        assert "Refresh" not in resp.headers
+        assert 'id="ververst-uit"' in text
+        assert "Automatisch verversen aanzetten" in text
+        status, text, resp = await b.get(f"/app/details/{trace}")
+        assert "Refresh" not in resp.headers  # the choice holds
+        status, text, resp = await b.post(f"/app/details/{trace}/verversen", {"verversen": "aan"})
+        assert resp.headers["Refresh"] == str(details.REFRESH_SECONDS)
         await deny(fed, trace, "Lopend onderzoek, na de zitting opnieuw", ANTECEDENTS)
-        status, text, _ = await b.post(f"/app/details/{trace}/ophalen", {})
+        status, text, resp = await b.post(f"/app/details/{trace}/ophalen", {})
         assert status == 200
         assert states(text) == {ANTECEDENTS: "denied"}
         assert "Geweigerd" in text
         assert "Lopend onderzoek, na de zitting opnieuw" in text
-        assert 'http-equiv="refresh"' not in text
+        assert "Refresh" not in resp.headers
         # A trace id that is none, and one this node never sent.
         status, _, _ = await b.get("/app/details/niet-een-trace-id")
         assert status == 400

@@ -124,6 +124,7 @@ def make_webapp(ctx: NodeContext) -> web.Application:
             web.get("/details", details.detail_requests),
             web.get("/details/{trace_id}", details.detail_request),
             web.post("/details/{trace_id}/ophalen", details.fetch_again),
+            web.post("/details/{trace_id}/verversen", details.set_reloading),
             web.get("/inbox", liaison.inbox),
             web.post("/inbox/besluit", liaison.decide),
             web.post("/inbox/gelezen", liaison.acknowledge),

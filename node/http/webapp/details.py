@@ -11,8 +11,10 @@ shown is shown only to the roles its rule names and every view is logged
 
 A hit is named in the form body by round trace id, partner and subject index, a detail
 request by its trace id: random numbers, never an identifier. The request page is a GET
-(``/app/details/{trace_id}``) so it can refresh itself while something is pending with a
-``<meta http-equiv="refresh">`` (no script; CSP governs no refresh) and be bookmarked.
+(``/app/details/{trace_id}``) so it can reload itself while something is pending (no
+script: the HTTP ``Refresh`` header, which browsers process as ``<meta
+http-equiv="refresh">``; CSP governs neither) and be bookmarked; a control ahead of
+it turns the reloading off (WCAG 2.2.1).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from node.flows.context import NodeContext
 from node.http.plumbing import SESSION, roles
 from node.http.webapp.common import WEB_SESSION, ctx_of, page
 from node.http.webapp.coordinator import REASON_WORDS, STATUS_MEANING, STATUS_WORDS
+from node.http.webapp.sessions import COOKIE_PATH, secure_cookies
 from node.http.webapp.words import ROLE_WORDS, reason_words, rule_words
 from node.protocol.convenant import Convenant
 from node.protocol.detail import MAX_CATEGORIES
@@ -48,7 +51,11 @@ RECENT = 100  # detail requests listed at once; the API lists them all
 # Seconds between the request page's own reloads while a category is pending: the
 # partner's decision notice makes this node fetch the answer at once (§14.6), the page
 # only has to look again. A module constant, so a test can shorten it.
-REFRESH_SECONDS = 15
+REFRESH_SECONDS = 30
+# A reload every half minute disturbs a screen reader (it starts at the top again):
+# WCAG 2.2.1 asks that a person can turn it off before it happens. The choice is kept
+# in this cookie (no personal data; gone when the browser closes).
+REFRESH_COOKIE = "vhnode_verversen"
 _TRACE = re.compile("[0-9a-f]{32}")
 
 # What becomes of a category, for the person who asked (docs/protocol.md §14.3.1).
@@ -376,15 +383,22 @@ async def _request_page(request: web.Request, trace_id: str | None) -> web.Respo
             404,
         )
     view = request_view(ctx, doc, session.role)
-    return page(
+    reloading = bool(doc["open"]) and request.cookies.get(REFRESH_COOKIE) != "uit"
+    response = page(
         request,
         "detailverzoek.html",
         {
             "req": view,
-            "refresh": REFRESH_SECONDS if doc["open"] else None,
+            "refresh": REFRESH_SECONDS,
+            "reloading": reloading,
             "meanings": [(CATEGORY_WORDS[s], CATEGORY_MEANING[s]) for s in CATEGORY_WORDS],
         },
     )
+    if reloading:
+        # The header rather than the <meta> element: the same reload (HTML's "Refresh"
+        # processing), and the page's markup says in words what happens and how to stop.
+        response.headers["Refresh"] = str(REFRESH_SECONDS)
+    return response
 
 
 @roles(*ASKERS)
@@ -405,6 +419,28 @@ async def fetch_again(request: web.Request) -> web.StreamResponse:
     except UnknownDetailRequest:
         return await _request_page(request, trace_id)  # its 404 page
     raise web.HTTPSeeOther(f"/app/details/{trace_id}")
+
+
+@roles(*ASKERS)
+async def set_reloading(request: web.Request) -> web.StreamResponse:
+    """Turn the request pages' own reloading off or on again, then the page again."""
+    trace_id = _trace_of(request)
+    if trace_id is None:
+        return await _request_page(request, None)
+    on = str((await request.post()).get("verversen", "")) == "aan"
+    response = web.HTTPSeeOther(f"/app/details/{trace_id}")
+    if on:
+        response.del_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
+    else:
+        response.set_cookie(
+            REFRESH_COOKIE,
+            "uit",
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="Strict",
+            secure=secure_cookies(ctx_of(request)),
+        )
+    raise response
 
 
 def _summary(categories: list[dict[str, Any]]) -> str:
