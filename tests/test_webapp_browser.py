@@ -460,7 +460,8 @@ async def _detail_by_keyboard(
     assert JAN_ANTECEDENTS in await page.locator(f"#tekst-{ANTECEDENTS}").inner_text()
     await visit.check("detailverzoek-geleverd")
     viewed = log_entries(node, "detail.viewed")
-    assert viewed and viewed[-1]["data"]["categories"] == [ANTECEDENTS]
+    assert viewed
+    assert viewed[-1]["data"]["categories"] == [ANTECEDENTS]
 
     await page.get_by_role("link", name="Zaak opzoeken").first.click()
     await page.wait_for_url(node.url + "/app/zaak")
