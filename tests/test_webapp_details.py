@@ -310,6 +310,8 @@ async def test_expired_hits_offer_nothing(fed: Federation, secrets: dict[str, st
         assert status == 409
         assert offered(text) == []
         assert "geen bruikbare hit (meer)" in text
+        assert 'href="#categorieen"' in text
+        assert text.count('id="categorieen"') == 1  # the error summary's link lands somewhere
         status, text, _ = await b.post(
             "/app/details/versturen", [*hit.items(), ("categorie", CONTACT)]
         )
