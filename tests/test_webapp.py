@@ -334,6 +334,17 @@ EXPECTED = {
     ("POST", "/app/toezicht/rapport/download"): {"privacy_officer", "admin"},
     ("GET", "/app/inzage"): {"privacy_officer", "admin"},
     ("POST", "/app/inzage"): {"privacy_officer", "admin"},
+    ("GET", "/app/beheer"): {"admin"},
+    ("GET", "/app/beheer/partners"): {"admin"},
+    ("POST", "/app/beheer/partners/kaart"): {"admin"},
+    ("POST", "/app/beheer/partners/toevoegen"): {"admin"},
+    ("POST", "/app/beheer/partners/intrekken"): {"admin"},
+    ("GET", "/app/beheer/convenanten"): {"admin"},
+    ("POST", "/app/beheer/convenanten/installeren"): {"admin"},
+    ("GET", "/app/beheer/gebruikers"): {"admin"},
+    ("POST", "/app/beheer/gebruikers/toevoegen"): {"admin"},
+    ("POST", "/app/beheer/gebruikers/intrekken"): {"admin"},
+    ("POST", "/app/beheer/gebruikers/inloggegevens"): {"admin"},
 }
 
 

@@ -76,6 +76,26 @@ class Browser:
             self._remember(text)
             return resp.status, text, resp
 
+    async def upload(
+        self,
+        path: str,
+        files: dict[str, tuple[str, bytes]],
+        data: dict[str, str] | None = None,
+        token: bool = True,
+    ) -> tuple[int, str, aiohttp.ClientResponse]:
+        """A multipart/form-data post, as a browser sends a form with a file field."""
+        form = aiohttp.FormData()
+        if token:
+            form.add_field("form_token", self.token)
+        for name, value in (data or {}).items():
+            form.add_field(name, value)
+        for name, (filename, content) in files.items():
+            form.add_field(name, content, filename=filename, content_type="application/json")
+        async with self.session.post(self.node.url + path, data=form) as resp:
+            text = await resp.text()
+            self._remember(text)
+            return resp.status, text, resp
+
     def _remember(self, text: str) -> None:
         found = _TOKEN.search(text)
         if found:

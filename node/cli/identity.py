@@ -177,16 +177,7 @@ def peer_list(home: Path, as_json: bool) -> None:
     with node_at(home) as ctx:
         now = ctx.clock.now()
         known = peers.all_peers(ctx.conn)
-    state = {
-        p.node_id: "revoked"
-        if p.revoked_at
-        else "active"
-        if p.card.valid_at(now)
-        else "not yet valid"
-        if now < p.card.valid_from
-        else "expired"
-        for p in known
-    }
+    state = {p.node_id: admin.peer_state(p, now) for p in known}
     if as_json:
         print_json(
             [

@@ -59,6 +59,7 @@ from node.protocol.withdrawal import (
 )
 from node.store import convenants, db, log, peers, registry, tag_sets, users, web_sessions
 from node.store.db import tx
+from node.store.log_kinds import LogKind
 
 IMPORT_BATCH = 2_000
 """Rows per transaction: small enough that a server on the same home waits at most a
@@ -253,41 +254,96 @@ def convenant_status(
     return conv, rows, refusal.detail if refusal else None
 
 
-def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
-    """Install a convenant signed by every party; then publish our tag set under it."""
-    conv, doc = parse_convenant(doc_json)
-    if conv.party(ctx.node_id) is None:
-        raise NotAParty(f"this node ({ctx.node_id}) is not a party to {conv.id}")
-    keys = _known_keys(ctx)
-    states = party_signatures(conv, doc, keys)
+@dataclass(frozen=True)
+class InstallCheck:
+    """What stands between a convenant document and its install here, per kind of
+    problem, so the CLI and the web application each say it in their own words."""
+
+    # Parties whose held card has another signing key than the convenant names.
+    other_key: tuple[str, ...] = ()
+    # Parties of whom no card is held: their signature cannot be checked.
+    no_card: tuple[str, ...] = ()
+    # Parties that have not signed, or whose signature does not verify.
+    unsigned: tuple[str, ...] = ()
+    # The convenant's valid_until has passed.
+    expired: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not (self.other_key or self.no_card or self.unsigned or self.expired)
+
+
+def check_install(ctx: NodeContext, conv: Convenant, doc: jws.SignedDocument) -> InstallCheck:
+    """Why ``conv`` cannot be installed here now (``ok`` when it can); reads only."""
+    states = party_signatures(conv, doc, _known_keys(ctx))
     carded = {p.node_id for p in peers.all_peers(ctx.conn)}
-    no_card = [s.node_id for s in states if s.state == "no_card" and s.node_id not in carded]
-    other_key = [s.node_id for s in states if s.state == "no_card" and s.node_id in carded]
-    unsigned = [s.node_id for s in states if s.state in ("missing", "bad")]
+    no_card = [s.node_id for s in states if s.state == "no_card"]
+    return InstallCheck(
+        other_key=tuple(n for n in no_card if n in carded),
+        no_card=tuple(n for n in no_card if n not in carded),
+        unsigned=tuple(s.node_id for s in states if s.state in ("missing", "bad")),
+        expired=ctx.clock.now() >= conv.valid_until,
+    )
+
+
+def _refuse_install(conv: Convenant, check: InstallCheck) -> None:
     problems = []
-    if other_key:
+    if check.other_key:
         problems.append(
-            f"the card held for {', '.join(other_key)} has another signing key than the "
+            f"the card held for {', '.join(check.other_key)} has another signing key than the "
             "convenant names"
         )
-    if no_card:
+    if check.no_card:
         # A signature is checked against the key on the party's peer card: without the
         # card there is nothing to check it with (README: every party holds every card).
         problems.append(
-            f"no card held for {', '.join(no_card)} (add each party's peer card with "
+            f"no card held for {', '.join(check.no_card)} (add each party's peer card with "
             "'vhnode peer add' first: every party needs every other party's card)"
         )
-    if unsigned:
-        problems.append(f"not signed (validly) by: {', '.join(unsigned)}")
+    if check.unsigned:
+        problems.append(f"not signed (validly) by: {', '.join(check.unsigned)}")
     if problems:
         raise ConvenantNotInForce("; ".join(problems))
-    if ctx.clock.now() >= conv.valid_until:
+    if check.expired:
         raise ConvenantNotInForce(f"convenant {conv.id} v{conv.version} has expired")
+
+
+@dataclass(frozen=True)
+class PreparedInstall:
+    """A convenant checked for install, with the tags of the registry in its scope
+    computed beforehand (``precompute_rebuild``), outside any write transaction."""
+
+    convenant: Convenant
+    document: jws.SignedDocument
+    known: dict[str, bytes]
+
+
+def prepare_install(ctx: NodeContext, doc_json: Any) -> PreparedInstall:
+    """Parse and check a convenant for install, and compute its tags; reads only, so a
+    server runs it on a reader thread and the writer is not held for the OPRF."""
+    conv, doc = parse_convenant(doc_json)
     party = conv.party(ctx.node_id)
+    if party is None:
+        raise NotAParty(f"this node ({ctx.node_id}) is not a party to {conv.id}")
+    _refuse_install(conv, check_install(ctx, conv, doc))
     # The tags of the registry in scope before the write transaction (the OPRF over the
     # whole registry takes seconds); inside it, only keys registered since are computed.
-    known = precompute_rebuild(ctx, conv) if party is not None and "provider" in party.roles else {}
+    known = precompute_rebuild(ctx, conv) if "provider" in party.roles else {}
+    return PreparedInstall(conv, doc, known)
+
+
+def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
+    """Install a convenant signed by every party; then publish our tag set under it."""
+    return apply_install(ctx, prepare_install(ctx, doc_json))
+
+
+def apply_install(ctx: NodeContext, prepared: PreparedInstall) -> Convenant:
+    """The install itself, in one transaction with its log entry and our tag set."""
+    conv, doc, known = prepared.convenant, prepared.document, prepared.known
+    party = conv.party(ctx.node_id)
     with tx(ctx.conn):
+        # Checked again inside the write: a peer card may have changed since the check.
+        _refuse_install(conv, check_install(ctx, conv, doc))
         before = convenants.latest(ctx.conn, conv.id)
         new = convenants.install(ctx.conn, doc, ctx.clock.now())
         if new:
@@ -532,6 +588,62 @@ def status(ctx: NodeContext) -> dict[str, Any]:
         "convenants": provided,
         "log_size": head.tree_size if head else 0,
     }
+
+
+def peer_state(peer: peers.Peer, now: datetime) -> str:
+    """``revoked``, ``active``, ``not yet valid`` or ``expired``: what the card held is
+    worth now (``vhnode peer list``, the web application's partner page)."""
+    if peer.revoked_at:
+        return "revoked"
+    if peer.card.valid_at(now):
+        return "active"
+    return "not yet valid" if now < peer.card.valid_from else "expired"
+
+
+@dataclass(frozen=True)
+class DatabaseSize:
+    """The database as SQLite counts it: ``max_page_count`` applies to ``used_bytes``
+    (pages, free ones included); the write-ahead log is on disk beside it."""
+
+    used_bytes: int
+    free_bytes: int
+    wal_bytes: int
+    max_bytes: int | None
+
+
+def database_size(ctx: NodeContext) -> DatabaseSize:
+    page_size = int(ctx.conn.execute("PRAGMA page_size").fetchone()[0])
+    pages = int(ctx.conn.execute("PRAGMA page_count").fetchone()[0])
+    free = int(ctx.conn.execute("PRAGMA freelist_count").fetchone()[0])
+    wal = ctx.home / (DB_FILE + "-wal")
+    max_mib = ctx.cfg.database.max_size_mib
+    return DatabaseSize(
+        used_bytes=pages * page_size,
+        free_bytes=free * page_size,
+        wal_bytes=wal.stat().st_size if wal.exists() else 0,
+        max_bytes=max_mib * 1024 * 1024 if max_mib is not None else None,
+    )
+
+
+# Entries looked at, newest first, for the last change of the registry that was not the
+# retention purge: a purge runs in batches, so a few hundred entries are plenty.
+_REGISTRY_LOOKBACK = 500
+
+
+def last_registry_change(ctx: NodeContext) -> dict[str, Any] | None:
+    """The newest ``registry.changed`` entry of an import or a source system (not of the
+    retention purge): when, by whom (``import`` for ``vhnode registry import``, else
+    the source system's user) and its counts. The log is the record of imports: each
+    batch of an import is one such entry (docs/protocol.md §9.1), so no other is kept."""
+    for entry in log.newest_of_kind(ctx.conn, LogKind.REGISTRY_CHANGED, _REGISTRY_LOOKBACK):
+        if entry.get("reason") != "retention":
+            data = entry.get("data") or {}
+            return {
+                "time": entry.get("time"),
+                "actor": entry.get("actor"),
+                **{k: data.get(k, 0) for k in ("upserted", "removed", "unchanged")},
+            }
+    return None
 
 
 def verify_report_json(report: log.VerifyReport) -> dict[str, Any]:

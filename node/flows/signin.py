@@ -79,14 +79,33 @@ def set_credentials(
     the node's direct connection. Ends the user's web sessions: whoever knew the old
     password is signed out."""
     check_password(password)
-    hashed = HASHER.hash(password)
+    return store_credentials(ctx, name, HASHER.hash(password), new_second_factor=new_second_factor)
+
+
+async def hash_password(password: str) -> str:
+    """``password`` checked and hashed on a worker thread: never on the event loop, nor
+    on the writer thread, which other requests wait for."""
+    check_password(password)
+    return await asyncio.to_thread(HASHER.hash, password)
+
+
+def store_credentials(
+    ctx: NodeContext, name: str, password_hash: str | None, *, new_second_factor: bool
+) -> Enrolment | None:
+    """Set ``name``'s password (when ``password_hash`` is given; it also lifts a
+    lock-out) and enrol a new TOTP secret when asked or when the user has none, in one
+    transaction with its log entry. Ends the user's web sessions: whoever knew the old
+    password or held the old second factor is signed out."""
+    if password_hash is None and not new_second_factor:
+        raise InputError("nothing to set: a password, a new second factor or both")
     key = ctx.keys.second_factor_key()
     now = ctx.clock.now()
     with tx(ctx.conn):
         found = credentials.find(ctx.conn, key, name)
         if found is None or found.revoked:
             raise NotFound(f"no active user {name}")
-        credentials.set_password(ctx.conn, name, hashed, now)
+        if password_hash is not None:
+            credentials.set_password(ctx.conn, name, password_hash, now)
         enrolment = None
         if new_second_factor or found.totp_secret is None:
             secret = pyotp.random_base32()
@@ -99,7 +118,9 @@ def set_credentials(
         ctx.record(
             [
                 log_entries.user_credentials_set(
-                    name=name, password=True, second_factor=enrolment is not None
+                    name=name,
+                    password=password_hash is not None,
+                    second_factor=enrolment is not None,
                 )
             ]
         )

@@ -131,3 +131,39 @@ def record_success(conn: sqlite3.Connection, name: str, totp_step: int, now: dat
         " totp_last_step = ?, updated_at = ? WHERE name = ?",
         (totp_step, rfc3339(now), name),
     )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What an admin sees of a user's sign-in, never a secret: which credentials are
+    set, a lock-out and whether the user is revoked."""
+
+    name: str
+    role: str
+    created_at: str
+    revoked_at: str | None
+    has_password: bool
+    has_second_factor: bool
+    failed_attempts: int
+    locked_until: datetime | None
+
+
+def standings(conn: sqlite3.Connection) -> list[Standing]:
+    rows = conn.execute(
+        "SELECT u.name, u.role, u.created_at, u.revoked_at, c.password_hash IS NOT NULL,"
+        " c.totp_ciphertext IS NOT NULL, c.failed_attempts, c.locked_until"
+        " FROM users u LEFT JOIN user_credentials c ON c.name = u.name ORDER BY u.name"
+    )
+    return [
+        Standing(
+            name=r[0],
+            role=r[1],
+            created_at=r[2],
+            revoked_at=r[3],
+            has_password=bool(r[4]),
+            has_second_factor=bool(r[5]),
+            failed_attempts=int(r[6] or 0),
+            locked_until=datetime.fromisoformat(r[7]) if r[7] else None,
+        )
+        for r in rows
+    ]

@@ -39,7 +39,7 @@ import json
 import re
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -300,6 +300,17 @@ def head_at(conn: sqlite3.Connection, tree_size: int) -> TreeHead | None:
 
 
 # --- append ----------------------------------------------------------------------------
+
+
+def newest_of_kind(conn: sqlite3.Connection, kind: str, limit: int) -> Iterator[dict[str, Any]]:
+    """The bodies of the newest ``limit`` entries of ``kind``, newest first (by the kind
+    index, so without reading the rest of the log)."""
+    rows = conn.execute(
+        "SELECT body FROM log_entries WHERE kind = ? ORDER BY seq DESC LIMIT ?",
+        (str(kind), limit),
+    )
+    for (body,) in rows:
+        yield json.loads(body)
 
 
 def size(conn: sqlite3.Connection) -> int:

@@ -20,7 +20,15 @@ from node.errors import VhnodeError
 from node.flows.context import NodeContext
 from node.http.plumbing import CTX, Handler, roles
 from node.http.statuses import http_status
-from node.http.webapp import cases, coordinator, details, liaison, privacy_officer, signin
+from node.http.webapp import (
+    beheer,
+    cases,
+    coordinator,
+    details,
+    liaison,
+    privacy_officer,
+    signin,
+)
 from node.http.webapp.common import MENU, MENU_ITEMS, ROLE_NAMES, MenuItem, page
 from node.http.webapp.headers import security_headers
 from node.http.webapp.sessions import NodeSessionStorage, make_gate
@@ -136,6 +144,17 @@ def make_webapp(ctx: NodeContext) -> web.Application:
             web.post("/toezicht/rapport/download", privacy_officer.report_download),
             web.get("/inzage", privacy_officer.inzage_form),
             web.post("/inzage", privacy_officer.inzage_answer),
+            web.get("/beheer", beheer.status),
+            web.get("/beheer/partners", beheer.partners),
+            web.post("/beheer/partners/kaart", beheer.card_upload),
+            web.post("/beheer/partners/toevoegen", beheer.card_add),
+            web.post("/beheer/partners/intrekken", beheer.partner_revoke),
+            web.get("/beheer/convenanten", beheer.convenant_list),
+            web.post("/beheer/convenanten/installeren", beheer.convenant_install),
+            web.get("/beheer/gebruikers", beheer.user_list),
+            web.post("/beheer/gebruikers/toevoegen", beheer.user_add),
+            web.post("/beheer/gebruikers/intrekken", beheer.user_revoke),
+            web.post("/beheer/gebruikers/inloggegevens", beheer.user_credentials),
         ]
     )
     app[MENU_ITEMS] = _menu_items(app)

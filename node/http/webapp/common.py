@@ -45,6 +45,11 @@ MENU: tuple[tuple[str, str, str], ...] = (
     ("/toezicht", "Toezicht", "Controleer het logboek en de logboeken van de partners."),
     ("/toezicht/rapport", "Rapport", "Wie vroeg wat, onder welk convenant, en wat opvalt."),
     ("/inzage", "Inzageverzoek", "Beantwoord het inzageverzoek van een betrokkene (AVG art. 15)."),
+    (
+        "/beheer",
+        "Beheer",
+        "De status van de node, de kaarten van partners, convenanten en gebruikers.",
+    ),
 )
 
 

@@ -17,7 +17,7 @@ from aiohttp_session import AbstractStorage, Session, get_session
 from node.flows import signin
 from node.flows.context import NodeContext
 from node.http.plumbing import Handler, permits
-from node.http.webapp import csrf
+from node.http.webapp import csrf, forms
 from node.http.webapp.common import FORM_TOKEN, SESSION_ENDED, WEB_SESSION, is_public, page
 from node.http.webapp.signin import EXPIRED
 
@@ -127,7 +127,7 @@ async def _decide(
             raise web.HTTPSeeOther(SIGN_IN_PATH)
         raise web.HTTPUnauthorized(text="niet aangemeld")
     if request.method not in SAFE_METHODS:
-        form = await request.post()
+        form = await forms.form(request)  # urlencoded or multipart (a file upload)
         if not csrf.valid(form_key, binding, form.get(csrf.FIELD)):
             raise web.HTTPForbidden(text="formulier_verlopen")
     session = request.get(WEB_SESSION)
