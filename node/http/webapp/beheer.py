@@ -18,7 +18,6 @@ Revoking a partner or a user asks for confirmation first.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,17 +177,17 @@ class SelfCheck:
 async def _self_check(request: web.Request, ctx: NodeContext) -> SelfCheck:
     """Does the node answer at its own endpoint, as a partner would reach it?"""
     url = ctx.cfg.endpoint.unicode_string().rstrip("/") + "/healthz"
-    started = time.monotonic()
+    started = ctx.clock.monotonic()
     try:
         async with request.config_dict[SESSION].get(
             url, timeout=aiohttp.ClientTimeout(total=SELF_CHECK_SECONDS)
         ) as resp:
             body = await resp.json(content_type=None) if resp.status == 200 else None
     except (aiohttp.ClientError, TimeoutError, ValueError) as e:
-        spent = round(1000 * (time.monotonic() - started))
+        spent = round(1000 * (ctx.clock.monotonic() - started))
         what = "geen antwoord binnen de tijd" if isinstance(e, TimeoutError) else "niet bereikt"
         return SelfCheck(False, what, spent)
-    spent = round(1000 * (time.monotonic() - started))
+    spent = round(1000 * (ctx.clock.monotonic() - started))
     if isinstance(body, dict) and body.get("node_id") == ctx.node_id:
         return SelfCheck(True, "antwoordt", spent)
     return SelfCheck(False, "een ander antwoord dan van deze node", spent)
@@ -196,9 +195,9 @@ async def _self_check(request: web.Request, ctx: NodeContext) -> SelfCheck:
 
 async def status(request: web.Request) -> web.StreamResponse:
     ctx = ctx_of(request)
-    started = time.monotonic()
+    started = ctx.clock.monotonic()
     view = await ctx.read(lambda: status_view(ctx))
-    view["read_millis"] = round(1000 * (time.monotonic() - started))
+    view["read_millis"] = round(1000 * (ctx.clock.monotonic() - started))
     view["self_check"] = await _self_check(request, ctx)
     view["when"] = when
     view["mib"] = mib
