@@ -106,6 +106,7 @@ async def test_the_status_page_shows_what_admin_status_says(
     assert "(nu geldig)" in shown["card_validity"]
     assert shown["self_check"].startswith("Ja, in ")  # its own endpoint answered
     assert "geen grens ingesteld" in shown["database_size"]
+    assert shown["last_verification"].startswith("Nog niet gecontroleerd")
     assert " door test: 1 toegevoegd of gewijzigd" in shown["last_change"]
     rows = re.findall(
         r'<tr class="utrecht-table__row" data-convenant="([^"]+)">(.*?)</tr>', text, re.S
@@ -132,6 +133,22 @@ async def test_the_status_page_sets_the_database_size_against_its_bound(
     assert figures(text)["database_size"] == (
         f"{size.used_bytes / 1024 / 1024:.1f} MiB van ten hoogste 64.0 MiB ({share}%)"
     )
+
+
+async def test_the_status_page_shows_the_last_verify_without_running_one(
+    federation: Federation, beheerder: Browser
+) -> None:
+    node = federation.nodes[VH]
+    status, report = await federation.api(VH, "GET", "/api/v1/audit/verify", role="privacy_officer")
+    assert status == 200
+    assert report["ok"]
+    verified = log_entries(node, "audit.verified")
+    assert len(verified) == 1
+    _, text, _ = await beheerder.get("/app/beheer")
+    _, text, _ = await beheerder.get("/app/beheer")
+    shown = figures(text)["last_verification"]
+    assert f"door privacy_officer-vh-test: in orde, {report['entries']} vermeldingen" in shown
+    assert len(log_entries(node, "audit.verified")) == 1  # viewing verified nothing
 
 
 # --- partners ---------------------------------------------------------------------------
