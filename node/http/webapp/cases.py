@@ -17,8 +17,9 @@ from node.flows import cases
 from node.flows.context import NodeContext
 from node.http.plumbing import roles
 from node.http.webapp.common import ctx_of, page
-from node.http.webapp.coordinator import CASE_REF_MAX, REASON_WORDS, STATUS_WORDS
+from node.http.webapp.coordinator import CASE_REF_MAX
 from node.http.webapp.details import list_view_of
+from node.http.webapp.words import REASON_WORDS, STATUS_WORDS
 
 NO_ANSWER = "Geen antwoord vastgelegd"
 

@@ -38,9 +38,15 @@ from node.flows import detail_asking as requester
 from node.flows.context import NodeContext
 from node.http.plumbing import SESSION, roles
 from node.http.webapp.common import WEB_SESSION, ctx_of, page
-from node.http.webapp.coordinator import REASON_WORDS, STATUS_MEANING, STATUS_WORDS
 from node.http.webapp.sessions import COOKIE_PATH, secure_cookies
-from node.http.webapp.words import ROLE_WORDS, reason_words, rule_words
+from node.http.webapp.words import (
+    REASON_WORDS,
+    ROLE_WORDS,
+    STATUS_MEANING,
+    STATUS_WORDS,
+    reason_words,
+    rule_words,
+)
 from node.protocol.convenant import Convenant
 from node.protocol.detail import MAX_CATEGORIES
 from node.protocol.models import NODE_ID_PATTERN, rfc3339

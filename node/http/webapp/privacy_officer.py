@@ -27,8 +27,15 @@ from node.flows.cross_check import cross_check
 from node.http.plumbing import SESSION, roles
 from node.http.webapp import charts
 from node.http.webapp.common import WEB_SESSION, ctx_of, page
-from node.http.webapp.coordinator import FIELDS, MAX_ROWS, REASON_WORDS, STATUS_WORDS, Row
-from node.http.webapp.coordinator import _identifier as identifier_of_row
+from node.http.webapp.subject_rows import (
+    FIELDS,
+    MAX_ROWS,
+    Row,
+    blank_rows,
+    identifier_of_row,
+    read_rows,
+)
+from node.http.webapp.words import REASON_WORDS, STATUS_WORDS
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.identifiers import SubjectIdentifier, amsterdam_date
 
@@ -371,7 +378,7 @@ async def report_download(request: web.Request) -> web.StreamResponse:
 
 # --- the access request (inzage) -----------------------------------------------------------
 
-START_ROWS = 2
+START_ROWS = 2  # a person is looked up by one or two identifiers, not a family
 REF_MAX = inzage.MAX_REQUEST_REF_CHARS
 
 
@@ -393,17 +400,11 @@ def _inzage_form_page(request: web.Request, form: InzageForm, status: int = 200)
 
 @roles("privacy_officer")
 async def inzage_form(request: web.Request) -> web.StreamResponse:
-    rows = [Row(dict.fromkeys(FIELDS, "")) for _ in range(START_ROWS)]
-    return _inzage_form_page(request, InzageForm(rows=rows))
+    return _inzage_form_page(request, InzageForm(rows=blank_rows(START_ROWS)))
 
 
 def _read_inzage_form(data: MultiDictProxy[Any]) -> InzageForm:
-    try:
-        count = min(max(int(str(data.get("rijen", START_ROWS))), 1), MAX_ROWS)
-    except ValueError:
-        count = START_ROWS
-    rows = [Row({f: str(data.get(f"{f}-{i}", ""))[:200] for f in FIELDS}) for i in range(count)]
-    return InzageForm(reference=str(data.get("kenmerk", "")).strip(), rows=rows)
+    return InzageForm(reference=str(data.get("kenmerk", "")).strip(), rows=read_rows(data))
 
 
 def _groups(entries: list[inzage.FoundEntry]) -> list[dict[str, Any]]:

@@ -53,3 +53,40 @@ def rule_words(conv: Convenant | None, provider: str, category: str) -> dict[str
 
 def reason_words(code: str | None) -> str | None:
     return None if code is None else CATEGORY_REASON_WORDS.get(code, code)
+
+
+# A bekendheid answer's status and refusal reasons (§6), as the coordinator reads them.
+STATUS_WORDS = {
+    "hit": "Bekend",
+    "no_hit": "Niet bekend",
+    "refused": "Geweigerd",
+    "unreachable": "Niet bereikbaar",
+    "timeout": "Geen antwoord op tijd",
+    "invalid": "Ongeldig antwoord",
+}
+STATUS_MEANING = {
+    "hit": "De partner kent de betrokkene binnen de reikwijdte van het convenant (ondertekend).",
+    "no_hit": "De partner heeft ondertekend verklaard de betrokkene niet te kennen.",
+    "refused": "De partner heeft de vraag ondertekend geweigerd; de reden staat erbij.",
+    "unreachable": "De partner kon niet worden bereikt (verbinding geweigerd of serverfout).",
+    "timeout": "De partner heeft niet binnen de termijn van de ronde geantwoord.",
+    "invalid": "Er kwam een antwoord, maar de handtekening, het bewijs of de tagset klopt "
+    "niet. Behandel het als onbekend en meld het aan de beheerder.",
+}
+REASON_WORDS = {
+    "not_a_party": "deze node is geen partij bij het convenant",
+    "not_a_provider": "de partner beantwoordt onder dit convenant geen vragen",
+    "no_query_right": "geen vraagrecht voor dit doel",
+    "rate_limited": "te veel vragen in korte tijd; probeer het later opnieuw",
+    "convenant_not_in_force": "het convenant is niet (meer) van kracht",
+    "unknown_convenant": "de partner heeft dit convenant niet geïnstalleerd",
+    "party_withdrawn": "een partij heeft zich uit het convenant teruggetrokken",
+    "unknown_requester": "de partner kent deze node niet",
+    "revoked_requester": "de partner heeft deze node ingetrokken",
+    "too_many_subjects": "te veel betrokkenen in één vraag",
+    "stale_request": "de klokken lopen te ver uiteen",
+    "replayed_request": "de vraag leek een herhaling",
+    "round_deadline": "geen antwoord binnen de termijn van de ronde",
+    "tag_set_timeout": "de tagset van de partner kwam niet op tijd",
+}
+KIND_WORDS = {"bsn": "BSN", "person": "Persoon", "address": "Adres"}
