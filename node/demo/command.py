@@ -9,6 +9,7 @@ import click
 
 from node.demo.render import print_summary
 from node.demo.run import run_demo
+from node.demo.ui import hold
 
 
 @click.command("demo")
@@ -28,15 +29,30 @@ from node.demo.run import run_demo
     type=click.Path(file_okay=False, path_type=Path),
     help="Build the federation in this (new or empty) directory and keep it.",
 )
-def demo(as_json: bool, subjects_per_partner: int, seed: int, keep: Path | None) -> None:
+@click.option(
+    "--ui",
+    is_flag=True,
+    help="After the scripted run keep the federation running for the web app: print each "
+    "node's URL and its logins (password, TOTP secret); Ctrl-C stops every node.",
+)
+def demo(as_json: bool, subjects_per_partner: int, seed: int, keep: Path | None, ui: bool) -> None:
     """Run a seven-node federation on loopback and check every answer against the truth.
 
     After the bekendheid questions, a second stage asks politie for detail of one hit:
     one category delivered, one denied, one delivered after the politie liaison approves.
     Exits 1 if any answer or detail text disagrees with the synthetic ground truth, any
-    log fails to verify, or any node fails.
+    log fails to verify, or any node fails. With --ui, Ctrl-C (or SIGTERM) is the normal
+    end: the exit status is still that of the checks.
     """
-    report = run_demo(subjects_per_partner, seed, keep, say=None if as_json else click.echo)
+    if ui and as_json:
+        raise click.UsageError("--ui prints logins for people; it does not combine with --json")
+    report = run_demo(
+        subjects_per_partner,
+        seed,
+        keep,
+        say=None if as_json else click.echo,
+        ui=hold(click.echo) if ui else None,
+    )
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         if report.get("error"):

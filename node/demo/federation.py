@@ -168,7 +168,9 @@ def start_nodes(nodes: Sequence[DemoNode]) -> None:
 
     env = _child_env()
     for node in nodes:
-        with node.stderr_path.open("wb") as err:
+        # Appended to: a node started again (``demo --ui``) keeps its first run's output,
+        # which the demo searches for leaked detail texts.
+        with node.stderr_path.open("ab") as err:
             node.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
                 package.serve_command(node.home),
                 stdin=subprocess.DEVNULL,

@@ -28,6 +28,7 @@ from node.demo.partners import CONVENANT_ID, COORDINATOR_NODE, PARTNERS, DemoErr
 from node.demo.render import render_detail_logs, render_details, render_query
 from node.demo.scenario import Scenario, build_scenario
 from node.demo.truth import result_agrees
+from node.demo.ui import UiFederation, WebLogin, enrol_web_users, make_ready
 from node.errors import VhnodeError
 
 
@@ -37,10 +38,14 @@ def run_demo(
     keep: Path | None = None,
     say: Callable[[str], None] | None = None,
     health_deadline_s: float = HEALTH_DEADLINE_SECONDS,
+    ui: Callable[[UiFederation], None] | None = None,
 ) -> dict[str, Any]:
     """Run the whole demo; return the report (docs/demo.md). Never leaves a process behind.
 
     ``say`` receives progress and the per-query tables as they happen (None: silent).
+    ``ui``: the nodes get web users first, and after the scripted run this is called with
+    the running federation (``vhnode demo --ui`` waits in it for Ctrl-C); the nodes are
+    stopped when it returns or raises.
     """
     emit = say or (lambda _text: None)
     started = time.perf_counter()
@@ -89,6 +94,12 @@ def run_demo(
                     token_file = root / f"{name}.token"
                     token_file.touch(mode=0o600)
                     token_file.write_text(value + "\n")
+            logins: list[WebLogin] = []
+            if ui is not None:
+                t = time.perf_counter()
+                logins = enrol_web_users(nodes)
+                timings["web_users"] = time.perf_counter() - t
+                emit(f"enrolled {len(logins)} web users (password and TOTP second factor)")
 
             t = time.perf_counter()
             start_nodes(nodes)
@@ -104,6 +115,10 @@ def run_demo(
             t = time.perf_counter()
             _run_details(nodes, scenario, tokens, report, emit)
             timings["details"] = time.perf_counter() - t
+
+            if ui is not None:
+                fed = make_ready(root, nodes, logins, scenario, tokens, health_deadline_s)
+                ui(fed)
         except VhnodeError as e:  # DemoError, or an admin step refusing (reported, not raised)
             report["error"] = e.detail
         except KeyboardInterrupt:
