@@ -324,6 +324,8 @@ EXPECTED = {
         "admin",
     },
     ("GET", "/app/inbox"): {"liaison", "admin"},
+    ("POST", "/app/inbox"): {"liaison", "admin"},
+    ("POST", "/app/inbox/verzoek"): {"liaison", "admin"},
     ("POST", "/app/inbox/besluit"): {"liaison", "admin"},
     ("POST", "/app/inbox/gelezen"): {"liaison", "admin"},
     ("GET", "/app/toezicht"): {"privacy_officer", "admin"},

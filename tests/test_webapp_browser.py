@@ -338,6 +338,25 @@ async def _liaison_in_the_inbox(fed: Federation, chromium: Browser) -> None:
     await page.get_by_role("button", name="Aangevinkte meldingen als gelezen markeren").click()
     await page.wait_for_selector("#geen-meldingen")
     await visit.check("meldingen-gelezen")
+
+    # The read notices through the filter, submitted with Enter from a text field.
+    await page.get_by_label("Meldingen", exact=True).select_option("gelezen")
+    await page.get_by_label("Zaaknummer").focus()
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#meldingen-bereik")
+    assert await page.locator("[data-notice]").count() == 2
+    assert "gelezen door liaison-politie-test" in await page.locator("#meldingen").inner_text()
+    await visit.check("inbox-gefilterd")
+
+    # The denied request's page, looked up by requester and trace id with the keyboard.
+    await page.get_by_label("Node-id van de partner die het vroeg").fill(VH)
+    await page.get_by_label("Trace-id van het verzoek").fill(denied)
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector(f'[data-category="{ANTECEDENTS}"][data-status="denied"]')
+    row = await page.locator(f'[data-category="{ANTECEDENTS}"]').inner_text()
+    assert "Lopend onderzoek" in row
+    assert "liaison-politie-test" in row
+    await visit.check("verzoek-besloten")
     assert [u for u in visit.urls if "?" in u] == []
 
     for trace, status in ((approved, "delivered"), (denied, "denied")):

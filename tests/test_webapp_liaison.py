@@ -9,14 +9,20 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from node.http.webapp import liaison as liaison_pages
+from node.protocol.models import rfc3339
+from node.store import details as details_store
+from node.store.db import tx
 from tests.detail_fixtures import ANTECEDENTS, JAN_ANTECEDENTS, JAN_BSN, detail_federation
-from tests.federation import PURPOSE, Federation
+from tests.federation import CONVENANT_ID, PURPOSE, Federation
 from tests.webclient import Browser, enrol
 
 VH, POLITIE = "vh-test", "politie-test"
@@ -170,3 +176,263 @@ async def test_the_liaison_acknowledges_hit_notices(fed: Federation) -> None:
     finally:
         await b.close()
     assert await open_notices(fed) == []
+
+
+# --- paging, filters and a decided request's page -----------------------------------------
+
+
+class _Forms(HTMLParser):
+    """Every form of a page: its action, its hidden fields and the ids of its buttons."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append({"action": a.get("action"), "fields": [], "buttons": set()})
+        elif tag == "input" and a.get("type") == "hidden" and self.forms:
+            self.forms[-1]["fields"].append((a["name"], a.get("value", "")))
+        elif tag == "button" and self.forms and "id" in a:
+            self.forms[-1]["buttons"].add(a["id"])
+
+
+def form_of(text: str, button: str) -> dict[str, Any]:
+    """The form holding the button with this id (asserted to exist)."""
+    parser = _Forms()
+    parser.feed(text)
+    found = [f for f in parser.forms if button in f["buttons"]]
+    assert len(found) == 1, (button, [f["buttons"] for f in parser.forms])
+    return found[0]
+
+
+async def press(b: Browser, text: str, button: str) -> tuple[int, str]:
+    """Press a button of the page: post its form's hidden fields to its action."""
+    form = form_of(text, button)
+    status, text, _ = await b.post(form["action"], dict(form["fields"]))
+    return status, text
+
+
+def notice_ids(text: str) -> list[int]:
+    return [int(i) for i in re.findall(r'data-notice="(\d+)"', text)]
+
+
+def add_notices(fed: Federation, n: int, **fields: Any) -> list[int]:
+    """``n`` hit notices in politie's inbox, as answer_hit_notice stores them."""
+    node = fed.nodes[POLITIE]
+    values: dict[str, Any] = {
+        "requester": VH,
+        "convenant_id": CONVENANT_ID,
+        "convenant_version": 1,
+        "purpose": PURPOSE,
+        "case_ref": "CASUS-2026-001",
+        "requesting_user": f"coordinator-{VH}",
+        "round_trace_id": "a" * 32,
+        "subject_pseudonym": "p" * 64,
+        "refs": ("POL-1",),
+        "received_at": node.clock.now(),
+    } | fields
+    with tx(node.ctx.conn):
+        return [details_store.add_hit_notice(node.ctx.conn, **values) for _ in range(n)]
+
+
+async def test_the_inbox_pages_through_more_than_a_hundred_notices(fed: Federation) -> None:
+    ids = add_notices(fed, 230)
+    newest_first = sorted(ids, reverse=True)
+    node = fed.nodes[POLITIE]
+    b = Browser(node)
+    try:
+        await b.sign_in_as("liaison", enrol(node, ("liaison",))["liaison"])
+        _, first, _ = await b.get("/app/inbox")
+        assert notice_ids(first) == newest_first[:100]
+        assert "Melding 1 tot en met 100 van 230" in first
+        assert 'id="meldingen-vorige"' not in first
+
+        status, second = await press(b, first, "meldingen-volgende")
+        assert status == 200
+        assert notice_ids(second) == newest_first[100:200]
+        assert "Melding 101 tot en met 200 van 230" in second
+        status, third = await press(b, second, "meldingen-volgende")
+        assert notice_ids(third) == newest_first[200:]
+        assert 'id="meldingen-volgende"' not in third
+        status, back = await press(b, third, "meldingen-vorige")
+        assert notice_ids(back) == newest_first[100:200]
+        status, again = await press(b, back, "meldingen-eerste")
+        assert notice_ids(again) == newest_first[:100]
+
+        # Marking one read on the second page gives the second page back, without it.
+        # (the view of page 2 is in every form of it)
+        ack = dict(form_of(second, "gelezen-markeren")["fields"])
+        ack["melding"] = str(newest_first[150])
+        status, text, _ = await b.post("/app/inbox/gelezen", ack)
+        assert status == 200, text[:500]
+        assert "1 melding(en) als gelezen gemarkeerd." in text
+        assert newest_first[150] not in notice_ids(text)
+        assert notice_ids(text)[0] == newest_first[100]  # still page 2
+        # A forged page cursor is refused with a message, not a traceback.
+        status, text, _ = await b.post("/app/inbox", {"voor": "-1"})
+        assert status == 400
+        assert "Deze pagina van de inbox bestaat niet." in text
+    finally:
+        await b.close()
+
+
+async def test_the_inbox_pages_pending_requests(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three real requests, two a page (a hundred real requests would only be slower).
+    monkeypatch.setattr(liaison_pages, "REQUEST_PAGE", 2)
+    asked = [await ask_detail(fed) for _ in range(3)]
+    # The API's order (oldest first; the same instant of the test clock: by trace id).
+    _, doc = await fed.api(POLITIE, "GET", "/api/v1/liaison/inbox", role="liaison")
+    traces = [r["trace_id"] for r in doc["requests"]]
+    assert sorted(traces) == sorted(asked)
+    node = fed.nodes[POLITIE]
+    b = Browser(node)
+    try:
+        await b.sign_in_as("liaison", enrol(node, ("liaison",))["liaison"])
+        _, first, _ = await b.get("/app/inbox")
+        shown = re.findall(r'<section class="vh-request"[^>]*data-trace="([0-9a-f]{32})"', first)
+        assert shown == traces[:2]
+        assert "Detailverzoeken (3)" in first
+        assert "Verzoek 1 tot en met 2 van 3" in first
+        status, second = await press(b, first, "verzoeken-volgende")
+        assert status == 200
+        shown = re.findall(r'<section class="vh-request"[^>]*data-trace="([0-9a-f]{32})"', second)
+        assert shown == traces[2:]
+        # Deciding on the second page gives the second page back.
+        form = form_of(second, "verzoeken-vorige")
+        decide = dict(form["fields"]) | {"verzoek": f"{VH}|{traces[2]}", "actie": "alles"}
+        status, text, _ = await b.post("/app/inbox/besluit", decide)
+        assert status == 200, text[:500]
+        assert "Besluit vastgelegd: goedgekeurd." in text
+        assert "Detailverzoeken (2)" in text
+        status, back = await press(b, second, "verzoeken-vorige")
+        assert "Verzoek 1 tot en met 2 van 2" not in back  # one page now: no range line
+        assert (
+            re.findall(r'<section class="vh-request"[^>]*data-trace="([0-9a-f]{32})"', back)
+            == (traces[:2])
+        )
+    finally:
+        await b.close()
+
+
+async def test_the_inbox_filters_as_the_api_does(fed: Federation) -> None:
+    trace = await ask_detail(fed)
+    node = fed.nodes[POLITIE]
+    now = node.clock.now()
+    old = add_notices(fed, 2, case_ref="CASUS-2026-OUD", received_at=now - timedelta(days=10))
+    other = add_notices(fed, 1, requester="om-test", case_ref="CASUS-OM-7", round_trace_id="b" * 32)
+    read = add_notices(fed, 1, case_ref="CASUS-2026-GELEZEN")
+    with tx(node.ctx.conn):
+        details_store.acknowledge_notices(node.ctx.conn, read, None, "liaison-x", rfc3339(now))
+    b = Browser(node)
+    try:
+        await b.sign_in_as("liaison", enrol(node, ("liaison",))["liaison"])
+        await b.get("/app/inbox")
+
+        async def view(**form: str) -> tuple[int, str]:
+            status, text, _ = await b.post("/app/inbox", {"pagina": "filteren", **form})
+            return status, text
+
+        def requests(text: str) -> list[str]:
+            return re.findall(r'<section class="vh-request"[^>]*data-trace="([0-9a-f]{32})"', text)
+
+        _, text = await view(zaaknummer="CASUS-2026-OUD")
+        assert sorted(notice_ids(text)) == old
+        assert requests(text) == []  # the request is under CASUS-2026-001
+        assert 'value="CASUS-2026-OUD"' in text  # the filter shown as chosen
+        _, text = await view(partner="om-test")
+        assert notice_ids(text) == other
+        assert requests(text) == []
+        assert '<option value="om-test" selected>' in text
+        _, text = await view(partner=VH)
+        assert requests(text) == [trace]
+        assert set(old) <= set(notice_ids(text))
+        assert set(other).isdisjoint(notice_ids(text))
+        _, text = await view(ronde="b" * 32)
+        assert notice_ids(text) == other
+        _, text = await view(vanaf=(now - timedelta(days=1)).date().isoformat())
+        assert set(old).isdisjoint(notice_ids(text))
+        assert set(other) <= set(notice_ids(text))
+        _, text = await view(toon="gelezen")
+        assert notice_ids(text) == read
+        assert "gelezen door liaison-x" in text
+        _, text = await view(toon="alle")
+        assert set(read + old + other) <= set(notice_ids(text))
+        _, text = await view(convenant="ander-convenant")
+        assert notice_ids(text) == []
+        assert requests(text) == []
+        assert "Er zijn geen meldingen die aan het filter voldoen." in text
+
+        # Bad input: the message at the field, what was typed kept, no filter applied.
+        status, text = await view(ronde="niet-hex", zaaknummer="CASUS-2026-OUD")
+        assert status == 400
+        assert "Een trace-id van een bevraging is 32 tekens" in text
+        assert 'href="#ronde"' in text
+        assert 'value="niet-hex"' in text
+        assert set(old + other) <= set(notice_ids(text))
+        status, text = await view(vanaf="31-12-2026")
+        assert status == 400
+        assert "Geef de datum als JJJJ-MM-DD" in text
+        # "Filters wissen": everything open again.
+        _, text = await view(pagina="wissen", partner="om-test")
+        assert set(old + other) <= set(notice_ids(text))
+        assert requests(text) == [trace]
+    finally:
+        await b.close()
+
+
+async def test_a_decided_request_has_its_page(fed: Federation) -> None:
+    approved, denied = await ask_detail(fed), await ask_detail(fed)
+    node = fed.nodes[POLITIE]
+    b = Browser(node)
+    try:
+        await b.sign_in_as("liaison", enrol(node, ("liaison",))["liaison"])
+        await b.get("/app/inbox")
+        status, text, _ = await b.post(
+            "/app/inbox/besluit",
+            {"verzoek": f"{VH}|{approved}", "categorie": ANTECEDENTS, "actie": "goedkeuren"},
+        )
+        assert status == 200
+        status, page = await press(b, text, "bekijk-besluit")
+        assert status == 200, page[:500]
+        row = re.search(
+            rf'data-category="{ANTECEDENTS}" data-status="delivered">(.*?)</tr>', page, re.S
+        )
+        assert row is not None
+        assert f"liaison-{POLITIE}" in row.group(1)
+        decided_at = (await liaison_status(fed, approved))["decided_at"]
+        assert f'datetime="{decided_at}"' in row.group(1)
+        assert f'data-trace="{approved}"' in page
+        assert "CASUS-2026-001" in page
+
+        await b.post(
+            "/app/inbox/besluit",
+            {
+                "verzoek": f"{VH}|{denied}",
+                "categorie": ANTECEDENTS,
+                "actie": "weigeren",
+                "reden": "Lopend onderzoek",
+            },
+        )
+        # Looked up by requester and trace id, as `vhnode liaison show` does.
+        status, page, _ = await b.post("/app/inbox/verzoek", {"aanvrager": VH, "trace": denied})
+        assert status == 200
+        row = re.search(
+            rf'data-category="{ANTECEDENTS}" data-status="denied">(.*?)</tr>', page, re.S
+        )
+        assert row is not None
+        assert "Geweigerd: Lopend onderzoek" in row.group(1)
+        assert f"liaison-{POLITIE}" in row.group(1)
+
+        status, page, _ = await b.post("/app/inbox/verzoek", {"aanvrager": VH, "trace": "xyz"})
+        assert status == 400
+        assert "Een trace-id is 32 tekens" in page
+        assert 'value="xyz"' in page
+        status, page, _ = await b.post("/app/inbox/verzoek", {"aanvrager": VH, "trace": "0" * 32})
+        assert status == 404
+        assert "Dit verzoek bestaat niet (meer)." in page
+    finally:
+        await b.close()

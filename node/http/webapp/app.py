@@ -134,6 +134,8 @@ def make_webapp(ctx: NodeContext) -> web.Application:
             web.post("/details/{trace_id}/ophalen", details.fetch_again),
             web.post("/details/{trace_id}/verversen", details.set_reloading),
             web.get("/inbox", liaison.inbox),
+            web.post("/inbox", liaison.inbox_filtered),
+            web.post("/inbox/verzoek", liaison.one_request),
             web.post("/inbox/besluit", liaison.decide),
             web.post("/inbox/gelezen", liaison.acknowledge),
             web.get("/toezicht", privacy_officer.dashboard),
