@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,26 @@ def test_the_test_command_installs_the_browser_and_runs_pytest() -> None:
     assert "apt-get install -y -qq chromium" in script  # CI runs as root on a fresh machine
     assert "sudo apt-get install -y chromium" in script  # everyone else is told how
     assert script.strip().splitlines()[-1].endswith("pip install -q -e '.[test]' && pytest -q")
+
+
+def test_the_user_guide_shows_every_screenshot_and_only_existing_ones() -> None:
+    """docs/gebruikersgids.md and docs/screenshots/ (made by scripts/screenshots.py) agree:
+    no broken picture in the guide, no picture left out of it, and each a PNG 1280 px wide
+    (the script's viewport) of a size a README can carry."""
+    guide = (ROOT / "docs" / "gebruikersgids.md").read_text()
+    shown = set(re.findall(r"\]\(screenshots/([\w-]+\.png)\)", guide))
+    shots = ROOT / "docs" / "screenshots"
+    made = {p.name for p in shots.glob("*.png")}
+    assert shown, "the guide shows no screenshot"
+    assert shown - made == set(), "run: python scripts/screenshots.py"
+    assert made - shown == set(), "a screenshot the guide does not show"
+    index = (shots / "README.md").read_text()
+    for name in made:
+        assert f"[{name}]({name})" in index, name
+        data = (shots / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+        width = int.from_bytes(data[16:20], "big")  # IHDR: width, then height
+        assert width == 1280, (name, width)
+        assert len(data) < 600_000, (name, len(data))
+    readme = (ROOT / "README.md").read_text()
+    assert "docs/gebruikersgids.md" in readme

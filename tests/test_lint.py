@@ -21,7 +21,7 @@ def _tool(name: str) -> str:
 
 def test_ruff_is_clean() -> None:
     proc = subprocess.run(
-        [_tool("ruff"), "check", "node", "tests", "bench"],
+        [_tool("ruff"), "check", "node", "tests", "bench", "scripts"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -32,7 +32,7 @@ def test_ruff_is_clean() -> None:
 
 def test_ruff_format_is_clean() -> None:
     proc = subprocess.run(
-        [_tool("ruff"), "format", "--check", "node", "tests", "bench"],
+        [_tool("ruff"), "format", "--check", "node", "tests", "bench", "scripts"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -79,6 +79,7 @@ class UiFederation:
     nodes: Sequence[DemoNode]
     logins: Sequence[WebLogin]
     open_request: str | None  # trace id of the detail request waiting for the liaison
+    scenario: Scenario  # the synthetic people and the questions asked about them
 
     def url(self, node_id: str) -> str:
         return next(n.url for n in self.nodes if n.node_id == node_id) + "/app/"
@@ -147,7 +148,7 @@ def make_ready(
         )
         + "\n"
     )
-    return UiFederation(root, nodes, logins, open_request)
+    return UiFederation(root, nodes, logins, open_request, scenario)
 
 
 def _leave_open_request(vh: str, scenario: Scenario, tokens: Tokens) -> str | None:
