@@ -114,6 +114,11 @@ def decide_and_show(page: Page, fed: UiFederation) -> None:
     page.wait_for_load_state()
 
 
+def verify_log(page: Page, fed: UiFederation) -> None:
+    page.locator("#controleer").click()
+    page.wait_for_load_state()
+
+
 def show_report(page: Page, fed: UiFederation) -> None:
     page.locator("#toon-rapport").click()
     page.wait_for_load_state()
@@ -142,7 +147,7 @@ SHOTS: tuple[Shot, ...] = (
     Shot("contactpersoon-filter", PARTNER, "liaison", "/inbox", "Inbox gefilterd", filter_inbox),
     Shot("contactpersoon-besluit", PARTNER, "liaison", "/inbox", "Besluit", decide_and_show),
     Shot("coordinator-detailverzoek", VH, "coordinator", "/details/{open_request}", "Detail"),
-    Shot("fg-toezicht", VH, "privacy_officer", "/toezicht", "Toezicht"),
+    Shot("fg-toezicht", VH, "privacy_officer", "/toezicht", "Toezicht", verify_log),
     Shot("fg-rapport", VH, "privacy_officer", "/toezicht/rapport", "Rapport", show_report),
     Shot("fg-inzage", VH, "privacy_officer", "/inzage", "Inzageverzoek", access_request),
     Shot("beheerder-status", PARTNER, "admin", "/beheer", "Status van de node"),
