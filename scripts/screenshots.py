@@ -100,6 +100,14 @@ def open_case(page: Page, fed: UiFederation) -> None:
     page.wait_for_load_state()
 
 
+def choose_details(page: Page, fed: UiFederation) -> None:
+    """From the case page, "Vraag details" on politie's hit."""
+    open_case(page, fed)
+    partner = f'form[action="/app/details/vragen"]:has(input[name="partner"][value="{PARTNER}"])'
+    page.locator(partner).get_by_role("button").first.click()
+    page.wait_for_load_state()
+
+
 def filter_inbox(page: Page, fed: UiFederation) -> None:
     page.get_by_label("Meldingen", exact=True).select_option("alle")
     page.get_by_role("button", name="Filteren").click()
@@ -141,6 +149,7 @@ SHOTS: tuple[Shot, ...] = (
     Shot("coordinator-bevraging", VH, "coordinator", "/bevraging", "Nieuwe bevraging"),
     Shot("coordinator-resultaat", VH, "coordinator", "/bevraging", "Resultaat", ask_family),
     Shot("coordinator-zaak", VH, "coordinator", "/zaak", "Zaak", open_case),
+    Shot("coordinator-vraag-details", VH, "coordinator", "/zaak", "Vraag details", choose_details),
     Shot("coordinator-detailverzoeken", VH, "coordinator", "/details", "Detailverzoeken"),
     Shot("contactpersoon-start", PARTNER, "liaison", "/", "Start (contactpersoon)"),
     Shot("contactpersoon-inbox", PARTNER, "liaison", "/inbox", "Inbox"),
