@@ -8,6 +8,7 @@ SIGTERM) and checks that the demo exits 0 and that none of its node processes is
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import os
 import re
@@ -211,9 +212,19 @@ def test_demo_ui_prints_logins_that_sign_in_and_stops_every_process(
         proc.wait(timeout=EXIT_DEADLINE_S)
         rest = printed.rest()
     finally:
+        # A failed assertion above: let the demo stop its nodes (SIGKILL to it alone
+        # would leave them running), and make sure of it.
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            children = _children(proc.pid)
+            proc.terminate()
+            try:
+                proc.wait(timeout=EXIT_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 0, rest[-3000:]
     assert "stopping every node" in rest
     assert "OK: every answer" in rest
