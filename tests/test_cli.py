@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -362,6 +363,15 @@ def test_user_add_prints_token_once_and_revoke(fed: Federation) -> None:
     listed = json.loads(run("user", "list", "--home", fed.vh, "--json").output)
     assert listed[0]["revoked_at"] is not None
     run_error("user", "revoke", "--home", fed.vh, "coord")
+    # Made on the host: the entries name no web admin ("by"); the host's records say who.
+    db = sqlite3.connect(Path(fed.vh) / "node.db")
+    try:
+        rows = db.execute(
+            "SELECT body FROM log_entries WHERE kind IN ('user.created', 'user.revoked')"
+        ).fetchall()
+    finally:
+        db.close()
+    assert [json.loads(r[0])["data"] for r in rows] == [{"role": "coordinator"}, {}]
 
 
 def test_audit_verify_ok_after_admin_work(fed: Federation) -> None:

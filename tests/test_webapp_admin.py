@@ -33,6 +33,7 @@ from tests.federation import (
 from tests.webclient import PASSWORD, Browser, enrol
 
 VH = "vh-test"
+ME = "admin-vh-test"  # the admin the tests sign in as
 
 
 @pytest.fixture
@@ -189,7 +190,8 @@ async def test_a_card_is_shown_with_its_fingerprint_and_added_only_after_confirm
     assert held.card.signing_fingerprint == card.signing_fingerprint
     added = log_entries(node, "peer.added")
     assert added[-1]["counterparty"] == "reclassering-test"
-    assert added[-1]["data"] == {"signing_key_fingerprint": card.signing_fingerprint}
+    # Who added it: the admin signed in (the CLI's entry has no "by": the host's records).
+    assert added[-1]["data"] == {"signing_key_fingerprint": card.signing_fingerprint, "by": ME}
     assert 'data-peer="reclassering-test" data-state="active"' in text
 
 
@@ -279,7 +281,9 @@ async def test_a_partner_is_revoked_after_confirmation(
     held = peers.by_id(node.ctx.conn, "om-test")
     assert held is not None
     assert held.revoked_at is not None
-    assert [e["counterparty"] for e in log_entries(node, "peer.revoked")] == ["om-test"]
+    assert [(e["counterparty"], e["data"]) for e in log_entries(node, "peer.revoked")] == [
+        ("om-test", {"by": ME})
+    ]
 
     status, text, _ = await beheerder.post(
         "/app/beheer/partners/intrekken", {"partner": "onbekend", "bevestigd": "ja"}
@@ -333,7 +337,9 @@ async def test_a_convenant_installed_by_upload_is_in_force(
     _, rows, why_not = admin.convenant_status(node.ctx, installed.document.to_json())
     assert why_not is None
     assert {r.signature for r in rows} == {"signed"}
-    assert log_entries(node, "convenant.installed")[-1]["convenant"] == {"id": SECOND, "version": 1}
+    installed_entry = log_entries(node, "convenant.installed")[-1]
+    assert installed_entry["convenant"] == {"id": SECOND, "version": 1}
+    assert installed_entry["data"]["by"] == ME
     # Our tag set under it is published in the same install, as the CLI's install does.
     assert admin.status(node.ctx)["convenants"][SECOND]["tag_set_version"] >= 1
 
@@ -476,10 +482,12 @@ async def test_users_are_added_reset_and_revoked_and_sign_in_with_the_new_secret
     assert f"secret={secret}" in uri
     assert 'src="data:image/svg+xml' in text
     assert re.search(r'id="token">vhn_', text)
-    assert [e["actor"] for e in log_entries(node, "user.created")][-1] == "anna"
+    created = log_entries(node, "user.created")[-1]
+    assert (created["actor"], created["data"]) == ("anna", {"role": "coordinator", "by": ME})
     assert log_entries(node, "user.credentials_set")[-1]["data"] == {
         "password": True,
         "second_factor": True,
+        "by": ME,
     }
 
     anna = Browser(node)
@@ -500,6 +508,7 @@ async def test_users_are_added_reset_and_revoked_and_sign_in_with_the_new_secret
         assert log_entries(node, "user.credentials_set")[-1]["data"] == {
             "password": False,
             "second_factor": True,
+            "by": ME,
         }
         _, _, resp = await anna.get("/app/")
         assert resp.url.path == "/app/aanmelden"
@@ -541,7 +550,9 @@ async def test_users_are_added_reset_and_revoked_and_sign_in_with_the_new_secret
         )
         assert status == 200
         assert "Gebruiker anna is ingetrokken" in text
-        assert [e["actor"] for e in log_entries(node, "user.revoked")] == ["anna"]
+        assert [(e["actor"], e["data"]) for e in log_entries(node, "user.revoked")] == [
+            ("anna", {"by": ME})
+        ]
         _, _, resp = await anna.get("/app/")
         assert resp.url.path == "/app/aanmelden"
         node.clock.advance(timedelta(seconds=60))
@@ -558,7 +569,7 @@ async def test_the_admin_cannot_revoke_or_reset_itself_here(
     federation: Federation, beheerder: Browser
 ) -> None:
     node = federation.nodes[VH]
-    me = "admin-vh-test"
+    me = ME
     status, text, _ = await beheerder.get("/app/beheer/gebruikers")
     row = re.search(rf'data-user="{me}">(.*?)</tr>', text, re.S).group(1)  # type: ignore[union-attr]
     assert "Intrekken" not in row

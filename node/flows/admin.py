@@ -168,7 +168,7 @@ def load_json_file(path: Path) -> Any:
 
 
 def add_peer(
-    ctx: NodeContext, card_json: Any, rotate: bool = False
+    ctx: NodeContext, card_json: Any, rotate: bool = False, *, by: str | None = None
 ) -> tuple[PeerCard, Literal["added", "unchanged", "updated", "rotated"]]:
     card, doc = verify_card(card_json, ctx.clock.now())
     if card.node_id == ctx.node_id:
@@ -182,17 +182,18 @@ def add_peer(
                         outcome=outcome,
                         node_id=card.node_id,
                         signing_key_fingerprint=card.signing_fingerprint,
+                        by=by,
                     )
                 ]
             )
     return card, outcome
 
 
-def revoke_peer(ctx: NodeContext, node_id: str) -> None:
+def revoke_peer(ctx: NodeContext, node_id: str, *, by: str | None = None) -> None:
     with tx(ctx.conn):
         if not peers.revoke(ctx.conn, node_id, ctx.clock.now()):
             return  # already revoked: nothing changes, nothing to log
-        ctx.record([log_entries.peer_revoked(node_id=node_id)])
+        ctx.record([log_entries.peer_revoked(node_id=node_id, by=by)])
 
 
 def _known_keys(ctx: NodeContext) -> dict[str, bytes]:
@@ -337,7 +338,9 @@ def install_convenant(ctx: NodeContext, doc_json: Any) -> Convenant:
     return apply_install(ctx, prepare_install(ctx, doc_json))
 
 
-def apply_install(ctx: NodeContext, prepared: PreparedInstall) -> Convenant:
+def apply_install(
+    ctx: NodeContext, prepared: PreparedInstall, *, by: str | None = None
+) -> Convenant:
     """The install itself, in one transaction with its log entry and our tag set."""
     conv, doc, known = prepared.convenant, prepared.document, prepared.known
     party = conv.party(ctx.node_id)
@@ -353,6 +356,7 @@ def apply_install(ctx: NodeContext, prepared: PreparedInstall) -> Convenant:
                         convenant_id=conv.id,
                         version=conv.version,
                         parties=[p.node_id for p in conv.parties],
+                        by=by,
                     )
                 ]
             )
@@ -414,7 +418,9 @@ def withdraw_from_convenant(
     return doc
 
 
-def install_withdrawal(ctx: NodeContext, doc_json: Any) -> tuple[Withdrawal, bool]:
+def install_withdrawal(
+    ctx: NodeContext, doc_json: Any, *, by: str | None = None
+) -> tuple[Withdrawal, bool]:
     """Install a party's signed withdrawal; (withdrawal, False) if it was installed already.
 
     Verified against the key the named convenant version lists for that party, which must
@@ -437,6 +443,7 @@ def install_withdrawal(ctx: NodeContext, doc_json: Any) -> tuple[Withdrawal, boo
                         version=w.convenant_version,
                         party=w.party,
                         withdrawn_at=rfc3339(w.withdrawn_at),
+                        by=by,
                     )
                 ]
             )
@@ -553,19 +560,19 @@ def purge_all_expired(ctx: NodeContext) -> list[str]:
     return purged
 
 
-def create_user(ctx: NodeContext, name: str, role: str) -> str:
+def create_user(ctx: NodeContext, name: str, role: str, *, by: str | None = None) -> str:
     with tx(ctx.conn):
         token = users.create(ctx.conn, name, role, ctx.clock.now())
-        ctx.record([log_entries.user_created(name=name, role=role)])
+        ctx.record([log_entries.user_created(name=name, role=role, by=by)])
     return token
 
 
-def revoke_user(ctx: NodeContext, name: str) -> None:
+def revoke_user(ctx: NodeContext, name: str, *, by: str | None = None) -> None:
     with tx(ctx.conn):
         users.revoke(ctx.conn, name, ctx.clock.now())
         # A revoked user's web sessions end with its token (docs/webapp.md "Sessions").
         web_sessions.delete_of_user(ctx.conn, name)
-        ctx.record([log_entries.user_revoked(name=name)])
+        ctx.record([log_entries.user_revoked(name=name, by=by)])
 
 
 def status(ctx: NodeContext) -> dict[str, Any]:

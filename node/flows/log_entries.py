@@ -17,6 +17,12 @@ from node.store.log_kinds import LogKind
 # --- the node and its administration ---------------------------------------------------
 
 
+def _by(data: dict[str, Any], by: str | None) -> dict[str, Any]:
+    """An administration entry names the web admin who made the change (``by``). From the
+    CLI it is absent: whoever runs commands on the node's host is in the host's records."""
+    return data if by is None else {**data, "by": by}
+
+
 def node_initialised(*, signing_key_fingerprint: str, org_type: str) -> LogEntry:
     return LogEntry(
         kind=LogKind.NODE_INITIALISED,
@@ -48,27 +54,33 @@ _PEER_KINDS = {
 }
 
 
-def peer_card_held(*, outcome: str, node_id: str, signing_key_fingerprint: str) -> LogEntry:
+def peer_card_held(
+    *, outcome: str, node_id: str, signing_key_fingerprint: str, by: str | None = None
+) -> LogEntry:
     """``peer.added``, ``peer.updated`` or ``peer.rotated``, as ``outcome`` says."""
     return LogEntry(
         kind=_PEER_KINDS[outcome],
         counterparty=node_id,
         outcome=outcome,
-        data={"signing_key_fingerprint": signing_key_fingerprint},
+        data=_by({"signing_key_fingerprint": signing_key_fingerprint}, by),
     )
 
 
-def peer_revoked(*, node_id: str) -> LogEntry:
-    return LogEntry(kind=LogKind.PEER_REVOKED, counterparty=node_id, outcome="revoked")
+def peer_revoked(*, node_id: str, by: str | None = None) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.PEER_REVOKED, counterparty=node_id, outcome="revoked", data=_by({}, by)
+    )
 
 
-def convenant_installed(*, convenant_id: str, version: int, parties: list[str]) -> LogEntry:
+def convenant_installed(
+    *, convenant_id: str, version: int, parties: list[str], by: str | None = None
+) -> LogEntry:
     return LogEntry(
         kind=LogKind.CONVENANT_INSTALLED,
         convenant_id=convenant_id,
         convenant_version=version,
         outcome="installed",
-        data={"parties": parties},
+        data=_by({"parties": parties}, by),
     )
 
 
@@ -85,7 +97,7 @@ def convenant_withdrawn(
 
 
 def convenant_withdrawal_installed(
-    *, convenant_id: str, version: int, party: str, withdrawn_at: str
+    *, convenant_id: str, version: int, party: str, withdrawn_at: str, by: str | None = None
 ) -> LogEntry:
     return LogEntry(
         kind=LogKind.CONVENANT_WITHDRAWAL_INSTALLED,
@@ -93,25 +105,29 @@ def convenant_withdrawal_installed(
         convenant_version=version,
         counterparty=party,
         outcome="installed",
-        data={"withdrawn_at": withdrawn_at},
+        data=_by({"withdrawn_at": withdrawn_at}, by),
     )
 
 
-def user_created(*, name: str, role: str) -> LogEntry:
-    return LogEntry(kind=LogKind.USER_CREATED, actor=name, outcome="created", data={"role": role})
+def user_created(*, name: str, role: str, by: str | None = None) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.USER_CREATED, actor=name, outcome="created", data=_by({"role": role}, by)
+    )
 
 
-def user_revoked(*, name: str) -> LogEntry:
-    return LogEntry(kind=LogKind.USER_REVOKED, actor=name, outcome="revoked")
+def user_revoked(*, name: str, by: str | None = None) -> LogEntry:
+    return LogEntry(kind=LogKind.USER_REVOKED, actor=name, outcome="revoked", data=_by({}, by))
 
 
-def user_credentials_set(*, name: str, password: bool, second_factor: bool) -> LogEntry:
+def user_credentials_set(
+    *, name: str, password: bool, second_factor: bool, by: str | None = None
+) -> LogEntry:
     """A user's web sign-in credentials set or replaced (which of the two, never values)."""
     return LogEntry(
         kind=LogKind.USER_CREDENTIALS_SET,
         actor=name,
         outcome="set",
-        data={"password": password, "second_factor": second_factor},
+        data=_by({"password": password, "second_factor": second_factor}, by),
     )
 
 

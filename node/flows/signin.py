@@ -90,7 +90,12 @@ async def hash_password(password: str) -> str:
 
 
 def store_credentials(
-    ctx: NodeContext, name: str, password_hash: str | None, *, new_second_factor: bool
+    ctx: NodeContext,
+    name: str,
+    password_hash: str | None,
+    *,
+    new_second_factor: bool,
+    by: str | None = None,
 ) -> Enrolment | None:
     """Set ``name``'s password (when ``password_hash`` is given; it also lifts a
     lock-out) and enrol a new TOTP secret when asked or when the user has none, in one
@@ -121,6 +126,7 @@ def store_credentials(
                     name=name,
                     password=password_hash is not None,
                     second_factor=enrolment is not None,
+                    by=by,
                 )
             ]
         )

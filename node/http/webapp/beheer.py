@@ -373,8 +373,11 @@ async def card_add(request: web.Request) -> web.StreamResponse:
     if card.signing_fingerprint != shown:
         message = "Dit is niet de kaart die u zag; er is niets toegevoegd. Upload hem opnieuw."
         return await _partners_page(request, errors=[("kaart", message)], status=400)
+    by = _admin_name(request)
     try:
-        added, outcome = await ctx.write(lambda: admin.add_peer(ctx, card_json, rotate=rotate))
+        added, outcome = await ctx.write(
+            lambda: admin.add_peer(ctx, card_json, rotate=rotate, by=by)
+        )
     except VhnodeError as e:
         return await _partners_page(request, errors=[("kaart", _card_problem(e))], status=409)
     notice = f"Kaart van {added.organisation} ({added.node_id}) {OUTCOME_WORDS[outcome]}."
@@ -418,7 +421,8 @@ async def partner_revoke(request: web.Request) -> web.StreamResponse:
                 "back": "/app/beheer/partners",
             },
         )
-    await ctx.write(lambda: admin.revoke_peer(ctx, node_id))
+    by = _admin_name(request)
+    await ctx.write(lambda: admin.revoke_peer(ctx, node_id, by=by))
     return await _partners_page(request, notice=f"De kaart van {node_id} is ingetrokken.")
 
 
@@ -559,9 +563,10 @@ async def _install_convenant(
         errors = [("document", w) for w in _install_words(conv, check)]
         return await _convenants_page(request, errors=errors, status=400)
     known = ctx.trust().version(conv.id, conv.version) is not None
+    by = _admin_name(request)
     try:
         prepared = await ctx.read(lambda: admin.prepare_install(ctx, doc_json))
-        await ctx.write(lambda: admin.apply_install(ctx, prepared))
+        await ctx.write(lambda: admin.apply_install(ctx, prepared, by=by))
     except Conflict:
         message = (
             f"Van convenant {conv.id} versie {conv.version} is hier een andere tekst "
@@ -585,8 +590,9 @@ async def _install_withdrawal(
     request: web.Request, ctx: NodeContext, doc_json: Any
 ) -> web.StreamResponse:
     w, _ = parse_withdrawal(doc_json)
+    by = _admin_name(request)
     try:
-        _, new = await ctx.write(lambda: admin.install_withdrawal(ctx, doc_json))
+        _, new = await ctx.write(lambda: admin.install_withdrawal(ctx, doc_json, by=by))
     except UnknownConvenant:
         message = (
             f"Convenant {w.convenant_id} versie {w.convenant_version}, waaruit deze "
@@ -740,11 +746,12 @@ async def user_add(request: web.Request) -> web.StreamResponse:
     if errors:
         return await _users_page(request, errors=errors, typed=typed, status=400)
     hashed = await signin.hash_password(password) if password else None
+    by = _admin_name(request)
 
     def add() -> tuple[str, signin.Enrolment | None]:
-        token = admin.create_user(ctx, name, role)
+        token = admin.create_user(ctx, name, role, by=by)
         enrolment = (
-            signin.store_credentials(ctx, name, hashed, new_second_factor=True)
+            signin.store_credentials(ctx, name, hashed, new_second_factor=True, by=by)
             if hashed is not None
             else None
         )
@@ -818,8 +825,9 @@ async def user_revoke(request: web.Request) -> web.StreamResponse:
                 "back": "/app/beheer/gebruikers",
             },
         )
+    by = _admin_name(request)
     try:
-        await ctx.write(lambda: admin.revoke_user(ctx, name))
+        await ctx.write(lambda: admin.revoke_user(ctx, name, by=by))
     except NotFound:
         return await _users_page(
             request, notice=f"Gebruiker {name} was al ingetrokken; er is niets gewijzigd."
@@ -858,9 +866,10 @@ async def user_credentials(request: web.Request) -> web.StreamResponse:
     if errors:
         return await _users_page(request, errors=errors, typed=typed, status=400)
     hashed = await signin.hash_password(password) if password else None
+    by = _admin_name(request)
     try:
         enrolment = await ctx.write(
-            lambda: signin.store_credentials(ctx, name, hashed, new_second_factor=new_factor)
+            lambda: signin.store_credentials(ctx, name, hashed, new_second_factor=new_factor, by=by)
         )
     except NotFound:
         errors = [("gebruiker-herstel", "Kies een gebruiker die niet is ingetrokken.")]
