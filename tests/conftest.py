@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.federation import Federation, standard_federation
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 
 @pytest.fixture
@@ -17,3 +21,12 @@ async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
         yield fed
     finally:
         await fed.close()
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's chromium through Playwright (tests/browser.py), for the browser tests."""
+    from tests.browser import launched  # noqa: PLC0415 - Playwright only for browser tests
+
+    async with launched() as browser:
+        yield browser

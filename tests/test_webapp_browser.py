@@ -1,101 +1,27 @@
-"""The web application in a real headless Chromium against real nodes (docs/webapp.md).
-
-Debian's ``chromium`` (``apt-get install chromium``) driven by Playwright for Python,
-whose wheel brings the driver; no browser is downloaded. axe-core (through
-axe-playwright-python) checks every page: no serious or critical violation. Each step
-leaves a screenshot in ``test-artefacts/webapp/`` (gitignored). With ``CI`` set, a
-missing browser fails the test instead of skipping it: CI installs it (``.ci/run``).
+"""The web application in a real headless Chromium against real nodes (docs/webapp.md):
+the coordinator's round, the pages a liaison meets, the liaison's inbox, detail after a
+hit by keyboard. The browser, axe and screenshots as in tests/browser.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
-from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser
 from structlog.testing import capture_logs
 
+from tests.browser import Visit, chromium_path, sign_in, tab_to
 from tests.detail_fixtures import ANTECEDENTS, JAN_ANTECEDENTS, JAN_BSN, detail_federation
 from tests.federation import PURPOSE, Federation, log_entries
-from tests.webclient import PASSWORD, enrol
+from tests.webclient import enrol
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTEFACTS = ROOT / "test-artefacts" / "webapp"
 VH = "vh-test"
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
-INSTALL_HINT = "install Debian's chromium: apt-get install -y chromium"
-GRAVE = ("serious", "critical")
-
-
-def chromium_path() -> str:
-    configured = os.environ.get("VHNODE_CHROMIUM")
-    for candidate in (configured, *CHROMIUM_CANDIDATES, shutil.which("chromium")):
-        if candidate and Path(candidate).exists():
-            return candidate
-    if os.environ.get("CI"):
-        pytest.fail(f"no chromium for the browser tests in CI; {INSTALL_HINT}")
-    pytest.skip(f"no chromium; {INSTALL_HINT}")
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    path = chromium_path()
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-class Visit:
-    """One person's browser tab: every URL it requested, every CSP complaint, axe, shots."""
-
-    def __init__(self, page: Page, name: str) -> None:
-        self.page = page
-        self.name = name
-        self.urls: list[str] = []
-        self.console: list[str] = []
-        self.step = 0
-        page.on("request", lambda r: self.urls.append(r.url))
-        page.on("console", lambda m: self.console.append(m.text))
-        ARTEFACTS.mkdir(parents=True, exist_ok=True)
-
-    async def check(self, label: str) -> None:
-        """axe on the page as it stands, and a screenshot of it."""
-        self.step += 1
-        await self.page.screenshot(
-            path=str(ARTEFACTS / f"{self.name}-{self.step:02d}-{label}.png"), full_page=True
-        )
-        results = await Axe().run(self.page)
-        grave = [
-            (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-            for v in results.response["violations"]
-            if v["impact"] in GRAVE
-        ]
-        assert grave == [], (label, grave)
-        blocked = [c for c in self.console if "Content Security Policy" in c]
-        assert blocked == [], (label, blocked)
-
-
-async def _sign_in(visit: Visit, url: str, name: str, code: str) -> None:
-    page = visit.page
-    await page.goto(url + "/app/")
-    assert page.url.endswith("/app/aanmelden")
-    await visit.check("aanmelden")
-    await page.get_by_label("Gebruikersnaam").fill(name)
-    await page.get_by_label("Wachtwoord").fill(PASSWORD)
-    await page.get_by_label("Code uit uw authenticator-app").fill(code)
-    await page.get_by_role("button", name="Aanmelden").click()
-    await page.wait_for_url(url + "/app/")
 
 
 def _register_family(fed: Federation) -> dict[str, Any]:
@@ -153,7 +79,7 @@ async def test_a_coordinator_signs_in_and_asks_a_family(
     assert await skip.evaluate("e => e === document.activeElement")
     assert await skip.is_visible()
 
-    await _sign_in(visit, node.url, "coordinator-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
+    await sign_in(visit, node.url, "coordinator-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
     await visit.check("start")
     await page.get_by_role("link", name="Nieuwe bevraging").first.click()
     await page.wait_for_url(node.url + "/app/bevraging")
@@ -237,7 +163,7 @@ async def test_every_other_page_passes_the_accessibility_check(
     assert "niet gelukt" in await page.get_by_role("alert").inner_text()
     await visit.check("aanmelden-mislukt")
 
-    await _sign_in(visit, node.url, "liaison-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
+    await sign_in(visit, node.url, "liaison-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
     await visit.check("start")
     assert await page.get_by_role("link", name="Nieuwe bevraging").count() == 0
 
@@ -298,7 +224,7 @@ async def _liaison_in_the_inbox(fed: Federation, chromium: Browser) -> None:
     secret = enrol(node, ("liaison",))["liaison"]
     page = await chromium.new_page()
     visit = Visit(page, "liaison-inbox")
-    await _sign_in(visit, node.url, "liaison-politie-test", pyotp.TOTP(secret).at(node.clock.now()))
+    await sign_in(visit, node.url, "liaison-politie-test", pyotp.TOTP(secret).at(node.clock.now()))
     await page.get_by_role("link", name="Inbox").first.click()
     await page.wait_for_url(node.url + "/app/inbox")
     await visit.check("inbox")
@@ -372,7 +298,7 @@ async def _liaison_in_the_inbox(fed: Federation, chromium: Browser) -> None:
 
 
 def test_in_ci_a_missing_browser_fails_rather_than_skips(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tests.test_webapp_browser.CHROMIUM_CANDIDATES", ("/nonexistent/chromium",))
+    monkeypatch.setattr("tests.browser.CHROMIUM_CANDIDATES", ("/nonexistent/chromium",))
     monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.delenv("VHNODE_CHROMIUM", raising=False)
     monkeypatch.setenv("CI", "true")
@@ -381,15 +307,6 @@ def test_in_ci_a_missing_browser_fails_rather_than_skips(monkeypatch: pytest.Mon
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         chromium_path()
-
-
-async def _tab_to(page: Page, target: Any, limit: int = 80) -> None:
-    """Press Tab until ``target`` has the focus: it is reachable by keyboard, in order."""
-    for _ in range(limit):
-        await page.keyboard.press("Tab")
-        if await target.evaluate("e => e === document.activeElement"):
-            return
-    raise AssertionError(f"{target} not reached with Tab")
 
 
 async def test_a_coordinator_asks_detail_after_a_hit_with_the_keyboard(
@@ -424,7 +341,7 @@ async def _detail_by_keyboard(
             else None
         ),
     )
-    await _sign_in(visit, node.url, "coordinator-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
+    await sign_in(visit, node.url, "coordinator-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
     await page.goto(node.url + "/app/bevraging")
     await page.get_by_label("Convenant en doel").select_option(
         "vh-test-veelplegers|casusoverleg-veelplegers"
@@ -437,16 +354,16 @@ async def _detail_by_keyboard(
 
     # The politie cell's button, by its full accessible name, reached with Tab.
     ask = page.get_by_role("button", name="Vraag details bij Politie testregio over betrokkene 1")
-    await _tab_to(page, ask)
+    await tab_to(page, ask)
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#categorieen")
     assert page.url == node.url + "/app/details/vragen"
     await visit.check("details-kiezen")
     box = page.get_by_label("Testcategorie samenvatting_antecedenten")
-    await _tab_to(page, box)
+    await tab_to(page, box)
     await page.keyboard.press("Space")
     assert await box.is_checked()
-    await _tab_to(page, page.get_by_role("button", name="Details vragen"))
+    await tab_to(page, page.get_by_role("button", name="Details vragen"))
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#trace-id")
     trace = await page.locator("#trace-id").inner_text()
@@ -459,7 +376,7 @@ async def _detail_by_keyboard(
 
     # "Nu opnieuw ophalen" by keyboard; from now on the page reloads every second.
     monkeypatch.setattr("node.http.webapp.details.REFRESH_SECONDS", 1)
-    await _tab_to(page, page.get_by_role("button", name="Nu opnieuw ophalen"))
+    await tab_to(page, page.get_by_role("button", name="Nu opnieuw ophalen"))
     await page.keyboard.press("Enter")
     await page.wait_for_selector("text=elke 1 seconden")
     assert loads[-1] == (page.url, "1")

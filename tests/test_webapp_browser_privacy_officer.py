@@ -2,7 +2,7 @@
 (docs/webapp.md "Toezicht", "Rapport", "Inzageverzoek"): verify and cross-check by
 keyboard, the report with its charts, an access request and its printed form; axe on
 every page (no serious or critical violation), a screenshot of each step in
-``test-artefacts/webapp/``. Fixtures and checks as in tests/test_webapp_browser.py."""
+``test-artefacts/webapp/``. The browser, axe and screenshots as in tests/browser.py."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 from structlog.testing import capture_logs
 
+from tests.browser import ARTEFACTS, Visit, sign_in
 from tests.detail_fixtures import JAN_BSN, detail_federation
 from tests.federation import Federation, log_entries
-from tests.test_webapp_browser import ARTEFACTS, Visit, _sign_in, chromium_path
 from tests.test_webapp_privacy_officer import scripted_rounds
 from tests.webclient import enrol
 
@@ -31,27 +31,16 @@ async def fed(tmp_path: Path) -> AsyncIterator[Federation]:
         await f.close()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    path = chromium_path()
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
 async def test_the_privacy_officer_verifies_reports_and_answers_an_access_request(
-    fed: Federation, browser: Browser
+    fed: Federation, chromium: Browser
 ) -> None:
     day0, day1 = await scripted_rounds(fed)
     node = fed.nodes[VH]
     secret = enrol(node, ("privacy_officer",))["privacy_officer"]
-    page = await browser.new_page()
+    page = await chromium.new_page()
     visit = Visit(page, "fg")
     code = pyotp.TOTP(secret).at(node.clock.now())
-    await _sign_in(visit, node.url, "privacy_officer-vh-test", code)
+    await sign_in(visit, node.url, "privacy_officer-vh-test", code)
     await visit.check("start")
 
     # The dashboard: verify now, by keyboard.

@@ -1,8 +1,8 @@
 """A person's browser, as far as the server can tell: cookies, forms, form tokens.
 
 For the web application's HTTP-level tests (tests/test_webapp.py); the real browser is
-in tests/test_webapp_browser.py. Every federation user ``ROLE-NODE`` gets the password
-``PASSWORD`` and a TOTP secret (``enrol``), so a test signs in as any role.
+in tests/browser.py. Every federation user ``ROLE-NODE`` gets the password ``PASSWORD``
+and a TOTP secret (``enrol``), so a test signs in as any role.
 """
 
 from __future__ import annotations
