@@ -9,11 +9,14 @@ Rules (provider / category → recipients, roles, purposes, approval, days, noti
 - om-test / lopend_traject → vh-test, politie-test; coordinator; PURPOSE; none; 30; no
 - ggz-test / zorgcontact → vh-test; coordinator; OTHER_PURPOSE only; none; 7; no
 
-``toezicht`` is in the catalogue but no rule shares it.
+``toezicht`` is in the catalogue but no rule shares it. ``liaison_approves`` names the
+politie categories whose rule needs the liaison's approval (by default only
+samenvatting_antecedenten); ``registrations`` replaces Jan and Piet with a test's own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,7 @@ JAN_ANTECEDENTS = "3 aangiftes winkeldiefstal 2025; geen geweld"
 JAN_TRAJECT = "Strafzaak winkeldiefstal, zitting 2027-01-12"
 
 
-def detail_rules_toml() -> str:
+def detail_rules_toml(liaison_approves: Collection[str] = (ANTECEDENTS,)) -> str:
     def rule(
         provider: str,
         category: str,
@@ -64,6 +67,9 @@ max_retention_days = {days}
 notify_hit = {"true" if notify else "false"}
 """
 
+    def approval(category: str) -> str:
+        return "liaison" if category in liaison_approves else "none"
+
     catalogue = "".join(
         f'\n[[categories]]\nid = "{c}"\ndescription = "Testcategorie {c}"\n'
         for c in (CONTACT, ANTECEDENTS, TRAJECT, CARE, SUPERVISION)
@@ -71,18 +77,23 @@ notify_hit = {"true" if notify else "false"}
     return (
         catalogue
         + rule("politie-test", CONTACT, ["vh-test"], ["coordinator", "liaison"], [PURPOSE],
-               "none", 30, False)
+               approval(CONTACT), 30, False)
         + rule("politie-test", ANTECEDENTS, ["vh-test"], ["coordinator"], [PURPOSE],
-               "liaison", 14, True)
+               approval(ANTECEDENTS), 14, True)
         + rule("om-test", TRAJECT, ["vh-test", "politie-test"], ["coordinator"], [PURPOSE],
                "none", 30, False)
         + rule("ggz-test", CARE, ["vh-test"], ["coordinator"], [OTHER_PURPOSE], "none", 7, False)
     )  # fmt: skip
 
 
-def detail_convenant_toml(*, both_purposes: bool = False, **kwargs: Any) -> str:
+def detail_convenant_toml(
+    *,
+    both_purposes: bool = False,
+    liaison_approves: Collection[str] = (ANTECEDENTS,),
+    **kwargs: Any,
+) -> str:
     """``both_purposes``: the requesters may ask bekendheid under OTHER_PURPOSE too."""
-    toml = convenant_toml(DEFAULT_PARTIES, extra=detail_rules_toml(), **kwargs)
+    toml = convenant_toml(DEFAULT_PARTIES, extra=detail_rules_toml(liaison_approves), **kwargs)
     if both_purposes:
         toml = toml.replace(
             f'query_purposes = ["{PURPOSE}"]', f'query_purposes = ["{PURPOSE}", "{OTHER_PURPOSE}"]'
@@ -91,16 +102,31 @@ def detail_convenant_toml(*, both_purposes: bool = False, **kwargs: Any) -> str:
 
 
 async def detail_federation(
-    root: Path, *, both_purposes: bool = False, **convenant: Any
+    root: Path,
+    *,
+    both_purposes: bool = False,
+    liaison_approves: Collection[str] = (ANTECEDENTS,),
+    registrations: Mapping[str, Sequence[dict[str, Any]]] | None = None,
+    **convenant: Any,
 ) -> Federation:
     """Four nodes under the detail convenant; Jan is known to politie, om and ggz with
-    detail texts; Piet only to politie, without any detail text. ``convenant``: keyword
-    arguments of ``convenant_toml`` (``valid_until``, say)."""
+    detail texts; Piet only to politie, without any detail text. ``registrations`` (node
+    id → records) instead of Jan and Piet. ``convenant``: keyword arguments of
+    ``convenant_toml`` (``valid_until``, say)."""
     fed = Federation(root)
     for node_id, org_type, _, _ in DEFAULT_PARTIES:
         fed.add_node(node_id, org_type)
     fed.exchange_cards()
-    fed.sign_and_install(detail_convenant_toml(both_purposes=both_purposes, **convenant))
+    fed.sign_and_install(
+        detail_convenant_toml(
+            both_purposes=both_purposes, liaison_approves=liaison_approves, **convenant
+        )
+    )
+    if registrations is not None:
+        for node_id, records in registrations.items():
+            fed.register(node_id, *records)
+        await fed.start()
+        return fed
     fed.register(
         "politie-test",
         {
