@@ -2,35 +2,22 @@
 "Beheer"): status, a partner's card uploaded through the file field and added after
 its fingerprint is shown, a partner revoked, the convenants, a user added with the QR
 code of its second factor. axe on every page, a screenshot of each step in
-``test-artefacts/webapp/`` (the fixtures and checks of tests/test_webapp_browser.py)."""
+``test-artefacts/webapp/`` (the browser, axe and screenshots of tests/browser.py)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pyotp
-import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from node.store import peers
+from tests.browser import Visit, sign_in
 from tests.federation import Federation, log_entries
-from tests.test_webapp_browser import Visit, _sign_in, chromium_path
 from tests.webclient import PASSWORD, enrol
 
 VH = "vh-test"
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    path = chromium_path()
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def test_the_admin_checks_status_adds_a_partner_and_a_user(
@@ -45,7 +32,7 @@ async def test_the_admin_checks_status_adds_a_partner_and_a_user(
 
     page = await chromium.new_page()
     visit = Visit(page, "beheerder")
-    await _sign_in(visit, node.url, "admin-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
+    await sign_in(visit, node.url, "admin-vh-test", pyotp.TOTP(secret).at(node.clock.now()))
     menu = page.get_by_role("navigation", name="Hoofdmenu")
     sections = page.get_by_role("navigation", name="Beheer")
     await menu.get_by_role("link", name="Beheer").click()
@@ -120,6 +107,6 @@ async def test_the_admin_checks_status_adds_a_partner_and_a_user(
 
     # bram signs in with it in a browser of his own.
     other = Visit(await chromium.new_page(), "beheerder-nieuwe-gebruiker")
-    await _sign_in(other, node.url, "bram", pyotp.TOTP(new_secret).at(node.clock.now()))
+    await sign_in(other, node.url, "bram", pyotp.TOTP(new_secret).at(node.clock.now()))
     assert "Welkom, bram" in await other.page.locator("h1").inner_text()
     assert [u for u in visit.urls + other.urls if "?" in u] == []
