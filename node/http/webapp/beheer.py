@@ -18,6 +18,7 @@ Revoking a partner or a user asks for confirmation first.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -231,6 +232,25 @@ def _peer_rows(ctx: NodeContext) -> list[dict[str, Any]]:
     ]
 
 
+async def _listing_page(
+    request: web.Request,
+    template: str,
+    listing: tuple[str, Callable[[NodeContext], list[dict[str, Any]]]],
+    *,
+    errors: list[tuple[str, str]] | None,
+    notice: str | None,
+    status: int,
+    extra: dict[str, Any] | None = None,
+) -> web.Response:
+    """One of the admin's lists (partners, convenants, users), read off the loop, with
+    what was just done (``notice``) or why not (``errors``, the form kept)."""
+    ctx = ctx_of(request)
+    name, rows_of = listing
+    rows = await ctx.read(lambda: rows_of(ctx))
+    values = {name: rows, "errors": errors or [], "notice": notice, **(extra or {})}
+    return _render(request, template, values, status)
+
+
 async def _partners_page(
     request: web.Request,
     *,
@@ -238,13 +258,9 @@ async def _partners_page(
     notice: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    ctx = ctx_of(request)
-    rows = await ctx.read(lambda: _peer_rows(ctx))
-    return _render(
-        request,
-        "beheer_partners.html",
-        {"peers": rows, "errors": errors or [], "notice": notice},
-        status,
+    listing = ("peers", _peer_rows)
+    return await _listing_page(
+        request, "beheer_partners.html", listing, errors=errors, notice=notice, status=status
     )
 
 
@@ -506,13 +522,9 @@ async def _convenants_page(
     notice: str | None = None,
     status: int = 200,
 ) -> web.Response:
-    ctx = ctx_of(request)
-    rows = await ctx.read(lambda: _convenant_rows(ctx))
-    return _render(
-        request,
-        "beheer_convenanten.html",
-        {"convenants": rows, "errors": errors or [], "notice": notice},
-        status,
+    listing = ("convenants", _convenant_rows)
+    return await _listing_page(
+        request, "beheer_convenanten.html", listing, errors=errors, notice=notice, status=status
     )
 
 
@@ -674,20 +686,19 @@ async def _users_page(
     typed: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
-    ctx = ctx_of(request)
-    rows = await ctx.read(lambda: _user_rows(ctx))
-    return _render(
+    extra = {
+        "me": _admin_name(request),
+        "roles": [(r, ROLE_NAMES.get(r, r)) for r in users.ROLES],
+        "typed": typed or {},
+    }
+    return await _listing_page(
         request,
         "beheer_gebruikers.html",
-        {
-            "users": rows,
-            "me": _admin_name(request),
-            "roles": [(r, ROLE_NAMES.get(r, r)) for r in users.ROLES],
-            "errors": errors or [],
-            "notice": notice,
-            "typed": typed or {},
-        },
-        status,
+        ("users", _user_rows),
+        errors=errors,
+        notice=notice,
+        status=status,
+        extra=extra,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from node.errors import InputError, Refusal, VhnodeError
+from node.errors import Refusal, VhnodeError
 from node.flows.asking import QueryResult, ask_bekendheid
 from node.flows.standing import askable
 from node.http.plumbing import SESSION, roles
@@ -25,7 +25,7 @@ from node.http.webapp.subject_rows import (
     MAX_ROWS,
     Row,
     blank_rows,
-    identifier_of_row,
+    identifiers_of_rows,
     read_rows,
 )
 from node.http.webapp.words import KIND_WORDS, REASON_WORDS, STATUS_MEANING, STATUS_WORDS
@@ -120,14 +120,8 @@ async def new_round(request: web.Request) -> web.StreamResponse:
         form.errors.append(("zaak", "Vul het zaaknummer (casusreferentie) in."))
     elif len(form.case_ref) > CASE_REF_MAX:
         form.errors.append(("zaak", f"Het zaaknummer is langer dan {CASE_REF_MAX} tekens."))
-    subjects: list[SubjectIdentifier] = []
-    for i, row in enumerate(form.rows):
-        if row.empty():
-            continue
-        try:
-            subjects.append(identifier_of_row(row))
-        except InputError:
-            form.errors.append((f"{row.error_field}-{i}", f"Betrokkene {i + 1}: {row.error}"))
+    subjects, row_errors = identifiers_of_rows(form.rows, "Betrokkene")
+    form.errors.extend(row_errors)
     if not subjects and all(where in ("convenant_doel", "zaak") for where, _ in form.errors):
         form.errors.append(("bsn-0", "Vul ten minste één betrokkene in."))
     if form.errors:

@@ -32,12 +32,12 @@ from node.http.webapp.subject_rows import (
     MAX_ROWS,
     Row,
     blank_rows,
-    identifier_of_row,
+    identifiers_of_rows,
     read_rows,
 )
 from node.http.webapp.words import REASON_WORDS, STATUS_WORDS
 from node.protocol.convenant import ID_PATTERN
-from node.protocol.identifiers import SubjectIdentifier, amsterdam_date
+from node.protocol.identifiers import amsterdam_date
 
 # --- words ---------------------------------------------------------------------------------
 
@@ -443,16 +443,10 @@ async def inzage_answer(request: web.Request) -> web.StreamResponse:
     form = _read_inzage_form(data)
     if data.get("actie") == "rij":  # one more identifier row, nothing looked up yet
         if len(form.rows) < MAX_ROWS:
-            form.rows.append(Row(dict.fromkeys(FIELDS, "")))
+            form.rows.extend(blank_rows(1))
         return _inzage_form_page(request, form)
-    subjects: list[SubjectIdentifier] = []
-    for i, row in enumerate(form.rows):
-        if row.empty():
-            continue
-        try:
-            subjects.append(identifier_of_row(row))
-        except InputError:
-            form.errors.append((f"{row.error_field}-{i}", f"Gegeven {i + 1}: {row.error}"))
+    subjects, row_errors = identifiers_of_rows(form.rows, "Gegeven")
+    form.errors.extend(row_errors)
     if not subjects and not form.errors:
         form.errors.append(("bsn-0", "Vul ten minste één gegeven van de persoon in."))
     if len(form.reference) > REF_MAX or not form.reference.isprintable():

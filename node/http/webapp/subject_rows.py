@@ -99,3 +99,20 @@ def identifier_of_row(row: Row) -> SubjectIdentifier:
             "postcode": "Vul een geldige postcode (zoals 1234 AB) en een huisnummer in.",
         }.get(row.error_field, "Deze gegevens zijn niet geldig.")
         raise
+
+
+def identifiers_of_rows(
+    rows: list[Row], noun: str
+) -> tuple[list[SubjectIdentifier], list[tuple[str, str]]]:
+    """The filled rows as subjects, and per bad row an error for the form's summary
+    (field id, message starting with ``noun`` and the row's number). Empty rows count not."""
+    subjects: list[SubjectIdentifier] = []
+    errors: list[tuple[str, str]] = []
+    for i, row in enumerate(rows):
+        if row.empty():
+            continue
+        try:
+            subjects.append(identifier_of_row(row))
+        except InputError:
+            errors.append((f"{row.error_field}-{i}", f"{noun} {i + 1}: {row.error}"))
+    return subjects, errors
