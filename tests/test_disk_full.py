@@ -101,6 +101,19 @@ async def test_a_put_on_a_full_disk_is_problem_disk_full_and_the_node_goes_on(
         assert problem["type"] == "https://vhnode.nl/problems/disk_full"
         assert problem["title"] == "Disk full"
         assert problem["detail"].startswith("disk full: ")
+        # Alive, but not "ok", and not ready: the database cannot take the next write.
+        assert fed.session is not None
+        async with fed.session.get(node.url + "/healthz") as resp:
+            health = await resp.json()
+        assert resp.status == 200
+        assert health["status"] == "degraded"
+        assert health["write_failure"] == "disk_full"
+        async with fed.session.get(node.url + "/readyz") as resp:
+            ready = await resp.json(content_type=None)
+        assert resp.status == 503
+        assert ready["type"] == "https://vhnode.nl/problems/not_ready"
+        assert ready["failed"] == ["database_writable"]
+        assert ready["checks"][0]["detail"].startswith("disk_full: ")
         # Nothing of the failed PUT was written; what needs no new page still works.
         failed = len(statuses) - 1
         status, _ = await fed.api(POLITIE, "GET", f"/api/v1/registrations/BVH-{failed}", "source")

@@ -30,7 +30,7 @@ from node.errors import (
     TooManyBadRequests,
     VhnodeError,
 )
-from node.flows import admin, signin, unauthenticated
+from node.flows import admin, readiness, signin, unauthenticated
 from node.flows import answering as provider
 from node.flows import detail_answering as detail_provider
 from node.flows import detail_asking as requester
@@ -214,7 +214,32 @@ async def peer_tag_set(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "node_id": request.app[CTX].node_id})
+    """Liveness (node/flows/readiness.py): 200 while the node answers at all."""
+    return web.json_response(readiness.liveness(request.app[CTX]))
+
+
+NOT_READY = "https://vhnode.nl/problems/not_ready"
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: 200 when every check passes, else 503 problem+json naming the failed ones."""
+    ctx = request.app[CTX]
+    checks = await readiness.readiness(ctx)
+    listed = [c.as_json() for c in checks]
+    failed = [c.name for c in checks if not c.ok]
+    if not failed:
+        return web.json_response({"status": "ready", "node_id": ctx.node_id, "checks": listed})
+    logger.warning("not_ready", failed=failed)
+    body = {
+        "type": NOT_READY,
+        "title": "Not ready",
+        "status": 503,
+        "detail": "failed: " + ", ".join(failed),
+        "instance": request.path,
+        "failed": failed,
+        "checks": listed,
+    }
+    return web.Response(status=503, text=json.dumps(body), content_type=PROBLEM)
 
 
 # --- local API (bearer tokens; docs/api.md) --------------------------------------------
@@ -476,6 +501,7 @@ def make_app(ctx: NodeContext) -> web.Application:
     app.router.add_routes(
         [
             web.get("/healthz", health),
+            web.get("/readyz", ready),
             web.get("/peer/v1/card", peer_card),
             web.post("/peer/v1/evaluate", peer_evaluate),
             web.post("/peer/v1/tag-set", peer_tag_set),

@@ -34,7 +34,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from node.errors import DatabaseBusy
+from node.errors import DatabaseBusy, DiskFull
 from node.store import db
 
 T = TypeVar("T")
@@ -98,6 +98,9 @@ class Database:
         self._processes: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._started = threading.Event()
+        self.write_failure: str | None = None
+        """Why the newest commit group could not store its work (a full disk, a read-only
+        file, a lock held too long), or None: /healthz reports it (docs/operations.md)."""
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -218,6 +221,9 @@ class Database:
             for job in group:
                 if job.error is None:
                     job.error = e
+        self.write_failure = next(
+            (why for job in group if (why := storage_failure(job.error)) is not None), None
+        )
         for job in group:
             if job.error is None and isinstance(job.value, AfterCommit):
                 try:
@@ -225,6 +231,28 @@ class Database:
                 except BaseException as e:
                     job.error = e
             job.loop.call_soon_threadsafe(_settle, job)
+
+
+# SQLite's primary result codes that say the file cannot take writes, not that a job's
+# own statement was wrong.
+_STORAGE_CODES = {
+    sqlite3.SQLITE_FULL: "disk_full",
+    sqlite3.SQLITE_READONLY: "read_only",
+    sqlite3.SQLITE_IOERR: "io_error",
+    sqlite3.SQLITE_CANTOPEN: "cannot_open",
+    sqlite3.SQLITE_BUSY: "busy",
+}
+
+
+def storage_failure(e: BaseException | None) -> str | None:
+    """The name of the storage fault ``e`` is (``disk_full``, ``read_only``, …), or None
+    for a job's own error or none at all."""
+    if isinstance(e, DiskFull):
+        return "disk_full"
+    if isinstance(e, DatabaseBusy):
+        return "busy"
+    code = getattr(e, "sqlite_errorcode", None) if isinstance(e, sqlite3.Error) else None
+    return None if code is None else _STORAGE_CODES.get(int(code) & 0xFF)
 
 
 def _read_only(path: Path, fn: Callable[..., T], args: tuple[Any, ...]) -> T:

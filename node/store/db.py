@@ -6,6 +6,7 @@ One SQLite file per node, WAL mode, autocommit connection with explicit transact
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -134,6 +135,26 @@ def set_max_size(conn: sqlite3.Connection, max_bytes: int) -> None:
     a write fails as on a full disk (SQLITE_FULL → DiskFull)."""
     page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
     conn.execute(f"PRAGMA max_page_count = {max(1, max_bytes // page_size)}")
+
+
+def room_left(conn: sqlite3.Connection, path: Path) -> int:
+    """Bytes the database can still grow by: under ``[database] max_size_mib`` (SQLite's
+    max_page_count, free pages included) and on the file system that holds it."""
+    page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    most = int(conn.execute("PRAGMA max_page_count").fetchone()[0])
+    under_limit = (most - pages + free) * page_size
+    return min(under_limit, shutil.disk_usage(path.parent).free)
+
+
+def size_bytes(path: Path) -> int:
+    """The database's size on disk: the file and its write-ahead log."""
+    total = 0
+    for p in (path, path.with_name(path.name + "-wal")):
+        with suppress(FileNotFoundError):
+            total += p.stat().st_size
+    return total
 
 
 @contextmanager

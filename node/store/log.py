@@ -46,7 +46,7 @@ from typing import Any
 
 import nacl.signing
 
-from node.errors import InputError, LogCorrupted, NotFound
+from node.errors import InputError, LogCorrupted, NotFound, VhnodeError
 from node.protocol import jcs, jws, merkle
 from node.protocol.models import rfc3339
 from node.protocol.tree_head import TREE_HEAD_TYP, TreeHead, check_head, parse_time
@@ -71,6 +71,7 @@ __all__ = [
     "append_entries",
     "backfill_nodes",
     "check_head",
+    "check_tip",
     "consistency_proof",
     "head_at",
     "inclusion_proof",
@@ -322,6 +323,39 @@ def _log_size(conn: sqlite3.Connection) -> int:
     """Number of entries: one past the highest seq (contiguous in an intact log)."""
     row = conn.execute("SELECT seq FROM log_entries ORDER BY seq DESC LIMIT 1").fetchone()
     return 0 if row is None else int(row[0]) + 1
+
+
+def check_tip(conn: sqlite3.Connection, node_id: str, verify_key: bytes) -> str | None:
+    """Readiness's look at the log (node/flows/readiness.py): None if the newest entry,
+    the newest signed head and the stored frontier agree, else what is wrong. O(log n):
+    a cheap stand-in for ``verify``, which reads the whole log — it catches a deleted
+    tail, an unsigned tail, an edited newest entry or a lost frontier, not an edit deep
+    inside (the privacy officer's verify and the peers' cross-checks do)."""
+    last = conn.execute(
+        "SELECT seq, leaf_hash, body FROM log_entries ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    head = latest_head(conn)
+    if head is None:
+        return "the log has no signed tree head"
+    size = 0 if last is None else int(last[0]) + 1
+    if head.tree_size != size:
+        return f"the newest signed tree head covers {head.tree_size} entries, the log has {size}"
+    if last is not None:
+        body = last[2] if isinstance(last[2], bytes) else str(last[2]).encode("utf-8")
+        if merkle.leaf_hash(body) != bytes(last[1]):
+            return f"entry {size - 1} does not hash to its stored leaf hash"
+    frontier = merkle.Frontier(
+        {int(level): bytes(h) for level, h in conn.execute("SELECT level, hash FROM log_frontier")}
+    )
+    if frontier.size != size or frontier.root() != head.root_hash:
+        return "the stored frontier does not give the newest head's root"
+    try:
+        signed = check_head(json.loads(head.jws), node_id, verify_key)
+    except (ValueError, VhnodeError):
+        return "the newest tree head's signature does not verify under this node's key"
+    if signed.tree_size != head.tree_size or signed.root_hash != head.root_hash:
+        return "the newest tree head's signed payload differs from its stored copy"
+    return None
 
 
 @dataclass(eq=False)
