@@ -40,6 +40,7 @@ from node.flows import log_entries
 from node.flows.admin import own_card
 from node.flows.context import NodeContext
 from node.flows.detail_asking import send_hit_notices
+from node.flows.metrics import PartnerOutcome
 from node.flows.peer_client import PartnerFailure, signed_exchange
 from node.flows.standing import current_convenant
 from node.protocol import answer_size, jws, oprf
@@ -506,6 +507,15 @@ async def ask_bekendheid(
         )
 
     await ctx.write(keep)
+    ctx.metrics.round_asked(
+        conv.id,
+        (
+            PartnerOutcome(
+                res.partner, res.status, res.reason, tuple(res.subjects), res.elapsed_ms / 1000
+            )
+            for res in results
+        ),
+    )
     if hits:
         # §14.9. Within what is left of the deadline; notices still under way then are
         # finished in the background (each is logged when it is sent).

@@ -31,6 +31,7 @@ from node.config import (
 )
 from node.errors import ConfigError, LogCorrupted
 from node.flows import trust
+from node.flows.metrics import NodeMetrics
 from node.flows.trust import Trust
 from node.keys import NodeKeys
 from node.policy.rate_limit import RateLimiter
@@ -71,6 +72,8 @@ class NodeContext:
     # Work a request started that outlives it (a tag-set transfer, hit notices): held
     # here so it is not collected mid-way.
     background: set[asyncio.Future[Any]] = field(default_factory=set, init=False)
+    # This node's Prometheus figures: a registry of its own (node/flows/metrics.py).
+    metrics: NodeMetrics = field(default_factory=NodeMetrics, init=False)
     _trust: Trust | None = field(default=None, init=False)
     _own_card: tuple[PeerCard, jws.SignedDocument] | None = field(default=None, init=False)
 

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import structlog
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.errors import (
@@ -30,7 +31,7 @@ from node.errors import (
     TooManyBadRequests,
     VhnodeError,
 )
-from node.flows import admin, readiness, signin, unauthenticated
+from node.flows import admin, monitoring, readiness, signin, unauthenticated
 from node.flows import answering as provider
 from node.flows import detail_answering as detail_provider
 from node.flows import detail_asking as requester
@@ -46,6 +47,7 @@ from node.http.plumbing import (
     CTX,
     JOSE,
     PROBLEM,
+    REFUSED,
     SESSION,
     UNAUTHENTICATED,
     USER,
@@ -133,6 +135,7 @@ async def peer_guard_middleware(request: web.Request, handler: Handler) -> web.S
     guard = request.app[GUARD]
     address = request.remote or "?"
     if guard.blocked(address, request.app[CTX].clock.monotonic()):
+        request.app[CTX].metrics.bad_peer_requests_limited()
         raise TooManyBadRequests(
             f"more than {request.app[CTX].cfg.limits.bad_peer_request_burst} bad peer "
             "requests from this address; wait and retry"
@@ -149,6 +152,8 @@ async def peer_guard_middleware(request: web.Request, handler: Handler) -> web.S
         raise
     if resp.get(UNAUTHENTICATED):
         guard.bad(address, request.app[CTX].clock.monotonic())
+    if (reason := resp.get(REFUSED)) is not None:
+        request.app[CTX].metrics.refused(reason)
     return resp
 
 
@@ -219,6 +224,21 @@ async def health(request: web.Request) -> web.Response:
 
 
 NOT_READY = "https://vhnode.nl/problems/not_ready"
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format, for an admin's bearer token only (docs/operations.md)."""
+    ctx = request.app[CTX]
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise AuthError("missing 'Authorization: Bearer <token>' header")
+    token = header.removeprefix("Bearer ").strip()
+    user = await ctx.read(lambda: users.authenticate(ctx.conn, token))
+    if user.role != "admin":
+        raise Forbidden(f"role {user.role} may not use {request.method} {request.path}")
+    resp = web.Response(body=await monitoring.scrape(ctx))
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
 
 
 async def ready(request: web.Request) -> web.Response:
@@ -502,6 +522,7 @@ def make_app(ctx: NodeContext) -> web.Application:
         [
             web.get("/healthz", health),
             web.get("/readyz", ready),
+            web.get("/metrics", metrics),
             web.get("/peer/v1/card", peer_card),
             web.post("/peer/v1/evaluate", peer_evaluate),
             web.post("/peer/v1/tag-set", peer_tag_set),

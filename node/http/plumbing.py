@@ -24,6 +24,8 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 USER = web.RequestKey("user", User)
 # Set on a peer answer refused at §6.6 steps 3–6: the peer guard counts it as bad.
 UNAUTHENTICATED = web.ResponseKey("unauthenticated", bool)
+# Set on a peer answer that is a signed, logged refusal: its reason, for the metrics.
+REFUSED = web.ResponseKey("refused", str)
 JOSE = "application/jose+json"
 PROBLEM = "application/problem+json"
 
@@ -94,4 +96,6 @@ def jose(answer: Answer) -> web.Response:
         content_type=JOSE,
     )
     resp[UNAUTHENTICATED] = answer.unauthenticated
+    if answer.refusal is not None and not answer.unauthenticated:
+        resp[REFUSED] = answer.refusal.code
     return resp

@@ -56,3 +56,9 @@ def conflicts(conn: sqlite3.Connection, peer: str) -> int:
             0
         ]
     )
+
+
+def conflicts_by_peer(conn: sqlite3.Connection) -> dict[str, int]:
+    """Every peer with a second head held for one of its tree sizes: how many (a fork)."""
+    rows = conn.execute("SELECT peer, COUNT(*) FROM peer_head_conflicts GROUP BY peer")
+    return {str(peer): int(n) for peer, n in rows}

@@ -1,0 +1,145 @@
+"""The node's Prometheus figures (docs/operations.md "Metrics").
+
+One ``NodeMetrics`` per node context, each with its own ``CollectorRegistry``: tests and
+the demo run several nodes in one process, and the global registry would add their
+counts together. Counters move when what they count is committed (a round's outcomes
+once its log entries are, a refusal once its signed answer leaves), so over a period
+they equal the privacy officer's report of the same log. Gauges are read at scrape
+time (node/flows/monitoring.py).
+
+No label carries a subject identifier, a case reference or a user name: labels are
+partner node ids (organisations, on their peer cards), convenant ids, statuses,
+reasons and check names — fixed vocabularies or the federation's own public names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# A partner answers a round in tens of milliseconds on a LAN, seconds when it has to
+# fetch a tag set or is slow; the round's own deadline is 30 s by default.
+ANSWER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass(frozen=True)
+class PartnerOutcome:
+    """One partner's part in a round, as the round's ``bekendheid.asked`` entry logs it."""
+
+    partner: str
+    status: str
+    reason: str | None
+    subject_statuses: tuple[str, ...]
+    seconds: float
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.rounds = Counter(
+            "vhnode_rounds", "Bekendheid rounds this node asked", ["convenant"], registry=r
+        )
+        self.answers = Counter(
+            "vhnode_answers",
+            "Partners' outcomes of this node's rounds, one per partner per round",
+            ["partner", "status"],
+            registry=r,
+        )
+        self.answer_subjects = Counter(
+            "vhnode_answer_subjects",
+            "Per-subject statuses of partners' answers to this node's rounds",
+            ["partner", "status"],
+            registry=r,
+        )
+        self.answer_seconds = Histogram(
+            "vhnode_answer_seconds",
+            "Time from asking a partner to its outcome, per partner",
+            ["partner"],
+            buckets=ANSWER_BUCKETS,
+            registry=r,
+        )
+        self.refusals_given = Counter(
+            "vhnode_refusals_given",
+            "Signed refusals this node gave to authenticated peer requests, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.refusals_received = Counter(
+            "vhnode_refusals_received",
+            "Refusals partners gave to this node's rounds, by partner and reason",
+            ["partner", "reason"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "vhnode_rate_limit_rejections",
+            "Requests turned away by a rate limit: a requester's budget (requests, a "
+            "rate_limited refusal) or an address's bad-request bucket (bad_peer_requests)",
+            ["limit"],
+            registry=r,
+        )
+        self.tag_set_version = Gauge(
+            "vhnode_tag_set_version",
+            "Version of this node's newest published tag set",
+            ["convenant"],
+            registry=r,
+        )
+        self.tag_set_tags = Gauge(
+            "vhnode_tag_set_tags",
+            "Tags in this node's newest published tag set",
+            ["convenant"],
+            registry=r,
+        )
+        self.log_entries = Gauge("vhnode_log_entries", "Entries in the node's log", registry=r)
+        self.since_verify = Gauge(
+            "vhnode_seconds_since_last_verify",
+            "Seconds since the log was last verified (audit.verified); since the node's "
+            "first entry if never",
+            registry=r,
+        )
+        self.since_cross_check = Gauge(
+            "vhnode_seconds_since_last_cross_check",
+            "Seconds since the last cross-check of peers' logs (log.cross_checked); since "
+            "the node's first entry if never",
+            registry=r,
+        )
+        self.database_bytes = Gauge(
+            "vhnode_database_bytes",
+            "Size of the node's database on disk, write-ahead log included",
+            registry=r,
+        )
+        self.peer_log_forks = Gauge(
+            "vhnode_peer_log_forks",
+            "Second signed heads held for a tree size of a partner's log: a fork seen",
+            ["partner"],
+            registry=r,
+        )
+        self.ready = Gauge("vhnode_ready", "1 when /readyz would answer 200", registry=r)
+        self.readiness_check = Gauge(
+            "vhnode_readiness_check",
+            "1 when the readiness check passes, per check",
+            ["check"],
+            registry=r,
+        )
+
+    def round_asked(self, convenant_id: str, outcomes: Iterable[PartnerOutcome]) -> None:
+        """A round whose outcomes are committed to the log."""
+        self.rounds.labels(convenant_id).inc()
+        for o in outcomes:
+            self.answers.labels(o.partner, o.status).inc()
+            for s in o.subject_statuses:
+                self.answer_subjects.labels(o.partner, s).inc()
+            self.answer_seconds.labels(o.partner).observe(o.seconds)
+            if o.status == "refused":
+                self.refusals_received.labels(o.partner, o.reason or "?").inc()
+
+    def refused(self, reason: str) -> None:
+        """A signed refusal left for an authenticated peer request (and was logged)."""
+        self.refusals_given.labels(reason).inc()
+        if reason == "rate_limited":
+            self.rate_limited.labels("requests").inc()
+
+    def bad_peer_requests_limited(self) -> None:
+        self.rate_limited.labels("bad_peer_requests").inc()
