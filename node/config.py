@@ -127,6 +127,10 @@ class PeersConfig(_Strict):
     # The most tags a partner's tag-set answer may carry in added or removed (each): bounds
     # the answer's bytes before it is read (docs/protocol.md §6.5, §8.1).
     max_tag_set_tags: int = Field(1_000_000, ge=1, le=MAX_TAG_SET_TAGS)
+    # A partner that fails fast (refused, reset, 502/503) is asked again, within the round's
+    # deadline (docs/protocol.md §6.8 "Retries"): at most this many requests in all.
+    max_tries: int = Field(3, ge=1, le=10)
+    retry_backoff_seconds: float = Field(0.2, gt=0, le=10)
 
 
 class RetentionConfig(_Strict):
@@ -283,6 +287,17 @@ CONFIG_COMMENTS: dict[str, str] = {
     "peers.max_tag_set_tags": (
         "The most tags a partner's tag-set answer may carry (in added, and in removed): "
         "its size is bounded by this before it is read (docs/protocol.md §8.1)."
+    ),
+    "peers.max_tries": (
+        "Requests sent to a partner that fails fast (connection refused or reset before "
+        "an answer, HTTP 502/503), the first included (1 to 10; 1: never retry). Each "
+        "retry is signed afresh and made only if it fits the round's deadline; a timeout "
+        "or a signed answer, refusals included, is never retried. The partner is "
+        "`unreachable` only after the last try; its result says how many were made."
+    ),
+    "peers.retry_backoff_seconds": (
+        "The pause before the first retry, in seconds (> 0, at most 10); it doubles "
+        "before each next one and is jittered to between half and all of that."
     ),
     "retention.purge_interval_seconds": (
         "How often the running node purges what is past its retention, in seconds (> 0): "

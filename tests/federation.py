@@ -277,10 +277,22 @@ class Interposer:
     delay_paths: dict[str, float] = field(default_factory=dict)
     rewrite: Any = None  # callable(path, body bytes) -> bytes
     runner: web.AppRunner | None = None
+    # Per path, the next requests' fast failures, one each, before the node sees them: an
+    # HTTP status answered instead (a proxy's 502/503), or None: the connection is cut
+    # before any answer (a reset).
+    failures: dict[str, list[int | None]] = field(default_factory=dict)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         self.requests.append((request.path, body))
+        queued = self.failures.get(request.path)
+        if queued:
+            status = queued.pop(0)
+            if status is None:
+                assert request.transport is not None
+                request.transport.abort()
+                raise ConnectionResetError("cut before any answer")
+            return web.Response(status=status, text="upstream unavailable")
         delay = self.delay_paths.get(request.path, self.delay)
         if delay:
             await asyncio.sleep(delay)

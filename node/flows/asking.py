@@ -41,7 +41,7 @@ from node.flows.admin import own_card
 from node.flows.context import NodeContext
 from node.flows.detail_asking import send_hit_notices
 from node.flows.metrics import PartnerOutcome
-from node.flows.peer_client import PartnerFailure, signed_exchange
+from node.flows.peer_client import PartnerFailure, Tries, signed_exchange, with_retries
 from node.flows.standing import current_convenant
 from node.protocol import answer_size, jws, oprf
 from node.protocol.bekendheid import (
@@ -51,12 +51,14 @@ from node.protocol.bekendheid import (
     TAG_SET_REQUEST_TYP,
     TAG_SET_RESPONSE,
     TAG_SET_RESPONSE_TYP,
+    Evaluated,
     EvaluateRefused,
     EvaluateRequest,
     Status,
     TagSetHead,
     TagSetRefused,
     TagSetRequest,
+    TagSetServed,
 )
 from node.protocol.convenant import Convenant, ConvenantParty
 from node.protocol.identifiers import SubjectIdentifier, subject_key
@@ -83,6 +85,9 @@ class PartnerResult:
     detail: str | None = None
     tag_set_version: int | None = None
     elapsed_ms: float = 0.0
+    # Evaluate requests sent: more than one when the partner failed fast (§6.8 "Retries");
+    # 0 when it was not asked.
+    tries: int = 0
     # Subject index → the 64-byte OPRF output of a hit: its hit proof (§14.1). Kept for
     # the detail stage only; never in as_json, never logged.
     hit_proofs: dict[int, bytes] = field(default_factory=dict, repr=False)
@@ -98,6 +103,7 @@ class PartnerResult:
             "detail": self.detail,
             "tag_set_version": self.tag_set_version,
             "elapsed_ms": round(self.elapsed_ms, 1),
+            "tries": self.tries,
         }
 
 
@@ -174,27 +180,40 @@ async def _sync_tag_set_locked(
         # newer set signed by the same partner, so it is at least as current.
         return held.version
     since = held.version if held is not None and held.oprf_public_key == pk else 0
-    req = TagSetRequest(
-        requester=ctx.node_id,
-        partner=party.node_id,
-        convenant_id=r.conv.id,
-        convenant_version=r.conv.version,
-        since_version=since,
-        nonce=_now_b64_nonce(),
-        issued_at=ctx.clock.now(),
-    )
-    doc = jws.sign(TAG_SET_REQUEST_TYP, req.wire(), ctx.keys.signing)
-    resp = await signed_exchange(
+
+    async def once() -> TagSetServed | TagSetRefused:
+        req = TagSetRequest(  # signed afresh for every try: a new nonce, a new issued_at
+            requester=ctx.node_id,
+            partner=party.node_id,
+            convenant_id=r.conv.id,
+            convenant_version=r.conv.version,
+            since_version=since,
+            nonce=_now_b64_nonce(),
+            issued_at=ctx.clock.now(),
+        )
+        doc = jws.sign(TAG_SET_REQUEST_TYP, req.wire(), ctx.keys.signing)
+        return await signed_exchange(
+            ctx,
+            r.session,
+            party,
+            card,
+            TAG_SET_PATH,
+            doc,
+            TAG_SET_RESPONSE_TYP,
+            TAG_SET_RESPONSE,
+            ctx.cfg.peers.tag_set_timeout_seconds,
+            answer_size.tag_set_answer(ctx.cfg.peers.max_tag_set_tags),
+        )
+
+    # The transfer outlives the round (shielded), so its retries are bounded by the
+    # tag-set timeout, not by the round's deadline.
+    loop = asyncio.get_running_loop()
+    resp = await with_retries(
         ctx,
-        r.session,
-        party,
-        card,
-        TAG_SET_PATH,
-        doc,
-        TAG_SET_RESPONSE_TYP,
-        TAG_SET_RESPONSE,
-        ctx.cfg.peers.tag_set_timeout_seconds,
-        answer_size.tag_set_answer(ctx.cfg.peers.max_tag_set_tags),
+        Tries(),
+        once,
+        deadline=loop.time() + ctx.cfg.peers.tag_set_timeout_seconds,
+        partner=party.node_id,
     )
     if isinstance(resp, TagSetRefused):
         raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
@@ -237,7 +256,44 @@ async def _sync_tag_set_locked(
     return new.version
 
 
-async def _ask_partner(r: _Round, party: ConvenantParty, phase: list[str]) -> PartnerResult:
+async def _evaluate(
+    r: _Round, party: ConvenantParty, card: PeerCard
+) -> tuple[list[bytes], list[bytes], Evaluated | EvaluateRefused]:
+    """Steps 1–3, one try: blind afresh, sign a request with a fresh nonce, exchange."""
+    ctx = r.ctx
+    blinds, blinded = oprf.blind(r.keys)  # step 1
+    req = EvaluateRequest(  # step 2
+        requester=ctx.node_id,
+        partner=party.node_id,
+        convenant_id=r.conv.id,
+        convenant_version=r.conv.version,
+        purpose=r.purpose,
+        case_ref=r.case_ref,
+        requesting_user=r.user,
+        trace_id=r.trace_id,
+        nonce=_now_b64_nonce(),
+        issued_at=ctx.clock.now(),
+        blinded_elements=tuple(jws.b64u_encode(b) for b in blinded),
+    )
+    doc = jws.sign(EVALUATE_REQUEST_TYP, req.wire(), ctx.keys.signing)
+    resp = await signed_exchange(  # step 3
+        ctx,
+        r.session,
+        party,
+        card,
+        EVALUATE_PATH,
+        doc,
+        EVALUATE_RESPONSE_TYP,
+        EVALUATE_RESPONSE,
+        ctx.cfg.peers.timeout_seconds,
+        answer_size.evaluate_answer(len(req.blinded_elements)),
+    )
+    return blinds, blinded, resp
+
+
+async def _ask_partner(
+    r: _Round, party: ConvenantParty, phase: list[str], tries: Tries, deadline: float
+) -> PartnerResult:
     ctx = r.ctx
     peer = ctx.trust().peers_by_id.get(party.node_id)
     card = peer.card if peer else None
@@ -272,32 +328,15 @@ async def _ask_partner(r: _Round, party: ConvenantParty, phase: list[str]) -> Pa
                 "revoked_partner",
                 "this node revoked the partner's peer card or it expired",
             )
-        blinds, blinded = oprf.blind(r.keys)  # step 1
-        req = EvaluateRequest(  # step 2
-            requester=ctx.node_id,
-            partner=party.node_id,
-            convenant_id=r.conv.id,
-            convenant_version=r.conv.version,
-            purpose=r.purpose,
-            case_ref=r.case_ref,
-            requesting_user=r.user,
-            trace_id=r.trace_id,
-            nonce=_now_b64_nonce(),
-            issued_at=ctx.clock.now(),
-            blinded_elements=tuple(jws.b64u_encode(b) for b in blinded),
-        )
-        doc = jws.sign(EVALUATE_REQUEST_TYP, req.wire(), ctx.keys.signing)
-        resp = await signed_exchange(  # step 3
+        # Steps 1–3, tried again while the partner fails fast (§6.8 "Retries"): each try
+        # blinds afresh, so the partner never sees one blinded element twice, and signs
+        # a new nonce, so a retry is a new request, never a replay it would refuse.
+        blinds, blinded, resp = await with_retries(
             ctx,
-            r.session,
-            party,
-            card,
-            EVALUATE_PATH,
-            doc,
-            EVALUATE_RESPONSE_TYP,
-            EVALUATE_RESPONSE,
-            ctx.cfg.peers.timeout_seconds,
-            answer_size.evaluate_answer(len(req.blinded_elements)),
+            tries,
+            lambda: _evaluate(r, party, card),
+            deadline=deadline,
+            partner=party.node_id,
         )
         if isinstance(resp, EvaluateRefused):
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
@@ -344,6 +383,7 @@ async def _ask_partner(r: _Round, party: ConvenantParty, phase: list[str]) -> Pa
         result.detail = f"{type(e).__name__} while handling this partner's answer"
         result.subjects = ["invalid"] * len(r.keys)
     result.elapsed_ms = (time.perf_counter() - started) * 1000
+    result.tries = tries.made
     return result
 
 
@@ -414,15 +454,17 @@ def _past_deadline(r: _Round, party: ConvenantParty, phase: str) -> PartnerResul
 async def _ask_within(r: _Round, party: ConvenantParty, deadline: float) -> PartnerResult:
     """One partner's exchange, cut off at the round's deadline whatever it waits for."""
     phase = ["evaluate"]
+    tries = Tries()
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     try:
         return await asyncio.wait_for(
-            _ask_partner(r, party, phase), max(0.0, deadline - loop.time())
+            _ask_partner(r, party, phase, tries, deadline), max(0.0, deadline - loop.time())
         )
     except TimeoutError:
         result = _past_deadline(r, party, phase[0])
         result.elapsed_ms = (time.perf_counter() - started) * 1000
+        result.tries = tries.made
         return result
 
 
@@ -499,6 +541,7 @@ async def ask_bekendheid(
                         "case_ref": case_ref,
                         "subjects": res.subjects,
                         "tag_set_version": res.tag_set_version,
+                        "tries": res.tries,
                     },
                 )
                 for res in results

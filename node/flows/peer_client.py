@@ -5,14 +5,25 @@ notices, log consistency): POST a signed request, read a bounded answer, verify 
 key the convenant names signed it, that it answers this very request, and keep the
 partner's signed tree head. Every failure is one ``PartnerFailure`` with the status the
 caller reports.
+
+A partner that fails fast — its connection refused or reset before any answer, or an
+HTTP 502/503 — is tried again (``with_retries``, docs/protocol.md §6.8 "Retries"): such a
+failure says the partner did not answer, not what it would answer. Each try is a request
+signed afresh (new nonce, new ``issued_at``): the partner refuses a repeated nonce as a
+replay (§6.6 step 6), so a retry is never the same bytes sent twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar
+import secrets
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 import aiohttp
+import structlog
 from pydantic import TypeAdapter
 
 from node.errors import ProtocolError
@@ -26,15 +37,37 @@ from node.protocol.peer_card import PeerCard
 from node.protocol.tree_head import TreeHead
 from node.store import peer_heads
 
+logger = structlog.get_logger("vhnode.client")
+
+# A fast failure's kind, for whether it may be tried again:
+# - "not_delivered": the connection was never made (refused): the partner received nothing;
+# - "maybe_delivered": reset before any answer, or HTTP 502/503: the partner (or a proxy
+#   in front of it) gave no answer, but may have read the request.
+Transient = Literal["not_delivered", "maybe_delivered"]
+# The kinds a request may be retried after when a second copy, signed afresh, is harmless
+# at the partner (an evaluation, a tag set, a poll, a hit notice).
+RETRY_FAST_FAILURES: frozenset[Transient] = frozenset({"not_delivered", "maybe_delivered"})
+# Only when the partner received nothing: for a detail request, whose trace id the
+# partner takes once (a second copy would be refused duplicate_request, §14.3 step 3).
+RETRY_UNDELIVERED: frozenset[Transient] = frozenset({"not_delivered"})
+
 
 class PartnerFailure(Exception):
-    """Internal: ends one partner's exchange with a status other than hit/no_hit."""
+    """Internal: ends one partner's exchange with a status other than hit/no_hit.
+    ``transient`` is set for a fast failure that may be tried again."""
 
-    def __init__(self, status: Status, reason: str | None, detail: str) -> None:
+    def __init__(
+        self,
+        status: Status,
+        reason: str | None,
+        detail: str,
+        transient: Transient | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.reason = reason
         self.detail = detail
+        self.transient = transient
 
 
 async def post_signed(
@@ -49,11 +82,24 @@ async def post_signed(
     this message type, ``protocol.answer_size``): a longer answer is ``invalid`` as soon as
     it is seen to be longer, by its Content-Length or while it is read, never buffered
     whole. Connection failures and HTTP ≥ 500 are ``unreachable``; problem+json is
-    ``invalid``. The body is verified by the caller (``protocol.answers``)."""
+    ``invalid``. The body is verified by the caller (``protocol.answers``).
+
+    Marks the fast failures (``transient``): a connection refused, one reset before the
+    answer's status line, HTTP 502 or 503. Not a timeout (the partner is slow, and a second
+    wait would not fit the deadline), a TLS failure (it fails the same way again), a body
+    broken off (the partner answered, and may have acted on the request), nor another
+    5xx (the partner handled the request and failed)."""
+    answered = False
     try:
         async with session.post(url, json=doc.to_json()) as resp:
+            answered = True
             if resp.status >= 500:
-                raise PartnerFailure("unreachable", None, f"partner answered HTTP {resp.status}")
+                raise PartnerFailure(
+                    "unreachable",
+                    None,
+                    f"partner answered HTTP {resp.status}",
+                    "maybe_delivered" if resp.status in (502, 503) else None,
+                )
             too_large = PartnerFailure(
                 "invalid", None, f"response larger than {max_bytes} bytes for this message"
             )
@@ -75,8 +121,82 @@ async def post_signed(
                 )
     except (aiohttp.ClientError, OSError) as e:
         # Connection refused or reset, a truncated body, a redirect loop: no signed answer.
-        raise PartnerFailure("unreachable", None, f"{type(e).__name__}: {e}") from e
+        raise PartnerFailure(
+            "unreachable", None, f"{type(e).__name__}: {e}", None if answered else _fast(e)
+        ) from e
     return body
+
+
+def _fast(e: BaseException) -> Transient | None:
+    """The kind of fast failure ``e`` (raised before any answer) is, or None."""
+    if isinstance(
+        e,
+        TimeoutError | ssl.SSLError | aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch,
+    ):
+        return None  # a connect timeout is a slow partner; a TLS failure repeats itself
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return "not_delivered"
+    if isinstance(e, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
+        return "maybe_delivered"
+    return None
+
+
+@dataclass
+class Tries:
+    """How many requests one exchange with a partner sent (``tries`` in its result)."""
+
+    made: int = 0
+
+
+_JITTER = secrets.SystemRandom()
+
+
+def backoff(tries_made: int, base_seconds: float) -> float:
+    """The pause before the next try: ``base · 2^(tries_made − 1)``, jittered to between
+    half and all of it, so that requesters that saw one partner fail together do not all
+    come back at the same instant."""
+    return float(base_seconds * 2 ** (tries_made - 1) * _JITTER.uniform(0.5, 1.0))
+
+
+R = TypeVar("R")
+
+
+async def with_retries(
+    ctx: NodeContext,
+    tries: Tries,
+    attempt: Callable[[], Awaitable[R]],
+    *,
+    deadline: float,
+    retry_on: frozenset[Transient] = RETRY_FAST_FAILURES,
+    partner: str,
+) -> R:
+    """Run ``attempt`` (one request, signed afresh each time) until it returns or fails
+    other than fast, at most ``[peers] max_tries`` times; ``deadline`` is on the event
+    loop's clock, as the round's is. A retry whose pause would end at or past it is not
+    made: the last failure stands (``unreachable`` only after the last try).
+
+    The pause is real time, not ``ctx.clock``: the deadline it must fit is real time too
+    (the round's, taken from the loop), and it is short (``retry_backoff_seconds``)."""
+    peers = ctx.cfg.peers
+    loop = asyncio.get_running_loop()
+    while True:
+        tries.made += 1
+        try:
+            return await attempt()
+        except PartnerFailure as f:
+            if f.transient not in retry_on or tries.made >= peers.max_tries:
+                raise
+            pause = backoff(tries.made, peers.retry_backoff_seconds)
+            if loop.time() + pause >= deadline:
+                raise
+            logger.info(
+                "partner_retry",
+                partner=partner,
+                tries=tries.made,
+                pause_ms=round(pause * 1000),
+                failure=f.detail[:120],
+            )
+            await asyncio.sleep(pause)
 
 
 def partner_key(party: ConvenantParty, card: PeerCard | None) -> bytes:
