@@ -10,17 +10,26 @@ so does its ``bekendheid.asked`` entry.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from node.config import PeersConfig
+from node.flows.peer_client import PartnerFailure, post_signed
 from node.protocol import jws
+from node.protocol.detail import DETAIL_PATH, DETAIL_POLL_PATH, HIT_NOTICE_PATH
+from tests.detail_fixtures import CONTACT, detail_federation, hit_round
 from tests.federation import (
     CONVENANT_ID,
     EVALUATE_PATH,
     OTHER_PURPOSE,
     PURPOSE,
     Federation,
+    bound_socket,
     interpose,
     log_entries,
     only_on,
@@ -174,3 +183,93 @@ async def test_a_500_after_the_partner_evaluated_is_not_retried(federation: Fede
     ggz = partner_result(result, "ggz-test")
     assert (ggz["status"], ggz["tries"]) == ("unreachable", 1)
     assert len(_evaluations(federation, "ggz-test", result["trace_id"])) == 1
+
+
+# --- which failures are fast (the peer client, on real sockets) ---------------------------
+
+
+async def test_a_refused_connection_is_a_fast_failure_nothing_delivered(
+    federation: Federation,
+) -> None:
+    # A bound socket that does not listen: the kernel refuses the connection.
+    with bound_socket() as sock:
+        port = sock.getsockname()[1]
+        doc = jws.sign("vhnode-test/v1", {"n": 1}, federation.nodes[ASKER].ctx.keys.signing)
+        assert federation.session is not None
+        with pytest.raises(PartnerFailure) as failed:
+            await post_signed(
+                federation.session, f"http://127.0.0.1:{port}/peer/v1/evaluate", doc, "t",
+                max_bytes=1024,
+            )  # fmt: skip
+    assert (failed.value.status, failed.value.transient) == ("unreachable", "not_delivered")
+
+
+# --- the detail exchange (§14): the same client path, retried where a copy is harmless ----
+
+
+@pytest.fixture
+async def detail_fed(tmp_path: Path) -> AsyncIterator[Federation]:
+    fed = await detail_federation(tmp_path / "detail")
+    try:
+        yield fed
+    finally:
+        await fed.close()
+
+
+def _detail_body(round_trace_id: str, *categories: str) -> dict[str, Any]:
+    return {
+        "round_trace_id": round_trace_id,
+        "partner": "politie-test",
+        "categories": list(categories),
+        "purpose": PURPOSE,
+    }
+
+
+def _paths(proxy: Any, path: str) -> list[bytes]:
+    return [body for p, body in proxy.requests if p == path]
+
+
+async def test_a_detail_request_answered_503_is_not_sent_twice(detail_fed: Federation) -> None:
+    # The partner takes a trace id once: a copy after a 503 it may have read could be
+    # refused duplicate_request for a request it holds. Only a refused connection is retried.
+    trace = (await hit_round(detail_fed))["trace_id"]
+    proxy = await interpose(detail_fed, "politie-test")
+    proxy.failures[DETAIL_PATH] = [503]
+    status, result = await detail_fed.api(
+        ASKER, "POST", "/api/v1/details", json=_detail_body(trace, CONTACT)
+    )
+    assert status == 200, result
+    assert result["outcome"] == "unreachable"
+    assert len(_paths(proxy, DETAIL_PATH)) == 1
+
+
+async def test_a_detail_poll_answered_503_once_is_retried(detail_fed: Federation) -> None:
+    trace = (await hit_round(detail_fed))["trace_id"]
+    proxy = await interpose(detail_fed, "politie-test")
+    status, asked = await detail_fed.api(
+        ASKER, "POST", "/api/v1/details", json=_detail_body(trace, CONTACT)
+    )
+    assert (status, asked["outcome"]) == (200, "answered"), asked
+    proxy.failures[DETAIL_POLL_PATH] = [503]
+    status, polled = await detail_fed.api(
+        ASKER, "POST", f"/api/v1/details/{asked['trace_id']}/poll"
+    )
+    assert (status, polled["outcome"]) == (200, "answered"), polled
+    first, second = (jws.parse_bytes(b).payload for b in _paths(proxy, DETAIL_POLL_PATH))
+    assert first["nonce"] != second["nonce"]
+
+
+async def test_a_hit_notice_answered_503_once_is_retried(detail_fed: Federation) -> None:
+    # politie-test asks for a notice of every hit under PURPOSE (its antecedents rule).
+    proxy = await interpose(detail_fed, "politie-test")
+    proxy.failures[HIT_NOTICE_PATH] = [503]
+    trace = (await hit_round(detail_fed))["trace_id"]
+    vh = detail_fed.nodes[ASKER]
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 10
+    while not log_entries(vh, "hit_notice.sent") and loop.time() < end:
+        await asyncio.sleep(0.05)
+    (sent,) = log_entries(vh, "hit_notice.sent")
+    assert (sent["trace_id"], sent["outcome"]) == (trace, "accepted"), sent
+    assert len(_paths(proxy, HIT_NOTICE_PATH)) == 2
+    assert len(log_entries(detail_fed.nodes["politie-test"], "hit_notice.received")) == 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,7 +42,15 @@ from node.flows import log_entries, unauthenticated
 from node.flows.admin import own_card
 from node.flows.answering import admit_peer, check_fresh
 from node.flows.context import NodeContext
-from node.flows.peer_client import PartnerFailure, signed_exchange
+from node.flows.peer_client import (
+    RETRY_FAST_FAILURES,
+    RETRY_UNDELIVERED,
+    PartnerFailure,
+    Transient,
+    Tries,
+    signed_exchange,
+    with_retries,
+)
 from node.flows.standing import current_convenant
 from node.policy.detail import (
     CategoryDecision,
@@ -73,10 +81,11 @@ from node.protocol.detail import (
     DetailRefused,
     DetailRequest,
     HitNotice,
+    HitNoticeAccepted,
     HitNoticeRefused,
     open_sealed,
 )
-from node.protocol.models import parse_model, rfc3339
+from node.protocol.models import WireModel, parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.withdrawal import withdrawn
 from node.store import received
@@ -176,30 +185,57 @@ def _terms(
     return out
 
 
+def _signer(ctx: NodeContext, typ: str, msg: WireModel) -> Callable[[], jws.SignedDocument]:
+    """Signs ``msg`` anew at each call, with a new nonce and ``issued_at``: every try of a
+    retry is a new request, never a copy the partner refuses as a replay (§6.8)."""
+
+    def sign() -> jws.SignedDocument:
+        fresh = msg.model_copy(
+            update={"nonce": jws.b64u_encode(secrets.token_bytes(16)), "issued_at": ctx.clock.now()}
+        )
+        return jws.sign(typ, fresh.wire(), ctx.keys.signing)
+
+    return sign
+
+
+def _within_timeout(ctx: NodeContext) -> float:
+    """The deadline for a detail exchange's retries, on the loop's clock: one per-partner
+    timeout from the first try (there is no round here)."""
+    return asyncio.get_running_loop().time() + ctx.cfg.peers.timeout_seconds
+
+
 async def _exchange(
     ctx: NodeContext,
     session: aiohttp.ClientSession,
     conv: Convenant,
     partner: str,
     path: str,
-    doc: jws.SignedDocument,
+    sign: Callable[[], jws.SignedDocument],
     trace_id: str,
     categories: tuple[str, ...],
+    retry_on: frozenset[Transient],
 ) -> Exchange:
     try:
         party = _party(conv, partner)
         card = _card(ctx, partner)
-        resp = await signed_exchange(
+        resp = await with_retries(
             ctx,
-            session,
-            party,
-            card,
-            path,
-            doc,
-            DETAIL_RESPONSE_TYP,
-            DETAIL_RESPONSE,
-            ctx.cfg.peers.timeout_seconds,
-            answer_size.DETAIL_ANSWER,
+            Tries(),
+            lambda: signed_exchange(
+                ctx,
+                session,
+                party,
+                card,
+                path,
+                sign(),
+                DETAIL_RESPONSE_TYP,
+                DETAIL_RESPONSE,
+                ctx.cfg.peers.timeout_seconds,
+                answer_size.DETAIL_ANSWER,
+            ),
+            deadline=_within_timeout(ctx),
+            retry_on=retry_on,
+            partner=partner,
         )
         if resp.trace_id != trace_id:
             raise PartnerFailure("invalid", "bad_binding", "response names another trace id")
@@ -448,8 +484,12 @@ async def ask_details(
         nonce=jws.b64u_encode(secrets.token_bytes(16)),
         issued_at=now,
     )
-    doc = jws.sign(DETAIL_REQUEST_TYP, req.wire(), ctx.keys.signing)
-    ex = await _exchange(ctx, session, conv, partner, DETAIL_PATH, doc, trace_id, cats)
+    # Retried only if the partner received nothing: it takes a trace id once (§14.3 step
+    # 3), so a second copy after a reset could be refused for a request it holds.
+    sign = _signer(ctx, DETAIL_REQUEST_TYP, req)
+    ex = await _exchange(
+        ctx, session, conv, partner, DETAIL_PATH, sign, trace_id, cats, RETRY_UNDELIVERED
+    )
     ask = Ask(
         trace_id=trace_id,
         partner=partner,
@@ -497,8 +537,19 @@ async def poll(
             nonce=jws.b64u_encode(secrets.token_bytes(16)),
             issued_at=ctx.clock.now(),
         )
-        doc = jws.sign(DETAIL_POLL_TYP, msg.wire(), ctx.keys.signing)
-        ex = await _exchange(ctx, session, conv, ask.partner, DETAIL_POLL_PATH, doc, trace_id, cats)
+        # A poll only reads the request's state: a second copy is harmless.
+        sign = _signer(ctx, DETAIL_POLL_TYP, msg)
+        ex = await _exchange(
+            ctx,
+            session,
+            conv,
+            ask.partner,
+            DETAIL_POLL_PATH,
+            sign,
+            trace_id,
+            cats,
+            RETRY_FAST_FAILURES,
+        )
     done = ctx.clock.now()
     stored = await ctx.write(lambda: _apply(ctx, trace_id, ex, LogKind.DETAIL_POLLED, user, done))
     return ask_json(ctx, stored)
@@ -692,6 +743,33 @@ class _NoticeResult:
     noticed: int | None
 
 
+async def _notice_with_retries(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    party: ConvenantParty,
+    card: PeerCard,
+    sign: Callable[[], jws.SignedDocument],
+) -> HitNoticeAccepted | HitNoticeRefused:
+    return await with_retries(
+        ctx,
+        Tries(),
+        lambda: signed_exchange(
+            ctx,
+            session,
+            party,
+            card,
+            HIT_NOTICE_PATH,
+            sign(),
+            HIT_NOTICE_RESPONSE_TYP,
+            HIT_NOTICE_RESPONSE,
+            ctx.cfg.peers.timeout_seconds,
+            answer_size.HIT_NOTICE_ANSWER,
+        ),
+        deadline=_within_timeout(ctx),
+        partner=party.node_id,
+    )
+
+
 async def _send_hit_notice(
     ctx: NodeContext,
     session: aiohttp.ClientSession,
@@ -719,19 +797,11 @@ async def _send_hit_notice(
                 nonce=jws.b64u_encode(secrets.token_bytes(16)),
                 issued_at=ctx.clock.now(),
             )
-            doc = jws.sign(HIT_NOTICE_TYP, msg.wire(), ctx.keys.signing)
-            resp = await signed_exchange(
-                ctx,
-                session,
-                party,
-                card,
-                HIT_NOTICE_PATH,
-                doc,
-                HIT_NOTICE_RESPONSE_TYP,
-                HIT_NOTICE_RESPONSE,
-                ctx.cfg.peers.timeout_seconds,
-                answer_size.HIT_NOTICE_ANSWER,
-            )
+            # The partner keeps one notice per registration and round: a second copy of
+            # a notice it took puts nothing new in its inbox, so every fast failure is
+            # tried again.
+            sign = _signer(ctx, HIT_NOTICE_TYP, msg)
+            resp = await _notice_with_retries(ctx, session, party, card, sign)
             if isinstance(resp, HitNoticeRefused):
                 raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
             noticed += resp.noticed
