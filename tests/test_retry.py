@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from node.cli import main as cli
 from node.config import PeersConfig
 from node.flows.peer_client import PartnerFailure, post_signed
 from node.protocol import jws
@@ -273,3 +275,20 @@ async def test_a_hit_notice_answered_503_once_is_retried(detail_fed: Federation)
     assert (sent["trace_id"], sent["outcome"]) == (trace, "accepted"), sent
     assert len(_paths(proxy, HIT_NOTICE_PATH)) == 2
     assert len(log_entries(detail_fed.nodes["politie-test"], "hit_notice.received")) == 1
+
+
+async def test_vhnode_query_says_after_how_many_tries(federation: Federation) -> None:
+    await federation.stop("om-test")
+    vh = federation.nodes[ASKER]
+    args = [
+        "query", "--home", str(vh.home), "--convenant", CONVENANT_ID, "--purpose", PURPOSE,
+        "--case", "CASUS-CLI", "--token", vh.tokens["coordinator"], "--bsn", JAN["bsn"],
+    ]  # fmt: skip
+    # The CLI is synchronous: off the loop, which serves the node it asks.
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert result.exit_code == 0, result.output
+    (om,) = [line for line in result.output.splitlines() if line.startswith("om-test")]
+    assert "unreachable" in om
+    assert "(after 3 tries)" in om
+    (politie,) = [line for line in result.output.splitlines() if line.startswith("politie-test")]
+    assert "tries" not in politie

@@ -53,6 +53,8 @@ def print_query_result(result: dict[str, Any]) -> None:
     for p in result["partners"]:
         counts[p["status"]] = counts.get(p["status"], 0) + 1
         why = ": ".join(str(x) for x in (p.get("reason"), p.get("detail")) if x)
+        if int(p.get("tries") or 1) > 1:  # it failed fast and was asked again
+            why = f"{why} (after {p['tries']} tries)".strip()
         row = [str(p["partner"]), str(p["org_type"]), str(p["status"]), why]
         if several:
             row.append(" ".join(f"{i + 1}:{s}" for i, s in enumerate(p.get("subjects", []))))
