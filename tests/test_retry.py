@@ -30,6 +30,7 @@ from tests.federation import (
     EVALUATE_PATH,
     OTHER_PURPOSE,
     PURPOSE,
+    TAG_SET_PATH,
     Federation,
     bound_socket,
     interpose,
@@ -103,6 +104,20 @@ async def test_a_connection_cut_before_any_answer_is_retried(federation: Federat
     ggz = partner_result(result, "ggz-test")
     assert (ggz["status"], ggz["tries"]) == ("no_hit", 3)
     assert len(_evaluate_payloads(proxy.requests)) == 3
+
+
+async def test_a_tag_set_request_answered_503_once_is_retried(federation: Federation) -> None:
+    _register_jan(federation, "om-test")
+    proxy = await interpose(federation, "om-test")
+    proxy.failures[TAG_SET_PATH] = [503]
+    result = await federation.query(ASKER, [JAN])
+    om = partner_result(result, "om-test")
+    # tries counts evaluate requests; the tag set was fetched on its second try.
+    assert (om["status"], om["tries"]) == ("hit", 1)
+    first, second = (
+        jws.parse_bytes(body).payload for path, body in proxy.requests if path == TAG_SET_PATH
+    )
+    assert first["nonce"] != second["nonce"]
 
 
 async def test_a_partner_down_for_every_try_is_unreachable_after_the_last(
