@@ -17,6 +17,7 @@ from typing import Any
 import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
 
+from node.flows import admin
 from node.flows.audit.kinds import STATUSES
 from tests.federation import Federation, standard_federation
 from tests.test_audit_report import _script
@@ -132,7 +133,7 @@ def _user_names(node: Any) -> list[str]:
     return [f"{role}-{node.node_id}" for role in node.tokens]
 
 
-async def test_metrics_need_an_admins_token(tmp_path: Path) -> None:
+async def test_metrics_need_a_monitors_or_an_admins_token(tmp_path: Path) -> None:
     fed = await standard_federation(tmp_path)
     try:
         assert fed.session is not None
@@ -152,5 +153,24 @@ async def test_metrics_need_an_admins_token(tmp_path: Path) -> None:
         status, _, text = await scrape(fed, VH)
         assert status == 200
         assert "vhnode_ready 1.0" in text
+        # The scraper's own role: /metrics and nothing else, so the monitoring system
+        # holds no token that can ask about a person or change the node.
+        node = fed.nodes[VH]
+        node.tokens["monitor"] = admin.create_user(node.ctx, "prometheus", "monitor")
+        status, _, text = await scrape(fed, VH, "monitor")
+        assert status == 200
+        assert "vhnode_ready 1.0" in text
+        monitor = {"Authorization": f"Bearer {node.tokens['monitor']}"}
+        for method, path in (
+            ("GET", "/api/v1/node"),
+            ("POST", "/api/v1/bekendheid"),
+            ("GET", "/api/v1/audit/report"),
+            ("PUT", "/api/v1/registrations/R-1"),
+        ):
+            async with fed.session.request(
+                method, node.url + path, headers=monitor, json={}
+            ) as resp:
+                assert resp.status == 403, (method, path)
+                assert (await resp.json(content_type=None))["type"].endswith("/forbidden")
     finally:
         await fed.close()

@@ -227,14 +227,14 @@ NOT_READY = "https://vhnode.nl/problems/not_ready"
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format, for an admin's bearer token only (docs/operations.md)."""
+    """Prometheus text format, for a monitor's or an admin's bearer token (docs/operations.md)."""
     ctx = request.app[CTX]
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise AuthError("missing 'Authorization: Bearer <token>' header")
     token = header.removeprefix("Bearer ").strip()
     user = await ctx.read(lambda: users.authenticate(ctx.conn, token))
-    if user.role != "admin":
+    if user.role not in ("monitor", "admin"):
         raise Forbidden(f"role {user.role} may not use {request.method} {request.path}")
     resp = web.Response(body=await monitoring.scrape(ctx))
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST

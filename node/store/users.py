@@ -13,7 +13,9 @@ from node.errors import AuthError, Conflict, InputError, NotFound
 from node.protocol.fields import check_user_name
 from node.protocol.models import rfc3339
 
-Role = Literal["admin", "source", "coordinator", "liaison", "privacy_officer"]
+# monitor: a scraper's token (Prometheus) that reads /metrics and nothing else, so the
+# monitoring system never holds a token that can ask about a person or change the node.
+Role = Literal["admin", "source", "coordinator", "liaison", "privacy_officer", "monitor"]
 ROLES: tuple[str, ...] = get_args(Role)
 TOKEN_PREFIX = "vhn_"
 

@@ -26,6 +26,7 @@ ROLE_NAMES = {
     "coordinator": "coördinator",
     "liaison": "contactpersoon",
     "privacy_officer": "functionaris gegevensbescherming",
+    "monitor": "monitoring",
 }
 
 # The menu: every page a role starts from, in the header and on the start page, in this
