@@ -382,20 +382,30 @@ async def card_add(request: web.Request) -> web.StreamResponse:
         return await _partners_page(
             request, errors=[("kaart", "Upload de kaart opnieuw.")], status=400
         )
-    try:
-        card, _ = verify_card(card_json, ctx.clock.now())
-    except VhnodeError as e:
-        return await _partners_page(request, errors=[("kaart", _card_problem(e))], status=400)
-    if card.signing_fingerprint != shown:
-        message = "Dit is niet de kaart die u zag; er is niets toegevoegd. Upload hem opnieuw."
-        return await _partners_page(request, errors=[("kaart", message)], status=400)
     by = _admin_name(request)
+
+    def confirm() -> tuple[PeerCard, str] | VhnodeError | None:
+        # On the writer, not the loop: the card's signature is checked here (and again by
+        # add_peer, a few microseconds), and only the card whose fingerprint was shown.
+        try:
+            card, _ = verify_card(card_json, ctx.clock.now())
+        except VhnodeError as e:
+            return e
+        if card.signing_fingerprint != shown:
+            return None
+        return admin.add_peer(ctx, card_json, rotate=rotate, by=by)
+
     try:
-        added, outcome = await ctx.write(
-            lambda: admin.add_peer(ctx, card_json, rotate=rotate, by=by)
-        )
+        confirmed = await ctx.write(confirm)
     except VhnodeError as e:
         return await _partners_page(request, errors=[("kaart", _card_problem(e))], status=409)
+    if isinstance(confirmed, VhnodeError):
+        errors = [("kaart", _card_problem(confirmed))]
+        return await _partners_page(request, errors=errors, status=400)
+    if confirmed is None:
+        message = "Dit is niet de kaart die u zag; er is niets toegevoegd. Upload hem opnieuw."
+        return await _partners_page(request, errors=[("kaart", message)], status=400)
+    added, outcome = confirmed
     notice = f"Kaart van {added.organisation} ({added.node_id}) {OUTCOME_WORDS[outcome]}."
     if outcome in ("added", "rotated"):
         notice += " Bevestig de vingerafdruk telefonisch met de beheerder van de partner."
