@@ -286,6 +286,23 @@ class TooManySubjects(Refusal):
     title = "Too many subjects in one request"
 
 
+class RequesterTreeHeadBad(Refusal):
+    """The tree head a request carries (docs/protocol.md §9.5) does not verify as a head
+    of the requester: the partner cannot witness the requester's log, so it does not
+    answer (fail closed)."""
+
+    code = "bad_tree_head"
+    title = "The request's tree head is not a signed head of the requester"
+
+
+class RequesterLogForked(Refusal):
+    """The requester's head in a request has another root than a head of the same size
+    the partner holds (§9.5): the requester signed two logs. Both heads are evidence."""
+
+    code = "forked_log"
+    title = "The requester signed two different logs"
+
+
 REFUSAL_CODES: tuple[str, ...] = tuple(
     cls.code
     for cls in (
@@ -305,6 +322,8 @@ REFUSAL_CODES: tuple[str, ...] = tuple(
         BadRequestSignature,
         TooManySubjects,
         UnusableElements,
+        RequesterTreeHeadBad,
+        RequesterLogForked,
     )
 )
 

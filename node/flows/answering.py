@@ -22,9 +22,12 @@ from node.errors import (
     InvalidGroupElement,
     MalformedMessage,
     Misaddressed,
+    ProtocolError,
     RateLimited,
     Refusal,
     ReplayedRequest,
+    RequesterLogForked,
+    RequesterTreeHeadBad,
     RevokedRequester,
     StaleRequest,
     TooManySubjects,
@@ -65,7 +68,8 @@ from node.protocol.consistency import (
 from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import not_yet_valid
 from node.protocol.tag_set import pack
-from node.store import log, nonces, peers, tag_sets
+from node.protocol.tree_head import SignedTreeHead, check_head
+from node.store import log, nonces, peer_heads, peers, tag_sets
 from node.store.db import tx
 
 
@@ -177,6 +181,44 @@ def refuse_unauthenticated(
     return Answer(jws.sign(typ, payload, ctx.keys.signing), refusal, unauthenticated=True)
 
 
+def witness_requester(
+    ctx: NodeContext,
+    doc: jws.SignedDocument,
+    requester: str,
+    tree_head: SignedTreeHead | None,
+    now: datetime,
+) -> Refusal | None:
+    """§9.5: keep the requester's signed tree head its request carries, as the heads of
+    answers are kept (§9.3), so that a node that only asks has witnesses of its log too.
+
+    Inside the answer's transaction, and only for a request that passed §6.6 steps 3–6:
+    nothing an unauthenticated sender chose is stored. A head that is not the requester's
+    refuses the request (``bad_tree_head``): answering it would leave a record of the
+    exchange with no witness of the requester's side of it. A second root for a size we
+    hold refuses it ``forked_log``; both signed heads are kept as evidence and the fork is
+    logged. A request without a head (an earlier revision's requester) keeps nothing."""
+    if tree_head is None:
+        return None
+    kid = doc.signatures[0].kid  # one signature, checked at step 3
+    if kid == ctx.keys.signing_fingerprint:
+        key = ctx.keys.signing_public
+    else:
+        key = ctx.trust().peers_by_fingerprint[kid].card.signing_key_bytes
+    try:
+        head = check_head(tree_head, requester, key)
+    except ProtocolError as e:
+        return RequesterTreeHeadBad(e.detail)
+    if requester == ctx.node_id:
+        return None  # our own head, asking ourselves: our log is here, not a peer's
+    if peer_heads.remember(ctx.conn, requester, head, now) == "conflict":
+        ctx.record([log_entries.peer_log_forked(partner=requester, tree_size=head.tree_size)], now)
+        return RequesterLogForked(
+            f"{requester} signed another root for tree size {head.tree_size} before; "
+            "both signed heads are kept"
+        )
+    return None
+
+
 def convenant_state(ctx: NodeContext, convenant_id: str, version: int) -> ConvenantState:
     trusted = ctx.trust()
     asked = trusted.version(convenant_id, version)
@@ -263,6 +305,10 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
         # Only a nonce recorded meanwhile (a race) can still refuse at step 6 here.
         rule = "freshness"
         refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        if refusal is None:  # step 6a (§9.5): the requester's head, kept or refused
+            refusal = witness_requester(ctx, doc, req.requester, req.tree_head, now)
+            if refusal is not None:
+                rule = "witness"
         if refusal is None:  # step 7
             decision = decide_evaluation(
                 convenant_state(ctx, req.convenant_id, req.convenant_version),
@@ -362,6 +408,8 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
         )  # fmt: skip
     with tx(ctx.conn):
         refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        if refusal is None:  # §9.5
+            refusal = witness_requester(ctx, doc, req.requester, req.tree_head, now)
         if refusal is None:
             refusal = decide_tag_set(
                 convenant_state(ctx, req.convenant_id, req.convenant_version),
@@ -451,6 +499,8 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
         )  # fmt: skip
     with tx(ctx.conn):
         refusal = check_fresh(ctx, req.issued_at, req.requester, req.nonce, now)
+        if refusal is None:  # §9.5: the checker's head, witnessed by the checked
+            refusal = witness_requester(ctx, doc, req.requester, req.tree_head, now)
         if refusal is not None:
             fields.update(
                 outcome="refused", reason=refusal.code, reason_detail=refusal.detail[:500]

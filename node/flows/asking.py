@@ -65,6 +65,7 @@ from node.protocol.identifiers import SubjectIdentifier, subject_key
 from node.protocol.models import rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import tag_from_output, unpack
+from node.protocol.tree_head import SignedTreeHead, signed_head
 from node.protocol.withdrawal import withdrawn
 from node.store import log, received, tag_sets
 
@@ -143,6 +144,9 @@ class _Round:
     user: str
     trace_id: str
     keys: list[bytes]  # subject keys, UTF-8
+    # §9.5: our signed tree head that covers this round's ``bekendheid.round`` entry, sent
+    # with every request of the round so that each partner asked witnesses our log.
+    tree_head: SignedTreeHead
 
 
 async def _sync_tag_set(r: _Round, party: ConvenantParty, card: PeerCard, head: TagSetHead) -> int:
@@ -190,6 +194,7 @@ async def _sync_tag_set_locked(
             since_version=since,
             nonce=_now_b64_nonce(),
             issued_at=ctx.clock.now(),
+            tree_head=r.tree_head,
         )
         doc = jws.sign(TAG_SET_REQUEST_TYP, req.wire(), ctx.keys.signing)
         return await signed_exchange(
@@ -274,6 +279,7 @@ async def _evaluate(
         nonce=_now_b64_nonce(),
         issued_at=ctx.clock.now(),
         blinded_elements=tuple(jws.b64u_encode(b) for b in blinded),
+        tree_head=r.tree_head,
     )
     doc = jws.sign(EVALUATE_REQUEST_TYP, req.wire(), ctx.keys.signing)
     resp = await signed_exchange(  # step 3
@@ -392,6 +398,7 @@ class _Begun:
     conv: Convenant
     providers: list[ConvenantParty]
     pseudonyms: tuple[str, ...]
+    tree_head: SignedTreeHead
 
 
 def _begin(
@@ -405,7 +412,11 @@ def _begin(
     partners: Sequence[str] | None,
 ) -> _Begun:
     """Decide whom to ask and log the intent (``bekendheid.round``) before anything is
-    sent: a requester stopped mid-round leaves a record of what it asked whom."""
+    sent: a requester stopped mid-round leaves a record of what it asked whom.
+
+    Finished after the commit with the signed head that seals the intent (§9.5): the
+    requests carry it, so it costs no commit and no read beyond the one a round already
+    makes. Typed as ``_Begun``: ``ctx.write`` returns the finished value."""
     conv = current_convenant(ctx, convenant_id)
     providers = [p for p in conv.providers() if partners is None or p.node_id in partners]
     if partners is not None:
@@ -431,7 +442,9 @@ def _begin(
             )
         ]
     )
-    return _Begun(conv, providers, pseudonyms)
+    return ctx.after_commit(  # type: ignore[return-value]
+        lambda head: _Begun(conv, providers, pseudonyms, signed_head(head))
+    )
 
 
 def _past_deadline(r: _Round, party: ConvenantParty, phase: str) -> PartnerResult:
@@ -497,7 +510,7 @@ async def ask_bekendheid(
         lambda: _begin(ctx, convenant_id, purpose, case_ref, user, trace_id, keys, partners)
     )
     conv, pseudonyms = begun.conv, begun.pseudonyms
-    r = _Round(ctx, session, conv, purpose, case_ref, user, trace_id, keys)
+    r = _Round(ctx, session, conv, purpose, case_ref, user, trace_id, keys, begun.tree_head)
     results = await asyncio.gather(*(_ask_within(r, p, deadline) for p in begun.providers))
     query = QueryResult(
         trace_id, conv.id, conv.version, purpose, case_ref, len(keys), list(results)

@@ -29,7 +29,8 @@ from node.protocol.consistency import (
     ConsistencyRequest,
     Verdict,
 )
-from node.store import peer_heads
+from node.protocol.tree_head import SignedTreeHead, signed_head
+from node.store import log, peer_heads
 
 CONSISTENCY_PATH = "/peer/v1/log/consistency"
 
@@ -58,7 +59,12 @@ class CrossCheck:
         }
 
 
-async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: str) -> CrossCheck:
+async def _check_one(
+    ctx: NodeContext,
+    session: aiohttp.ClientSession,
+    peer_id: str,
+    own_head: SignedTreeHead | None,
+) -> CrossCheck:
     result = CrossCheck(peer_id, "no_heads")
     peer = ctx.trust().peers_by_id.get(peer_id)
     if peer is None:
@@ -82,6 +88,7 @@ async def _check_one(ctx: NodeContext, session: aiohttp.ClientSession, peer_id: 
         from_size=held_size,
         nonce=jws.b64u_encode(secrets.token_bytes(16)),
         issued_at=ctx.clock.now(),
+        tree_head=own_head,
     )
     doc = jws.sign(CONSISTENCY_REQUEST_TYP, req.wire(), ctx.keys.signing)
     try:
@@ -159,7 +166,11 @@ async def cross_check(
 
         # Off the loop while the node serves (POST /api/v1/audit/cross-check).
         peer_ids = await ctx.read(held)
-    results = list(await asyncio.gather(*(_check_one(ctx, session, p) for p in peer_ids)))
+    # §9.5: the checker's newest head travels with each request, so the peers it checks
+    # witness its log in turn (one read per cross-check).
+    newest = await ctx.read(lambda: log.latest_head(ctx.conn))
+    own_head = signed_head(newest) if newest is not None else None
+    results = list(await asyncio.gather(*(_check_one(ctx, session, p, own_head) for p in peer_ids)))
     entries = [
         log_entries.log_cross_checked(
             peer=r.peer, verdict=r.verdict, held_size=r.held_size, current_size=r.current_size

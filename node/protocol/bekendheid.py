@@ -46,6 +46,11 @@ ELEMENT = ELEMENT_PATTERN
 NONCE = NONCE_PATTERN
 HASH = SHA256_PATTERN
 
+RequesterHead = SignedTreeHead | None
+"""§9.5: the requester's signed tree head, carried by a request so that every partner it
+asks is a witness of its log. Optional: a request without it (from a node of an earlier
+revision) is answered as before, and the partner keeps nothing."""
+
 Status = Literal["hit", "no_hit", "refused", "unreachable", "timeout", "invalid"]
 STATUSES: tuple[Status, ...] = ("hit", "no_hit", "refused", "unreachable", "timeout", "invalid")
 
@@ -64,6 +69,7 @@ class EvaluateRequest(WireModel):
     nonce: Nonce
     issued_at: Timestamp
     blinded_elements: tuple[Element, ...] = Field(min_length=1, max_length=MAX_ELEMENTS)
+    tree_head: RequesterHead = None
 
 
 class TagSetHead(WireModel):
@@ -144,6 +150,7 @@ class TagSetRequest(WireModel):
     since_version: WireInt = Field(ge=0)
     nonce: Nonce
     issued_at: Timestamp
+    tree_head: RequesterHead = None
 
 
 class _TagSetAnswer(PartnerAnswer):

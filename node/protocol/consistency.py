@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from node.protocol.bekendheid import PartnerAnswer
+from node.protocol.bekendheid import PartnerAnswer, RequesterHead
 from node.protocol.fields import (
     MAX_PROOF_HASHES,
     Bytes32,
@@ -44,6 +44,7 @@ class ConsistencyRequest(WireModel):
     from_size: WireInt = Field(ge=1)
     nonce: Nonce
     issued_at: Timestamp
+    tree_head: RequesterHead = None  # §9.5: the checker's own head, for the checked peer
 
 
 class _ConsistencyAnswer(PartnerAnswer):

@@ -59,6 +59,11 @@ class SignedTreeHead(WireModel):
     signatures: tuple[HeadSignature, ...] = Field(min_length=1, max_length=1)
 
 
+def signed_head(head: TreeHead) -> SignedTreeHead:
+    """One of our own heads as it travels in a message (§9.3, §9.5)."""
+    return SignedTreeHead.model_validate(json.loads(head.jws))
+
+
 def _parse_time(text: str) -> datetime:
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
 

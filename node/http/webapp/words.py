@@ -88,5 +88,9 @@ REASON_WORDS = {
     "replayed_request": "de vraag leek een herhaling",
     "round_deadline": "geen antwoord binnen de termijn van de ronde",
     "tag_set_timeout": "de tagset van de partner kwam niet op tijd",
+    # Refused: the partner holds another signed log of this node (§9.5); invalid: this
+    # node holds another signed log of the partner (§9.3). Either way the admin must look.
+    "forked_log": "twee verschillende ondertekende logboeken gezien; meld het aan de beheerder",
+    "bad_tree_head": "de ondertekende logboekkop klopt niet; meld het aan de beheerder",
 }
 KIND_WORDS = {"bsn": "BSN", "person": "Persoon", "address": "Adres"}
