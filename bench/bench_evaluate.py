@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import pstats
 import random
@@ -67,18 +68,27 @@ from node.protocol.bekendheid import (
     EVALUATE_RESPONSE_TYP,
     EvaluateRequest,
 )
+from node.protocol.models import rfc3339
+from node.protocol.tree_head import TREE_HEAD_TYP, SignedTreeHead
 from tests.federation import CONVENANT_ID, PURPOSE, Federation, convenant_toml
 
+# Sizes of the requester's heads, one new size per request over the whole run: a size
+# sent twice with another root would be a fork (refused forked_log).
+HEAD_SIZES = itertools.count(1)
 PARTNER = "p01-politie"
 REQUESTER = "vh-bench"
 EVALUATE_PATH = "/peer/v1/evaluate"
 
 
 class RequestFactory:
-    """Signed evaluate request bodies, as node/flows/asking.py builds them."""
+    """Signed evaluate request bodies, as node/flows/asking.py builds them: with the
+    requester's signed tree head (docs/protocol.md §9.5), one of a new size per request
+    as in a run of rounds (each round's head is a new size, so the node verifies it and
+    stores one row per request), or without one (``--no-head``: the earlier shape)."""
 
-    def __init__(self, signing: nacl.signing.SigningKey, elements: int) -> None:
+    def __init__(self, signing: nacl.signing.SigningKey, elements: int, head: bool) -> None:
         self.signing = signing
+        self.head = head
         inputs = [f"bsn:{100000000 + i:09d}".encode() for i in range(64)]
         _, blinded = oprf.blind(inputs)
         self.pool = [jws.b64u_encode(b) for b in blinded]
@@ -100,9 +110,22 @@ class RequestFactory:
             nonce=jws.b64u_encode(secrets.token_bytes(16)),
             issued_at=datetime.now(UTC),
             blinded_elements=tuple(self.pool[start : start + self.elements]),
+            tree_head=self._head() if self.head else None,
         )
         doc = jws.sign(EVALUATE_REQUEST_TYP, req.wire(), self.signing)
         return json.dumps(doc.to_json()).encode()
+
+    def _head(self) -> SignedTreeHead:
+        # A head of the requester for a size not sent before (the root is arbitrary: the
+        # node checks the signature and keeps it; it holds no other root for that size).
+        payload = {
+            "node": REQUESTER,
+            "tree_size": next(HEAD_SIZES),
+            "root_hash": jws.b64u_encode(secrets.token_bytes(32)),
+            "signed_at": rfc3339(datetime.now(UTC)),
+        }
+        doc = jws.sign(TREE_HEAD_TYP, payload, self.signing)
+        return SignedTreeHead.model_validate(doc.to_json())
 
 
 async def load(
@@ -200,8 +223,9 @@ async def run_case(
     k: int,
     concurrency: int,
     seconds: float,
+    head: bool,
 ) -> dict[str, Any]:
-    factory = RequestFactory(signing, k)
+    factory = RequestFactory(signing, k, head)
     # Unrecorded warm-up with live signing: sizes the pool and warms the node.
     warm_s = min(2.0, seconds)
     warm = await load(url, factory, concurrency, warm_s, [], partner_key)
@@ -224,9 +248,13 @@ async def run_case(
     return r
 
 
-def print_case(parties: int, k: int, c: int, r: dict[str, Any], costs: dict[str, float]) -> None:
+def print_case(
+    parties: int, k: int, c: int, r: dict[str, Any], costs: dict[str, float], head: bool
+) -> None:
     rps = r["ok"] / r["wall"]
-    bound = 1 / (costs["verify"] + costs["sign"] + costs[f"blind_evaluate:{k}"])
+    # The requester's head in the request (§9.5) is one more Ed25519 verify.
+    verifies = 2 if head else 1
+    bound = 1 / (verifies * costs["verify"] + costs["sign"] + costs[f"blind_evaluate:{k}"])
     lat = r["lat"] or [0.0]
     per_cpu = r["ok"] / r["node_cpu_s"] if r["node_cpu_s"] else 0.0
     print(
@@ -266,10 +294,17 @@ async def main_async(args: argparse.Namespace) -> None:
             if k.startswith("blind_evaluate") or k in ("sign", "verify")
         )
     )
+    verifies = 2 if args.head else 1
+    print(
+        "requests carry the requester's signed tree head (docs/protocol.md §9.5), a new size "
+        "each: +1 verify and one stored row per request"
+        if args.head
+        else "requests carry no tree head (--no-head: the shape before docs/protocol.md §9.5)"
+    )
     for k in sorted(set(args.elements)):
-        per = costs["verify"] + costs["sign"] + costs[f"blind_evaluate:{k}"]
+        per = verifies * costs["verify"] + costs["sign"] + costs[f"blind_evaluate:{k}"]
         print(
-            f"bound, {k} element(s)/request: verify + sign + blind_evaluate({k}) = "
+            f"bound, {k} element(s)/request: {verifies} verify + sign + blind_evaluate({k}) = "
             f"{per * 1e6:.0f} µs -> {1 / per:,.0f} requests/s, {k / per:,.0f} elements/s "
             "on one core (the node also signs a log tree head per request: +1 sign)"
         )
@@ -303,8 +338,10 @@ async def main_async(args: argparse.Namespace) -> None:
                 print(header)
                 for k in args.elements:
                     for c in args.concurrency:
-                        r = await run_case(url, pid, signing, partner_key, k, c, args.seconds)
-                        print_case(parties, k, c, r, costs)
+                        r = await run_case(
+                            url, pid, signing, partner_key, k, c, args.seconds, args.head
+                        )
+                        print_case(parties, k, c, r, costs, args.head)
             finally:
                 procs.stop_all()
             if args.profile and parties == max(args.parties):
@@ -317,7 +354,14 @@ async def main_async(args: argparse.Namespace) -> None:
                     await procs.wait_ready({PARTNER: url})
                     k, c = max(args.elements), max(args.concurrency)
                     r = await run_case(
-                        url, procs.pid(PARTNER), signing, partner_key, k, c, args.seconds
+                        url,
+                        procs.pid(PARTNER),
+                        signing,
+                        partner_key,
+                        k,
+                        c,
+                        args.seconds,
+                        args.head,
                     )
                     print(
                         f"# under cProfile (slower): {parties} parties, {k} elements, "
@@ -348,6 +392,12 @@ def main() -> None:
         help="convenant sizes (requester + answering node + others); default 2 21",
     )
     ap.add_argument("--profile", action="store_true", help="cProfile the node in a further run")
+    ap.add_argument(
+        "--no-head",
+        dest="head",
+        action="store_false",
+        help="send requests without the requester's tree head (the shape before §9.5)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.seconds = args.seconds or 0.7

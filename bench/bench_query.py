@@ -282,7 +282,8 @@ async def in_process(
                 ) * 1000
                 print(
                     f"   crypto calls in one {label} round: "
-                    f"{c.get('ed25519_verify', 0)} Ed25519 verify (protocol needs {2 * n}), "
+                    f"{c.get('ed25519_verify', 0)} Ed25519 verify (protocol needs {2 * n}; "
+                    f"tree heads add {2 * n}: the answers' and the requests' (§9.5)), "
                     f"{c.get('ed25519_sign', 0)} sign (protocol needs {2 * n}; tree heads add "
                     f"{n + 1}), {c.get('scalarmult', 0)} scalar mult, "
                     f"{c.get('hash_to_group', 0)} hash-to-group "
