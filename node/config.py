@@ -8,6 +8,7 @@ import stat
 import textwrap
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
@@ -177,6 +178,14 @@ class WebConfig(_Strict):
     secure_cookie: bool | None = None
 
 
+class LoggingConfig(_Strict):
+    """How ``vhnode serve`` writes its log (node/logging_setup.py)."""
+
+    # auto: journal lines under systemd ($JOURNAL_STREAM), console lines on a terminal,
+    # JSON lines otherwise.
+    format: Literal["auto", "json", "console", "journal"] = "auto"
+
+
 class NodeConfig(_Strict):
     node_id: str = Field(pattern=NODE_ID_PATTERN)
     organisation: str = Field(min_length=1, max_length=200)
@@ -190,6 +199,7 @@ class NodeConfig(_Strict):
     details: DetailsConfig = DetailsConfig()
     database: DatabaseConfig = DatabaseConfig()
     web: WebConfig = WebConfig()
+    logging: LoggingConfig = LoggingConfig()
 
 
 # What node.toml says about itself, and the comment above each of its keys: `vhnode init`
@@ -356,6 +366,13 @@ CONFIG_COMMENTS: dict[str, str] = {
         "`vhnode user set-password` lifts it. Both are in the node's log."
     ),
     "web.lockout_minutes": "How long a lock-out lasts, in minutes (> 0).",
+    "logging.format": (
+        "How `vhnode serve` writes its log to standard error: auto (the default) picks "
+        "journal under systemd, console on a terminal and json otherwise; journal is one "
+        "'<priority>event key=value' line per event without timestamp or colour, for "
+        "journald; json is one JSON object per line with an ISO 8601 UTC timestamp; "
+        "console is coloured lines for a person."
+    ),
     "web.secure_cookie": (
         "The session cookie's Secure attribute. Unset (the default): Secure when `endpoint` "
         "is https."
@@ -414,7 +431,8 @@ def render_config(cfg: NodeConfig) -> str:
     lines = _comment(CONFIG_HEADER)
     for k, v in top.items():
         lines += ["", *keyed(k, f"{k} = {value(v)}")]
-    for section in ("http", "limits", "peers", "retention", "details", "database", "web"):
+    sections = ("http", "limits", "peers", "retention", "details", "database", "web", "logging")
+    for section in sections:
         lines += ["", f"[{section}]"]
         for k, v in getattr(cfg, section).model_dump().items():
             key = f"{section}.{k}"

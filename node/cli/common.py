@@ -91,6 +91,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "This partner's own registry of subjects it knows.",
     ),
     "serve": ("node.cli.serve", "serve", "Run the node's HTTP server until SIGTERM or Ctrl-C."),
+    "service": (
+        "node.cli.service",
+        "service",
+        "Run the node as a systemd service: its unit file.",
+    ),
     "status": ("node.cli.serve", "status", "This node: id, key fingerprint, counts, convenants."),
     "user": ("node.cli.users", "user", "Users of the node's local API (bearer tokens)."),
 }

@@ -23,6 +23,7 @@ from node.config import (
     DB_FILE,
     KEYS_DIR,
     NodeConfig,
+    load_config,
     make_private_dir,
     render_config,
     set_endpoint,
@@ -34,6 +35,7 @@ from node.errors import (
     InputError,
     NotAParty,
     UnknownConvenant,
+    VhnodeError,
 )
 from node.flows import log_entries
 from node.flows.context import NodeContext
@@ -112,6 +114,44 @@ def issue_card(cfg: NodeConfig, keys: NodeKeys, now: datetime) -> jws.SignedDocu
 
 def own_card(ctx: NodeContext) -> tuple[PeerCard, jws.SignedDocument]:
     return ctx.own_card()
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """What a reload read (``read_for_reload``): the card and node.toml as they are now."""
+
+    card: tuple[PeerCard, jws.SignedDocument]
+    cfg: NodeConfig
+
+
+def read_for_reload(ctx: NodeContext) -> Reloaded:
+    """Read card.json and node.toml again for a running node (SIGHUP, ``systemctl
+    reload``): after ``vhnode card renew`` the server serves the new card without a
+    restart. Files only, no database: run off the event loop. Raises VhnodeError if
+    the card does not verify, or is not this node's with its keys (a new key needs a
+    restart, which loads it) — the node then keeps the card it serves."""
+    cfg = load_config(ctx.home)
+    try:
+        card = verify_card(json.loads((ctx.home / CARD_FILE).read_text()))
+    except (OSError, ValueError, VhnodeError) as e:  # unreadable, not JSON, not a card
+        raise ConfigError(f"{CARD_FILE}: {e}") from e
+    if card[0].node_id != ctx.node_id or card[0].signing_key_bytes != ctx.keys.signing_public:
+        raise ConfigError(
+            f"{CARD_FILE} is not this node's card with its loaded signing key; restart "
+            "the node after a change of keys"
+        )
+    return Reloaded(card, cfg)
+
+
+def apply_reload(ctx: NodeContext, new: Reloaded) -> list[str]:
+    """Serve the card read, and take the endpoint that goes with it from node.toml (``card
+    renew --endpoint`` writes both). Returns the other settings of node.toml that
+    differ from the running ones: they take effect at the next restart only."""
+    ctx.use_own_card(new.card)
+    taken = {"endpoint": new.cfg.endpoint, "card_validity_days": new.cfg.card_validity_days}
+    ctx.cfg = ctx.cfg.model_copy(update=taken)
+    running = ctx.cfg.model_dump()
+    return sorted(k for k, v in new.cfg.model_dump().items() if running.get(k) != v)
 
 
 def renew_card(

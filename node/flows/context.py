@@ -206,6 +206,10 @@ class NodeContext:
         """The card file was replaced (``admin.renew_card``): read it again when needed."""
         self._own_card = None
 
+    def use_own_card(self, card: tuple[PeerCard, jws.SignedDocument]) -> None:
+        """Serve ``card`` from now on (a reload read and verified it: ``admin.reload``)."""
+        self._own_card = card
+
     def own_card(self) -> tuple[PeerCard, jws.SignedDocument]:
         """This node's peer card, read and verified once (it changes only with init and
         ``admin.renew_card``, which drops the copy read)."""
