@@ -6,6 +6,7 @@ one implementation. Each state change is written with its log entry in one trans
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -59,7 +60,17 @@ from node.protocol.withdrawal import (
     sign_withdrawal,
     verify_withdrawal,
 )
-from node.store import convenants, db, log, peers, registry, tag_sets, users, web_sessions
+from node.store import (
+    convenants,
+    db,
+    imports,
+    log,
+    peers,
+    registry,
+    tag_sets,
+    users,
+    web_sessions,
+)
 from node.store.db import tx
 from node.store.log_kinds import LogKind
 
@@ -546,27 +557,59 @@ def import_registrations(
         raise InputError(f"no such file: {path}")
     report = ImportReport()
     rows = iter_file(path, fmt, today=amsterdam_date(ctx.clock.now()))
-    while True:
-        chunk = list(islice(rows, IMPORT_BATCH))
-        if not chunk:
-            break
-        good: dict[str, Registration] = {}
-        for _line, item in chunk:
-            if isinstance(item, RowError):
-                report.errors.append(item)
-                # an identifier left out is reported before its row, which counts then
-                report.rows += item.whole_row
-            else:
-                report.rows += 1
-                good[item.ref] = item  # a ref repeated in one file: the last row wins
-        regs = list(good.values())
-        # The tags first, outside the batch's write transaction: a server on this home
-        # keeps answering while the import runs (docs/architecture.md).
-        prepared = prepare_changes(ctx, regs)
-        summary = apply_changes(ctx, regs, actor=actor, prepared=prepared)
-        report.upserted += summary.upserted
-        report.unchanged += summary.unchanged
-        report.tag_set_versions.update(summary.published)
+    started = ctx.clock.now().timestamp()
+
+    def progress(state: imports.ImportState) -> None:
+        # The serving node's /metrics reads this (``vhnode_import_*``).
+        imports.save(
+            ctx.conn,
+            imports.ImportProgress(
+                state,
+                started,
+                ctx.clock.now().timestamp(),
+                report.rows,
+                report.upserted,
+                report.unchanged,
+                report.invalid,
+                report.invalid_identifiers,
+            ),
+        )
+
+    with tx(ctx.conn):
+        progress("running")
+    try:
+        while True:
+            chunk = list(islice(rows, IMPORT_BATCH))
+            if not chunk:
+                break
+            good: dict[str, Registration] = {}
+            for _line, item in chunk:
+                if isinstance(item, RowError):
+                    report.errors.append(item)
+                    # an identifier left out is reported before its row, which counts then
+                    report.rows += item.whole_row
+                else:
+                    report.rows += 1
+                    good[item.ref] = item  # a ref repeated in one file: the last row wins
+            regs = list(good.values())
+            # The tags first, outside the batch's write transaction: a server on this home
+            # keeps answering while the import runs (docs/architecture.md).
+            prepared = prepare_changes(ctx, regs)
+            with tx(ctx.conn):  # the batch and its progress, committed together
+                summary = apply_changes(ctx, regs, actor=actor, prepared=prepared)
+                report.upserted += summary.upserted
+                report.unchanged += summary.unchanged
+                progress("running")
+            report.tag_set_versions.update(summary.published)
+    except BaseException:
+        # Stopped on an error or interrupted: say so, if the database still takes it
+        # (a full disk may not); the batches committed stay, and importing the file
+        # again completes it.
+        with contextlib.suppress(Exception), tx(ctx.conn):
+            progress("failed")
+        raise
+    with tx(ctx.conn):
+        progress("finished")
     return report
 
 

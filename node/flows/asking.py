@@ -567,7 +567,12 @@ async def ask_bekendheid(
         conv.id,
         (
             PartnerOutcome(
-                res.partner, res.status, res.reason, tuple(res.subjects), res.elapsed_ms / 1000
+                res.partner,
+                res.status,
+                res.reason,
+                tuple(res.subjects),
+                res.elapsed_ms / 1000,
+                res.tries,
             )
             for res in results
         ),

@@ -33,6 +33,9 @@ class PartnerOutcome:
     reason: str | None
     subject_statuses: tuple[str, ...]
     seconds: float
+    # Evaluate requests sent to the partner (``tries`` in the entry): more than one when
+    # it failed fast and was asked again (docs/protocol.md §6.8 "Retries").
+    tries: int = 1
 
 
 class NodeMetrics:
@@ -116,6 +119,49 @@ class NodeMetrics:
             ["partner"],
             registry=r,
         )
+        self.peer_retries = Counter(
+            "vhnode_peer_retries",
+            "Evaluate requests of this node's rounds sent again to a partner that failed "
+            "fast (connection refused or cut, 502/503): each round's tries minus one",
+            ["partner"],
+            registry=r,
+        )
+        self.registry_api_changes = Counter(
+            "vhnode_registry_api_changes",
+            "Registrations the source system wrote (upserted, unchanged) or removed through "
+            "the local API",
+            ["change"],
+            registry=r,
+        )
+        self.import_in_progress = Gauge(
+            "vhnode_import_in_progress",
+            "1 while a `vhnode registry import` runs (or was killed before it ended)",
+            registry=r,
+        )
+        self.import_failed = Gauge(
+            "vhnode_import_failed", "1 when the newest import stopped on an error", registry=r
+        )
+        self.import_rows = Gauge(
+            "vhnode_import_rows",
+            "Rows of the newest import committed so far: read, upserted, unchanged, refused",
+            ["outcome"],
+            registry=r,
+        )
+        self.import_refused_identifiers = Gauge(
+            "vhnode_import_refused_identifiers",
+            "Identifiers the newest import left out of rows it imported",
+            registry=r,
+        )
+        self.import_started = Gauge(
+            "vhnode_import_started_timestamp_seconds",
+            "When the newest import started",
+            registry=r,
+        )
+        self.import_progressed = Gauge(
+            "vhnode_import_progress_timestamp_seconds",
+            "When the newest import last committed a batch, or ended",
+            registry=r,
+        )
         self.ready = Gauge("vhnode_ready", "1 when /readyz would answer 200", registry=r)
         self.readiness_check = Gauge(
             "vhnode_readiness_check",
@@ -134,6 +180,12 @@ class NodeMetrics:
             self.answer_seconds.labels(o.partner).observe(o.seconds)
             if o.status == "refused":
                 self.refusals_received.labels(o.partner, o.reason or "?").inc()
+            self.peer_retries.labels(o.partner).inc(max(0, o.tries - 1))
+
+    def registrations_changed(self, upserted: int, unchanged: int, removed: int) -> None:
+        """A source system's PUT or DELETE, committed."""
+        for change, n in (("upserted", upserted), ("unchanged", unchanged), ("removed", removed)):
+            self.registry_api_changes.labels(change).inc(n)
 
     def refused(self, reason: str) -> None:
         """A signed refusal left for an authenticated peer request (and was logged)."""

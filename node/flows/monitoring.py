@@ -10,8 +10,9 @@ from prometheus_client import generate_latest
 
 from node.flows import admin, readiness
 from node.flows.context import NodeContext
+from node.flows.metrics import NodeMetrics
 from node.protocol.tree_head import parse_time
-from node.store import log, peer_heads
+from node.store import imports, log, peer_heads
 from node.store.log_kinds import LogKind
 
 
@@ -38,6 +39,7 @@ async def scrape(ctx: NodeContext) -> bytes:
         m.database_bytes.set(size.used_bytes + size.wal_bytes)
         for partner, forks in peer_heads.conflicts_by_peer(conn).items():
             m.peer_log_forks.labels(partner).set(forks)
+        _import_progress(m, imports.load(conn))
 
     await ctx.read(read)
     return generate_latest(m.registry)
@@ -54,3 +56,22 @@ def _seconds_since(
     newest = next(log.newest_of_kind(conn, kind, 1), None)
     when = parse_time(newest["time"]) if newest is not None else first
     return 0.0 if when is None else max(0.0, (now - when).total_seconds())
+
+
+def _import_progress(m: NodeMetrics, p: imports.ImportProgress | None) -> None:
+    """The newest registry import, as its process committed it (node/store/imports.py)."""
+    m.import_in_progress.set(1 if p is not None and p.state == "running" else 0)
+    m.import_failed.set(1 if p is not None and p.state == "failed" else 0)
+    if p is None:
+        return
+    rows = {
+        "read": p.rows,
+        "upserted": p.upserted,
+        "unchanged": p.unchanged,
+        "refused": p.refused_rows,
+    }
+    for outcome, n in rows.items():
+        m.import_rows.labels(outcome).set(n)
+    m.import_refused_identifiers.set(p.refused_identifiers)
+    m.import_started.set(p.started)
+    m.import_progressed.set(p.updated)

@@ -275,6 +275,7 @@ async def put_registration(request: web.Request) -> web.Response:
     today = amsterdam_date(ctx.clock.now())
     reg, actor = parse_registration(data, today=today), request[USER].name
     summary = await ctx.write(lambda: apply_changes(ctx, [reg], actor=actor))
+    ctx.metrics.registrations_changed(summary.upserted, summary.unchanged, 0)
     return web.json_response(
         {"ref": ref, "changed": summary.upserted == 1, "tag_set_versions": summary.published}
     )
@@ -287,6 +288,7 @@ async def delete_registration(request: web.Request) -> web.Response:
     summary = await ctx.write(lambda: apply_changes(ctx, [], [ref], actor=actor))
     if summary.removed == 0:
         raise NotFound(f"no registration {ref}")
+    ctx.metrics.registrations_changed(0, 0, summary.removed)
     return web.json_response({"ref": ref, "removed": True, "tag_set_versions": summary.published})
 
 
