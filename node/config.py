@@ -79,6 +79,8 @@ def check_home_private(home: Path, cfg: NodeConfig) -> None:
         check_private(home / (DB_FILE + suffix), "database file")
     if cfg.details.source_token_file is not None:
         check_private(cfg.details.source_token_file.expanduser(), "details.source_token_file")
+    if cfg.tls is not None:
+        check_private(cfg.tls.path(home, cfg.tls.key_file), "tls.key_file")
 
 
 class _Strict(BaseModel):
@@ -186,6 +188,29 @@ class LoggingConfig(_Strict):
     format: Literal["auto", "json", "console", "journal"] = "auto"
 
 
+class TlsConfig(_Strict):
+    """TLS and mutual TLS between peers (docs/protocol.md §12.3, docs/operations.md "TLS")."""
+
+    # The node's certificate (PEM; a chain: leaf first) and its private key (PEM, mode
+    # 0600). Relative paths are under the node's home.
+    cert_file: Path
+    key_file: Path
+    # A CA bundle (PEM, e.g. the PKIoverheid chain): a peer's certificate must chain to it
+    # as well as match the key on the peer's card. Unset: the card's key alone decides.
+    ca_file: Path | None = None
+    # The peer listener: TLS, client certificates, /peer/ only. [http] stays the local
+    # listener (API, web app) on loopback.
+    host: str = "127.0.0.1"
+    port: int = Field(8443, ge=0, le=65535)
+    # Peers whose card names no TLS key (a v1 card), and requests that came without a
+    # client certificate, are refused unless this is set.
+    allow_plain_http: bool = False
+
+    def path(self, home: Path, file: Path) -> Path:
+        file = file.expanduser()
+        return file if file.is_absolute() else home / file
+
+
 class NodeConfig(_Strict):
     node_id: str = Field(pattern=NODE_ID_PATTERN)
     organisation: str = Field(min_length=1, max_length=200)
@@ -200,6 +225,9 @@ class NodeConfig(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     web: WebConfig = WebConfig()
     logging: LoggingConfig = LoggingConfig()
+    # Unset: a node without TLS, which speaks plain HTTP to every peer (a test node, or a
+    # home from before TLS until its admin adds the section).
+    tls: TlsConfig | None = None
 
 
 # What node.toml says about itself, and the comment above each of its keys: `vhnode init`
@@ -373,6 +401,24 @@ CONFIG_COMMENTS: dict[str, str] = {
         "journald; json is one JSON object per line with an ISO 8601 UTC timestamp; "
         "console is coloured lines for a person."
     ),
+    "tls.cert_file": (
+        'TLS between peers (docs/operations.md "TLS"). The node\'s certificate (PEM, leaf '
+        "first) and private key (PEM, mode 0600); relative to the home. `vhnode init` makes "
+        "a self-signed one. Its key is on the peer card (v2): a new key needs a new card."
+    ),
+    "tls.ca_file": (
+        "A CA bundle (PEM, e.g. PKIoverheid): a peer's certificate must also chain to it. "
+        "Unset: the key on the peer's card alone decides (the pin)."
+    ),
+    "tls.host": (
+        "The peer listener: TLS with client certificates, /peer/ endpoints only. Listening "
+        "beyond loopback is this line's decision; the card's endpoint is https at this port."
+    ),
+    "tls.port": "TCP port of the peer listener (0 to 65535).",
+    "tls.allow_plain_http": (
+        "Talk to peers whose card names no TLS key (a v1 card) over plain HTTP, and accept "
+        "peer requests without a matching client certificate. Default false."
+    ),
     "web.secure_cookie": (
         "The session cookie's Secure attribute. Unset (the default): Secure when `endpoint` "
         "is https."
@@ -384,6 +430,7 @@ CONFIG_EXAMPLES: dict[str, str] = {
     "database.max_size_mib": "4096",
     "details.source_url": '"https://bps.politie-zwb.example.nl/vhnode/detail"',
     "details.source_token_file": '"/srv/vhnode/source.token"',
+    "tls.ca_file": '"/etc/ssl/pkioverheid/private-services-g1.pem"',
 }
 
 
@@ -431,7 +478,9 @@ def render_config(cfg: NodeConfig) -> str:
     lines = _comment(CONFIG_HEADER)
     for k, v in top.items():
         lines += ["", *keyed(k, f"{k} = {value(v)}")]
-    sections = ("http", "limits", "peers", "retention", "details", "database", "web", "logging")
+    sections = ["http", "limits", "peers", "retention", "details", "database", "web", "logging"]
+    if cfg.tls is not None:
+        sections.append("tls")
     for section in sections:
         lines += ["", f"[{section}]"]
         for k, v in getattr(cfg, section).model_dump().items():

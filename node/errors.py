@@ -266,6 +266,11 @@ class RateLimited(Refusal):
     title = "Evaluation rate limit exceeded"
 
 
+class TlsMismatch(Refusal):
+    code = "tls_mismatch"
+    title = "Request did not come over the TLS session its signer's card names"
+
+
 class Misaddressed(Refusal):
     code = "misaddressed"
     title = "Request is addressed to another node"
@@ -320,6 +325,7 @@ REFUSAL_CODES: tuple[str, ...] = tuple(
         RateLimited,
         Misaddressed,
         BadRequestSignature,
+        TlsMismatch,
         TooManySubjects,
         UnusableElements,
         RequesterTreeHeadBad,
@@ -335,6 +341,7 @@ UNAUTHENTICATED_CODES: frozenset[str] = frozenset(
         RevokedRequester,
         CardNotYetValid,
         BadRequestSignature,
+        TlsMismatch,
         Misaddressed,
         StaleRequest,
         ReplayedRequest,

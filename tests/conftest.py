@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,9 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 async def federation(tmp_path: Path) -> AsyncIterator[Federation]:
-    fed = await standard_federation(tmp_path)
+    # VHNODE_TEST_TLS=1 runs every test on this fixture over mutual TLS (tests/test_tls.py
+    # runs its own TLS federations either way).
+    fed = await standard_federation(tmp_path, tls=os.environ.get("VHNODE_TEST_TLS") == "1")
     try:
         yield fed
     finally:

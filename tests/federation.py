@@ -11,7 +11,7 @@ import asyncio
 import shutil
 import socket
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from node.flows.context import NodeContext, open_node
 from node.flows.publishing import apply_changes
 from node.http.app import make_app
 from node.http.connections import CappedSite
-from node.http.server import make_runner
+from node.http.server import make_runner, peer_site
 from node.protocol.registration import Registration, parse_registration
 
 CONVENANT_ID = "vh-test-veelplegers"
@@ -68,10 +68,21 @@ class SimNode:
     runner: web.AppRunner | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     sock: socket.socket | None = None  # held from init until the first start
+    # A TLS node (Federation(tls=True)): its peer listener, where its card's endpoint is.
+    tls_port: int | None = None
+    tls_sock: socket.socket | None = None
 
     @property
     def url(self) -> str:
+        """The local listener (API, web app): plain HTTP on loopback, TLS node or not."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def peer_url(self) -> str:
+        """Where peers reach this node: its card's endpoint."""
+        if self.tls_port is None:
+            return self.url
+        return f"https://127.0.0.1:{self.tls_port}"
 
     def card_json(self) -> Any:
         return admin.own_card(self.ctx)[1].to_json()
@@ -121,26 +132,48 @@ class Federation:
     # Every node's clock starts here and stands still until a test sets or advances it.
     started_at: datetime = field(default_factory=SYSTEM_CLOCK.now)
     session: aiohttp.ClientSession | None = None
+    # Nodes added from now on speak mutual TLS between them (a self-signed certificate
+    # each, made by init_node; card v2), with these [tls] settings on top.
+    tls: bool = False
+    tls_settings: dict[str, Any] = field(default_factory=dict)
+    # Writes <home>/tls/cert.pem and key.pem before init (a CA's certificate, say);
+    # unset: init_node makes a self-signed one.
+    tls_issue: Callable[[Path, str], None] | None = None
 
     # --- set-up -----------------------------------------------------------------
 
-    def add_node(self, node_id: str, org_type: str) -> SimNode:
+    def add_node(self, node_id: str, org_type: str, *, tls: bool | None = None) -> SimNode:
         sock = bound_socket()
         port = int(sock.getsockname()[1])
         home = self.root / node_id
-        cfg = NodeConfig.model_validate(
-            {
-                "node_id": node_id,
-                "organisation": f"{org_type.capitalize()} testregio",
-                "org_type": org_type,
-                "endpoint": f"http://127.0.0.1:{port}",
-                "http": {"host": "127.0.0.1", "port": port},
-                "peers": {"timeout_seconds": 4.0, "tag_set_timeout_seconds": 10.0},
+        raw: dict[str, Any] = {
+            "node_id": node_id,
+            "organisation": f"{org_type.capitalize()} testregio",
+            "org_type": org_type,
+            "endpoint": f"http://127.0.0.1:{port}",
+            "http": {"host": "127.0.0.1", "port": port},
+            "peers": {"timeout_seconds": 4.0, "tag_set_timeout_seconds": 10.0},
+        }
+        tls_sock = None
+        if self.tls if tls is None else tls:
+            tls_sock = bound_socket()
+            tls_port = int(tls_sock.getsockname()[1])
+            raw["endpoint"] = f"https://127.0.0.1:{tls_port}"
+            raw["tls"] = {
+                "cert_file": "tls/cert.pem",
+                "key_file": "tls/key.pem",
+                "host": "127.0.0.1",
+                "port": tls_port,
+                **self.tls_settings,
             }
-        )
+        cfg = NodeConfig.model_validate(raw)
         clock = ManualClock(self.started_at)
+        if tls_sock is not None and self.tls_issue is not None:
+            self.tls_issue(home, node_id)
         admin.init_node(home, cfg, clock.now())
         node = SimNode(node_id, home, port, clock, open_node(home, clock=clock), sock=sock)
+        if tls_sock is not None:
+            node.tls_sock, node.tls_port = tls_sock, int(tls_sock.getsockname()[1])
         for role in ("coordinator", "source", "privacy_officer", "liaison", "admin"):
             node.tokens[role] = admin.create_user(node.ctx, f"{role}-{node_id}", role)
         self.nodes[node_id] = node
@@ -183,6 +216,14 @@ class Federation:
                 node.sock = None
             else:
                 await CappedSite(node.runner, cap, host="127.0.0.1", port=node.port).start()
+            if node.tls_port is not None:  # the peer listener: TLS, /peer/ only
+                if node.tls_sock is not None:
+                    site = peer_site(node.ctx, node.runner, sock=node.tls_sock)
+                    node.tls_sock = None
+                else:
+                    site = peer_site(node.ctx, node.runner, host="127.0.0.1", port=node.tls_port)
+                assert site is not None
+                await site.start()
         if self.session is None:
             self.session = aiohttp.ClientSession()
 
@@ -200,6 +241,8 @@ class Federation:
             node = self.nodes[node_id]
             if node.sock is not None:  # a node that was never started
                 node.sock.close()
+            if node.tls_sock is not None:
+                node.tls_sock.close()
             node.ctx.close()
         if self.session is not None:
             await self.session.close()
@@ -251,9 +294,14 @@ def statuses(result: dict[str, Any]) -> dict[str, str]:
 
 
 async def standard_federation(
-    root: Path, parties: Sequence[tuple[str, str, tuple[str, ...], bool]] = DEFAULT_PARTIES
+    root: Path,
+    parties: Sequence[tuple[str, str, tuple[str, ...], bool]] = DEFAULT_PARTIES,
+    *,
+    tls: bool = False,
 ) -> Federation:
-    fed = Federation(root)
+    """The default parties, cards exchanged, the convenant installed, serving; with
+    ``tls``, over mutual TLS (each node's card a v2 card with its certificate)."""
+    fed = Federation(root, tls=tls)
     for node_id, org_type, _, _ in parties:
         fed.add_node(node_id, org_type)
     fed.exchange_cards()
@@ -338,7 +386,6 @@ async def interpose(fed: Federation, node_id: str) -> Interposer:
 
 import json as jsonlib  # noqa: E402
 import secrets  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 
 import nacl.signing  # noqa: E402
 

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("node.errors",),
     ("node.protocol",),
     ("node.policy",),
-    ("node.clock", "node.config", "node.keys", "node.logging_setup", "node.systemd"),
+    ("node.clock", "node.config", "node.keys", "node.logging_setup", "node.systemd", "node.tls"),
     ("node.store",),
     ("node.flows",),
     ("node.http",),

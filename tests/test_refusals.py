@@ -358,6 +358,7 @@ async def test_evaluation_is_refused_signed_and_logged(federation: Federation, c
 
 def test_every_refusal_code_is_covered_by_a_case() -> None:
     # replayed_request, rate_limited and not_a_provider have their own tests below;
+    # tls_mismatch needs TLS nodes (tests/test_tls.py);
     # bad_tree_head and forked_log (the requester's head, §9.5) in test_witness.py.
     own_tests = {
         "replayed_request",
@@ -365,6 +366,7 @@ def test_every_refusal_code_is_covered_by_a_case() -> None:
         "not_a_provider",
         "bad_tree_head",
         "forked_log",
+        "tls_mismatch",
     }
     assert {c.reason for c in EVALUATE_CASES} | own_tests == set(REFUSAL_CODES)
 

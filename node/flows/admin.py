@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from node import tls
 from node.clock import SYSTEM_CLOCK
 from node.config import (
     CARD_FILE,
@@ -89,8 +90,13 @@ def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.S
     make_private_dir(home)
     keys = NodeKeys.generate()
     keys.save(home / KEYS_DIR)
+    if cfg.tls is not None and not any(
+        cfg.tls.path(home, f).exists() for f in (cfg.tls.cert_file, cfg.tls.key_file)
+    ):
+        # No certificate brought along (a CA's, docs/operations.md "TLS"): a self-signed one.
+        tls.write_self_signed(home, cfg, now)
     write_private(home / CONFIG_FILE, render_config(cfg))
-    card = issue_card(cfg, keys, now)
+    card = issue_card(cfg, keys, now, tls.certificate_der(home, cfg))
     write_private(home / CARD_FILE, json.dumps(card.to_json(), indent=2) + "\n")
     conn = db.connect(home / DB_FILE, keys)
     with tx(conn):
@@ -109,8 +115,11 @@ def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.S
     return card
 
 
-def issue_card(cfg: NodeConfig, keys: NodeKeys, now: datetime) -> jws.SignedDocument:
-    """This node's self-signed peer card, from its config and keys."""
+def issue_card(
+    cfg: NodeConfig, keys: NodeKeys, now: datetime, tls_certificate: bytes | None = None
+) -> jws.SignedDocument:
+    """This node's self-signed peer card, from its config and keys; v2 with the node's
+    TLS certificate (DER) when it has one (§4.1)."""
     return peer_card.issue_card(
         node_id=cfg.node_id,
         organisation=cfg.organisation,
@@ -120,6 +129,7 @@ def issue_card(cfg: NodeConfig, keys: NodeKeys, now: datetime) -> jws.SignedDocu
         encryption_public=keys.encryption_public,
         validity=timedelta(days=cfg.card_validity_days),
         now=now,
+        tls_certificate=tls_certificate,
     )
 
 
@@ -185,7 +195,9 @@ def renew_card(
     # issued_at orders a node's cards (§4.2): a renewal within the second of the card
     # held (or after the clock was set back) still comes out later than it.
     now = max(ctx.clock.now(), held.issued_at + timedelta(seconds=1))
-    card = issue_card(cfg, ctx.keys, now)
+    # The certificate as the files hold it now: a renewed certificate (same key or a new
+    # one) reaches the partners with this card.
+    card = issue_card(cfg, ctx.keys, now, tls.certificate_der(ctx.home, cfg))
     renewed, _ = verify_card(card.to_json())
     if endpoint is not None:
         set_endpoint(ctx.home, renewed.endpoint_url)

@@ -30,6 +30,7 @@ from node.errors import (
     RequesterTreeHeadBad,
     RevokedRequester,
     StaleRequest,
+    TlsMismatch,
     TooManySubjects,
     UnknownRequester,
     UnusableElements,
@@ -71,6 +72,7 @@ from node.protocol.tag_set import pack
 from node.protocol.tree_head import SignedTreeHead, check_head
 from node.store import log, nonces, peer_heads, peers, tag_sets
 from node.store.db import tx
+from node.tls import PeerTransport, transport_refusal
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,15 @@ class Answer:
 
 
 def authenticate_peer(
-    ctx: NodeContext, doc: jws.SignedDocument, claimed: str, partner: str, now: datetime
+    ctx: NodeContext,
+    doc: jws.SignedDocument,
+    claimed: str,
+    partner: str,
+    now: datetime,
+    transport: PeerTransport,
 ) -> Refusal | None:
-    """§6.6 steps 3–5: a known, valid peer signed this, addressed to us."""
+    """§6.6 steps 3–5: a known, valid peer signed this, over the TLS session its card
+    names (step 3a), addressed to us."""
     if len(doc.signatures) != 1:
         raise MalformedMessage("a request carries exactly one signature")
     kid = doc.signatures[0].kid
@@ -114,6 +122,12 @@ def authenticate_peer(
         doc.verify(peer.card.signing_fingerprint, peer.card.signing_key_bytes)
     except BadSignature as e:
         return BadRequestSignature(e.detail)
+    # Step 3a, after the signature: only a verified signer's card says which TLS key its
+    # requests come with; before, a forged kid could make us name another node's key.
+    allow_plain = ctx.cfg.tls is None or ctx.cfg.tls.allow_plain_http
+    mismatch = transport_refusal(peer.card, transport, allow_plain)
+    if mismatch is not None:
+        return TlsMismatch(mismatch)
     if partner != ctx.node_id:
         return Misaddressed(f"request is addressed to {partner}, not to {ctx.node_id}")
     return None
@@ -141,11 +155,13 @@ def admit_peer(
     issued_at: datetime,
     nonce: str,
     now: datetime,
+    transport: PeerTransport,
 ) -> Refusal | None:
-    """§6.6 steps 3–6 before any write: signed by a known, valid key of ``claimed``,
-    addressed to us, within the clock skew, nonce not seen. Reads only; the nonce is
-    recorded later, in the transaction that logs the answer (``check_fresh``)."""
-    refusal = authenticate_peer(ctx, doc, claimed, partner, now)
+    """§6.6 steps 3–6 before any write: signed by a known, valid key of ``claimed``, over
+    its card's TLS session, addressed to us, within the clock skew, nonce not seen. Reads
+    only; the nonce is recorded later, in the transaction that logs the answer
+    (``check_fresh``)."""
+    refusal = authenticate_peer(ctx, doc, claimed, partner, now, transport)
     if refusal is not None:
         return refusal
     skew = ctx.cfg.limits.clock_skew_seconds
@@ -280,7 +296,7 @@ def _head(ctx: NodeContext, convenant_id: str) -> TagSetHead:
     )
 
 
-def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
+def answer_evaluate(ctx: NodeContext, body: bytes, transport: PeerTransport) -> Answer:
     """§6.6: verify, decide, evaluate, sign, log — one transaction."""
     doc = jws.parse_bytes(body, EVALUATE_REQUEST_TYP)  # step 1
     req = parse_model(EvaluateRequest, doc.payload)  # step 2
@@ -294,7 +310,9 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
         "issued_at": now,
     }
     # Steps 3–6 before any write: an unauthenticated request is only counted.
-    refusal = admit_peer(ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now)
+    refusal = admit_peer(
+        ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now, transport
+    )
     if refusal is not None:
         return refuse_unauthenticated(
             ctx, "evaluate", req.requester, refusal, EVALUATE_RESPONSE_TYP, fields,
@@ -389,7 +407,7 @@ def answer_evaluate(ctx: NodeContext, body: bytes) -> Answer:
         )
 
 
-def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
+def answer_tag_set(ctx: NodeContext, body: bytes, transport: PeerTransport) -> Answer:
     """§6.7: a full tag set or a delta, only for a party that may query."""
     doc = jws.parse_bytes(body, TAG_SET_REQUEST_TYP)
     req = parse_model(TagSetRequest, doc.payload)
@@ -400,7 +418,9 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
         "request_hash": jws.b64u_encode(doc.digest()),
         "issued_at": now,
     }
-    refusal = admit_peer(ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now)
+    refusal = admit_peer(
+        ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now, transport
+    )
     if refusal is not None:
         return refuse_unauthenticated(
             ctx, "tag_set", req.requester, refusal, TAG_SET_RESPONSE_TYP, fields,
@@ -475,7 +495,7 @@ def answer_tag_set(ctx: NodeContext, body: bytes) -> Answer:
         )
 
 
-def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
+def answer_consistency(ctx: NodeContext, body: bytes, transport: PeerTransport) -> Answer:
     """§9.4: a consistency proof from a size the requester holds to our current head.
 
     Any known, unrevoked peer may ask (it received our heads with our answers); no
@@ -491,7 +511,9 @@ def answer_consistency(ctx: NodeContext, body: bytes) -> Answer:
         "issued_at": now,
         "from_size": req.from_size,
     }
-    refusal = admit_peer(ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now)
+    refusal = admit_peer(
+        ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now, transport
+    )
     if refusal is not None:
         return refuse_unauthenticated(
             ctx, "consistency", req.requester, refusal, CONSISTENCY_RESPONSE_TYP, fields,

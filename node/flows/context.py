@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import json
 import sqlite3
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,7 @@ from node.protocol import jws
 from node.protocol.peer_card import PeerCard, verify_card
 from node.store import db, log
 from node.store.database import AfterCommit, Database, thread_connection
+from node.tls import TlsFiles, client_context, load_files, server_context, trust_certificate
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -76,6 +78,12 @@ class NodeContext:
     metrics: NodeMetrics = field(default_factory=NodeMetrics, init=False)
     _trust: Trust | None = field(default=None, init=False)
     _own_card: tuple[PeerCard, jws.SignedDocument] | None = field(default=None, init=False)
+    # [tls] (node/tls.py): the files, checked at open; the peer listener's context and
+    # the certificates its trust store holds; one client context per partner certificate.
+    tls_files: TlsFiles | None = None
+    _tls_server: ssl.SSLContext | None = field(default=None, init=False)
+    _tls_trusted: set[bytes] = field(default_factory=set, init=False)
+    _tls_clients: dict[tuple[str, str], ssl.SSLContext] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(
@@ -231,6 +239,53 @@ class NodeContext:
             )
         return cached
 
+    def tls_server_context(self) -> ssl.SSLContext | None:
+        """The peer listener's context (None without [tls]), its trust store the held
+        cards' certificates as of now; built when the server starts (reads the files)."""
+        if self.tls_files is None:
+            return None
+        if self._tls_server is None:
+            self._tls_server = server_context(self.tls_files, [])
+            self.trust_peer_certificates(self.trust())
+        return self._tls_server
+
+    def trust_peer_certificates(self, trusted: Trust) -> int:
+        """Add the certificates of cards held since the last call to the peer listener's
+        trust store, so that those peers' handshakes complete without a restart (§12.3).
+        Only adds: a certificate that stays trusted lets a handshake through, nothing
+        more — the request is refused unless its signer's card names that key (§6.6 step
+        3a). Returns how many were added."""
+        if self._tls_server is None or self.tls_files is None or self.tls_files.ca_file:
+            return 0
+        wanted = [self.tls_files.certificate_der]
+        wanted += [der for p in trusted.peers_by_id.values() if (der := p.card.tls_certificate_der)]
+        added = 0
+        for der in wanted:
+            if der not in self._tls_trusted:
+                trust_certificate(self._tls_server, der)
+                self._tls_trusted.add(der)
+                added += 1
+        return added
+
+    async def peer_ssl(self, card: PeerCard) -> ssl.SSLContext | None:
+        """The TLS context to ask the node of ``card`` with: pinned to the key on its card
+        (node/tls.py), built off the event loop the first time (it reads our key file).
+        None when the card names no TLS key: the caller decides whether plain HTTP is
+        allowed (``[tls] allow_plain_http``)."""
+        if card.tls_certificate is None:
+            return None
+        key = (card.node_id, card.tls_certificate)
+        context = self._tls_clients.get(key)
+        if context is None:
+            context = await asyncio.to_thread(client_context, self.tls_files, card)
+            self._tls_clients[key] = context
+        return context
+
+    @property
+    def allow_plain_http(self) -> bool:
+        """A node without [tls] speaks plain HTTP; with it, only where the admin allows."""
+        return self.cfg.tls is None or self.cfg.tls.allow_plain_http
+
     def close(self) -> None:
         self.direct_conn.close()
 
@@ -242,8 +297,11 @@ def open_node(home: Path, clock: Clock = SYSTEM_CLOCK) -> NodeContext:
     cfg = load_config(home)
     check_home_private(home, cfg)
     keys = NodeKeys.load(home / KEYS_DIR)
+    tls_files = None if cfg.tls is None else load_files(home, cfg.tls)
     conn = db.connect(home / DB_FILE, keys)
-    ctx = NodeContext(home=home, cfg=cfg, keys=keys, direct_conn=conn, clock=clock)
+    ctx = NodeContext(
+        home=home, cfg=cfg, keys=keys, direct_conn=conn, clock=clock, tls_files=tls_files
+    )
     ctx._prepare(conn)
     return ctx
 

@@ -18,7 +18,7 @@ import aiohttp
 from node.errors import ProtocolError
 from node.flows import log_entries
 from node.flows.context import NodeContext
-from node.flows.peer_client import PartnerFailure, post_signed, verified
+from node.flows.peer_client import PartnerFailure, peer_ssl, post_signed, verified
 from node.protocol import answer_size, jws, merkle
 from node.protocol.answers import Expected
 from node.protocol.consistency import (
@@ -92,6 +92,7 @@ async def _check_one(
     )
     doc = jws.sign(CONSISTENCY_REQUEST_TYP, req.wire(), ctx.keys.signing)
     try:
+        context = await peer_ssl(ctx, card)
         body = await asyncio.wait_for(
             post_signed(
                 session,
@@ -99,6 +100,7 @@ async def _check_one(
                 doc,
                 CONSISTENCY_RESPONSE_TYP,
                 max_bytes=answer_size.CONSISTENCY_ANSWER,
+                ssl_context=context,
             ),
             ctx.cfg.peers.timeout_seconds,
         )

@@ -52,6 +52,7 @@ from node.flows.answering import (
     refuse_unauthenticated,
 )
 from node.flows.context import NodeContext
+from node.flows.peer_client import PartnerFailure, peer_ssl
 from node.flows.publishing import rebuild
 from node.policy import detail as policy
 from node.policy.convenant import Decision, decide_standing
@@ -89,6 +90,7 @@ from node.store import details as store
 from node.store import log, registry, tag_sets
 from node.store.db import flush_deleted, tx
 from node.store.log_kinds import LogKind
+from node.tls import PeerTransport
 
 logger = structlog.get_logger("vhnode.details")
 
@@ -441,14 +443,18 @@ class _Admitted:
     on_record: frozenset[str]
 
 
-async def answer_detail(ctx: NodeContext, session: aiohttp.ClientSession, body: bytes) -> Answer:
+async def answer_detail(
+    ctx: NodeContext, session: aiohttp.ClientSession, body: bytes, transport: PeerTransport
+) -> Answer:
     doc = jws.parse_bytes(body, DETAIL_REQUEST_TYP)
     req = parse_model(DetailRequest, doc.payload)
     now = ctx.clock.now()
     request_hash = jws.b64u_encode(doc.digest())
 
     def first() -> Answer | _Admitted:  # first transaction: nonce and every refusal
-        refusal = admit_peer(ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now)
+        refusal = admit_peer(
+            ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now, transport
+        )
         if refusal is not None:  # §6.6 steps 3–6: nothing is written, only counted
             return _refuse_unauthenticated(
                 ctx, "detail", req.requester, req.trace_id, request_hash, refusal, now
@@ -677,7 +683,9 @@ class _Polled:
     recipient_key: bytes
 
 
-async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: bytes) -> Answer:
+async def answer_poll(
+    ctx: NodeContext, session: aiohttp.ClientSession, body: bytes, transport: PeerTransport
+) -> Answer:
     doc = jws.parse_bytes(body, DETAIL_POLL_TYP)
     poll = parse_model(DetailPoll, doc.payload)
     now = ctx.clock.now()
@@ -685,7 +693,7 @@ async def answer_poll(ctx: NodeContext, session: aiohttp.ClientSession, body: by
 
     def first() -> Answer | _Polled:
         refusal = admit_peer(
-            ctx, doc, poll.requester, poll.partner, poll.issued_at, poll.nonce, now
+            ctx, doc, poll.requester, poll.partner, poll.issued_at, poll.nonce, now, transport
         )
         if refusal is not None:  # §6.6 steps 3–6: nothing is written, only counted
             return _refuse_unauthenticated(
@@ -841,12 +849,12 @@ def _by_registration(
     return [(tuple(sorted(r)), tuple(sorted(p))) for r, p in groups]
 
 
-def answer_hit_notice(ctx: NodeContext, body: bytes) -> Answer:
+def answer_hit_notice(ctx: NodeContext, body: bytes, transport: PeerTransport) -> Answer:
     doc = jws.parse_bytes(body, HIT_NOTICE_TYP)
     notice = parse_model(HitNotice, doc.payload)
     now = ctx.clock.now()
     refusal = admit_peer(
-        ctx, doc, notice.requester, notice.partner, notice.issued_at, notice.nonce, now
+        ctx, doc, notice.requester, notice.partner, notice.issued_at, notice.nonce, now, transport
     )
     if refusal is not None:
         refused: dict[str, Any] = {
@@ -1188,12 +1196,16 @@ async def send_decision_notice(
         )
         doc = jws.sign(DETAIL_NOTICE_TYP, notice.wire(), ctx.keys.signing)
         try:
+            context = await peer_ssl(ctx, card)
             async with session.post(
                 card.endpoint_url + DETAIL_NOTICE_PATH,
                 json=doc.to_json(),
                 timeout=aiohttp.ClientTimeout(total=ctx.cfg.peers.timeout_seconds),
+                ssl=context,
             ) as resp:
                 sent = resp.status == 202
+        except PartnerFailure as e:  # plain HTTP not allowed: the requester polls itself
+            logger.info("decision_notice_failed", requester=requester, error=e.reason)
         except (aiohttp.ClientError, TimeoutError) as e:
             logger.info("decision_notice_failed", requester=requester, error=type(e).__name__)
     entry = log_entries.detail_notice_sent(trace_id=trace_id, requester=requester, sent=sent)

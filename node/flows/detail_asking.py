@@ -92,6 +92,7 @@ from node.store import received
 from node.store.db import flush_deleted, tx
 from node.store.log_kinds import LogKind
 from node.store.received import Ask, AskedCategory, RoundHit, open_at_rest, seal_at_rest
+from node.tls import PeerTransport
 
 ASKING_ROLES = ("coordinator", "liaison", "privacy_officer")
 LOCAL_STATUSES = ("unreachable", "timeout", "invalid")
@@ -693,7 +694,7 @@ def purge_due(ctx: NodeContext) -> int:
 # --- decision notices (§14.6) -----------------------------------------------------------
 
 
-def receive_notice(ctx: NodeContext, body: bytes) -> str:
+def receive_notice(ctx: NodeContext, body: bytes, transport: PeerTransport) -> str:
     """Check a decision notice; the trace id of the open request it concerns.
 
     Raises (problem+json) when it is not from a trusted partner, not for us, stale or
@@ -704,7 +705,7 @@ def receive_notice(ctx: NodeContext, body: bytes) -> str:
     notice = parse_model(DetailNotice, doc.payload)
     now = ctx.clock.now()
     refusal = admit_peer(
-        ctx, doc, notice.partner, notice.requester, notice.issued_at, notice.nonce, now
+        ctx, doc, notice.partner, notice.requester, notice.issued_at, notice.nonce, now, transport
     )
     if refusal is not None:
         unauthenticated.count(ctx, "detail_notice", notice.partner, refusal, now)

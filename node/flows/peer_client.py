@@ -77,6 +77,7 @@ async def post_signed(
     typ: str,
     *,
     max_bytes: int,
+    ssl_context: ssl.SSLContext | bool = True,
 ) -> bytes:
     """POST ``doc`` and read the answer's body, at most ``max_bytes`` of it (the bound of
     this message type, ``protocol.answer_size``): a longer answer is ``invalid`` as soon as
@@ -88,10 +89,14 @@ async def post_signed(
     answer's status line, HTTP 502 or 503. Not a timeout (the partner is slow, and a second
     wait would not fit the deadline), a TLS failure (it fails the same way again), a body
     broken off (the partner answered, and may have acted on the request), nor another
-    5xx (the partner handled the request and failed)."""
+    5xx (the partner handled the request and failed).
+
+    ``ssl_context`` is the partner's pinned context (``peer_ssl``): a certificate that
+    does not verify against the partner's card — another key, expired, not from the
+    configured CA — is ``invalid`` with reason ``tls_certificate``, and nothing was sent."""
     answered = False
     try:
-        async with session.post(url, json=doc.to_json()) as resp:
+        async with session.post(url, json=doc.to_json(), ssl=ssl_context) as resp:
             answered = True
             if resp.status >= 500:
                 raise PartnerFailure(
@@ -119,6 +124,12 @@ async def post_signed(
                     None,
                     f"partner rejected the request (HTTP {resp.status}): {body[:200]!r}",
                 )
+    except aiohttp.ClientConnectorCertificateError as e:
+        raise PartnerFailure(
+            "invalid",
+            "tls_certificate",
+            f"the partner's TLS certificate failed: {e.certificate_error}",
+        ) from e
     except (aiohttp.ClientError, OSError) as e:
         # Connection refused or reset, a truncated body, a redirect loop: no signed answer.
         raise PartnerFailure(
@@ -199,6 +210,22 @@ async def with_retries(
             await asyncio.sleep(pause)
 
 
+async def peer_ssl(ctx: NodeContext, card: PeerCard) -> ssl.SSLContext | bool:
+    """How to reach the node of ``card``: over TLS pinned to the key on its card; plain
+    HTTP (or a proxy's TLS, checked against the system's CAs) only for a card without a
+    TLS key where ``[tls] allow_plain_http`` lets us (§12.3): else nothing is sent."""
+    context = await ctx.peer_ssl(card)
+    if context is not None:
+        return context
+    if not ctx.allow_plain_http:
+        raise PartnerFailure(
+            "invalid",
+            "plain_http",
+            "the partner's card names no TLS key and [tls] allow_plain_http is false: not asked",
+        )
+    return True
+
+
 def partner_key(party: ConvenantParty, card: PeerCard | None) -> bytes:
     """The key an answer of this partner must be signed with: the one the convenant names,
     as held in its peer card."""
@@ -243,8 +270,16 @@ async def signed_exchange(
     caller to classify with what it asked.
     """
     key = partner_key(party, card)
+    context = await peer_ssl(ctx, card)
     body = await asyncio.wait_for(
-        post_signed(session, card.endpoint_url + path, doc, answer_typ, max_bytes=max_bytes),
+        post_signed(
+            session,
+            card.endpoint_url + path,
+            doc,
+            answer_typ,
+            max_bytes=max_bytes,
+            ssl_context=context,
+        ),
         timeout,
     )
     expected = Expected(

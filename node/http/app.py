@@ -54,6 +54,7 @@ from node.http.plumbing import (
     Handler,
     jose,
     json_object,
+    peer_transport,
     permits,
     roles,
 )
@@ -124,6 +125,22 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 def _route(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "?"
+
+
+TLS_LISTENER_PATHS = ("/peer/", "/healthz")
+# How often the peer listener's trust store is brought up to the held cards (§12.3).
+TLS_TRUST_REFRESH_SECONDS = 1.0
+
+
+@web.middleware
+async def tls_listener_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The TLS peer listener serves the peer endpoints (and liveness) only: the local API
+    and the web app stay on the loopback [http] listener (docs/adr/0005)."""
+    transport = request.transport
+    on_tls = transport is not None and transport.get_extra_info("sslcontext") is not None
+    if on_tls and not request.path.startswith(TLS_LISTENER_PATHS):
+        raise web.HTTPNotFound(text="the peer listener serves /peer/ only")
+    return await handler(request)
 
 
 @web.middleware
@@ -204,18 +221,18 @@ async def peer_card(request: web.Request) -> web.Response:
 
 
 async def peer_evaluate(request: web.Request) -> web.Response:
-    ctx, body = request.app[CTX], await request.read()
-    return jose(await ctx.write(lambda: provider.answer_evaluate(ctx, body)))
+    ctx, body, transport = request.app[CTX], await request.read(), peer_transport(request)
+    return jose(await ctx.write(lambda: provider.answer_evaluate(ctx, body, transport)))
 
 
 async def peer_consistency(request: web.Request) -> web.Response:
-    ctx, body = request.app[CTX], await request.read()
-    return jose(await ctx.write(lambda: provider.answer_consistency(ctx, body)))
+    ctx, body, transport = request.app[CTX], await request.read(), peer_transport(request)
+    return jose(await ctx.write(lambda: provider.answer_consistency(ctx, body, transport)))
 
 
 async def peer_tag_set(request: web.Request) -> web.Response:
-    ctx, body = request.app[CTX], await request.read()
-    return jose(await ctx.write(lambda: provider.answer_tag_set(ctx, body)))
+    ctx, body, transport = request.app[CTX], await request.read(), peer_transport(request)
+    return jose(await ctx.write(lambda: provider.answer_tag_set(ctx, body, transport)))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -433,7 +450,13 @@ async def purge_due(ctx: NodeContext) -> None:
 
 def make_app(ctx: NodeContext) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware, peer_guard_middleware, auth_middleware, body_middleware],
+        middlewares=[
+            problem_middleware,
+            tls_listener_middleware,
+            peer_guard_middleware,
+            auth_middleware,
+            body_middleware,
+        ],
         client_max_size=ctx.cfg.http.max_body_bytes,
     )
     app[CTX] = ctx
@@ -515,7 +538,31 @@ def make_app(ctx: NodeContext) -> web.Application:
         except (VhnodeError, sqlite3.Error) as e:
             logger.warning("unauthenticated_flush_failed", error=type(e).__name__)
 
+    async def tls_trust(app: web.Application) -> Any:
+        # A card added or updated (web app, CLI in another process) lets its node's TLS
+        # handshakes in within a second, without a restart; the pin is checked per request.
+        async def loop() -> None:
+            ON_LOOP.set(True)
+            while True:
+                await asyncio.sleep(TLS_TRUST_REFRESH_SECONDS)
+                try:
+                    trusted = await ctx.read(ctx.trust)
+                except (VhnodeError, sqlite3.Error) as e:  # locked or broken: retry later
+                    logger.warning("tls_trust_refresh_failed", error=type(e).__name__)
+                    continue
+                added = ctx.trust_peer_certificates(trusted)
+                if added:
+                    logger.info("tls_trust_refreshed", certificates_added=added)
+
+        task = asyncio.create_task(loop()) if ctx.tls_files is not None else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app.cleanup_ctx.append(client_session)
+    app.cleanup_ctx.append(tls_trust)
     app.cleanup_ctx.append(background)
     app.cleanup_ctx.append(retention)
     app.cleanup_ctx.append(unauthenticated_counts)

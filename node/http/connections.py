@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 
 import structlog
 from aiohttp import web
@@ -66,10 +67,13 @@ class CappedSite(web.BaseSite):
         host: str | None = None,
         port: int = 0,
         sock: socket.socket | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        handshake_timeout: float | None = None,
     ) -> None:
         super().__init__(runner)
         self._max = max_connections
         self._host, self._port, self._sock = host, port, sock
+        self._ssl, self._handshake_timeout = ssl_context, handshake_timeout
         self._refused = 0
 
     @property
@@ -78,7 +82,7 @@ class CappedSite(web.BaseSite):
             host, port = self._sock.getsockname()[:2]
         else:
             host, port = self._host, self._port
-        return f"http://{host}:{port}"
+        return f"{'https' if self._ssl else 'http'}://{host}:{port}"
 
     def _protocol(self) -> asyncio.BaseProtocol:
         server = self._runner.server
@@ -101,9 +105,19 @@ class CappedSite(web.BaseSite):
         loop = asyncio.get_running_loop()
         if self._sock is not None:
             self._server = await loop.create_server(
-                self._protocol, sock=self._sock, backlog=self._backlog
+                self._protocol,
+                sock=self._sock,
+                backlog=self._backlog,
+                ssl=self._ssl,
+                ssl_handshake_timeout=self._handshake_timeout if self._ssl else None,
             )
         else:
             self._server = await loop.create_server(
-                self._protocol, self._host, self._port, backlog=self._backlog, reuse_address=True
+                self._protocol,
+                self._host,
+                self._port,
+                backlog=self._backlog,
+                reuse_address=True,
+                ssl=self._ssl,
+                ssl_handshake_timeout=self._handshake_timeout if self._ssl else None,
             )

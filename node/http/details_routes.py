@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from node.errors import InputError
 from node.flows import detail_asking as requester
-from node.http.plumbing import CTX, SESSION, USER, json_object, roles
+from node.http.plumbing import CTX, SESSION, USER, json_object, peer_transport, roles
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.detail import DETAIL_NOTICE_PATH, MAX_CATEGORIES, TRACE_ID
 from node.protocol.models import NODE_ID_PATTERN
@@ -49,8 +49,8 @@ def _trace_id(request: web.Request) -> str:
 async def peer_detail_notice(request: web.Request) -> web.Response:
     """§14.6: a partner's liaison decided; check the notice, answer 202 and poll."""
     ctx = request.app[CTX]
-    body = await request.read()
-    trace_id = await ctx.write(lambda: requester.receive_notice(ctx, body))
+    body, transport = await request.read(), peer_transport(request)
+    trace_id = await ctx.write(lambda: requester.receive_notice(ctx, body, transport))
     ctx.spawn(requester.poll_after_notice(ctx, request.app[SESSION], trace_id))
     return web.json_response({"status": "accepted"}, status=202)
 

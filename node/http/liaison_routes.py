@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from node.errors import InputError
 from node.flows import detail_answering as provider
-from node.http.plumbing import CTX, SESSION, USER, jose, json_object, roles
+from node.http.plumbing import CTX, SESSION, USER, jose, json_object, peer_transport, roles
 from node.protocol.convenant import ID_PATTERN
 from node.protocol.detail import DETAIL_PATH, DETAIL_POLL_PATH, HIT_NOTICE_PATH
 from node.protocol.models import rfc3339
@@ -21,21 +21,21 @@ from node.store.details import NoticeFilter
 
 async def peer_detail(request: web.Request) -> web.Response:
     answer = await provider.answer_detail(
-        request.app[CTX], request.app[SESSION], await request.read()
+        request.app[CTX], request.app[SESSION], await request.read(), peer_transport(request)
     )
     return jose(answer)
 
 
 async def peer_detail_poll(request: web.Request) -> web.Response:
     answer = await provider.answer_poll(
-        request.app[CTX], request.app[SESSION], await request.read()
+        request.app[CTX], request.app[SESSION], await request.read(), peer_transport(request)
     )
     return jose(answer)
 
 
 async def peer_hit_notice(request: web.Request) -> web.Response:
-    ctx, body = request.app[CTX], await request.read()
-    return jose(await ctx.write(lambda: provider.answer_hit_notice(ctx, body)))
+    ctx, body, transport = request.app[CTX], await request.read(), peer_transport(request)
+    return jose(await ctx.write(lambda: provider.answer_hit_notice(ctx, body, transport)))
 
 
 class _Decision(BaseModel):

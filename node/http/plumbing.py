@@ -18,6 +18,7 @@ from node.flows.answering import Answer
 from node.flows.context import NodeContext
 from node.http.statuses import answer_status
 from node.store.users import User
+from node.tls import PeerTransport
 
 CTX = web.AppKey("ctx", NodeContext)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -99,3 +100,10 @@ def jose(answer: Answer) -> web.Response:
     if answer.refusal is not None and not answer.unauthenticated:
         resp[REFUSED] = answer.refusal.code
     return resp
+
+
+def peer_transport(request: web.Request) -> PeerTransport:
+    """How this peer request came (docs/protocol.md §6.6 step 3a): the key of the TLS
+    client certificate of its connection, if any."""
+    transport = request.transport
+    return PeerTransport.of(None if transport is None else transport.get_extra_info("ssl_object"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,8 +62,10 @@ _served: dict[asyncio.AbstractEventLoop, set[_Served]] = {}
 
 
 def check_host(ctx: NodeContext, host: str) -> None:
-    """Allow loopback addresses and the host named in the node's config; refuse the rest."""
+    """Allow loopback addresses and the hosts named in the node's config; refuse the rest."""
     if host in (ctx.cfg.http.host, "localhost"):
+        return
+    if ctx.cfg.tls is not None and host == ctx.cfg.tls.host:
         return
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -84,6 +87,32 @@ def make_runner(ctx: NodeContext) -> web.AppRunner:
         access_log=None,
         handle_signals=False,
         keepalive_timeout=ctx.cfg.http.header_timeout_seconds,
+    )
+
+
+def peer_site(
+    ctx: NodeContext,
+    runner: web.AppRunner,
+    *,
+    host: str | None = None,
+    port: int = 0,
+    sock: socket.socket | None = None,
+) -> CappedSite | None:
+    """The peer listener of a node with [tls] (docs/protocol.md §12.3): TLS 1.3, a
+    client certificate asked for, /peer/ only (node/http/app.py ``tls_listener_middleware``);
+    None without [tls]. A handshake must end within ``header_timeout_seconds``, as a
+    request head must."""
+    context = ctx.tls_server_context()
+    if context is None:
+        return None
+    return CappedSite(
+        runner,
+        ctx.cfg.http.max_connections,
+        host=host,
+        port=port,
+        sock=sock,
+        ssl_context=context,
+        handshake_timeout=ctx.cfg.http.header_timeout_seconds,
     )
 
 
@@ -182,13 +211,22 @@ async def serve(
     runner: web.AppRunner | None = None
     try:
         check_host(ctx, host)
+        if ctx.cfg.tls is not None:
+            check_host(ctx, ctx.cfg.tls.host)
         runner = make_runner(ctx)
         await runner.setup()
         await CappedSite(runner, ctx.cfg.http.max_connections, host=host, port=port).start()
+        tls = ctx.cfg.tls
+        peers = None if tls is None else peer_site(ctx, runner, host=tls.host, port=tls.port)
+        if peers is not None:
+            await peers.start()
         _watch_signals(loop, served)
         addresses = runner.addresses
         url = _url(addresses[0] if addresses else None, host, port)
         logger.info("listening", node_id=ctx.node_id, url=url)
+        if tls is not None and len(addresses) > 1:
+            peer_url = _url(addresses[1], tls.host, tls.port).replace("http:", "https:", 1)
+            logger.info("listening_peers", node_id=ctx.node_id, url=peer_url)
         if ready is not None:
             ready.set()
         if notify is not None:
