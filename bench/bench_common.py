@@ -189,24 +189,34 @@ def add_node(
     org_type: str,
     limits: dict[str, Any] | None = None,
     peer_timeout: float = 10.0,
+    tls: bool = False,
 ) -> SimNode:
-    """tests.federation.Federation.add_node with the node's [limits] raised for benchmarks."""
+    """tests.federation.Federation.add_node with the node's [limits] raised for benchmarks;
+    ``tls``: peers over mutual TLS (a self-signed certificate, card v2)."""
     port = free_port()
     home = fed.root / node_id
-    cfg = NodeConfig.model_validate(
-        {
-            "node_id": node_id,
-            "organisation": f"{org_type.capitalize()} benchregio",
-            "org_type": org_type,
-            "endpoint": f"http://127.0.0.1:{port}",
-            "http": {"host": "127.0.0.1", "port": port},
-            "limits": limits or HUGE_LIMITS,
-            "peers": {"timeout_seconds": peer_timeout, "tag_set_timeout_seconds": 120.0},
+    raw: dict[str, Any] = {
+        "node_id": node_id,
+        "organisation": f"{org_type.capitalize()} benchregio",
+        "org_type": org_type,
+        "endpoint": f"http://127.0.0.1:{port}",
+        "http": {"host": "127.0.0.1", "port": port},
+        "limits": limits or HUGE_LIMITS,
+        "peers": {"timeout_seconds": peer_timeout, "tag_set_timeout_seconds": 120.0},
+    }
+    tls_port = free_port() if tls else None
+    if tls_port is not None:
+        raw["endpoint"] = f"https://127.0.0.1:{tls_port}"
+        raw["tls"] = {
+            "cert_file": "tls/cert.pem",
+            "key_file": "tls/key.pem",
+            "host": "127.0.0.1",
+            "port": tls_port,
         }
-    )
+    cfg = NodeConfig.model_validate(raw)
     clock = ManualClock(fed.started_at)
     admin.init_node(home, cfg, clock.now())
-    node = SimNode(node_id, home, port, clock, open_node(home, clock=clock))
+    node = SimNode(node_id, home, port, clock, open_node(home, clock=clock), tls_port=tls_port)
     for role in ("coordinator", "source", "privacy_officer", "admin"):
         node.tokens[role] = admin.create_user(node.ctx, f"{role}-{node_id}", role)
     fed.nodes[node_id] = node

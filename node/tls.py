@@ -239,6 +239,24 @@ def certificate_der(home: Path, cfg: NodeConfig) -> bytes | None:
     return None if cfg.tls is None else load_files(home, cfg.tls).certificate_der
 
 
+@dataclass(frozen=True)
+class CertificateInfo:
+    subject: str
+    issuer: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
+def describe(certificate_der: bytes) -> CertificateInfo:
+    cert = x509.load_der_x509_certificate(certificate_der)
+    return CertificateInfo(
+        cert.subject.rfc4514_string(),
+        cert.issuer.rfc4514_string(),
+        cert.not_valid_before_utc,
+        cert.not_valid_after_utc,
+    )
+
+
 # --- contexts ---------------------------------------------------------------------------------
 
 

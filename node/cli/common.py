@@ -97,6 +97,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run the node as a systemd service: its unit file.",
     ),
     "status": ("node.cli.serve", "status", "This node: id, key fingerprint, counts, convenants."),
+    "tls": (
+        "node.cli.identity",
+        "tls_group",
+        "This node's TLS certificate for peers: show it, renew it with its card.",
+    ),
     "user": ("node.cli.users", "user", "Users of the node's local API (bearer tokens)."),
 }
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
+from urllib.parse import urlsplit
 
 import click
 from pydantic import ValidationError
 
+from node import tls
 from node.cli.common import (
     emit,
     home_option,
@@ -46,7 +48,42 @@ _HTTP_DEFAULTS = HttpConfig()
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=_HTTP_DEFAULTS.port, show_default=True
 )
-@click.option("--host", default=_HTTP_DEFAULTS.host, show_default=True, help="Listen address.")
+@click.option(
+    "--host", default=_HTTP_DEFAULTS.host, show_default=True, help="Local listen address."
+)
+@click.option(
+    "--tls/--no-tls",
+    "use_tls",
+    default=None,
+    help="Peers over mutual TLS: a [tls] section, a self-signed certificate unless "
+    "--tls-cert is given, its key on the card [default: --tls for an https endpoint].",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An existing certificate (PEM, e.g. PKIoverheid) instead of a self-signed one.",
+)
+@click.option(
+    "--tls-key", type=click.Path(path_type=Path), default=None, help="Its private key (0600)."
+)
+@click.option(
+    "--tls-ca",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="CA bundle peers' certificates must also chain to.",
+)
+@click.option(
+    "--tls-host",
+    default=None,
+    help="Peer listener address [default: 127.0.0.1 for a loopback endpoint, else 0.0.0.0].",
+)
+@click.option(
+    "--tls-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Peer listener port [default: the endpoint's port].",
+)
 def init(
     *,
     home: Path,
@@ -56,23 +93,61 @@ def init(
     endpoint: str,
     port: int,
     host: str,
+    use_tls: bool | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_ca: Path | None,
+    tls_host: str | None,
+    tls_port: int | None,
 ) -> None:
-    """Create a node home: config, keys, self-signed peer card, database."""
+    """Create a node home: config, keys, self-signed peer card, database; with TLS (the
+    default for an https endpoint) a [tls] section and, unless --tls-cert is given, a
+    self-signed certificate whose key goes on the card."""
+    raw: dict[str, Any] = {
+        "node_id": node_id,
+        "organisation": organisation,
+        "org_type": org_type,
+        "endpoint": endpoint,
+        "http": {"host": host, "port": port},
+    }
     try:
-        cfg = NodeConfig.model_validate(
-            {
-                "node_id": node_id,
-                "organisation": organisation,
-                "org_type": org_type,
-                "endpoint": endpoint,
-                "http": {"host": host, "port": port},
-            }
-        )
+        parsed = urlsplit(endpoint)
+        endpoint_port = parsed.port
+    except ValueError as e:
+        raise InputError(f"endpoint: {e}") from e
+    if use_tls is None:
+        use_tls = parsed.scheme == "https"
+    if not use_tls and (tls_cert or tls_key or tls_ca):
+        raise InputError("--tls-cert, --tls-key and --tls-ca need --tls")
+    if use_tls:
+        if (tls_cert is None) != (tls_key is None):
+            raise InputError("--tls-cert and --tls-key go together")
+        loopback = parsed.hostname in ("localhost", "127.0.0.1", "::1")
+        tls_section: dict[str, Any] = {
+            "cert_file": str(tls_cert.resolve()) if tls_cert else tls.CERT_FILE,
+            "key_file": str(tls_key.resolve()) if tls_key else tls.KEY_FILE,
+            "host": tls_host or ("127.0.0.1" if loopback else "0.0.0.0"),  # noqa: S104
+            "port": tls_port if tls_port is not None else (endpoint_port or 443),
+        }
+        if tls_ca is not None:
+            tls_section["ca_file"] = str(tls_ca.resolve())
+        raw["tls"] = tls_section
+    try:
+        cfg = NodeConfig.model_validate(raw)
     except ValidationError as e:
         raise InputError(_first_error(e)) from e
-    card, _ = verify_card(admin.init_node(home, cfg).to_json())
+    try:
+        document = admin.init_node(home, cfg)
+    except ValidationError as e:  # the card itself: e.g. TLS with an http endpoint
+        raise InputError("peer card: " + _first_error(e)) from e
+    card, _ = verify_card(document.to_json())
     click.echo(f"initialised node {cfg.node_id} in {home}")
     click.echo(f"signing key fingerprint: {card.signing_fingerprint}")
+    if card.tls_key_fingerprint is not None and cfg.tls is not None:
+        click.echo(f"TLS key fingerprint:     {card.tls_key_fingerprint}")
+        click.echo(f"peer listener:           https://{cfg.tls.host}:{cfg.tls.port} (/peer/ only)")
+    else:
+        click.echo("no TLS: peers are spoken to over plain HTTP (a test node; see --tls)")
     click.echo(f"peer card: {home / CARD_FILE}")
     click.echo("send the card to your partners' admins and confirm the fingerprint by phone")
 
@@ -100,6 +175,7 @@ def card_show(home: Path, as_json: bool) -> None:
     click.echo(f"endpoint:                {c.endpoint_url}")
     click.echo(f"signing key fingerprint: {c.signing_fingerprint}")
     click.echo(f"encryption key fp:       {c.encryption_fingerprint}")
+    click.echo(f"TLS key fingerprint:     {c.tls_key_fingerprint or 'none (a v1 card: no TLS)'}")
     click.echo(f"valid:                   {rfc3339(c.valid_from)} to {rfc3339(c.valid_until)}")
 
 
@@ -146,6 +222,61 @@ def card_renew(home: Path, endpoint: str | None, days: int | None) -> None:
     )
 
 
+# --- tls -------------------------------------------------------------------------------
+
+
+@main.group("tls")
+def tls_group() -> None:
+    """This node's TLS certificate for peers: show it, renew it with its card."""
+
+
+@tls_group.command("show")
+@home_option
+def tls_show(home: Path) -> None:
+    """The certificate the peer listener presents, and the pin on the card."""
+    with node_at(home) as ctx:
+        files = ctx.tls_files
+        c, _ = admin.own_card(ctx)
+    if files is None:
+        raise InputError("node.toml has no [tls] section: this node does not use TLS")
+    info = tls.describe(files.certificate_der)
+    click.echo(f"certificate:             {files.cert_file}")
+    click.echo(f"subject:                 {info.subject}")
+    click.echo(f"issuer:                  {info.issuer}")
+    click.echo(f"valid:                   {rfc3339(info.not_before)} to {rfc3339(info.not_after)}")
+    click.echo(f"TLS key fingerprint:     {files.key_fingerprint}")
+    if c.tls_certificate_der != files.certificate_der:
+        click.echo(
+            "the card carries another certificate: run 'vhnode card renew' and send the card"
+        )
+
+
+@tls_group.command("renew")
+@home_option
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3650),
+    default=tls.SELF_SIGNED_DAYS,
+    show_default=True,
+    help="Validity of the new self-signed certificate.",
+)
+def tls_renew(home: Path, days: int) -> None:
+    """Issue the self-signed certificate again for the same key, and the card with it.
+
+    The key, so the TLS key fingerprint, stays. Partners trust the certificate their
+    copy of the card carries: send them the new card (vhnode card export), and restart
+    this node so that it presents the new certificate."""
+    with node_at(home) as ctx:
+        tls.renew_self_signed(ctx.home, ctx.cfg, ctx.clock.now(), days)
+        c, _ = verify_card(admin.renew_card(ctx).to_json())
+    click.echo(f"renewed the TLS certificate and the peer card of {c.node_id}")
+    click.echo(f"TLS key fingerprint:     {c.tls_key_fingerprint} (unchanged)")
+    click.echo(
+        "send the card to every partner's admin (vhnode card export) for 'vhnode peer add', "
+        "and restart this node"
+    )
+
+
 # --- peer ------------------------------------------------------------------------------
 
 
@@ -165,6 +296,7 @@ def peer_add(home: Path, card_file: Path, rotate: bool) -> None:
         c, outcome = admin.add_peer(ctx, card_json, rotate=rotate)
     click.echo(f"{outcome}: {c.node_id} ({c.organisation}, {c.org_type})")
     click.echo(f"signing key fingerprint: {c.signing_fingerprint}")
+    click.echo(f"TLS key fingerprint:     {c.tls_key_fingerprint or 'none (plain HTTP only)'}")
     if outcome in ("added", "rotated"):
         click.echo(f"confirm this fingerprint with {c.node_id}'s admin out of band")
 
@@ -188,6 +320,7 @@ def peer_list(home: Path, as_json: bool) -> None:
                     "endpoint": p.card.endpoint_url,
                     "signing_key_fingerprint": p.card.signing_fingerprint,
                     "encryption_key_fingerprint": p.card.encryption_fingerprint,
+                    "tls_key_fingerprint": p.card.tls_key_fingerprint,
                     "valid_until": rfc3339(p.card.valid_until),
                     "revoked_at": p.revoked_at,
                     "state": state[p.node_id],

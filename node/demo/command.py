@@ -35,7 +35,20 @@ from node.demo.ui import hold
     help="After the scripted run keep the federation running for the web app: print each "
     "node's URL and its logins (password, TOTP secret); Ctrl-C stops every node.",
 )
-def demo(as_json: bool, subjects_per_partner: int, seed: int, keep: Path | None, ui: bool) -> None:
+@click.option(
+    "--plain-http",
+    is_flag=True,
+    help="Peers speak plain HTTP instead of mutual TLS (the default: a self-signed "
+    "certificate per node, its key on the node's card).",
+)
+def demo(
+    as_json: bool,
+    subjects_per_partner: int,
+    seed: int,
+    keep: Path | None,
+    ui: bool,
+    plain_http: bool,
+) -> None:
     """Run a seven-node federation on loopback and check every answer against the truth.
 
     After the bekendheid questions, a second stage asks politie for detail of one hit:
@@ -52,6 +65,7 @@ def demo(as_json: bool, subjects_per_partner: int, seed: int, keep: Path | None,
         keep,
         say=None if as_json else click.echo,
         ui=hold(click.echo) if ui else None,
+        mutual_tls=not plain_http,
     )
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))

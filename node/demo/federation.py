@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from node import tls
 from node.config import CARD_FILE, DB_FILE, NodeConfig
 from node.demo.partners import (
     CONVENANT_ID,
@@ -72,6 +73,9 @@ class DemoNode:
     started: bool = False
     stopped_by: str | None = None
     import_report: dict[str, Any] = field(default_factory=dict)
+    # The peer listener's port: peers speak mutual TLS there (the demo's default);
+    # None: a plain HTTP node (``vhnode demo --plain-http``).
+    tls_port: int | None = None
 
     @property
     def node_id(self) -> str:
@@ -79,7 +83,15 @@ class DemoNode:
 
     @property
     def url(self) -> str:
+        """The local listener (API, web app): plain HTTP on loopback."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        """Where peers reach the node: the card's endpoint."""
+        if self.tls_port is None:
+            return self.url
+        return f"https://127.0.0.1:{self.tls_port}"
 
     @property
     def stderr_path(self) -> Path:
@@ -91,7 +103,9 @@ class DemoNode:
             "node_id": self.node_id,
             "organisation": self.spec.organisation,
             "org_type": self.spec.org_type,
-            "endpoint": self.url,
+            "endpoint": self.endpoint,
+            "local_url": self.url,
+            "mutual_tls": self.tls_port is not None,
             "home": str(self.home),
             "scope_themes": list(self.spec.scope_themes),
             "query_purposes": list(self.spec.query_purposes),
@@ -307,16 +321,22 @@ def set_up(
     t0 = time.perf_counter()
     now = datetime.now(UTC)
     for node in nodes:
-        cfg = NodeConfig.model_validate(
-            {
-                "node_id": node.node_id,
-                "organisation": node.spec.organisation,
-                "org_type": node.spec.org_type,
-                "endpoint": node.url,
-                "http": {"host": "127.0.0.1", "port": node.port},
+        raw: dict[str, Any] = {
+            "node_id": node.node_id,
+            "organisation": node.spec.organisation,
+            "org_type": node.spec.org_type,
+            "endpoint": node.endpoint,
+            "http": {"host": "127.0.0.1", "port": node.port},
+        }
+        if node.tls_port is not None:
+            # init_node makes each node a self-signed certificate; its key goes on the card.
+            raw["tls"] = {
+                "cert_file": tls.CERT_FILE,
+                "key_file": tls.KEY_FILE,
+                "host": "127.0.0.1",
+                "port": node.tls_port,
             }
-        )
-        admin.init_node(node.home, cfg, now)
+        admin.init_node(node.home, NodeConfig.model_validate(raw), now)
     with ExitStack() as stack:
         ctxs: dict[str, NodeContext] = {}
         for node in nodes:
@@ -328,9 +348,15 @@ def set_up(
             for b in nodes:
                 if a is not b:
                     admin.add_peer(ctxs[a.node_id], cards[b.node_id])
+        mtls = all(n.tls_port is not None for n in nodes)
         say(
             f"initialised {len(nodes)} nodes and exchanged peer cards "
-            f"({len(nodes) * (len(nodes) - 1)} cards added)"
+            f"({len(nodes) * (len(nodes) - 1)} cards added); peers speak "
+            + (
+                "mutual TLS (a self-signed certificate per node, its key on the card)"
+                if mtls
+                else "plain HTTP"
+            )
         )
         root = nodes[0].home.parent
         source = convenant_toml(PARTNERS, now)

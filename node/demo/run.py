@@ -39,13 +39,15 @@ def run_demo(
     say: Callable[[str], None] | None = None,
     health_deadline_s: float = HEALTH_DEADLINE_SECONDS,
     ui: Callable[[UiFederation], None] | None = None,
+    mutual_tls: bool = True,
 ) -> dict[str, Any]:
     """Run the whole demo; return the report (docs/demo.md). Never leaves a process behind.
 
     ``say`` receives progress and the per-query tables as they happen (None: silent).
     ``ui``: the nodes get web users first, and after the scripted run this is called with
     the running federation (``vhnode demo --ui`` waits in it for Ctrl-C); the nodes are
-    stopped when it returns or raises.
+    stopped when it returns or raises. ``mutual_tls``: peers speak mutual TLS, each node
+    with a self-signed certificate of its own (the default); else plain HTTP.
     """
     emit = say or (lambda _text: None)
     started = time.perf_counter()
@@ -70,11 +72,12 @@ def run_demo(
                 raise DemoError(f"--keep {root}: directory exists and is not empty")
             root.mkdir(parents=True, exist_ok=True)
         report["dir"] = str(root)
-        ports = free_ports(len(PARTNERS))
+        ports = free_ports(2 * len(PARTNERS))
         nodes = [
-            DemoNode(spec, root / spec.node_id, port)
-            for spec, port in zip(PARTNERS, ports, strict=True)
+            DemoNode(spec, root / spec.node_id, port, tls_port=tls_port if mutual_tls else None)
+            for spec, port, tls_port in zip(PARTNERS, ports[::2], ports[1::2], strict=True)
         ]
+        report["mutual_tls"] = mutual_tls
         stack.enter_context(sigterm_raises())
         try:
             t = time.perf_counter()
