@@ -252,15 +252,15 @@ CONFIG_COMMENTS: dict[str, str] = {
         "woningcorporatie, dji or veiligheidshuis."
     ),
     "endpoint": (
-        "The URL at which peers reach this node's /peer/v1/ endpoints (https in "
-        "production, terminated by a reverse proxy in front of the node). It is on the "
-        "peer card: after a change, re-issue the card and send it to the partners again."
+        "The URL at which peers reach this node's /peer/v1/ endpoints: https, the [tls] "
+        "peer listener (or a proxy in front of it). It is on the peer card: after a change, "
+        "re-issue the card and send it to the partners again."
     ),
     "card_validity_days": "How long a newly issued peer card is valid, in days (1 to 3650).",
     "http.host": (
-        "Address the node listens on. The node serves loopback only unless this names "
-        "another address: put a TLS-terminating reverse proxy in front and keep "
-        "127.0.0.1."
+        "The local listener: the local API and the web app, plain HTTP. The node serves "
+        "loopback only unless this names another address; keep 127.0.0.1 (peers use the "
+        "[tls] listener; users on other machines a TLS-terminating proxy)."
     ),
     "http.port": "TCP port (0 to 65535; 0 picks a free port).",
     "http.max_body_bytes": (

@@ -153,10 +153,12 @@ def write_self_signed(home: Path, cfg: NodeConfig, now: dt.datetime) -> None:
         if path.exists():
             raise ConfigError(f"{path} exists; refusing to overwrite a TLS key or certificate")
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key_pem)
-    cert_file.write_bytes(cert_pem)
+    # Both 0600, as every file of the home: the certificate is public (it is on the
+    # card), but one rule for the whole home is simpler to check than exceptions.
+    for path, data in ((key_file, key_pem), (cert_file, cert_pem)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
 
 
 def renew_self_signed(home: Path, cfg: NodeConfig, now: dt.datetime, days: int) -> bytes:

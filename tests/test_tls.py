@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,6 +36,7 @@ from tests.federation import (
     SimNode,
     convenant_toml,
     evaluate_request,
+    free_port,
     jws_bytes,
     open_signed,
     partner_result,
@@ -476,3 +481,75 @@ async def test_passive_capture_shows_no_metadata(tmp_path: Path, over_tls: bool)
         assert secrets_in_clear == {SECRET_CASE: False, purpose: False, user: False}
     else:
         assert secrets_in_clear == {SECRET_CASE: True, purpose: True, user: True}
+
+
+# --- the real command ------------------------------------------------------------------
+
+
+def _vhnode(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "node", *args], capture_output=True, text=True, check=False
+    )
+
+
+async def test_init_and_serve_over_tls_as_processes(tmp_path: Path) -> None:
+    """`vhnode init` with an https endpoint makes a self-signed certificate (key 0600)
+    and a v2 card; `vhnode serve` then listens with TLS for peers, /peer/ only, and plain
+    on loopback for the local API."""
+    home = tmp_path / "home"
+    local, peers = free_port(), free_port()
+    made = _vhnode(
+        "init", "--home", str(home), "--node-id", "ggz-zwb", "--organisation", "GGZ",
+        "--org-type", "ggz", "--endpoint", f"https://127.0.0.1:{peers}", "--port", str(local),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    card, doc = verify_card(json.loads((home / "card.json").read_text()))
+    assert doc.typ == "vhnode-peer-card/v2"
+    assert f"TLS key fingerprint:     {card.tls_key_fingerprint}" in made.stdout
+    assert (home / "tls" / "key.pem").stat().st_mode & 0o777 == 0o600
+    server = subprocess.Popen(
+        [sys.executable, "-m", "node", "serve", "--home", str(home)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        context = tls.client_context(None, card)  # pinned to the card, no client certificate
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):
+                try:
+                    async with session.get(f"http://127.0.0.1:{local}/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            url = f"https://127.0.0.1:{peers}"
+            async with session.get(url + "/peer/v1/card", ssl=context) as resp:
+                assert resp.status == 200
+                assert verify_card(await resp.json(content_type=None))[0] == card
+            async with session.get(url + "/api/v1/node", ssl=context) as resp:
+                assert resp.status == 404
+            # Plain HTTP on the peer port gets nowhere.
+            with pytest.raises(aiohttp.ClientError):
+                async with session.get(f"http://127.0.0.1:{peers}/peer/v1/card") as resp:
+                    await resp.read()
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) == 0
+
+
+def test_init_refuses_a_key_file_others_can_read(tmp_path: Path) -> None:
+    cert, key = tls.self_signed("om-zwb", ["127.0.0.1"], NOW)
+    (tmp_path / "cert.pem").write_bytes(cert)
+    (tmp_path / "key.pem").write_bytes(key)
+    (tmp_path / "key.pem").chmod(0o644)
+    made = _vhnode(
+        "init", "--home", str(tmp_path / "home"), "--node-id", "om-zwb", "--organisation", "OM",
+        "--org-type", "om", "--endpoint", "https://om.example.nl:8443",
+        "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"),
+    )  # fmt: skip
+    assert made.returncode == 1
+    assert made.stderr.strip() == (
+        f"error: tls.key_file {tmp_path / 'key.pem'} is open to other users (mode 644); "
+        f"run: chmod 600 {tmp_path / 'key.pem'}"
+    )
+    assert not (tmp_path / "home").exists()  # refused before anything was written

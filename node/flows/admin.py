@@ -86,14 +86,18 @@ def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.S
     home = home.expanduser()
     if (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home} already holds a node ({CONFIG_FILE} exists)")
+    brought = cfg.tls is not None and any(
+        cfg.tls.path(home, f).exists() for f in (cfg.tls.cert_file, cfg.tls.key_file)
+    )
+    if brought:
+        # A certificate brought along (a CA's, docs/operations.md "TLS"): checked before
+        # anything is written, so a refused key file leaves no half-made home.
+        tls.certificate_der(home, cfg)
     # A home that exists already (the README's /srv/vhnode) is closed to others too.
     make_private_dir(home)
     keys = NodeKeys.generate()
     keys.save(home / KEYS_DIR)
-    if cfg.tls is not None and not any(
-        cfg.tls.path(home, f).exists() for f in (cfg.tls.cert_file, cfg.tls.key_file)
-    ):
-        # No certificate brought along (a CA's, docs/operations.md "TLS"): a self-signed one.
+    if cfg.tls is not None and not brought:
         tls.write_self_signed(home, cfg, now)
     write_private(home / CONFIG_FILE, render_config(cfg))
     card = issue_card(cfg, keys, now, tls.certificate_der(home, cfg))
