@@ -454,20 +454,33 @@ def _comment(text: str) -> list[str]:
     return textwrap.wrap(text, 88, initial_indent="# ", subsequent_indent="# ")
 
 
+def _value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _keyed(key: str, line: str) -> list[str]:
+    return [*_comment(CONFIG_COMMENTS.get(key, "")), line]
+
+
+def render_section(section: str, model: BaseModel) -> list[str]:
+    """One ``[section]`` of node.toml, each key under its comment."""
+    lines = [f"[{section}]"]
+    for k, v in model.model_dump().items():
+        key = f"{section}.{k}"
+        if v is not None:
+            lines += _keyed(key, f"{k} = {_value(v)}")
+        elif key in CONFIG_EXAMPLES:  # TOML has no null: an unset option is a comment
+            lines += _keyed(key, f"# {k} = {CONFIG_EXAMPLES[key]}")
+    return lines
+
+
 def render_config(cfg: NodeConfig) -> str:
     """TOML text for a config, each key under the comment that explains it (no TOML writer
     in the stdlib; the shape is flat enough)."""
-
-    def value(v: object) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    def keyed(key: str, line: str) -> list[str]:
-        return [*_comment(CONFIG_COMMENTS.get(key, "")), line]
-
     top = {
         "node_id": cfg.node_id,
         "organisation": cfg.organisation,
@@ -477,19 +490,30 @@ def render_config(cfg: NodeConfig) -> str:
     }
     lines = _comment(CONFIG_HEADER)
     for k, v in top.items():
-        lines += ["", *keyed(k, f"{k} = {value(v)}")]
+        lines += ["", *_keyed(k, f"{k} = {_value(v)}")]
     sections = ["http", "limits", "peers", "retention", "details", "database", "web", "logging"]
     if cfg.tls is not None:
         sections.append("tls")
     for section in sections:
-        lines += ["", f"[{section}]"]
-        for k, v in getattr(cfg, section).model_dump().items():
-            key = f"{section}.{k}"
-            if v is not None:
-                lines += keyed(key, f"{k} = {value(v)}")
-            elif key in CONFIG_EXAMPLES:  # TOML has no null: an unset option is a comment
-                lines += keyed(key, f"# {k} = {CONFIG_EXAMPLES[key]}")
+        lines += ["", *render_section(section, getattr(cfg, section))]
     return "\n".join(lines) + "\n"
+
+
+def add_tls_section(home: Path, tls: TlsConfig) -> None:
+    """Append ``[tls]`` to ``<home>/node.toml`` (``vhnode tls new``): the admin's other
+    lines stay; the file is replaced atomically, with its mode, and must still load."""
+    path = home / CONFIG_FILE
+    text = path.read_text()
+    if re.search(r"^\[tls\]", text, re.MULTILINE):
+        raise ConfigError(f"{path} has a [tls] section already")
+    new_text = text.rstrip("\n") + "\n\n" + "\n".join(render_section("tls", tls)) + "\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, path.stat().st_mode & 0o777)
+    with os.fdopen(fd, "w") as f:
+        f.write(new_text)
+    os.replace(tmp, path)
+    load_config(home)
 
 
 _ENDPOINT_LINE = re.compile(r"^endpoint[ \t]*=.*$", re.MULTILINE)

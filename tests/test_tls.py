@@ -553,3 +553,28 @@ def test_init_refuses_a_key_file_others_can_read(tmp_path: Path) -> None:
         f"run: chmod 600 {tmp_path / 'key.pem'}"
     )
     assert not (tmp_path / "home").exists()  # refused before anything was written
+
+
+def test_tls_new_moves_a_plain_node_to_tls(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    made = _vhnode(
+        "init", "--home", str(home), "--node-id", "om-zwb", "--organisation", "OM",
+        "--org-type", "om", "--endpoint", "http://127.0.0.1:8401",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert verify_card(json.loads((home / "card.json").read_text()))[1].typ.endswith("/v1")
+    moved = _vhnode("tls", "new", "--home", str(home), "--endpoint", "https://127.0.0.1:8443")
+    assert moved.returncode == 0, moved.stderr
+    card, doc = verify_card(json.loads((home / "card.json").read_text()))
+    assert (doc.typ, card.endpoint_url) == ("vhnode-peer-card/v2", "https://127.0.0.1:8443")
+    shown = _vhnode("tls", "show", "--home", str(home))
+    assert f"TLS key fingerprint:     {card.tls_key_fingerprint}" in shown.stdout
+    again = _vhnode("tls", "new", "--home", str(home), "--endpoint", "https://127.0.0.1:8443")
+    assert again.stderr.strip() == (
+        "error: node.toml has a [tls] section already: see 'vhnode tls renew'"
+    )
+    renewed = _vhnode("tls", "renew", "--home", str(home), "--days", "30")
+    assert renewed.returncode == 0, renewed.stderr
+    card2, _ = verify_card(json.loads((home / "card.json").read_text()))
+    assert card2.tls_key_fingerprint == card.tls_key_fingerprint  # same key, the pin stays
+    assert card2.tls_certificate != card.tls_certificate  # a new certificate on a new card

@@ -20,7 +20,7 @@ from node.cli.common import (
     print_json,
     print_table,
 )
-from node.config import CARD_FILE, HttpConfig, NodeConfig
+from node.config import CARD_FILE, HttpConfig, NodeConfig, TlsConfig, add_tls_section
 from node.errors import InputError
 from node.flows import admin
 from node.protocol.models import OrgType, rfc3339
@@ -228,6 +228,54 @@ def card_renew(home: Path, endpoint: str | None, days: int | None) -> None:
 @main.group("tls")
 def tls_group() -> None:
     """This node's TLS certificate for peers: show it, renew it with its card."""
+
+
+@tls_group.command("new")
+@home_option
+@click.option(
+    "--endpoint",
+    required=True,
+    help="The https URL peers will reach this node at (goes on the renewed card).",
+)
+@click.option("--tls-host", default="0.0.0.0", show_default=True, help="Peer listener address.")  # noqa: S104
+@click.option(
+    "--tls-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Peer listener port [default: the endpoint's port].",
+)
+def tls_new(home: Path, endpoint: str, tls_host: str, tls_port: int | None) -> None:
+    """Move a node without TLS to mutual TLS: a key and a self-signed certificate, a
+    [tls] section in node.toml, and a renewed (v2) card at the https endpoint.
+
+    Send the card to every partner's admin (vhnode card export), then restart the node."""
+    try:
+        port = urlsplit(endpoint).port
+    except ValueError as e:
+        raise InputError(f"endpoint: {e}") from e
+    if not endpoint.startswith("https://"):
+        raise InputError("the endpoint of a node with TLS is an https URL")
+    with node_at(home) as ctx:
+        if ctx.cfg.tls is not None:
+            raise InputError("node.toml has a [tls] section already: see 'vhnode tls renew'")
+        section = TlsConfig(
+            cert_file=Path(tls.CERT_FILE),
+            key_file=Path(tls.KEY_FILE),
+            host=tls_host,
+            port=tls_port if tls_port is not None else (port or 443),
+        )
+        cfg = ctx.cfg.model_copy(update={"tls": section})
+        tls.write_self_signed(ctx.home, cfg, ctx.clock.now())
+        add_tls_section(ctx.home, section)
+        ctx.cfg = cfg
+        c, _ = verify_card(admin.renew_card(ctx, endpoint=endpoint).to_json())
+    click.echo(f"made a TLS key and a self-signed certificate in {home / 'tls'}")
+    click.echo(f"TLS key fingerprint:     {c.tls_key_fingerprint}")
+    click.echo(f"renewed peer card of {c.node_id} at {c.endpoint_url} (a v2 card)")
+    click.echo(
+        "send it to every partner's admin (vhnode card export) for 'vhnode peer add', "
+        "and restart this node"
+    )
 
 
 @tls_group.command("show")
