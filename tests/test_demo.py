@@ -76,11 +76,16 @@ def test_demo_json_agrees_with_ground_truth_and_leaves_no_process() -> None:
 
     assert report["ok"] is True
     assert report["error"] is None
+    assert report["mutual_tls"] is True
     assert {n["node_id"] for n in report["nodes"]} == {p.node_id for p in PARTNERS}
     assert len(report["nodes"]) >= 6
     for node in report["nodes"]:
         assert node["started"] is True
-        assert node["endpoint"].startswith("http://127.0.0.1:")
+        # Peers over mutual TLS by default (the node's own certificate, its key on the
+        # card); the local API and web app on plain loopback.
+        assert node["mutual_tls"] is True
+        assert node["endpoint"].startswith("https://127.0.0.1:")
+        assert node["local_url"].startswith("http://127.0.0.1:")
         assert node["registrations"] == 300
         assert node["import"]["invalid"] == 0
         assert isinstance(node["pid"], int)
