@@ -136,11 +136,7 @@ def init(
         cfg = NodeConfig.model_validate(raw)
     except ValidationError as e:
         raise InputError(_first_error(e)) from e
-    try:
-        document = admin.init_node(home, cfg)
-    except ValidationError as e:  # the card itself: e.g. TLS with an http endpoint
-        raise InputError("peer card: " + _first_error(e)) from e
-    card, _ = verify_card(document.to_json())
+    card, _ = verify_card(admin.init_node(home, cfg).to_json())
     click.echo(f"initialised node {cfg.node_id} in {home}")
     click.echo(f"signing key fingerprint: {card.signing_fingerprint}")
     if card.tls_key_fingerprint is not None and cfg.tls is not None:

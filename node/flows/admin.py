@@ -86,6 +86,8 @@ def init_node(home: Path, cfg: NodeConfig, now: datetime | None = None) -> jws.S
     home = home.expanduser()
     if (home / CONFIG_FILE).exists():
         raise ConfigError(f"{home} already holds a node ({CONFIG_FILE} exists)")
+    if cfg.tls is not None and cfg.endpoint.scheme != "https":
+        raise InputError("a node with [tls] needs an https endpoint: peers reach it over TLS")
     brought = cfg.tls is not None and any(
         cfg.tls.path(home, f).exists() for f in (cfg.tls.cert_file, cfg.tls.key_file)
     )
@@ -124,6 +126,17 @@ def issue_card(
 ) -> jws.SignedDocument:
     """This node's self-signed peer card, from its config and keys; v2 with the node's
     TLS certificate (DER) when it has one (§4.1)."""
+    try:
+        return _issue_card(cfg, keys, now, tls_certificate)
+    except ValidationError as e:  # e.g. a TLS certificate with an http endpoint (§4.1)
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"peer card: {where + ': ' if where else ''}{first['msg']}") from e
+
+
+def _issue_card(
+    cfg: NodeConfig, keys: NodeKeys, now: datetime, tls_certificate: bytes | None
+) -> jws.SignedDocument:
     return peer_card.issue_card(
         node_id=cfg.node_id,
         organisation=cfg.organisation,

@@ -554,7 +554,9 @@ def make_app(ctx: NodeContext) -> web.Application:
                 if added:
                     logger.info("tls_trust_refreshed", certificates_added=added)
 
-        task = asyncio.create_task(loop()) if ctx.tls_files is not None else None
+        # In CA mode the CA is the trust store: nothing to add.
+        needed = ctx.tls_files is not None and ctx.tls_files.ca_file is None
+        task = asyncio.create_task(loop()) if needed else None
         yield
         if task is not None:
             task.cancel()

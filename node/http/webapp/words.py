@@ -92,5 +92,8 @@ REASON_WORDS = {
     # node holds another signed log of the partner (§9.3). Either way the admin must look.
     "forked_log": "twee verschillende ondertekende logboeken gezien; meld het aan de beheerder",
     "bad_tree_head": "de ondertekende logboekkop klopt niet; meld het aan de beheerder",
+    "tls_mismatch": "de TLS-verbinding hoort niet bij de kaart van deze node (beheerder)",
+    "tls_certificate": "het TLS-certificaat van de partner klopt niet met zijn kaart",
+    "plain_http": "de partner heeft geen TLS en onversleuteld verkeer staat uit",
 }
 KIND_WORDS = {"bsn": "BSN", "person": "Persoon", "address": "Adres"}
