@@ -175,8 +175,9 @@ class WebConfig(_Strict):
     # Consecutive failed sign-ins of one user that lock it out, and for how long.
     max_failed_sign_ins: int = Field(5, ge=1, le=100)
     lockout_minutes: float = Field(15.0, gt=0, le=7 * 24 * 60)
-    # The session cookie's Secure attribute; unset: Secure when the endpoint is https
-    # (the node behind its TLS-terminating proxy), so a test node on http still works.
+    # The session cookie's Secure attribute; unset: Secure when the endpoint is https and
+    # the node has no [tls] (the node behind its TLS-terminating proxy), so a test node on
+    # http, and the loopback listener of a TLS node, still work.
     secure_cookie: bool | None = None
 
 
@@ -421,7 +422,9 @@ CONFIG_COMMENTS: dict[str, str] = {
     ),
     "web.secure_cookie": (
         "The session cookie's Secure attribute. Unset (the default): Secure when `endpoint` "
-        "is https."
+        "is https and there is no [tls] (the web app behind that endpoint's proxy). With "
+        "[tls] the web app is on the plain local listener: set true when users reach it "
+        "through a TLS proxy."
     ),
 }
 # Options without a default: shown commented out, with an example value to copy.

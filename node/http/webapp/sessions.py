@@ -28,8 +28,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def secure_cookies(ctx: NodeContext) -> bool:
+    """``[web] secure_cookie``; unset: Secure when the endpoint is https and the node has
+    no [tls] — the web app behind the TLS-terminating proxy of that endpoint. A node with
+    [tls] serves the web app on its plain loopback listener (the peer listener serves
+    /peer/ only), where a Secure cookie would never come back."""
     configured = ctx.cfg.web.secure_cookie
-    return ctx.cfg.endpoint.scheme == "https" if configured is None else configured
+    if configured is not None:
+        return configured
+    return ctx.cfg.endpoint.scheme == "https" and ctx.cfg.tls is None
 
 
 class NodeSessionStorage(AbstractStorage):
