@@ -127,15 +127,15 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "?"
 
 
-TLS_LISTENER_PATHS = ("/peer/", "/healthz")
+TLS_LISTENER_PATHS = ("/peer/",)
 # How often the peer listener's trust store is brought up to the held cards (§12.3).
 TLS_TRUST_REFRESH_SECONDS = 1.0
 
 
 @web.middleware
 async def tls_listener_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The TLS peer listener serves the peer endpoints (and liveness) only: the local API
-    and the web app stay on the loopback [http] listener (docs/adr/0005)."""
+    """The TLS peer listener serves the peer endpoints only: the local API, the web app
+    and the health endpoints stay on the loopback [http] listener (docs/adr/0005)."""
     transport = request.transport
     on_tls = transport is not None and transport.get_extra_info("sslcontext") is not None
     if on_tls and not request.path.startswith(TLS_LISTENER_PATHS):
