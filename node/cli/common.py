@@ -100,7 +100,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tls": (
         "node.cli.identity",
         "tls_group",
-        "This node's TLS certificate for peers: show it, renew it with its card.",
+        "This node's TLS certificate for peers: make, show and renew it.",
     ),
     "user": ("node.cli.users", "user", "Users of the node's local API (bearer tokens)."),
 }

@@ -100,9 +100,10 @@ def init(
     tls_host: str | None,
     tls_port: int | None,
 ) -> None:
-    """Create a node home: config, keys, self-signed peer card, database; with TLS (the
-    default for an https endpoint) a [tls] section and, unless --tls-cert is given, a
-    self-signed certificate whose key goes on the card."""
+    """Create a node home: config, keys, self-signed peer card, database.
+
+    With TLS (the default for an https endpoint) also a [tls] section and, unless
+    --tls-cert is given, a self-signed certificate whose key goes on the card."""
     raw: dict[str, Any] = {
         "node_id": node_id,
         "organisation": organisation,
@@ -223,7 +224,7 @@ def card_renew(home: Path, endpoint: str | None, days: int | None) -> None:
 
 @main.group("tls")
 def tls_group() -> None:
-    """This node's TLS certificate for peers: show it, renew it with its card."""
+    """This node's TLS certificate for peers: make, show and renew it."""
 
 
 @tls_group.command("new")
