@@ -289,38 +289,59 @@ def trust_certificate(context: ssl.SSLContext, der: bytes) -> None:
 
 
 class PinnedObject(ssl.SSLObject):
-    """The client's TLS session with one partner: after OpenSSL verified the chain, the
-    server certificate's key must be the one on the partner's card."""
+    """The client's TLS session with one partner: the server certificate's key must be
+    the one on the partner's card, and the certificate within its validity. In CA mode
+    OpenSSL has verified the chain (and the dates) before; without a CA the pin is the
+    trust: any certificate of that key, so one re-issued for the same key still serves
+    (the handshake proved the server holds the key)."""
 
     pin: ClassVar[str]
     partner: ClassVar[str]
+    check_dates: ClassVar[bool]
 
     def do_handshake(self) -> None:
         super().do_handshake()
         der = self.getpeercert(binary_form=True)
         got = None if der is None else tls_key_fingerprint(der)
-        if got != self.pin:
+        if der is None or got != self.pin:
             raise PinMismatch(
                 f"the TLS certificate of {self.partner} has key {(got or 'none')[:16]}…, "
                 f"its card names {self.pin[:16]}…"
             )
+        if self.check_dates:
+            cert = x509.load_der_x509_certificate(der)
+            now = dt.datetime.now(dt.UTC)
+            if now >= cert.not_valid_after_utc:
+                raise PinMismatch(
+                    f"certificate has expired: the TLS certificate of {self.partner} ended "
+                    f"at {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+                )
+            if now < cert.not_valid_before_utc:
+                raise PinMismatch(
+                    f"certificate is not yet valid: the TLS certificate of {self.partner} "
+                    f"starts at {cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}"
+                )
 
 
 def client_context(files: TlsFiles | None, card: PeerCard) -> ssl.SSLContext:
     """A context for asking the partner of ``card`` (whose card names a TLS key):
-    presents our certificate, trusts the partner's own certificate (or the CA) and checks
-    the pin. No host name check: the pin is a stronger statement of who answers."""
-    der, pin = card.tls_certificate_der, card.tls_key_fingerprint
-    if der is None or pin is None:
+    presents our certificate and checks the pin (``PinnedObject``); in CA mode OpenSSL
+    also verifies the chain to the CA. No host name check: the pin is a stronger
+    statement of who answers."""
+    pin = card.tls_key_fingerprint
+    if pin is None:
         raise ValueError("the partner's card names no TLS key")
     context = _base(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), files)
     context.check_hostname = False
-    context.verify_mode = ssl.CERT_REQUIRED
+    ca_mode = files is not None and files.ca_file is not None
     if files is not None and files.ca_file is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=files.ca_file)
     else:
-        trust_certificate(context, der)
-    attrs: dict[str, Any] = {"pin": pin, "partner": card.node_id}
+        # The pin is the trust: no chain to verify a self-signed certificate against
+        # but the one on the card, which would refuse one re-issued for the same key.
+        context.verify_mode = ssl.CERT_NONE
+    attrs: dict[str, Any] = {"pin": pin, "partner": card.node_id, "check_dates": not ca_mode}
     context.sslobject_class = type("PinnedObject", (PinnedObject,), attrs)
     return context
 

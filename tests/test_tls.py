@@ -180,6 +180,26 @@ async def test_server_certificate_of_another_key_is_invalid(tls_federation: Fede
     assert politie["tries"] == 1  # a TLS failure is not retried: it repeats itself
 
 
+async def test_certificate_reissued_for_the_same_key_keeps_the_pin(
+    tls_federation: Federation,
+) -> None:
+    """The pin is over the key, not the certificate: a partner serving a new certificate
+    for its key is still asked by a requester holding its old card."""
+    fed = tls_federation
+    politie = fed.nodes["politie-test"]
+    _, key_file = _files(politie)
+    key = serialization.load_pem_private_key(key_file.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    renewed = tls.certificate_for(key, "politie-test", ["127.0.0.1"], NOW, 90)
+    held = verify_card(politie.card_json())[0].tls_certificate_der
+    await _serve_certificate(fed, politie, renewed, key_file.read_bytes())
+    assert politie.ctx.tls_files is not None
+    assert politie.ctx.tls_files.certificate_der != held
+    fed.register("politie-test", REG)
+    result = await fed.query("vh-test", [JAN_BSN], partners=["politie-test"])
+    assert statuses(result)["politie-test"] == "hit"
+
+
 async def test_expired_certificate_is_refused(tls_federation: Federation) -> None:
     """A card whose certificate has run out (its node renewed the card, not the
     certificate): refused as a server certificate by the requester, and as a client
