@@ -158,6 +158,16 @@ class DetailsConfig(_Strict):
     record_days: int = Field(400, ge=1, le=3650)
 
 
+class OprfConfig(_Strict):
+    """OPRF key epochs (docs/protocol.md §6.1.1): how often this node, as a provider, changes
+    the OPRF key of each convenant, and how long it honours the previous one."""
+
+    # Days between key changes; 0: never change (the key of epoch 0 stays).
+    epoch_days: int = Field(30, ge=0, le=3650)
+    # After a change, hit proofs made under the previous key are accepted this long (§14.1).
+    overlap_hours: int = Field(168, ge=0, le=24 * 365)
+
+
 class DatabaseConfig(_Strict):
     # The most the node database may grow to, in MiB; unset: as far as the disk allows.
     # Past it a write fails as on a full disk (disk_full), so a runaway import stops
@@ -223,6 +233,7 @@ class NodeConfig(_Strict):
     peers: PeersConfig = PeersConfig()
     retention: RetentionConfig = RetentionConfig()
     details: DetailsConfig = DetailsConfig()
+    oprf: OprfConfig = OprfConfig()
     database: DatabaseConfig = DatabaseConfig()
     web: WebConfig = WebConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -375,6 +386,18 @@ CONFIG_COMMENTS: dict[str, str] = {
         "A request whose delivered detail the requester may still hold is kept until that"
         " detail's retain_until. The log keeps its pseudonymous entries either way."
     ),
+    "oprf.epoch_days": (
+        "As a provider: every this many days (0-3650; 0: never) the OPRF key of each "
+        "convenant changes and the tag set is published again under the new key "
+        "(docs/protocol.md §6.1.1), so a tag a requester learned tells nothing after the "
+        "change. The change runs in the background and costs one OPRF evaluation per "
+        "subject key in scope (docs/operations.md)."
+    ),
+    "oprf.overlap_hours": (
+        "After a key change, how long hit proofs made under the previous key are still "
+        "accepted in detail requests and hit notices, in hours (0-8760). Keep it at least "
+        "details.hit_validity_hours."
+    ),
     "database.max_size_mib": (
         "The most the node database (node.db) may grow to, in MiB (>= 1). Past it every write "
         "fails as on a full disk: `disk_full` (HTTP 507) at the API, 'error: disk full' in "
@@ -494,7 +517,7 @@ def render_config(cfg: NodeConfig) -> str:
     lines = _comment(CONFIG_HEADER)
     for k, v in top.items():
         lines += ["", *_keyed(k, f"{k} = {_value(v)}")]
-    sections = ["http", "limits", "peers", "retention", "details", "database", "web", "logging"]
+    sections = ["http", "limits", "peers", "retention", "details", "oprf", "database", "web", "logging"]
     if cfg.tls is not None:
         sections.append("tls")
     for section in sections:

@@ -36,6 +36,14 @@ LEGACY_PSEUDONYM_KEY_INFO = b"vhnode/v1 log pseudonym key"
 LEGACY_AT_REST_KEY_INFO = b"vhnode/v1 details at rest"
 
 
+def oprf_key_info(convenant_id: str, epoch: int) -> bytes:
+    """DeriveKeyPair's ``info`` for a convenant's key in one epoch (docs/protocol.md §6.1.1)."""
+    if epoch < 0:
+        raise ValueError("OPRF key epochs count from 0")
+    info = OPRF_KEY_INFO_PREFIX + convenant_id.encode()
+    return info if epoch == 0 else info + b" epoch " + str(epoch).encode("ascii")
+
+
 def hkdf_sha256(secret: bytes, info: bytes) -> bytes:
     """32 bytes of HKDF-SHA-256 without salt: the secrets are uniformly random already
     (RFC 5869 §3.1), so extract needs none; ``info`` separates the uses."""
@@ -64,9 +72,11 @@ class NodeKeys:
     def encryption_fingerprint(self) -> str:
         return fingerprint(self.encryption_public)
 
-    def oprf_key(self, convenant_id: str) -> tuple[bytes, bytes]:
-        """(skS, pkS) of this node's OPRF key for one convenant (RFC 9497 DeriveKeyPair)."""
-        return oprf.derive_key_pair(self.oprf_seed, OPRF_KEY_INFO_PREFIX + convenant_id.encode())
+    def oprf_key(self, convenant_id: str, epoch: int) -> tuple[bytes, bytes]:
+        """(skS, pkS) of this node's OPRF key for one convenant in one key epoch (RFC 9497
+        DeriveKeyPair, docs/protocol.md §6.1.1). Epoch 0 is the key of the versions before
+        epochs, so a node that upgrades keeps its tags until its first change."""
+        return oprf.derive_key_pair(self.oprf_seed, oprf_key_info(convenant_id, epoch))
 
     def pseudonym_key(self) -> bytes:
         """The key of the log's pseudonyms (docs/protocol.md §9.2)."""

@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from node.cli import main
 from node.errors import ConfigError, MalformedMessage
 from node.keys import NodeKeys
-from node.store import db, log, migrations
+from node.protocol import oprf
+from node.store import db, log, migrations, oprf_epochs
 from node.store.received import open_at_rest, seal_at_rest
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "release-0.1.0"
@@ -298,9 +299,24 @@ def test_step_4_adds_web_sign_in_tables_even_where_they_already_are(tmp_path: Pa
     assert migrations.migrate(conn, keys, target=3) == [1, 2, 3]
     tables = "SELECT name FROM sqlite_master WHERE name IN ('user_credentials', 'web_sessions')"
     assert conn.execute(tables).fetchall() == []
-    assert migrations.migrate(conn, keys) == [4]
+    assert migrations.migrate(conn, keys, target=4) == [4]
     assert sorted(r[0] for r in conn.execute(tables)) == ["user_credentials", "web_sessions"]
     # A development copy whose user_version says 3 while it holds step 4's tables.
     conn.execute("PRAGMA user_version = 3")
-    assert migrations.migrate(conn, keys) == [4]
-    assert migrations.user_version(conn) == migrations.latest() == 4
+    assert migrations.migrate(conn, keys, target=4) == [4]
+    assert migrations.user_version(conn) == 4
+
+
+def test_step_5_adds_oprf_key_epochs_and_keeps_the_tags(tmp_path: Path) -> None:
+    # A database from before key epochs has no epoch row: it is epoch 0, whose key is
+    # the one it always had, so its published tags stay valid until the first change.
+    keys = NodeKeys.generate()
+    conn = sqlite3.connect(tmp_path / "node.db", isolation_level=None)
+    assert migrations.migrate(conn, keys, target=4) == [1, 2, 3, 4]
+    assert migrations.migrate(conn, keys) == [5]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"oprf_epochs", "previous_tag_keys", "peer_oprf_keys"} <= tables
+    assert oprf_epochs.current(conn, "vh-test-veelplegers").epoch == 0
+    legacy = oprf.derive_key_pair(keys.oprf_seed, b"vhnode/v1 convenant vh-test-veelplegers")
+    assert keys.oprf_key("vh-test-veelplegers", 0) == legacy
+    assert keys.oprf_key("vh-test-veelplegers", 1) != legacy

@@ -41,7 +41,13 @@ from node.errors import (
 )
 from node.flows import log_entries
 from node.flows.context import NodeContext
-from node.flows.publishing import apply_changes, precompute_rebuild, prepare_changes, rebuild
+from node.flows.publishing import (
+    EpochTags,
+    apply_changes,
+    precompute_rebuild,
+    prepare_changes,
+    rebuild,
+)
 from node.keys import NodeKeys
 from node.policy.convenant import in_force
 from node.protocol import jws, peer_card
@@ -396,7 +402,7 @@ class PreparedInstall:
 
     convenant: Convenant
     document: jws.SignedDocument
-    known: dict[str, bytes]
+    known: EpochTags
 
 
 def prepare_install(ctx: NodeContext, doc_json: Any) -> PreparedInstall:
@@ -409,7 +415,7 @@ def prepare_install(ctx: NodeContext, doc_json: Any) -> PreparedInstall:
     _refuse_install(conv, check_install(ctx, conv, doc))
     # The tags of the registry in scope before the write transaction (the OPRF over the
     # whole registry takes seconds); inside it, only keys registered since are computed.
-    known = precompute_rebuild(ctx, conv) if "provider" in party.roles else {}
+    known = precompute_rebuild(ctx, conv) if "provider" in party.roles else EpochTags(0)
     return PreparedInstall(conv, doc, known)
 
 
@@ -443,8 +449,9 @@ def apply_install(
         newest = convenants.latest(ctx.conn, conv.id)
         is_newest = newest is not None and newest.convenant.version == conv.version
         if party is not None and "provider" in party.roles and is_newest:
-            # The OPRF key is per convenant id, so the same scope gives the same tags: a
-            # renewal that leaves our scope alone needs no recomputation of the registry.
+            # The OPRF key is per convenant id (and key epoch, which an install does not
+            # change), so the same scope gives the same tags: a renewal that leaves our
+            # scope alone needs no recomputation of the registry.
             held = before.convenant.party(ctx.node_id) if before else None
             same_scope = held is not None and set(held.scope_themes) == set(party.scope_themes)
             if not (same_scope and tag_sets.head(ctx.conn, conv.id).version > 0):

@@ -70,7 +70,7 @@ from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import not_yet_valid
 from node.protocol.tag_set import pack
 from node.protocol.tree_head import SignedTreeHead, check_head
-from node.store import log, nonces, peer_heads, peers, tag_sets
+from node.store import log, nonces, oprf_epochs, peer_heads, peers, tag_sets
 from node.store.db import tx
 from node.tls import PeerTransport, transport_refusal
 
@@ -284,15 +284,19 @@ def answer_with_head(
     )
 
 
-def _head(ctx: NodeContext, convenant_id: str) -> TagSetHead:
-    h = tag_sets.head(ctx.conn, convenant_id)
-    _, pk = ctx.oprf_key(convenant_id)
+def _head(ctx: NodeContext, epoch: oprf_epochs.Epoch) -> TagSetHead:
+    """The current head of a tag set, with the key epoch it is published under (§6.1.1)."""
+    h = tag_sets.head(ctx.conn, epoch.convenant_id)
+    _, pk = ctx.oprf_key(epoch.convenant_id, epoch.epoch)
     return TagSetHead(
-        convenant_id=convenant_id,
+        convenant_id=epoch.convenant_id,
         version=h.version,
         count=h.count,
         digest=jws.b64u_encode(h.digest),
         oprf_public_key=jws.b64u_encode(pk),
+        oprf_epoch=epoch.epoch,
+        oprf_epoch_ends_at=epoch.ends_at(ctx.cfg.oprf.epoch_days),
+        oprf_overlap_hours=ctx.cfg.oprf.overlap_hours,
     )
 
 
@@ -364,9 +368,12 @@ def answer_evaluate(ctx: NodeContext, body: bytes, transport: PeerTransport) -> 
             )
         tag_set_version: int | None = None
         if refusal is None:
-            sk, pk = ctx.oprf_key(req.convenant_id)
+            # The key of the epoch the published set is under, read in this transaction:
+            # the evaluation and the head it is answered with never straddle a change.
+            epoch = oprf_epochs.current(ctx.conn, req.convenant_id)
+            sk, pk = ctx.oprf_key(req.convenant_id, epoch.epoch)
             evaluated, proof = oprf.blind_evaluate(sk, pk, blinded)
-            head = _head(ctx, req.convenant_id)
+            head = _head(ctx, epoch)
             tag_set_version = head.version
             fields.update(
                 outcome="evaluated",
@@ -442,9 +449,14 @@ def answer_tag_set(ctx: NodeContext, body: bytes, transport: PeerTransport) -> A
             ).refusal
         data: dict[str, Any] = {"since_version": req.since_version}
         if refusal is None:
-            head = _head(ctx, req.convenant_id)
-            delta = tag_sets.delta_since(
-                ctx.conn, req.convenant_id, req.since_version, head.version
+            epoch = oprf_epochs.current(ctx.conn, req.convenant_id)
+            head = _head(ctx, epoch)
+            # No delta reaches back across a key change: the tags before it are of another
+            # key, so a requester holding them gets the whole set (§6.7 step 9).
+            delta = (
+                tag_sets.delta_since(ctx.conn, req.convenant_id, req.since_version, head.version)
+                if req.since_version >= epoch.first_version
+                else None
             )
             removed: list[bytes] = []
             if delta is None:

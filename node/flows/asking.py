@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import time
 from collections.abc import Sequence
@@ -67,7 +68,7 @@ from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import tag_from_output, unpack
 from node.protocol.tree_head import SignedTreeHead, signed_head
 from node.protocol.withdrawal import withdrawn
-from node.store import log, received, tag_sets
+from node.store import key_pins, log, received, tag_sets
 
 EVALUATE_PATH = "/peer/v1/evaluate"
 TAG_SET_PATH = "/peer/v1/tag-set"
@@ -173,6 +174,7 @@ async def _sync_tag_set_locked(
     ctx = r.ctx
     held = await ctx.read(lambda: tag_sets.peer_head(ctx.conn, party.node_id, r.conv.id))
     pk, head_digest = head.oprf_public_key, head.digest  # bytes, decoded strictly on parsing
+    # Held under another key (an earlier epoch): the whole set is fetched again (§6.1.1).
     if held is not None and held.oprf_public_key == pk and held.version == head.version:
         if held.digest != head_digest:
             raise PartnerFailure(
@@ -225,10 +227,14 @@ async def _sync_tag_set_locked(
     new = resp.head
     if new.convenant_id != r.conv.id:
         raise PartnerFailure("invalid", "bad_binding", "tag-set head names another convenant")
-    if new.oprf_public_key != head.oprf_public_key or new.version < head.version:
+    # The partner changed its OPRF key between the evaluation and this request (§6.1.1):
+    # the set is kept (it matches its own head), and the round evaluates again under it.
+    moved = new.oprf_epoch > head.oprf_epoch
+    if not moved and (new.oprf_public_key != head.oprf_public_key or new.version < head.version):
         raise PartnerFailure(
             "invalid", "invalid_tag_set", "tag set does not match the evaluation's head"
         )
+    pk = new.oprf_public_key
     full = resp.base_version == 0
     if not full and resp.base_version != since:
         raise PartnerFailure(
@@ -258,7 +264,34 @@ async def _sync_tag_set_locked(
         await ctx.write(store)
     except ProtocolError as e:
         raise PartnerFailure("invalid", e.code, e.detail) from e
+    if moved:
+        raise EpochMoved(new.oprf_epoch)
     return new.version
+
+
+class EpochMoved(Exception):
+    """The partner's tag set is under a newer OPRF key epoch than the evaluation it
+    answered: the copy is current, the round's outputs are of the old key (§6.8 step 5)."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"the partner's OPRF key moved to epoch {epoch}")
+
+
+def _pin(ctx: NodeContext, partner: str, convenant_id: str, head: TagSetHead) -> bool:
+    """Step 3a, in a write job: pin the key the partner evaluated with for its epoch, or
+    find that it showed another one (here, or to a peer that compared pins with us)."""
+    pin = key_pins.Pin(partner, convenant_id, head.oprf_epoch, head.oprf_public_key)
+    seen = key_pins.observe(ctx.conn, pin, partner, ctx.clock.now())
+    if seen == "new_conflict":
+        ctx.record(
+            [
+                log_entries.peer_oprf_key_conflict(
+                    partner=partner, convenant_id=convenant_id, epoch=head.oprf_epoch,
+                    source=partner,
+                )
+            ]
+        )  # fmt: skip
+    return seen is not None
 
 
 async def _evaluate(
@@ -334,33 +367,54 @@ async def _ask_partner(
                 "revoked_partner",
                 "this node revoked the partner's peer card or it expired",
             )
-        # Steps 1–3, tried again while the partner fails fast (§6.8 "Retries"): each try
-        # blinds afresh, so the partner never sees one blinded element twice, and signs
-        # a new nonce, so a retry is a new request, never a replay it would refuse.
-        blinds, blinded, resp = await with_retries(
-            ctx,
-            tries,
-            lambda: _evaluate(r, party, card),
-            deadline=deadline,
-            partner=party.node_id,
-        )
-        if isinstance(resp, EvaluateRefused):
-            raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
-        if resp.tag_set.convenant_id != r.conv.id:
-            raise PartnerFailure("invalid", "bad_binding", "tag-set head names another convenant")
-        try:  # step 4
-            outputs = oprf.finalize(
-                r.keys,
-                blinds,
-                blinded,
-                list(resp.evaluated_elements),
-                resp.tag_set.oprf_public_key,
-                resp.proof,
+        for again in (True, False):
+            phase[0] = "evaluate"
+            # Steps 1–3, tried again while the partner fails fast (§6.8 "Retries"): each
+            # try blinds afresh, so the partner never sees one blinded element twice, and
+            # signs a new nonce, so a retry is a new request, never a replay it would refuse.
+            blinds, blinded, resp = await with_retries(
+                ctx,
+                tries,
+                lambda: _evaluate(r, party, card),
+                deadline=deadline,
+                partner=party.node_id,
             )
-        except ProtocolError as e:
-            raise PartnerFailure("invalid", e.code, e.detail) from e
-        phase[0] = "tag_set"
-        result.tag_set_version = await _sync_tag_set(r, party, card, resp.tag_set)  # step 5
+            if isinstance(resp, EvaluateRefused):
+                raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
+            if resp.tag_set.convenant_id != r.conv.id:
+                raise PartnerFailure(
+                    "invalid", "bad_binding", "tag-set head names another convenant"
+                )
+            try:  # step 4
+                outputs = oprf.finalize(
+                    r.keys,
+                    blinds,
+                    blinded,
+                    list(resp.evaluated_elements),
+                    resp.tag_set.oprf_public_key,
+                    resp.proof,
+                )
+            except ProtocolError as e:
+                raise PartnerFailure("invalid", e.code, e.detail) from e
+            head = resp.tag_set
+            pin = functools.partial(_pin, ctx, party.node_id, r.conv.id, head)
+            if await ctx.write(pin):  # step 3a
+                raise PartnerFailure(
+                    "invalid",
+                    "oprf_key_conflict",
+                    f"the partner showed another OPRF key for epoch {head.oprf_epoch} "
+                    "than the one pinned here",
+                )
+            phase[0] = "tag_set"
+            try:
+                result.tag_set_version = await _sync_tag_set(r, party, card, head)  # step 5
+            except EpochMoved:
+                if again:  # once: the partner changes its key once a schedule period
+                    continue
+                raise PartnerFailure(
+                    "invalid", "invalid_tag_set", "the partner's OPRF key changed twice"
+                ) from None
+            break
         phase[0] = "decide"
         tags = [tag_from_output(o) for o in outputs]
         held = await ctx.read(

@@ -39,7 +39,7 @@ from node.policy.rate_limit import RateLimiter
 from node.policy.unauthenticated import UnauthenticatedTally
 from node.protocol import jws
 from node.protocol.peer_card import PeerCard, verify_card
-from node.store import db, log
+from node.store import db, log, oprf_epochs
 from node.store.database import AfterCommit, Database, thread_connection
 from node.tls import TlsFiles, client_context, load_files, server_context, trust_certificate
 
@@ -68,7 +68,7 @@ class NodeContext:
     detail_limiter: RateLimiter = field(init=False)
     # Requests refused at §6.6 steps 3–6, counted until flow.unauthenticated.flush logs them.
     unauthenticated: UnauthenticatedTally = field(init=False)
-    _oprf_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, init=False)
+    _oprf_keys: dict[tuple[str, int], tuple[bytes, bytes]] = field(default_factory=dict, init=False)
     # Requester side: one tag-set sync at a time per (partner, convenant).
     sync_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
     # Work a request started that outlives it (a tag-set transfer, hit notices): held
@@ -192,11 +192,15 @@ class NodeContext:
     def node_id(self) -> str:
         return self.cfg.node_id
 
-    def oprf_key(self, convenant_id: str) -> tuple[bytes, bytes]:
+    def oprf_key(self, convenant_id: str, epoch: int | None = None) -> tuple[bytes, bytes]:
+        """This node's OPRF key for a convenant in one key epoch (§6.1.1); without one, the
+        epoch it publishes and answers under now (a read of the database)."""
+        if epoch is None:
+            epoch = oprf_epochs.current(self.conn, convenant_id).epoch
         # Derivation is cheap but sits on the hot path of every evaluation.
-        if convenant_id not in self._oprf_keys:
-            self._oprf_keys[convenant_id] = self.keys.oprf_key(convenant_id)
-        return self._oprf_keys[convenant_id]
+        if (convenant_id, epoch) not in self._oprf_keys:
+            self._oprf_keys[convenant_id, epoch] = self.keys.oprf_key(convenant_id, epoch)
+        return self._oprf_keys[convenant_id, epoch]
 
     def record(self, entries: Sequence[log.LogEntry], now: datetime | None = None) -> None:
         """Append log entries inside the caller's open transaction (docs/protocol.md §9),

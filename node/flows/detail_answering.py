@@ -87,7 +87,7 @@ from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard
 from node.protocol.tag_set import TAG_BYTES
 from node.store import details as store
-from node.store import log, registry, tag_sets
+from node.store import log, oprf_epochs, registry, tag_sets
 from node.store.db import flush_deleted, tx
 from node.store.log_kinds import LogKind
 from node.tls import PeerTransport
@@ -155,11 +155,18 @@ def _resolve(ctx: NodeContext, conv: Convenant, hit_proof: str) -> Subject | Ref
     if len(proof) != HIT_PROOF_BYTES:
         return BadHitProof(f"a hit proof is {HIT_PROOF_BYTES} bytes")
     tag = proof[:TAG_BYTES]
+    epoch = oprf_epochs.current(ctx.conn, conv.id).epoch
     key = tag_sets.key_of(ctx.conn, conv.id, tag)
     if key is None and not tag_sets.index_complete(ctx.conn, conv.id):
         # A database from before the tag index: complete it once, then look again.
         rebuild(ctx, conv)
         key = tag_sets.key_of(ctx.conn, conv.id, tag)
+    if key is None:
+        # A proof from a round just before the last key change: honoured while the
+        # previous epoch's overlap lasts (§6.1.1), checked under that epoch's key.
+        key = oprf_epochs.previous_key_of(ctx.conn, conv.id, tag, ctx.clock.now())
+        if key is not None:
+            epoch -= 1
     party = conv.party(ctx.node_id)
     themes = frozenset(party.scope_themes) if party else frozenset()
     refs = tuple(
@@ -169,7 +176,7 @@ def _resolve(ctx: NodeContext, conv: Convenant, hit_proof: str) -> Subject | Ref
     )
     if key is None or not refs:
         return UnknownSubject("the hit proof's tag is not in this node's tag set")
-    sk, _ = ctx.oprf_key(conv.id)
+    sk, _ = ctx.oprf_key(conv.id, epoch)
     expected = oprf.evaluate(sk, [key.encode()])[0]
     if not hmac.compare_digest(expected, proof):
         return BadHitProof("the hit proof is not this node's OPRF output for the subject")

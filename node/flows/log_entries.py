@@ -223,6 +223,28 @@ def tag_set_published(
     )
 
 
+def tag_set_epoch_started(
+    *,
+    convenant_id: str,
+    epoch: int,
+    oprf_public_key: str,
+    version: int,
+    previous_until: str,
+) -> LogEntry:
+    """§6.1.1: the OPRF key of a convenant changed; its public key is on record."""
+    return LogEntry(
+        kind=LogKind.TAG_SET_EPOCH_STARTED,
+        convenant_id=convenant_id,
+        outcome="started",
+        data={
+            "epoch": epoch,
+            "oprf_public_key": oprf_public_key,
+            "version": version,
+            "previous_until": previous_until,
+        },
+    )
+
+
 def tag_set_served(
     *, convenant_id: str, convenant_version: int, requester: str, data: Mapping[str, Any]
 ) -> LogEntry:
@@ -397,6 +419,17 @@ def peer_log_forked(*, partner: str, tree_size: int) -> LogEntry:
         counterparty=partner,
         outcome="conflict",
         data={"tree_size": tree_size},
+    )
+
+
+def peer_oprf_key_conflict(*, partner: str, convenant_id: str, epoch: int, source: str) -> LogEntry:
+    """§6.8 step 3a, §9.5: two OPRF keys of one partner for one convenant and epoch."""
+    return LogEntry(
+        kind=LogKind.PEER_OPRF_KEY_CONFLICT,
+        convenant_id=convenant_id,
+        counterparty=partner,
+        outcome="conflict",
+        data={"epoch": epoch, "source": source},
     )
 
 

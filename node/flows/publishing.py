@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from node.flows import log_entries
 from node.flows.context import NodeContext
 from node.protocol import oprf
 from node.protocol.convenant import Convenant
+from node.protocol.jws import b64u_encode
+from node.protocol.models import rfc3339
 from node.protocol.registration import Registration
 from node.protocol.tag_set import tag_from_output
-from node.store import log, registry, tag_sets
+from node.store import log, oprf_epochs, registry, tag_sets
 from node.store.db import tx
 from node.store.registry import Stored
 
@@ -48,9 +51,22 @@ def provider_scopes(ctx: NodeContext) -> list[Scope]:
     return out
 
 
-KnownTags = dict[str, dict[str, bytes]]
-"""Convenant id → subject key → tag, computed before a write transaction: the OPRF is
-the costly part of a registry change, and the write lock must not wait for it."""
+@dataclass(frozen=True)
+class EpochTags:
+    """Subject key → tag under a convenant's key of one epoch (§6.1.1), computed before a
+    write transaction: the OPRF is the costly part of a registry change, and the write
+    lock must not wait for it. Used only if the epoch is still current in that
+    transaction: a key change in between makes them another key's tags."""
+
+    epoch: int
+    tags: dict[str, bytes] = field(default_factory=dict)
+
+    def usable(self, epoch: int) -> Mapping[str, bytes] | None:
+        return self.tags if epoch == self.epoch else None
+
+
+KnownTags = dict[str, EpochTags]
+"""Convenant id → the tags computed for it beforehand."""
 
 
 @dataclass(frozen=True)
@@ -67,16 +83,18 @@ class Prepared:
 def tags_for(
     ctx: NodeContext,
     convenant_id: str,
+    epoch: int,
     subject_keys: Sequence[str],
     known: Mapping[str, bytes] | None = None,
 ) -> list[bytes]:
-    """The tag of each subject key under the convenant's OPRF key; ``known`` ones are
-    taken as they are (a tag is a function of the key alone: computing it early is safe)."""
+    """The tag of each subject key under the convenant's OPRF key of ``epoch``; ``known``
+    ones (of the same epoch) are taken as they are (a tag is a function of the key and
+    the epoch alone: computing it early is safe)."""
     known = known or {}
     missing = [k for k in subject_keys if k not in known]
     computed: dict[str, bytes] = {}
     if missing:
-        sk, _ = ctx.oprf_key(convenant_id)
+        sk, _ = ctx.oprf_key(convenant_id, epoch)
         outputs = oprf.evaluate(sk, [k.encode() for k in missing])
         computed = dict(zip(missing, (tag_from_output(o) for o in outputs), strict=True))
     return [known[k] if k in known else computed[k] for k in subject_keys]
@@ -99,21 +117,23 @@ def prepare_changes(ctx: NodeContext, upserts: Sequence[Registration]) -> Prepar
     tags: KnownTags = {}
     for scope in scopes:
         wanted = sorted({k for r in changed if _in_scope(r.themes, scope) for k in keys[r.ref][0]})
-        tags[scope.convenant_id] = dict(
-            zip(wanted, tags_for(ctx, scope.convenant_id, wanted), strict=True)
+        epoch = oprf_epochs.current(ctx.conn, scope.convenant_id).epoch
+        tags[scope.convenant_id] = EpochTags(
+            epoch, dict(zip(wanted, tags_for(ctx, scope.convenant_id, epoch, wanted), strict=True))
         )
     return Prepared(keys, tags)
 
 
-def precompute_rebuild(ctx: NodeContext, conv: Convenant) -> dict[str, bytes]:
+def precompute_rebuild(ctx: NodeContext, conv: Convenant) -> EpochTags:
     """Before a convenant's install: the tags of every subject key in its scope as the
     registry reads now (no lock held). ``rebuild`` computes only what changed since."""
     keys = sorted(_wanted(ctx, conv))
+    epoch = oprf_epochs.current(ctx.conn, conv.id).epoch
     out: dict[str, bytes] = {}
     for i in range(0, len(keys), 5000):
         chunk = keys[i : i + 5000]
-        out.update(zip(chunk, tags_for(ctx, conv.id, chunk), strict=True))
-    return out
+        out.update(zip(chunk, tags_for(ctx, conv.id, epoch, chunk), strict=True))
+    return EpochTags(epoch, out)
 
 
 def _wanted(ctx: NodeContext, conv: Convenant) -> Counter[str]:
@@ -200,11 +220,14 @@ def apply_changes(
             if not key_deltas:
                 continue
             subject_keys = sorted(key_deltas)
+            epoch = oprf_epochs.current(conn, scope.convenant_id).epoch
+            early = prepared.tags.get(scope.convenant_id) if prepared else None
             tags = tags_for(
                 ctx,
                 scope.convenant_id,
+                epoch,
                 subject_keys,
-                prepared.tags.get(scope.convenant_id) if prepared else None,
+                early.usable(epoch) if early else None,
             )
             tag_deltas: Counter[bytes] = Counter()
             for key, tag in zip(subject_keys, tags, strict=True):
@@ -263,7 +286,7 @@ def rebuild(
     ctx: NodeContext,
     conv: Convenant,
     actor: str | None = None,
-    known: Mapping[str, bytes] | None = None,
+    known: EpochTags | None = None,
 ) -> int | None:
     """Recompute one convenant's tag set from the whole registry; publishes a version only
     if membership changed (or none was published yet). Returns the new version or None.
@@ -275,16 +298,19 @@ def rebuild(
     (``precompute_rebuild``, outside the transaction) leave only the keys added since to
     compute here.
     """
+    now = ctx.clock.now()
+    # The key schedule of a convenant starts with its first set (§6.1.1).
+    epoch = oprf_epochs.start_schedule(ctx.conn, conv.id, now).epoch
+    early = known.usable(epoch) if known else None
     wanted = _wanted(ctx, conv)
     keys = sorted(wanted)
     target: Counter[bytes] = Counter()
     key_of: dict[bytes, str] = {}
     for i in range(0, len(keys), 5000):
         chunk = keys[i : i + 5000]
-        for key, tag in zip(chunk, tags_for(ctx, conv.id, chunk, known), strict=True):
+        for key, tag in zip(chunk, tags_for(ctx, conv.id, epoch, chunk, early), strict=True):
             target[tag] += wanted[key]
             key_of[tag] = key
-    now = ctx.clock.now()
     current = {
         row[0]: row[1]
         for row in ctx.conn.execute(
@@ -302,3 +328,64 @@ def rebuild(
     head = tag_sets.publish(ctx.conn, conv.id, entered, left, now)
     ctx.record([_published(conv.id, conv.version, head, entered, left, actor)], now)
     return head.version
+
+
+def subject_keys_in_scope(ctx: NodeContext, conv: Convenant) -> list[str]:
+    """The subject keys a convenant's tag set is made of, as the registry reads now."""
+    return sorted(_wanted(ctx, conv))
+
+
+def start_epoch(
+    ctx: NodeContext, conv: Convenant, epoch: int, known: EpochTags | None = None
+) -> tag_sets.Head | None:
+    """Publish the whole set under the key of ``epoch`` (§6.1.1), in the caller's
+    transaction; None when the current epoch is not ``epoch − 1`` (another pass did it).
+
+    The registry is read again here, so a change since ``known`` was computed is in the
+    new set: only the keys registered since are evaluated inside the transaction. The
+    previous epoch's tag index is kept for the overlap, so hit proofs of a round just
+    before the change still resolve (§14.3 step 5).
+    """
+    now = ctx.clock.now()
+    current = oprf_epochs.current(ctx.conn, conv.id)
+    if current.epoch != epoch - 1:
+        return None
+    early = known.usable(epoch) if known else None
+    wanted = _wanted(ctx, conv)
+    keys = sorted(wanted)
+    refs: Counter[bytes] = Counter()
+    key_of: dict[bytes, str] = {}
+    for i in range(0, len(keys), 5000):
+        chunk = keys[i : i + 5000]
+        for key, tag in zip(chunk, tags_for(ctx, conv.id, epoch, chunk, early), strict=True):
+            refs[tag] += wanted[key]
+            key_of[tag] = key
+    previous_count = tag_sets.head(ctx.conn, conv.id).count
+    previous_until = now + timedelta(hours=ctx.cfg.oprf.overlap_hours)
+    # The old index moves aside before replace_all empties it.
+    oprf_epochs.begin(ctx.conn, conv.id, epoch, now, 0, previous_until)
+    head = tag_sets.replace_all(ctx.conn, conv.id, refs, key_of, now)
+    oprf_epochs.begin_version(ctx.conn, conv.id, head.version)
+    _, pk = ctx.oprf_key(conv.id, epoch)
+    ctx.record(
+        [
+            log_entries.tag_set_published(
+                convenant_id=conv.id,
+                convenant_version=conv.version,
+                actor=None,
+                version=head.version,
+                count=head.count,
+                added=head.count,
+                removed=previous_count,
+            ),
+            log_entries.tag_set_epoch_started(
+                convenant_id=conv.id,
+                epoch=epoch,
+                oprf_public_key=b64u_encode(pk),
+                version=head.version,
+                previous_until=rfc3339(previous_until),
+            ),
+        ],
+        now,
+    )
+    return head

@@ -31,7 +31,7 @@ from node.errors import (
     TooManyBadRequests,
     VhnodeError,
 )
-from node.flows import admin, monitoring, readiness, signin, unauthenticated
+from node.flows import admin, key_epochs, monitoring, readiness, signin, unauthenticated
 from node.flows import answering as provider
 from node.flows import detail_answering as detail_provider
 from node.flows import detail_asking as requester
@@ -496,6 +496,11 @@ def make_app(ctx: NodeContext) -> web.Application:
                     await purge_due(ctx)
                 except (VhnodeError, sqlite3.Error) as e:  # locked or broken: retry later
                     logger.warning("retention_failed", error=type(e).__name__)
+                try:
+                    # OPRF key epochs on schedule (§6.1.1): checked with the same pass.
+                    await key_epochs.change_due(ctx)
+                except (VhnodeError, sqlite3.Error) as e:
+                    logger.warning("oprf_epoch_change_failed", error=type(e).__name__)
                 await ctx.clock.sleep(ctx.cfg.retention.purge_interval_seconds)
 
         task = asyncio.create_task(loop())

@@ -73,13 +73,18 @@ class EvaluateRequest(WireModel):
 
 
 class TagSetHead(WireModel):
-    """§6.4: what a partner commits to about one version of its tag set."""
+    """§6.4: what a partner commits to about one version of its tag set, and the OPRF key
+    epoch it is published under (§6.1.1): its number, its key, when the schedule ends it
+    and how long after that hit proofs made under it are still honoured."""
 
     convenant_id: ConvenantId
     version: WireInt = Field(ge=0)
     count: WireInt = Field(ge=0)
     digest: Bytes32
     oprf_public_key: Bytes32
+    oprf_epoch: WireInt = Field(ge=0)
+    oprf_epoch_ends_at: Timestamp | None
+    oprf_overlap_hours: WireInt = Field(ge=0)
 
 
 class PartnerAnswer(WireModel):

@@ -37,6 +37,7 @@ class LogKind(StrEnum):
     TAG_SET_PUBLISHED = "tag_set.published"
     TAG_SET_SERVED = "tag_set.served"
     TAG_SET_REFUSED = "tag_set.refused"
+    TAG_SET_EPOCH_STARTED = "tag_set.epoch_started"
     # Bekendheid: asking (§6.8) and answering (§6.6)
     BEKENDHEID_ROUND = "bekendheid.round"
     BEKENDHEID_ASKED = "bekendheid.asked"
@@ -47,6 +48,7 @@ class LogKind(StrEnum):
     LOG_CONSISTENCY_REFUSED = "log.consistency_refused"
     LOG_CROSS_CHECKED = "log.cross_checked"
     PEER_LOG_FORKED = "peer.log_forked"
+    PEER_OPRF_KEY_CONFLICT = "peer.oprf_key_conflict"
     PEER_UNAUTHENTICATED = "peer.unauthenticated"
     # The detail exchange, as the partner (§14.11)
     DETAIL_REQUESTED = "detail.requested"

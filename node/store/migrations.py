@@ -573,11 +573,61 @@ def _web_sign_in(conn: sqlite3.Connection, keys: NodeKeys | None) -> None:
         conn.execute(statement)
 
 
+# --- step 5: OPRF key epochs ------------------------------------------------------------
+
+OPRF_EPOCHS_SCHEMA = """
+-- Provider side: the OPRF key epoch of each convenant's tag set (§6.1.1). No row: epoch 0
+-- (the key of the versions before epochs), its schedule not started yet.
+CREATE TABLE IF NOT EXISTS oprf_epochs (
+    convenant_id TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    first_version INTEGER NOT NULL,   -- the first tag-set version under this epoch's key
+    previous_until TEXT               -- hit proofs of the previous epoch are honoured until
+) WITHOUT ROWID;
+
+-- The subject key behind each tag of the previous epoch, kept through its overlap.
+CREATE TABLE IF NOT EXISTS previous_tag_keys (
+    convenant_id TEXT NOT NULL,
+    tag BLOB NOT NULL,
+    subject_key TEXT NOT NULL,
+    PRIMARY KEY (convenant_id, tag)
+) WITHOUT ROWID;
+
+-- Requester side: the OPRF public key each partner showed for each epoch (§6.8 step 3a).
+CREATE TABLE IF NOT EXISTS peer_oprf_keys (
+    partner TEXT NOT NULL,
+    convenant_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    oprf_public_key BLOB NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    PRIMARY KEY (partner, convenant_id, epoch)
+) WITHOUT ROWID;
+
+-- Two keys for one partner, convenant and epoch: seen in an answer, or told by a peer.
+CREATE TABLE IF NOT EXISTS peer_oprf_key_conflicts (
+    partner TEXT NOT NULL,
+    convenant_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    held BLOB NOT NULL,
+    other BLOB NOT NULL,
+    source TEXT NOT NULL,             -- the partner's own answer, or the peer that told us
+    seen_at TEXT NOT NULL
+);
+"""
+
+
+def _oprf_epochs(conn: sqlite3.Connection, keys: NodeKeys | None) -> None:
+    for statement in _statements(OPRF_EPOCHS_SCHEMA):
+        conn.execute(statement)
+
+
 STEPS: Sequence[Step] = (
     Step(1, "release 0.1.0 schema", _baseline),
     Step(2, "HKDF-derived at-rest and pseudonym keys", _hkdf_keys, _reencrypt_prepare),
     Step(3, "liaison inbox: acknowledged hit notices, first disclosure", _liaison_inbox),
     Step(4, "web application sign-in: credentials and sessions", _web_sign_in),
+    Step(5, "OPRF key epochs and pinned partner keys", _oprf_epochs),
 )
 
 

@@ -204,6 +204,37 @@ def publish(
     return new
 
 
+def replace_all(
+    conn: sqlite3.Connection,
+    convenant_id: str,
+    refs: Mapping[bytes, int],
+    keys: Mapping[bytes, str],
+    now: datetime,
+) -> Head:
+    """Publish a whole new set as the next version: the set under a new OPRF key (§6.1.1).
+
+    Nothing of the old set is kept — its tags are of another key — and no change rows are
+    written for it: no delta reaches across a key change (§6.7 step 9). Inside the
+    caller's tx; ``refs`` are the member tags with their reference counts, ``keys`` the
+    subject key behind each.
+    """
+    version = head(conn, convenant_id).version + 1
+    for table in ("tag_set_members", "tag_set_buckets", "tag_set_changes", "tag_keys"):
+        conn.execute(f"DELETE FROM {table} WHERE convenant_id = ?", (convenant_id,))  # noqa: S608
+    conn.executemany(
+        "INSERT INTO tag_set_members (convenant_id, tag, refs) VALUES (?,?,?)",
+        ((convenant_id, t, n) for t, n in sorted(refs.items())),
+    )
+    index_keys(conn, convenant_id, keys, ())
+    new = Head(version, len(refs), _provider_digest(conn, convenant_id, set(range(BUCKETS))))
+    conn.execute(
+        "INSERT INTO tag_set_versions (convenant_id, version, count, digest, published_at) "
+        "VALUES (?,?,?,?,?)",
+        (convenant_id, version, new.count, new.digest, rfc3339(now)),
+    )
+    return new
+
+
 def members(conn: sqlite3.Connection, convenant_id: str) -> list[bytes]:
     return [
         r[0]

@@ -76,8 +76,9 @@ does not (or no longer) trust: always worth the privacy officer's attention."""
 UNAUTHENTICATED_KIND = LogKind.PEER_UNAUTHENTICATED
 """Requests refused at §6.6 steps 3–6, counted per window and claimed requester: the
 claim is unproven, so they are never counted as that party's requests."""
-ALERT_KINDS = (LogKind.PEER_LOG_FORKED,)
-"""Entries that are anomalies by themselves (a partner signed two different logs)."""
+ALERT_KINDS = (LogKind.PEER_LOG_FORKED, LogKind.PEER_OPRF_KEY_CONFLICT)
+"""Entries that are anomalies by themselves (a partner signed two different logs, or
+showed two OPRF keys for one epoch)."""
 STATUSES = ("hit", "no_hit", "refused", "unreachable", "timeout", "invalid")
 """Per-subject statuses of an ask (docs/protocol.md §8.1), in report order."""
 ANSWERED_COUNTS = ("evaluations", "elements", "refused", "tag_sets_served", "tag_sets_refused")
