@@ -1,0 +1,186 @@
+"""OPRF key epochs (docs/protocol.md §6.1.1): the key of a partner's tag set changes on
+schedule, so a tag learned before the change tests nothing after it.
+
+Real nodes on loopback; time moves by the nodes' own clocks. A partner's schedule is
+checked by its running node's background pass (the retention task), which wakes when
+its clock is advanced past the pass interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from node.config import OprfConfig
+from node.protocol import oprf
+from node.protocol.identifiers import parse_identifier, subject_key
+from node.protocol.tag_set import tag_from_output
+from node.store import key_pins, oprf_epochs, tag_sets
+from tests.detail_fixtures import CONTACT, detail_federation, hit_round
+from tests.federation import CONVENANT_ID, PURPOSE, Federation, log_entries, statuses
+
+JAN_BSN = {"kind": "bsn", "bsn": "123456782"}
+POLITIE = "politie-test"
+VH = "vh-test"
+
+
+def _reg(ref: str, *identifiers: dict[str, Any]) -> dict[str, Any]:
+    return {"ref": ref, "themes": ["veelplegers"], "identifiers": list(identifiers)}
+
+
+def _tag(fed: Federation, partner: str, identifier: dict[str, Any], epoch: int) -> bytes:
+    sk, _ = fed.nodes[partner].ctx.oprf_key(CONVENANT_ID, epoch)
+    key = subject_key(parse_identifier(identifier)).encode()
+    return tag_from_output(oprf.evaluate(sk, [key])[0])
+
+
+async def _pass_time(fed: Federation, by: timedelta) -> None:
+    """Every node's clock moves on together (requests stay fresh); each running node's
+    background pass wakes, changes what is due, and sleeps again."""
+    async with asyncio.timeout(60):  # a guard against a hang only; the clocks decide
+        for node in fed.nodes.values():
+            await node.clock.until_sleeping()
+        for node in fed.nodes.values():
+            node.clock.advance(by)
+        for node in fed.nodes.values():
+            await node.clock.until_sleeping()
+
+
+async def test_after_an_epoch_change_an_old_tag_no_longer_tests_membership(
+    federation: Federation,
+) -> None:
+    fed = federation
+    fed.register(POLITIE, _reg("BPS-1", JAN_BSN))
+    vh, politie = fed.nodes[VH].ctx, fed.nodes[POLITIE].ctx
+    first = await fed.query(VH, [JAN_BSN])
+    assert statuses(first)[POLITIE] == "hit"
+    old_tag = _tag(fed, POLITIE, JAN_BSN, 0)
+    # The requester holds the partner's set, and the tag it learned tests membership in it.
+    assert tag_sets.peer_has(vh.conn, POLITIE, CONVENANT_ID, old_tag)
+    old_head = tag_sets.peer_head(vh.conn, POLITIE, CONVENANT_ID)
+    assert old_head is not None
+
+    await _pass_time(fed, timedelta(days=politie.cfg.oprf.epoch_days))
+
+    epoch = oprf_epochs.current(politie.conn, CONVENANT_ID)
+    assert epoch.epoch == 1
+    new_tag = _tag(fed, POLITIE, JAN_BSN, 1)
+    assert new_tag != old_tag
+    members = tag_sets.members(politie.conn, CONVENANT_ID)
+    assert old_tag not in members
+    assert new_tag in members
+    assert len(members) == old_head.count  # the same subjects, under another key
+    published = log_entries(fed.nodes[POLITIE], "tag_set.epoch_started")
+    assert [e["data"]["epoch"] for e in published] == [1]
+
+    # The next round is answered under the new key; the requester, holding the set of
+    # the old one, fetches it whole, and finds the subject by its new tag only.
+    second = await fed.query(VH, [JAN_BSN])
+    assert statuses(second)[POLITIE] == "hit"
+    held = tag_sets.peer_head(vh.conn, POLITIE, CONVENANT_ID)
+    assert held is not None
+    assert held.oprf_public_key != old_head.oprf_public_key
+    assert held.version > old_head.version
+    assert not tag_sets.peer_has(vh.conn, POLITIE, CONVENANT_ID, old_tag)
+    assert tag_sets.peer_has(vh.conn, POLITIE, CONVENANT_ID, new_tag)
+    served = log_entries(fed.nodes[POLITIE], "tag_set.served")
+    assert served[-1]["data"]["base_version"] == 0  # no delta across a key change
+    # The requester pinned the key of each epoch it was shown.
+    pinned = {(p.partner, p.epoch) for p in key_pins.pins(vh.conn, [POLITIE])}
+    assert pinned == {(POLITIE, 0), (POLITIE, 1)}
+    # A subject registered after the change is found as well (the new key's tags).
+    other = {"kind": "bsn", "bsn": "111222333"}
+    fed.register(POLITIE, _reg("BPS-2", other))
+    third = await fed.query(VH, [other, JAN_BSN])
+    assert [p["subjects"] for p in third["partners"] if p["partner"] == POLITIE] == [["hit", "hit"]]
+
+
+async def test_the_head_announces_the_epoch_its_end_and_the_overlap(
+    federation: Federation,
+) -> None:
+    fed = federation
+    politie = fed.nodes[POLITIE].ctx
+    result = await fed.query(VH, [JAN_BSN])
+    assert statuses(result)[POLITIE] == "no_hit"
+    # What the requester kept is what the partner signed: check it against the partner.
+    epoch = oprf_epochs.current(politie.conn, CONVENANT_ID)
+    assert epoch.epoch == 0
+    assert epoch.started_at is not None
+    ends = epoch.ends_at(politie.cfg.oprf.epoch_days)
+    assert ends == epoch.started_at + timedelta(days=30)
+
+
+async def test_no_change_when_epochs_are_off(federation: Federation) -> None:
+    fed = federation
+    politie = fed.nodes[POLITIE]
+    politie.ctx.cfg = politie.ctx.cfg.model_copy(update={"oprf": OprfConfig(epoch_days=0)})
+    fed.register(POLITIE, _reg("BPS-1", JAN_BSN))
+    await _pass_time(fed, timedelta(days=400))
+    assert oprf_epochs.current(politie.ctx.conn, CONVENANT_ID).epoch == 0
+    assert _tag(fed, POLITIE, JAN_BSN, 0) in tag_sets.members(politie.ctx.conn, CONVENANT_ID)
+
+
+async def test_a_hit_proof_from_before_the_change_holds_through_the_overlap_only(
+    tmp_path: Path,
+) -> None:
+    fed = await detail_federation(tmp_path)
+    try:
+        politie = fed.nodes[POLITIE].ctx
+        politie.cfg = politie.cfg.model_copy(
+            update={"oprf": OprfConfig(epoch_days=2, overlap_hours=24)}
+        )
+        round_ = await hit_round(fed)
+        assert statuses(round_)[POLITIE] == "hit"
+        await _pass_time(fed, timedelta(days=2))
+        assert oprf_epochs.current(politie.conn, CONVENANT_ID).epoch == 1
+
+        async def ask() -> dict[str, Any]:
+            status, body = await fed.api(
+                VH,
+                "POST",
+                "/api/v1/details",
+                json={
+                    "round_trace_id": round_["trace_id"],
+                    "partner": POLITIE,
+                    "categories": [CONTACT],
+                    "purpose": PURPOSE,
+                },
+            )
+            assert status == 200, body
+            return dict(body)
+
+        # The round's proof is of the previous key; within the overlap it still resolves.
+        within = await ask()
+        assert [(c["category"], c["status"]) for c in within["categories"]] == [
+            (CONTACT, "delivered")
+        ]
+        # Past the overlap (and still within the round's hit validity) it does not.
+        await _pass_time(fed, timedelta(hours=25))
+        after = await ask()
+        assert (after["outcome"], after["reason"]) == ("refused", "unknown_subject")
+    finally:
+        await fed.close()
+
+
+async def test_a_partner_that_shows_another_key_for_an_epoch_is_caught(
+    federation: Federation,
+) -> None:
+    fed = federation
+    fed.register(POLITIE, _reg("BPS-1", JAN_BSN))
+    first = await fed.query(VH, [JAN_BSN])
+    assert statuses(first)[POLITIE] == "hit"
+    # The partner now evaluates epoch 0 with another key (a second seed): its answers
+    # are signed and its proofs verify — under a key the requester was not shown before.
+    politie = fed.nodes[POLITIE].ctx
+    politie._oprf_keys[CONVENANT_ID, 0] = oprf.derive_key_pair(bytes(range(32)), b"another")
+    second = await fed.query(VH, [JAN_BSN])
+    partner = next(p for p in second["partners"] if p["partner"] == POLITIE)
+    assert (partner["status"], partner["reason"]) == ("invalid", "oprf_key_conflict")
+    conflicts = log_entries(fed.nodes[VH], "peer.oprf_key_conflict")
+    assert [(e["counterparty"], e["data"]["epoch"]) for e in conflicts] == [(POLITIE, 0)]
+    # It stays caught: the honest key again does not clear the epoch's conflict.
+    del politie._oprf_keys[CONVENANT_ID, 0]
+    third = await fed.query(VH, [JAN_BSN])
+    assert statuses(third)[POLITIE] == "invalid"
