@@ -184,3 +184,56 @@ async def test_a_partner_that_shows_another_key_for_an_epoch_is_caught(
     del politie._oprf_keys[CONVENANT_ID, 0]
     third = await fed.query(VH, [JAN_BSN])
     assert statuses(third)[POLITIE] == "invalid"
+
+
+async def _cross_check(fed: Federation, node_id: str) -> dict[str, str | None]:
+    status, body = await fed.api(
+        node_id, "POST", "/api/v1/audit/cross-check", role="privacy_officer"
+    )
+    assert status == 200, body
+    return {p["peer"]: p["oprf_keys"] for p in body["peers"]}
+
+
+async def test_requesters_that_compare_pins_catch_a_partner_showing_them_different_keys(
+    federation: Federation,
+) -> None:
+    # om-test shows vh-test one key for epoch 0 and politie-test another. Neither
+    # requester can tell from its own answers; comparing their pins, both can.
+    fed = federation
+    fed.register("om-test", _reg("OM-1", JAN_BSN))
+    assert statuses(await fed.query(VH, [JAN_BSN]))["om-test"] == "hit"
+    om = fed.nodes["om-test"].ctx
+    om._oprf_keys[CONVENANT_ID, 0] = oprf.derive_key_pair(bytes(range(32)), b"for politie")
+    # Signed, with a proof that verifies: politie-test has nothing to object to (its
+    # set stays under the first key, so the tag finds no hit there).
+    politie_view = await fed.query(POLITIE, [JAN_BSN])
+    assert statuses(politie_view)["om-test"] in ("hit", "no_hit")
+    assert not log_entries(fed.nodes[VH], "peer.oprf_key_conflict")
+    assert not log_entries(fed.nodes[POLITIE], "peer.oprf_key_conflict")
+
+    verdicts = await _cross_check(fed, VH)
+    assert verdicts[POLITIE] == "conflict"
+    for node_id, told_by in ((VH, POLITIE), (POLITIE, VH)):
+        found = log_entries(fed.nodes[node_id], "peer.oprf_key_conflict")
+        assert [(e["counterparty"], e["data"]["epoch"], e["data"]["source"]) for e in found] == [
+            ("om-test", 0, told_by)
+        ]
+    # From then on neither trusts om-test's answers under that epoch.
+    for requester in (VH, POLITIE):
+        result = await fed.query(requester, [JAN_BSN])
+        partner = next(p for p in result["partners"] if p["partner"] == "om-test")
+        assert (partner["status"], partner["reason"]) == ("invalid", "oprf_key_conflict")
+
+
+async def test_honest_partners_pins_agree(federation: Federation) -> None:
+    fed = federation
+    fed.register("om-test", _reg("OM-1", JAN_BSN))
+    await fed.query(VH, [JAN_BSN])
+    await fed.query(POLITIE, [JAN_BSN])
+    verdicts = await _cross_check(fed, VH)
+    assert verdicts[POLITIE] == "agree"
+    compared = log_entries(fed.nodes[POLITIE], "key_pins.compared")
+    # vh-test's pins of om-test and ggz-test (not of politie-test itself) were compared.
+    assert compared[-1]["data"]["compared"] == 2
+    assert compared[-1]["data"]["conflicts"] == 0
+    assert statuses(await fed.query(VH, [JAN_BSN]))["om-test"] == "hit"

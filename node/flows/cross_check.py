@@ -18,6 +18,7 @@ import aiohttp
 from node.errors import ProtocolError
 from node.flows import log_entries
 from node.flows.context import NodeContext
+from node.flows.key_pin_exchange import PinVerdict, compare_pins
 from node.flows.peer_client import PartnerFailure, peer_ssl, post_signed, verified
 from node.protocol import answer_size, jws, merkle
 from node.protocol.answers import Expected
@@ -48,6 +49,8 @@ class CrossCheck:
     held_size: int | None = None
     current_size: int | None = None
     detail: str = ""
+    # §9.5: the OPRF keys this node and the peer pinned for the partners they share.
+    oprf_keys: PinVerdict | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,7 @@ class CrossCheck:
             "held_size": self.held_size,
             "current_size": self.current_size,
             "detail": self.detail,
+            "oprf_keys": self.oprf_keys,
         }
 
 
@@ -180,4 +184,8 @@ async def cross_check(
         for r in results
     ]
     await ctx.write(lambda: ctx.record(entries))
+    # §9.5: the same peers compare the OPRF keys they pinned for the partners they share.
+    pins = await compare_pins(ctx, session, [r.peer for r in results])
+    for r in results:
+        r.oprf_keys = pins.get(r.peer)
     return results

@@ -433,6 +433,29 @@ def peer_oprf_key_conflict(*, partner: str, convenant_id: str, epoch: int, sourc
     )
 
 
+def key_pins_compared(
+    *, requester: str, reason: str | None, received: int, compared: int, conflicts: int
+) -> LogEntry:
+    """§9.5, answering: a peer's pins compared with ours."""
+    return LogEntry(
+        kind=LogKind.KEY_PINS_COMPARED,
+        counterparty=requester,
+        outcome="refused" if reason else "served",
+        reason=reason,
+        data={"received": received, "compared": compared, "conflicts": conflicts},
+    )
+
+
+def key_pins_checked(*, peer: str, verdict: str, compared: int) -> LogEntry:
+    """§9.5, asking: our pins compared with a peer's."""
+    return LogEntry(
+        kind=LogKind.KEY_PINS_CHECKED,
+        counterparty=peer,
+        outcome=verdict,
+        data={"compared": compared},
+    )
+
+
 def peer_unauthenticated(
     *,
     claimed: str | None,

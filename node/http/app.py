@@ -31,7 +31,15 @@ from node.errors import (
     TooManyBadRequests,
     VhnodeError,
 )
-from node.flows import admin, key_epochs, monitoring, readiness, signin, unauthenticated
+from node.flows import (
+    admin,
+    key_epochs,
+    key_pin_exchange,
+    monitoring,
+    readiness,
+    signin,
+    unauthenticated,
+)
 from node.flows import answering as provider
 from node.flows import detail_answering as detail_provider
 from node.flows import detail_asking as requester
@@ -228,6 +236,11 @@ async def peer_evaluate(request: web.Request) -> web.Response:
 async def peer_consistency(request: web.Request) -> web.Response:
     ctx, body, transport = request.app[CTX], await request.read(), peer_transport(request)
     return jose(await ctx.write(lambda: provider.answer_consistency(ctx, body, transport)))
+
+
+async def peer_key_pins(request: web.Request) -> web.Response:
+    ctx, body = request.app[CTX], await request.read()
+    return jose(await ctx.write(lambda: key_pin_exchange.answer_key_pins(ctx, body)))
 
 
 async def peer_tag_set(request: web.Request) -> web.Response:
@@ -583,6 +596,7 @@ def make_app(ctx: NodeContext) -> web.Application:
             web.post("/peer/v1/evaluate", peer_evaluate),
             web.post("/peer/v1/tag-set", peer_tag_set),
             web.post("/peer/v1/log/consistency", peer_consistency),
+            web.post("/peer/v1/key-pins", peer_key_pins),
             web.post("/api/v1/audit/cross-check", post_audit_cross_check),
             web.get("/api/v1/node", get_node),
             web.put("/api/v1/registrations/{ref}", put_registration),

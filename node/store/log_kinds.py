@@ -49,6 +49,8 @@ class LogKind(StrEnum):
     LOG_CROSS_CHECKED = "log.cross_checked"
     PEER_LOG_FORKED = "peer.log_forked"
     PEER_OPRF_KEY_CONFLICT = "peer.oprf_key_conflict"
+    KEY_PINS_COMPARED = "key_pins.compared"
+    KEY_PINS_CHECKED = "key_pins.checked"
     PEER_UNAUTHENTICATED = "peer.unauthenticated"
     # The detail exchange, as the partner (§14.11)
     DETAIL_REQUESTED = "detail.requested"
