@@ -9,6 +9,7 @@ its clock is advanced past the pass interval.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,29 @@ async def test_honest_partners_pins_agree(federation: Federation) -> None:
     assert compared[-1]["data"]["compared"] == 2
     assert compared[-1]["data"]["conflicts"] == 0
     assert statuses(await fed.query(VH, [JAN_BSN]))["om-test"] == "hit"
+
+
+async def test_the_admin_changes_the_key_now_with_the_cli(federation: Federation) -> None:
+    # After a leak the admin does not wait for the schedule: `vhnode registry next-epoch`
+    # (its own process, beside the running node) publishes the set under the next key.
+    from tests.test_cli_process import one_error_line, vhnode  # noqa: PLC0415
+
+    fed = federation
+    fed.register(POLITIE, _reg("BPS-1", JAN_BSN))
+    await fed.query(VH, [JAN_BSN])
+    home = str(fed.nodes[POLITIE].home)
+    code, out, err = await vhnode("registry", "next-epoch", CONVENANT_ID, "--home", home, "--json")
+    assert code == 0, err
+    assert json.loads(out) == {
+        "convenant_id": CONVENANT_ID,
+        "oprf_epoch": 1,
+        "tag_set_version": 3,  # 1: the install's empty set, 2: BPS-1
+        "tags": 1,
+    }
+    old_tag = _tag(fed, POLITIE, JAN_BSN, 0)
+    result = await fed.query(VH, [JAN_BSN])
+    assert statuses(result)[POLITIE] == "hit"
+    assert not tag_sets.peer_has(fed.nodes[VH].ctx.conn, POLITIE, CONVENANT_ID, old_tag)
+    # A convenant the node provides nothing under: one line, no traceback.
+    code, _, err = await vhnode("registry", "next-epoch", "vh-elders", "--home", home)
+    assert one_error_line(code, err).endswith("this node provides no tag set under vh-elders")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Literal, cast
 
 import click
 
 from node.cli.common import fail, home_option, json_option, main, node_at, print_json
-from node.flows import admin
+from node.errors import NotAProvider
+from node.flows import admin, key_epochs
 
 MAX_ERROR_LINES = 20
 
@@ -75,6 +77,36 @@ def registry_purge(home: Path, as_json: bool) -> None:
         print_json({"purged": len(refs), "refs": refs})
     else:
         click.echo(f"purged {len(refs)} registration(s) past their retain_until day")
+
+
+@registry.command("next-epoch")
+@home_option
+@click.argument("convenant_id")
+@json_option
+def registry_next_epoch(home: Path, convenant_id: str, as_json: bool) -> None:
+    """Change the OPRF key of a convenant's tag set now (docs/protocol.md §6.1.1).
+
+    Publishes the whole set again under the next key epoch, as the schedule ([oprf]
+    epoch_days) does: after a tag set or an OPRF output has leaked, every tag learned
+    before tests nothing. Costs one OPRF evaluation per subject key in scope.
+    """
+    with node_at(home) as ctx:
+        changed = asyncio.run(key_epochs.change_now(ctx, convenant_id))
+    if changed is None:
+        raise NotAProvider(f"this node provides no tag set under {convenant_id}")
+    data = {
+        "convenant_id": changed.convenant_id,
+        "oprf_epoch": changed.epoch,
+        "tag_set_version": changed.version,
+        "tags": changed.count,
+    }
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(
+            f"{convenant_id}: OPRF key epoch {changed.epoch}, tag set v{changed.version} "
+            f"({changed.count} tags)"
+        )
 
 
 @registry.command("stats")

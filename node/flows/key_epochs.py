@@ -63,12 +63,7 @@ async def change_epoch(ctx: NodeContext, conv: Convenant, epoch: int) -> Changed
         outputs = await asyncio.to_thread(oprf.evaluate, sk, [k.encode() for k in chunk])
         tags.update(zip(chunk, (tag_from_output(o) for o in outputs), strict=True))
     head = await ctx.write(lambda: start_epoch(ctx, conv, epoch, EpochTags(epoch, tags)))
-    if head is None:
-        return None
-    logger.info(
-        "oprf_epoch_started", convenant=conv.id, epoch=epoch, version=head.version, tags=head.count
-    )
-    return Changed(conv.id, epoch, head.version, head.count)
+    return None if head is None else Changed(conv.id, epoch, head.version, head.count)
 
 
 async def change_due(ctx: NodeContext) -> Sequence[Changed]:
@@ -78,6 +73,13 @@ async def change_due(ctx: NodeContext) -> Sequence[Changed]:
     for conv, epoch in await ctx.write(lambda: _plan(ctx)):
         done = await change_epoch(ctx, conv, epoch)
         if done is not None:
+            logger.info(
+                "oprf_epoch_started",
+                convenant=done.convenant_id,
+                epoch=done.epoch,
+                version=done.version,
+                tags=done.count,
+            )
             changed.append(done)
     return changed
 
