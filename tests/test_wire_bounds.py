@@ -183,6 +183,9 @@ TAG_SET_HEAD = {
     "count": 0,
     "digest": "A" * 43,
     "oprf_public_key": "A" * 43,
+    "oprf_epoch": 0,
+    "oprf_epoch_ends_at": None,
+    "oprf_overlap_hours": 168,
 }
 
 

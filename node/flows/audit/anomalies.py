@@ -63,7 +63,8 @@ def parse_thresholds(
 class Anomaly:
     rule: str
     """``many_subjects``, ``burst``, ``rate_limited``, ``suspect_requester``,
-    ``unauthenticated_requests``, ``detail_probe``, ``forked_peer_log``."""
+    ``unauthenticated_requests``, ``detail_probe``, ``forked_peer_log``,
+    ``oprf_key_conflict``."""
     party: str | None
     convenant: str | None
     window: str
@@ -251,16 +252,26 @@ def probe_anomalies(probes: Mapping[tuple[str, str, str], Window]) -> list[Anoma
     ]
 
 
+_ALERTS = {
+    "peer.log_forked": ("forked_peer_log", "the partner signed two different logs of one size"),
+    "peer.oprf_key_conflict": (
+        "oprf_key_conflict",
+        "the partner showed two OPRF keys for one key epoch (docs/protocol.md §9.5)",
+    ),
+}
+
+
 def forked_log_anomalies(alerts: Mapping[tuple[str, str], Window]) -> list[Anomaly]:
-    """Alert entries per (kind, partner): a partner signed two different logs of one size."""
+    """Alert entries per (kind, partner): a partner signed two different logs of one size
+    (``forked_peer_log``), or showed two OPRF keys for one epoch (``oprf_key_conflict``)."""
     return [
         Anomaly(
-            "forked_peer_log",
+            _ALERTS[kind][0],
             party,
             None,
             f"{w.first}/{w.last}",
             w.count,
-            detail=f"{kind}: the partner signed two different logs of one size",
+            detail=f"{kind}: {_ALERTS[kind][1]}",
         )
         for (kind, party), w in sorted(alerts.items())
     ]

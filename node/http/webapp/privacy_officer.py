@@ -71,6 +71,7 @@ RULE_WORDS = {
     "unauthenticated_requests": "Niet-geauthenticeerde verzoeken",
     "detail_probe": "Detailverzoek zonder eigen treffer",
     "forked_peer_log": "Partner tekende twee logboeken",
+    "oprf_key_conflict": "Partner toonde twee OPRF-sleutels voor één periode",
 }
 KIND_WORDS = {
     "bekendheid.round": "Bevraging gestart",
