@@ -14,7 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import nacl.public
+import nacl.signing
+
 from node.config import OprfConfig
+from node.keys import NodeKeys, oprf_key_info
 from node.protocol import oprf
 from node.protocol.identifiers import parse_identifier, subject_key
 from node.protocol.tag_set import tag_from_output
@@ -264,3 +268,21 @@ async def test_the_admin_changes_the_key_now_with_the_cli(federation: Federation
     # A convenant the node provides nothing under: one line, no traceback.
     code, _, err = await vhnode("registry", "next-epoch", "vh-elders", "--home", home)
     assert one_error_line(code, err).endswith("this node provides no tag set under vh-elders")
+
+
+def test_epoch_keys_are_appendix_b() -> None:
+    """docs/protocol.md Appendix B: epoch 0 is the key of the versions before epochs."""
+    keys = NodeKeys(
+        signing=nacl.signing.SigningKey(bytes(32)),
+        encryption=nacl.public.PrivateKey(bytes(32)),
+        oprf_seed=bytes(range(32)),
+    )
+    sk0, pk0 = keys.oprf_key("vh-test-veelplegers", 0)
+    assert sk0.hex() == "02b5f29c494ad751dbd675a4458fd87ed95c9743051e62d02e8215ed52fe0b03"
+    assert pk0.hex() == "a407ad05407cbc0ec234a85212d590659f6e51f462879b6a0445ce51be5c2f6f"
+    sk1, pk1 = keys.oprf_key("vh-test-veelplegers", 1)
+    assert sk1.hex() == "8519bde246b7af058ebadccf5acb379a93dfd80f8120f873f61c59fc04440304"
+    assert pk1.hex() == "58ba02136c198b3263786eac4f69e2a0c04bbcd105e3e20850923ace30803137"
+    tag = tag_from_output(oprf.evaluate(sk1, [b"bsn:123456782"])[0])
+    assert tag.hex() == "fd36b24dcf180e1ea19f45eb9c95a4a0"
+    assert oprf_key_info("c", 12) == b"vhnode/v1 convenant c epoch 12"

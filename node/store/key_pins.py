@@ -62,6 +62,13 @@ def observe(
             (pin.partner, pin.convenant_id, pin.epoch, pin.oprf_public_key, rfc3339(now)),
         )
     elif have != pin.oprf_public_key:
+        known = conn.execute(
+            "SELECT 1 FROM peer_oprf_key_conflicts WHERE partner = ? AND convenant_id = ? "
+            "AND epoch = ? AND other = ? LIMIT 1",
+            (pin.partner, pin.convenant_id, pin.epoch, pin.oprf_public_key),
+        ).fetchone()
+        if known is not None:  # the same second key again: one record, one log entry
+            return "conflict"
         conn.execute(
             "INSERT INTO peer_oprf_key_conflicts (partner, convenant_id, epoch, held, other, "
             "source, seen_at) VALUES (?,?,?,?,?,?,?)",
