@@ -9,11 +9,11 @@ under epoch 0), then ``key_epochs.change_epoch`` moves it to epoch 1, as the run
 node's schedule does. Printed beside the crypto-only bound of the same run
 (``oprf.evaluate`` per element × the subject keys in scope):
 
-* ``change s``: the whole change;
-* ``OPRF s``: its evaluations, in worker threads, outside the write lock;
-* ``switch s``: the one write job that publishes the new set (registry read again, the
-  keys registered since evaluated, members, index and version replaced) — the time
-  answers wait for the writer once per epoch;
+* ``change s``: the whole change (its OPRF runs in worker threads, outside the lock);
+* ``chunk writes``: the small write jobs that add each chunk's rows to the new set
+  (count, their total, the longest: how long an answer may wait behind one);
+* ``switch s``: the one write job that publishes the new set (digest over every bucket,
+  the version, the epoch) — the longest an answer waits, once per epoch;
 * peak RSS during the change, database size after it.
 """
 
@@ -50,16 +50,20 @@ def child(size: int) -> dict[str, Any]:
         conv = admin.install_convenant(ctx, doc_json)
         before = tag_store.head(ctx.conn, CONVENANT_ID)
         switch: list[float] = []
-        original = publishing.start_epoch
+        chunks: list[float] = []
 
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            t = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                switch.append(time.perf_counter() - t)
+        def timed(fn: Any, into: list[float]) -> Any:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                t = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    into.append(time.perf_counter() - t)
 
-        key_epochs.start_epoch = timed  # type: ignore[attr-defined]
+            return run
+
+        key_epochs.finish_epoch = timed(publishing.finish_epoch, switch)  # type: ignore[attr-defined]
+        key_epochs.stage_chunk = timed(publishing.stage_chunk, chunks)  # type: ignore[attr-defined]
         rss0 = peak_rss_mb()
         print("  changing to epoch 1 ...", flush=True)
         t0 = time.perf_counter()
@@ -75,7 +79,9 @@ def child(size: int) -> dict[str, Any]:
             "versions": [before.version, after.version],
             "change_s": total,
             "switch_s": switch[0] if switch else None,
-            "oprf_s": total - (switch[0] if switch else 0.0),
+            "chunks": len(chunks),
+            "chunk_writes_s": sum(chunks),
+            "chunk_max_s": max(chunks, default=0.0),
             "peak_rss_before_mb": rss0,
             "peak_rss_mb": peak_rss_mb(),
             "db_mb": db_mb,
@@ -100,10 +106,11 @@ def main() -> None:
     rate = crypto_bound()["evaluate_per_element"]
     print(f"crypto this run: oprf.evaluate {1e6 / rate:.1f} µs per element", flush=True)
     print(
-        "| registrations | subject keys | change s | OPRF s (off the lock) | switch s (write job)"
-        " | crypto bound s | × bound | peak RSS MB | DB MB (incl. WAL / after checkpoint) |"
+        "| registrations | subject keys | change s | crypto bound s | × bound | chunk writes "
+        "(count, total s, longest s) | switch s (one write job) | peak RSS MB | DB MB (incl. "
+        "WAL / after checkpoint) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for size in sizes:
         proc = subprocess.run(
             [sys.executable, __file__, "--child", str(size)],
@@ -115,8 +122,9 @@ def main() -> None:
         r = json.loads(line.removeprefix("RESULT "))
         bound = r["keys"] / rate
         print(
-            f"| {size:,} | {r['keys']:,} | {r['change_s']:.1f} | {r['oprf_s']:.1f} | "
-            f"{r['switch_s']:.1f} | {bound:.1f} | {r['change_s'] / bound:.2f} | "
+            f"| {size:,} | {r['keys']:,} | {r['change_s']:.1f} | {bound:.1f} | "
+            f"{r['change_s'] / bound:.2f} | {r['chunks']}, {r['chunk_writes_s']:.1f}, "
+            f"{r['chunk_max_s']:.3f} | {r['switch_s']:.2f} | "
             f"{r['peak_rss_mb']:.0f} | {r['db_mb']:.0f} / {r['db_ckpt_mb']:.0f} |",
             flush=True,
         )

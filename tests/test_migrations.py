@@ -315,7 +315,7 @@ def test_step_5_adds_oprf_key_epochs_and_keeps_the_tags(tmp_path: Path) -> None:
     assert migrations.migrate(conn, keys, target=4) == [1, 2, 3, 4]
     assert migrations.migrate(conn, keys) == [5]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"oprf_epochs", "previous_tag_keys", "peer_oprf_keys"} <= tables
+    assert {"oprf_epochs", "peer_oprf_keys", "peer_oprf_key_conflicts"} <= tables
     assert oprf_epochs.current(conn, "vh-test-veelplegers").epoch == 0
     legacy = oprf.derive_key_pair(keys.oprf_seed, b"vhnode/v1 convenant vh-test-veelplegers")
     assert keys.oprf_key("vh-test-veelplegers", 0) == legacy

@@ -9,6 +9,7 @@ its clock is advanced past the pass interval.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -18,8 +19,10 @@ import nacl.public
 import nacl.signing
 
 from node.config import OprfConfig
+from node.flows import publishing
+from node.flows.publishing import apply_changes
 from node.keys import NodeKeys, oprf_key_info
-from node.protocol import oprf
+from node.protocol import oprf, tag_set
 from node.protocol.identifiers import parse_identifier, subject_key
 from node.protocol.tag_set import tag_from_output
 from node.store import key_pins, oprf_epochs, tag_sets
@@ -73,7 +76,8 @@ async def test_after_an_epoch_change_an_old_tag_no_longer_tests_membership(
     assert epoch.epoch == 1
     new_tag = _tag(fed, POLITIE, JAN_BSN, 1)
     assert new_tag != old_tag
-    members = tag_sets.members(politie.conn, CONVENANT_ID)
+    assert epoch.live_set != CONVENANT_ID  # epoch 1's set beside epoch 0's
+    members = tag_sets.members(politie.conn, epoch.live_set)
     assert old_tag not in members
     assert new_tag in members
     assert len(members) == old_head.count  # the same subjects, under another key
@@ -95,6 +99,10 @@ async def test_after_an_epoch_change_an_old_tag_no_longer_tests_membership(
     # The requester pinned the key of each epoch it was shown.
     pinned = {(p.partner, p.epoch) for p in key_pins.pins(vh.conn, [POLITIE])}
     assert pinned == {(POLITIE, 0), (POLITIE, 1)}
+    # Past the overlap the previous epoch's set is gone from the partner's database.
+    assert tag_sets.holds_rows(politie.conn, CONVENANT_ID)
+    await _pass_time(fed, timedelta(hours=politie.cfg.oprf.overlap_hours))
+    assert not tag_sets.holds_rows(politie.conn, CONVENANT_ID)
     # A subject registered after the change is found as well (the new key's tags).
     other = {"kind": "bsn", "bsn": "111222333"}
     fed.register(POLITIE, _reg("BPS-2", other))
@@ -286,3 +294,36 @@ def test_epoch_keys_are_appendix_b() -> None:
     tag = tag_from_output(oprf.evaluate(sk1, [b"bsn:123456782"])[0])
     assert tag.hex() == "fd36b24dcf180e1ea19f45eb9c95a4a0"
     assert oprf_key_info("c", 12) == b"vhnode/v1 convenant c epoch 12"
+
+
+async def test_registry_changes_during_the_build_reach_the_new_set(
+    federation: Federation,
+) -> None:
+    # The next epoch's set is built in chunks while the registry changes: a change to a
+    # registration the build holds already is made in it too, one past its cursor is read
+    # when the build gets there, and the switch adds what was registered at the end.
+    fed = federation
+    politie = fed.nodes[POLITIE].ctx
+    conv = politie.trust().convenants[CONVENANT_ID][0].convenant
+    other = {"kind": "bsn", "bsn": "111222333"}
+    third = {"kind": "bsn", "bsn": "999999990"}
+    fed.register(POLITIE, _reg("BPS-1", JAN_BSN), _reg("BPS-5", other))
+    assert await politie.write(lambda: publishing.begin_epoch(politie, conv, 1)) == "started"
+    first = functools.partial(
+        publishing.stage_chunk, politie, conv, 1, "", "BPS-1", publishing.EpochTags(1)
+    )
+    assert await politie.write(first)
+    fed.register(POLITIE, _reg("BPS-1", third), _reg("BPS-0", other))  # behind the cursor
+    fed.register(POLITIE, _reg("BPS-9", JAN_BSN))  # past it
+    apply_changes(politie, [], removals=["BPS-5"])  # past it, and gone before it got there
+    head = await politie.write(lambda: publishing.finish_epoch(politie, conv, 1))
+    assert head is not None
+    live = oprf_epochs.live_set(politie.conn, CONVENANT_ID)
+    members = set(tag_sets.members(politie.conn, live))
+    expected = {_tag(fed, POLITIE, i, 1) for i in (third, other, JAN_BSN)}
+    assert members == expected
+    assert head.count == 3
+    assert head.digest == tag_set.digest(expected)
+    # The refs agree with the registry too: removing the two that hold `other` empties it.
+    fed.register(POLITIE, _reg("BPS-0", third))
+    assert _tag(fed, POLITIE, other, 1) not in tag_sets.members(politie.conn, live)

@@ -72,6 +72,7 @@ from node.store import (
     db,
     imports,
     log,
+    oprf_epochs,
     peers,
     registry,
     tag_sets,
@@ -454,7 +455,8 @@ def apply_install(
             # scope alone needs no recomputation of the registry.
             held = before.convenant.party(ctx.node_id) if before else None
             same_scope = held is not None and set(held.scope_themes) == set(party.scope_themes)
-            if not (same_scope and tag_sets.head(ctx.conn, conv.id).version > 0):
+            live = oprf_epochs.live_set(ctx.conn, conv.id)
+            if not (same_scope and tag_sets.head(ctx.conn, live).version > 0):
                 # Same transaction: never an installed convenant with a stale or empty set.
                 rebuild(ctx, conv, known=known)
     return conv
@@ -698,7 +700,7 @@ def status(ctx: NodeContext) -> dict[str, Any]:
     head = log.latest_head(ctx.conn)
     provided = {}
     for inst in convenants.latest_versions(ctx.conn):
-        h = tag_sets.head(ctx.conn, inst.convenant.id)
+        h = tag_sets.head(ctx.conn, oprf_epochs.live_set(ctx.conn, inst.convenant.id))
         provided[inst.convenant.id] = {
             "version": inst.convenant.version,
             "tag_set_version": h.version,

@@ -286,7 +286,7 @@ def answer_with_head(
 
 def _head(ctx: NodeContext, epoch: oprf_epochs.Epoch) -> TagSetHead:
     """The current head of a tag set, with the key epoch it is published under (§6.1.1)."""
-    h = tag_sets.head(ctx.conn, epoch.convenant_id)
+    h = tag_sets.head(ctx.conn, epoch.live_set)
     _, pk = ctx.oprf_key(epoch.convenant_id, epoch.epoch)
     return TagSetHead(
         convenant_id=epoch.convenant_id,
@@ -454,13 +454,13 @@ def answer_tag_set(ctx: NodeContext, body: bytes, transport: PeerTransport) -> A
             # No delta reaches back across a key change: the tags before it are of another
             # key, so a requester holding them gets the whole set (§6.7 step 9).
             delta = (
-                tag_sets.delta_since(ctx.conn, req.convenant_id, req.since_version, head.version)
+                tag_sets.delta_since(ctx.conn, epoch.live_set, req.since_version, head.version)
                 if req.since_version >= epoch.first_version
                 else None
             )
             removed: list[bytes] = []
             if delta is None:
-                added, base_version = tag_sets.members(ctx.conn, req.convenant_id), 0
+                added, base_version = tag_sets.members(ctx.conn, epoch.live_set), 0
             else:
                 (added, removed), base_version = delta, req.since_version
             fields.update(

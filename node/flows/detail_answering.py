@@ -155,12 +155,13 @@ def _resolve(ctx: NodeContext, conv: Convenant, hit_proof: str) -> Subject | Ref
     if len(proof) != HIT_PROOF_BYTES:
         return BadHitProof(f"a hit proof is {HIT_PROOF_BYTES} bytes")
     tag = proof[:TAG_BYTES]
-    epoch = oprf_epochs.current(ctx.conn, conv.id).epoch
-    key = tag_sets.key_of(ctx.conn, conv.id, tag)
-    if key is None and not tag_sets.index_complete(ctx.conn, conv.id):
+    current = oprf_epochs.current(ctx.conn, conv.id)
+    epoch = current.epoch
+    key = tag_sets.key_of(ctx.conn, current.live_set, tag)
+    if key is None and not tag_sets.index_complete(ctx.conn, current.live_set):
         # A database from before the tag index: complete it once, then look again.
         rebuild(ctx, conv)
-        key = tag_sets.key_of(ctx.conn, conv.id, tag)
+        key = tag_sets.key_of(ctx.conn, current.live_set, tag)
     if key is None:
         # A proof from a round just before the last key change: honoured while the
         # previous epoch's overlap lasts (§6.1.1), checked under that epoch's key.

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 
 from node.flows import log_entries
 from node.flows.context import NodeContext
@@ -176,16 +177,29 @@ def apply_changes(
     scopes = provider_scopes(ctx)
     now = ctx.clock.now()
     ref_deltas: dict[str, Counter[str]] = {s.convenant_id: Counter() for s in scopes}
+    # The next key epoch's set, while it is being built (§6.1.1): a change to a
+    # registration it already holds (ref up to its cursor) is made there too; one it does
+    # not hold yet is read by the build when it gets there.
+    epochs: dict[str, oprf_epochs.Epoch] = {}
+    staged_deltas: dict[str, Counter[str]] = {}
 
     def account(
-        before: Stored | None, after_themes: tuple[str, ...], after_keys: tuple[str, ...]
+        ref: str,
+        before: Stored | None,
+        after_themes: tuple[str, ...],
+        after_keys: tuple[str, ...],
     ) -> None:
         for scope in scopes:
-            c = ref_deltas[scope.convenant_id]
-            if before is not None and _in_scope(before.themes, scope):
-                c.subtract(before.subject_keys)
-            if _in_scope(after_themes, scope):
-                c.update(after_keys)
+            cid = scope.convenant_id
+            cursor = epochs[cid].staging_cursor
+            staged = staged_deltas[cid] if cursor is not None and ref <= cursor else None
+            for c in (ref_deltas[cid], staged):
+                if c is None:
+                    continue
+                if before is not None and _in_scope(before.themes, scope):
+                    c.subtract(before.subject_keys)
+                if _in_scope(after_themes, scope):
+                    c.update(after_keys)
 
     # Subject keys of every registration this batch changed, old and new identifiers
     # alike: the registry.changed entry carries their pseudonyms, so an access request at
@@ -193,6 +207,9 @@ def apply_changes(
     concerned: set[str] = set()
     conn = ctx.conn
     with tx(conn):
+        for scope in scopes:
+            epochs[scope.convenant_id] = oprf_epochs.current(conn, scope.convenant_id)
+            staged_deltas[scope.convenant_id] = Counter()
         for reg in upserts:
             ready = prepared.keys.get(reg.ref) if prepared else None
             if ready is None:
@@ -204,7 +221,7 @@ def apply_changes(
                 summary.unchanged += 1
                 continue
             summary.upserted += 1
-            account(before, reg.themes, keys)
+            account(reg.ref, before, reg.themes, keys)
             concerned.update(keys)
             if before is not None:
                 concerned.update(before.subject_keys)
@@ -212,33 +229,28 @@ def apply_changes(
             before = registry.remove(conn, ref)
             if before is not None:
                 summary.removed += 1
-                account(before, (), ())
+                account(ref, before, (), ())
                 concerned.update(before.subject_keys)
         entries: list[log.LogEntry] = []
         for scope in scopes:
-            key_deltas = {k: d for k, d in ref_deltas[scope.convenant_id].items() if d}
-            if not key_deltas:
-                continue
-            subject_keys = sorted(key_deltas)
-            epoch = oprf_epochs.current(conn, scope.convenant_id).epoch
-            early = prepared.tags.get(scope.convenant_id) if prepared else None
-            tags = tags_for(
+            cid = scope.convenant_id
+            epoch = epochs[cid]
+            early = prepared.tags.get(cid) if prepared else None
+            entered, left = _change_set(
                 ctx,
-                scope.convenant_id,
-                epoch,
-                subject_keys,
-                early.usable(epoch) if early else None,
+                cid,
+                epoch.epoch,
+                epoch.live_set,
+                ref_deltas[cid],
+                early.usable(epoch.epoch) if early else None,
             )
-            tag_deltas: Counter[bytes] = Counter()
-            for key, tag in zip(subject_keys, tags, strict=True):
-                tag_deltas[tag] += key_deltas[key]
-            entered, left = tag_sets.change_refs(conn, scope.convenant_id, dict(tag_deltas))
-            key_of = dict(zip(tags, subject_keys, strict=True))
-            tag_sets.index_keys(conn, scope.convenant_id, {t: key_of[t] for t in entered}, left)
             if entered or left:
-                head = tag_sets.publish(conn, scope.convenant_id, entered, left, now)
-                summary.published[scope.convenant_id] = head.version
-                entries.append(_published(scope.convenant_id, None, head, entered, left, actor))
+                head = tag_sets.publish(conn, epoch.live_set, entered, left, now)
+                summary.published[cid] = head.version
+                entries.append(_published(cid, None, head, entered, left, actor))
+            if epoch.staging_cursor is not None:
+                # Not published: the next epoch's set is published whole at the switch.
+                _change_set(ctx, cid, epoch.epoch + 1, epoch.next_set, staged_deltas[cid])
         if summary.upserted or summary.removed:
             entries.insert(
                 0,
@@ -254,6 +266,30 @@ def apply_changes(
         if entries:
             ctx.record(entries, now)
     return summary
+
+
+def _change_set(
+    ctx: NodeContext,
+    convenant_id: str,
+    epoch: int,
+    set_id: str,
+    ref_deltas: Mapping[str, int],
+    known: Mapping[str, bytes] | None = None,
+) -> tuple[list[bytes], list[bytes]]:
+    """Apply subject-key reference changes to one epoch's set (members and key index);
+    the tags that entered and left it. Inside the caller's transaction."""
+    key_deltas = {k: d for k, d in ref_deltas.items() if d}
+    if not key_deltas:
+        return [], []
+    subject_keys = sorted(key_deltas)
+    tags = tags_for(ctx, convenant_id, epoch, subject_keys, known)
+    tag_deltas: Counter[bytes] = Counter()
+    for key, tag in zip(subject_keys, tags, strict=True):
+        tag_deltas[tag] += key_deltas[key]
+    entered, left = tag_sets.change_refs(ctx.conn, set_id, dict(tag_deltas))
+    key_of = dict(zip(tags, subject_keys, strict=True))
+    tag_sets.index_keys(ctx.conn, set_id, {t: key_of[t] for t in entered}, left)
+    return entered, left
 
 
 def _pseudonyms(ctx: NodeContext, subject_keys: Iterable[str]) -> tuple[str, ...]:
@@ -300,7 +336,11 @@ def rebuild(
     """
     now = ctx.clock.now()
     # The key schedule of a convenant starts with its first set (§6.1.1).
-    epoch = oprf_epochs.start_schedule(ctx.conn, conv.id, now).epoch
+    current = oprf_epochs.start_schedule(ctx.conn, conv.id, now)
+    epoch, live = current.epoch, current.live_set
+    if current.staging_cursor is not None:
+        # A next epoch's set under way was built for the old scope: start it again later.
+        oprf_epochs.set_staging(ctx.conn, conv.id, None)
     early = known.usable(epoch) if known else None
     wanted = _wanted(ctx, conv)
     keys = sorted(wanted)
@@ -311,61 +351,85 @@ def rebuild(
         for key, tag in zip(chunk, tags_for(ctx, conv.id, epoch, chunk, early), strict=True):
             target[tag] += wanted[key]
             key_of[tag] = key
-    current = {
+    held = {
         row[0]: row[1]
         for row in ctx.conn.execute(
-            "SELECT tag, refs FROM tag_set_members WHERE convenant_id = ?", (conv.id,)
+            "SELECT tag, refs FROM tag_set_members WHERE convenant_id = ?", (live,)
         )
     }
-    deltas = {t: target.get(t, 0) - current.get(t, 0) for t in set(target) | set(current)}
-    entered, left = tag_sets.change_refs(ctx.conn, conv.id, deltas)
+    deltas = {t: target.get(t, 0) - held.get(t, 0) for t in set(target) | set(held)}
+    entered, left = tag_sets.change_refs(ctx.conn, live, deltas)
     # Every member's key, not only those that entered: this also completes the index of
     # a database from before it existed (§14.3 step 5).
-    ctx.conn.execute("DELETE FROM tag_keys WHERE convenant_id = ?", (conv.id,))
-    tag_sets.index_keys(ctx.conn, conv.id, key_of, ())
-    if not entered and not left and tag_sets.head(ctx.conn, conv.id).version > 0:
+    ctx.conn.execute("DELETE FROM tag_keys WHERE convenant_id = ?", (live,))
+    tag_sets.index_keys(ctx.conn, live, key_of, ())
+    if not entered and not left and tag_sets.head(ctx.conn, live).version > 0:
         return None
-    head = tag_sets.publish(ctx.conn, conv.id, entered, left, now)
+    head = tag_sets.publish(ctx.conn, live, entered, left, now)
     ctx.record([_published(conv.id, conv.version, head, entered, left, actor)], now)
     return head.version
 
 
-def subject_keys_in_scope(ctx: NodeContext, conv: Convenant) -> list[str]:
-    """The subject keys a convenant's tag set is made of, as the registry reads now."""
-    return sorted(_wanted(ctx, conv))
-
-
-def start_epoch(
-    ctx: NodeContext, conv: Convenant, epoch: int, known: EpochTags | None = None
-) -> tag_sets.Head | None:
-    """Publish the whole set under the key of ``epoch`` (§6.1.1), in the caller's
-    transaction; None when the current epoch is not ``epoch − 1`` (another pass did it).
-
-    The registry is read again here, so a change since ``known`` was computed is in the
-    new set: only the keys registered since are evaluated inside the transaction. The
-    previous epoch's tag index is kept for the overlap, so hit proofs of a round just
-    before the change still resolve (§14.3 step 5).
-    """
-    now = ctx.clock.now()
+def begin_epoch(
+    ctx: NodeContext, conv: Convenant, epoch: int
+) -> Literal["started", "busy", "stale", "purged"]:
+    """One step towards building the set of ``epoch`` (§6.1.1), in the caller's
+    transaction: ``"stale"`` when the current epoch is not the one before, ``"busy"``
+    when a build is under way; otherwise a batch of what an interrupted build left is
+    deleted (``"purged"``: call again) or, once there is none, the build starts."""
     current = oprf_epochs.current(ctx.conn, conv.id)
     if current.epoch != epoch - 1:
+        return "stale"
+    if current.staging_cursor is not None:
+        return "busy"
+    if tag_sets.purge_batch(ctx.conn, current.next_set):
+        return "purged"
+    oprf_epochs.set_staging(ctx.conn, conv.id, "")
+    return "started"
+
+
+def stage_chunk(
+    ctx: NodeContext, conv: Convenant, epoch: int, after_ref: str, upto_ref: str, known: EpochTags
+) -> bool:
+    """Add the registrations ``after_ref < ref <= upto_ref`` to the set of ``epoch`` under
+    construction, as they read in this transaction; ``known`` tags (computed beforehand,
+    off the lock) spare the OPRF of all but the keys changed since. False when the build
+    was stopped or moved on meanwhile (a rebuild, another pass)."""
+    current = oprf_epochs.current(ctx.conn, conv.id)
+    if current.epoch != epoch - 1 or current.staging_cursor != after_ref:
+        return False
+    themes = _provider_themes(ctx, conv)
+    keys: Counter[str] = Counter()
+    for stored in registry.after(ctx.conn, after_ref, 1 << 30, upto=upto_ref):
+        if not themes.isdisjoint(stored.themes):
+            keys.update(stored.subject_keys)
+    _change_set(ctx, conv.id, epoch, current.next_set, keys, known.usable(epoch))
+    oprf_epochs.set_staging(ctx.conn, conv.id, upto_ref)
+    return True
+
+
+def finish_epoch(ctx: NodeContext, conv: Convenant, epoch: int) -> tag_sets.Head | None:
+    """Publish the built set of ``epoch`` as the next version and make it the one every
+    answer uses (§6.1.1), in the caller's transaction; None when no build of ``epoch``
+    is under way. Registrations added past the build's cursor since its last chunk are
+    added here; the previous epoch's set stays for the overlap's hit proofs."""
+    current = oprf_epochs.current(ctx.conn, conv.id)
+    if current.epoch != epoch - 1 or current.staging_cursor is None:
         return None
-    early = known.usable(epoch) if known else None
-    wanted = _wanted(ctx, conv)
-    keys = sorted(wanted)
-    refs: Counter[bytes] = Counter()
-    key_of: dict[bytes, str] = {}
-    for i in range(0, len(keys), 5000):
-        chunk = keys[i : i + 5000]
-        for key, tag in zip(chunk, tags_for(ctx, conv.id, epoch, chunk, early), strict=True):
-            refs[tag] += wanted[key]
-            key_of[tag] = key
-    previous_count = tag_sets.head(ctx.conn, conv.id).count
+    themes = _provider_themes(ctx, conv)
+    keys: Counter[str] = Counter()
+    cursor = current.staging_cursor
+    while rest := registry.after(ctx.conn, cursor, 5000):
+        for stored in rest:
+            if not themes.isdisjoint(stored.themes):
+                keys.update(stored.subject_keys)
+        cursor = rest[-1].ref
+    _change_set(ctx, conv.id, epoch, current.next_set, keys)
+    now = ctx.clock.now()
+    old = tag_sets.head(ctx.conn, current.live_set)
+    head = tag_sets.publish_whole(ctx.conn, current.next_set, old.version + 1, now)
     previous_until = now + timedelta(hours=ctx.cfg.oprf.overlap_hours)
-    # The old index moves aside before replace_all empties it.
-    oprf_epochs.begin(ctx.conn, conv.id, epoch, now, 0, previous_until)
-    head = tag_sets.replace_all(ctx.conn, conv.id, refs, key_of, now)
-    oprf_epochs.begin_version(ctx.conn, conv.id, head.version)
+    oprf_epochs.switch(ctx.conn, conv.id, epoch, now, head.version, previous_until)
     _, pk = ctx.oprf_key(conv.id, epoch)
     ctx.record(
         [
@@ -376,7 +440,7 @@ def start_epoch(
                 version=head.version,
                 count=head.count,
                 added=head.count,
-                removed=previous_count,
+                removed=old.count,
             ),
             log_entries.tag_set_epoch_started(
                 convenant_id=conv.id,
@@ -389,3 +453,8 @@ def start_epoch(
         now,
     )
     return head
+
+
+def _provider_themes(ctx: NodeContext, conv: Convenant) -> frozenset[str]:
+    party = conv.party(ctx.node_id)
+    return frozenset(party.scope_themes) if party and "provider" in party.roles else frozenset()

@@ -504,6 +504,10 @@ def make_app(ctx: NodeContext) -> web.Application:
         # Registrations past their retain_until day leave on time while the node runs.
         async def loop() -> None:
             ON_LOOP.set(True)
+            try:  # a key change this node was making when it stopped starts over (§6.1.1)
+                await ctx.write(lambda: key_epochs.reset_interrupted(ctx))
+            except (VhnodeError, sqlite3.Error) as e:
+                logger.warning("oprf_epoch_reset_failed", error=type(e).__name__)
             while True:
                 try:
                     await purge_due(ctx)

@@ -577,21 +577,16 @@ def _web_sign_in(conn: sqlite3.Connection, keys: NodeKeys | None) -> None:
 
 OPRF_EPOCHS_SCHEMA = """
 -- Provider side: the OPRF key epoch of each convenant's tag set (§6.1.1). No row: epoch 0
--- (the key of the versions before epochs), its schedule not started yet.
+-- (the key of the versions before epochs), its schedule not started yet. Each epoch's set
+-- is kept in the tag-set tables under a set id of its own: the convenant id for epoch 0,
+-- "<convenant id>#<epoch>" after (node/store/oprf_epochs.py).
 CREATE TABLE IF NOT EXISTS oprf_epochs (
     convenant_id TEXT PRIMARY KEY,
     epoch INTEGER NOT NULL,
     started_at TEXT NOT NULL,
     first_version INTEGER NOT NULL,   -- the first tag-set version under this epoch's key
-    previous_until TEXT               -- hit proofs of the previous epoch are honoured until
-) WITHOUT ROWID;
-
--- The subject key behind each tag of the previous epoch, kept through its overlap.
-CREATE TABLE IF NOT EXISTS previous_tag_keys (
-    convenant_id TEXT NOT NULL,
-    tag BLOB NOT NULL,
-    subject_key TEXT NOT NULL,
-    PRIMARY KEY (convenant_id, tag)
+    previous_until TEXT,              -- hit proofs of the previous epoch are honoured until
+    staging_cursor TEXT               -- the next epoch's set holds the refs up to this one
 ) WITHOUT ROWID;
 
 -- Requester side: the OPRF public key each partner showed for each epoch (§6.8 step 3a).

@@ -143,6 +143,26 @@ def fingerprints(conn: sqlite3.Connection, refs: Sequence[str]) -> dict[str, str
     return out
 
 
+def after(
+    conn: sqlite3.Connection, after_ref: str, limit: int, upto: str | None = None
+) -> list[Stored]:
+    """The registrations with ``after_ref < ref`` (and ``ref <= upto`` if given), in ref
+    order, at most ``limit``: one chunk of a walk over the registry."""
+    if upto is None:
+        rows = conn.execute(
+            "SELECT ref, themes, subject_keys, fingerprint FROM registrations "
+            "WHERE ref > ? ORDER BY ref LIMIT ?",
+            (after_ref, limit),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT ref, themes, subject_keys, fingerprint FROM registrations "
+            "WHERE ref > ? AND ref <= ? ORDER BY ref LIMIT ?",
+            (after_ref, upto, limit),
+        ).fetchall()
+    return [Stored(r[0], tuple(json.loads(r[1])), tuple(json.loads(r[2])), r[3]) for r in rows]
+
+
 def iter_all(conn: sqlite3.Connection, batch: int = 10_000) -> Iterator[Stored]:
     """All registrations in ref order, fetched in batches (a registry may hold 10^7)."""
     last = ""

@@ -204,35 +204,49 @@ def publish(
     return new
 
 
-def replace_all(
-    conn: sqlite3.Connection,
-    convenant_id: str,
-    refs: Mapping[bytes, int],
-    keys: Mapping[bytes, str],
-    now: datetime,
-) -> Head:
-    """Publish a whole new set as the next version: the set under a new OPRF key (§6.1.1).
-
-    Nothing of the old set is kept — its tags are of another key — and no change rows are
-    written for it: no delta reaches across a key change (§6.7 step 9). Inside the
-    caller's tx; ``refs`` are the member tags with their reference counts, ``keys`` the
-    subject key behind each.
-    """
-    version = head(conn, convenant_id).version + 1
-    for table in ("tag_set_members", "tag_set_buckets", "tag_set_changes", "tag_keys"):
-        conn.execute(f"DELETE FROM {table} WHERE convenant_id = ?", (convenant_id,))  # noqa: S608
-    conn.executemany(
-        "INSERT INTO tag_set_members (convenant_id, tag, refs) VALUES (?,?,?)",
-        ((convenant_id, t, n) for t, n in sorted(refs.items())),
-    )
-    index_keys(conn, convenant_id, keys, ())
-    new = Head(version, len(refs), _provider_digest(conn, convenant_id, set(range(BUCKETS))))
+def publish_whole(conn: sqlite3.Connection, set_id: str, version: int, now: datetime) -> Head:
+    """Publish the members held under ``set_id`` as ``version``: the first version of a
+    key epoch's set, built beside the live one (§6.1.1). Its digest hashes every bucket
+    once; no change rows are written — no delta reaches across a key change (§6.7
+    step 9). Inside the caller's tx."""
+    count = conn.execute(
+        "SELECT COUNT(*) FROM tag_set_members WHERE convenant_id = ?", (set_id,)
+    ).fetchone()[0]
+    new = Head(version, int(count), _provider_digest(conn, set_id, set(range(BUCKETS))))
     conn.execute(
         "INSERT INTO tag_set_versions (convenant_id, version, count, digest, published_at) "
         "VALUES (?,?,?,?,?)",
-        (convenant_id, version, new.count, new.digest, rfc3339(now)),
+        (set_id, version, new.count, new.digest, rfc3339(now)),
     )
     return new
+
+
+_PURGE = (
+    "DELETE FROM tag_set_members WHERE convenant_id = :s AND tag IN "
+    "(SELECT tag FROM tag_set_members WHERE convenant_id = :s LIMIT :n)",
+    "DELETE FROM tag_keys WHERE convenant_id = :s AND tag IN "
+    "(SELECT tag FROM tag_keys WHERE convenant_id = :s LIMIT :n)",
+    "DELETE FROM tag_set_changes WHERE rowid IN "
+    "(SELECT rowid FROM tag_set_changes WHERE convenant_id = :s LIMIT :n)",
+    "DELETE FROM tag_set_buckets WHERE convenant_id = :s",
+    "DELETE FROM tag_set_versions WHERE convenant_id = :s",
+)
+
+
+def purge_batch(conn: sqlite3.Connection, set_id: str, limit: int = 5000) -> int:
+    """Delete up to ``limit`` rows of each table of a set that is no longer published (a
+    previous epoch's after its overlap, or an unfinished next one); the rows deleted.
+    Called until it returns 0, one small transaction at a time."""
+    params = {"s": set_id, "n": limit}
+    return sum(max(conn.execute(sql, params).rowcount, 0) for sql in _PURGE)
+
+
+def holds_rows(conn: sqlite3.Connection, set_id: str) -> bool:
+    return any(
+        conn.execute(f"SELECT 1 FROM {table} WHERE convenant_id = ? LIMIT 1", (set_id,)).fetchone()  # noqa: S608
+        is not None
+        for table in ("tag_set_members", "tag_keys", "tag_set_versions")
+    )
 
 
 def members(conn: sqlite3.Connection, convenant_id: str) -> list[bytes]:
