@@ -278,7 +278,7 @@ class EpochMoved(Exception):
 
 
 def _pin(ctx: NodeContext, partner: str, convenant_id: str, head: TagSetHead) -> bool:
-    """Step 3a, in a write job: pin the key the partner evaluated with for its epoch, or
+    """Step 4a, in a write job: pin the key the partner evaluated with for its epoch, or
     find that it showed another one (here, or to a peer that compared pins with us)."""
     pin = key_pins.Pin(partner, convenant_id, head.oprf_epoch, head.oprf_public_key)
     seen = key_pins.observe(ctx.conn, pin, partner, ctx.clock.now())
@@ -398,7 +398,7 @@ async def _ask_partner(
                 raise PartnerFailure("invalid", e.code, e.detail) from e
             head = resp.tag_set
             pin = functools.partial(_pin, ctx, party.node_id, r.conv.id, head)
-            if await ctx.write(pin):  # step 3a
+            if await ctx.write(pin):  # step 4a
                 raise PartnerFailure(
                     "invalid",
                     "oprf_key_conflict",

@@ -49,7 +49,7 @@ class CrossCheck:
     held_size: int | None = None
     current_size: int | None = None
     detail: str = ""
-    # §9.5: the OPRF keys this node and the peer pinned for the partners they share.
+    # §9.6: the OPRF keys this node and the peer pinned for the partners they share.
     oprf_keys: PinVerdict | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -184,7 +184,7 @@ async def cross_check(
         for r in results
     ]
     await ctx.write(lambda: ctx.record(entries))
-    # §9.5: the same peers compare the OPRF keys they pinned for the partners they share.
+    # §9.6: the same peers compare the OPRF keys they pinned for the partners they share.
     pins = await compare_pins(ctx, session, [r.peer for r in results])
     for r in results:
         r.oprf_keys = pins.get(r.peer)

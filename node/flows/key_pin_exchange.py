@@ -1,7 +1,7 @@
-"""Comparing pinned OPRF keys with peers (docs/protocol.md §9.5).
+"""Comparing pinned OPRF keys with peers (docs/protocol.md §9.6).
 
 Every requester pins the OPRF key each partner evaluated with, per convenant and key
-epoch (§6.8 step 3a). A partner that showed one requester another key than the rest is
+epoch (§6.8 step 4a). A partner that showed one requester another key than the rest is
 caught only where two requesters compare: during a cross-check (§9.4) this node sends
 each peer the pins it holds of *other* partners, and the peer answers with its own pins
 for the same partner, convenant and epoch. Either side that finds a second key records
@@ -91,7 +91,7 @@ def _compare(
 
 
 def answer_key_pins(ctx: NodeContext, body: bytes) -> Answer:
-    """§9.5, answering: §6.6 steps 1–6, then compare, record, log, sign."""
+    """§9.6, answering: §6.6 steps 1–6, then compare, record, log, sign."""
     doc = jws.parse_bytes(body, KEY_PINS_REQUEST_TYP)
     req = parse_model(KeyPinsRequest, doc.payload)
     now = ctx.clock.now()

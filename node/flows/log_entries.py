@@ -423,7 +423,7 @@ def peer_log_forked(*, partner: str, tree_size: int) -> LogEntry:
 
 
 def peer_oprf_key_conflict(*, partner: str, convenant_id: str, epoch: int, source: str) -> LogEntry:
-    """§6.8 step 3a, §9.5: two OPRF keys of one partner for one convenant and epoch."""
+    """§6.8 step 4a, §9.6: two OPRF keys of one partner for one convenant and epoch."""
     return LogEntry(
         kind=LogKind.PEER_OPRF_KEY_CONFLICT,
         convenant_id=convenant_id,
@@ -436,7 +436,7 @@ def peer_oprf_key_conflict(*, partner: str, convenant_id: str, epoch: int, sourc
 def key_pins_compared(
     *, requester: str, reason: str | None, received: int, compared: int, conflicts: int
 ) -> LogEntry:
-    """§9.5, answering: a peer's pins compared with ours."""
+    """§9.6, answering: a peer's pins compared with ours."""
     return LogEntry(
         kind=LogKind.KEY_PINS_COMPARED,
         counterparty=requester,
@@ -447,7 +447,7 @@ def key_pins_compared(
 
 
 def key_pins_checked(*, peer: str, verdict: str, compared: int) -> LogEntry:
-    """§9.5, asking: our pins compared with a peer's."""
+    """§9.6, asking: our pins compared with a peer's."""
     return LogEntry(
         kind=LogKind.KEY_PINS_CHECKED,
         counterparty=peer,

@@ -43,6 +43,6 @@ DETAIL_ANSWER = ENVELOPE + PER_CATEGORY * MAX_CATEGORIES + -(-MAX_SEALED * 4 // 
 HIT_NOTICE_ANSWER = ENVELOPE
 """A hit-notice response (§14.9): fixed members only."""
 KEY_PINS_ANSWER = ENVELOPE + 256 * 1024
-"""A key-pins response (§9.5): at most 1024 pins of about 200 bytes each."""
+"""A key-pins response (§9.6): at most 1024 pins of about 200 bytes each."""
 CONSISTENCY_ANSWER = ENVELOPE + PER_ELEMENT * MAX_PROOF_HASHES
 """A consistency response (§9.4): at most 64 hashes."""

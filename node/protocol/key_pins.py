@@ -1,7 +1,7 @@
-"""Comparing pinned OPRF keys between requesters (docs/protocol.md §9.5).
+"""Comparing pinned OPRF keys between requesters (docs/protocol.md §9.6).
 
 A partner has one OPRF key per convenant and key epoch (§6.1.1). A requester pins the
-key each partner evaluated with, per epoch (§6.8 step 3a); two requesters that compare
+key each partner evaluated with, per epoch (§6.8 step 4a); two requesters that compare
 their pins find a partner that showed them different keys — which would let it give
 each requester a set of its own, or recognise whose tags a leaked output is.
 """

@@ -1,5 +1,5 @@
 """Requester side: the OPRF public key each partner showed, per convenant and key epoch
-(docs/protocol.md §6.8 step 3a, §9.5).
+(docs/protocol.md §6.8 step 4a, §9.6).
 
 A partner has one key per convenant and epoch, derived from its seed; two keys for one
 epoch mean it showed someone a key it does not show everyone. The first key seen is

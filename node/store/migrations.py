@@ -589,7 +589,7 @@ CREATE TABLE IF NOT EXISTS oprf_epochs (
     staging_cursor TEXT               -- the next epoch's set holds the refs up to this one
 ) WITHOUT ROWID;
 
--- Requester side: the OPRF public key each partner showed for each epoch (§6.8 step 3a).
+-- Requester side: the OPRF public key each partner showed for each epoch (§6.8 step 4a).
 CREATE TABLE IF NOT EXISTS peer_oprf_keys (
     partner TEXT NOT NULL,
     convenant_id TEXT NOT NULL,

@@ -256,7 +256,7 @@ _ALERTS = {
     "peer.log_forked": ("forked_peer_log", "the partner signed two different logs of one size"),
     "peer.oprf_key_conflict": (
         "oprf_key_conflict",
-        "the partner showed two OPRF keys for one key epoch (docs/protocol.md §9.5)",
+        "the partner showed two OPRF keys for one key epoch (docs/protocol.md §9.6)",
     ),
 }
 
