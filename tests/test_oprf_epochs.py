@@ -22,12 +22,21 @@ from node.config import OprfConfig
 from node.flows import publishing
 from node.flows.publishing import apply_changes
 from node.keys import NodeKeys, oprf_key_info
-from node.protocol import oprf, tag_set
+from node.protocol import jws, oprf, tag_set
 from node.protocol.identifiers import parse_identifier, subject_key
+from node.protocol.models import rfc3339
 from node.protocol.tag_set import tag_from_output
 from node.store import key_pins, oprf_epochs, tag_sets
 from tests.detail_fixtures import CONTACT, detail_federation, hit_round
-from tests.federation import CONVENANT_ID, PURPOSE, Federation, log_entries, statuses
+from tests.federation import (
+    CONVENANT_ID,
+    EVALUATE_PATH,
+    PURPOSE,
+    Federation,
+    interpose,
+    log_entries,
+    statuses,
+)
 
 JAN_BSN = {"kind": "bsn", "bsn": "123456782"}
 POLITIE = "politie-test"
@@ -113,16 +122,36 @@ async def test_after_an_epoch_change_an_old_tag_no_longer_tests_membership(
 async def test_the_head_announces_the_epoch_its_end_and_the_overlap(
     federation: Federation,
 ) -> None:
+    # What the partner signs in its evaluate answer, as it crosses the network.
     fed = federation
+    proxy = await interpose(fed, POLITIE)
+    answers: list[bytes] = []
+
+    def keep(path: str, body: bytes) -> bytes:
+        if path == EVALUATE_PATH:
+            answers.append(body)
+        return body
+
+    proxy.rewrite = keep
     politie = fed.nodes[POLITIE].ctx
-    result = await fed.query(VH, [JAN_BSN])
-    assert statuses(result)[POLITIE] == "no_hit"
-    # What the requester kept is what the partner signed: check it against the partner.
+    assert statuses(await fed.query(VH, [JAN_BSN]))[POLITIE] == "no_hit"
+    head = json.loads(jws.b64u_decode(json.loads(answers[-1])["payload"]))["tag_set"]
     epoch = oprf_epochs.current(politie.conn, CONVENANT_ID)
-    assert epoch.epoch == 0
     assert epoch.started_at is not None
-    ends = epoch.ends_at(politie.cfg.oprf.epoch_days)
-    assert ends == epoch.started_at + timedelta(days=30)
+    _, pk = politie.oprf_key(CONVENANT_ID, 0)
+    assert head["oprf_epoch"] == 0
+    assert head["oprf_public_key"] == jws.b64u_encode(pk)
+    assert head["oprf_epoch_ends_at"] == rfc3339(epoch.started_at + timedelta(days=30))
+    assert head["oprf_overlap_hours"] == 168
+    # After the change the same answer names epoch 1, its key and its end.
+    await _pass_time(fed, timedelta(days=30))
+    assert statuses(await fed.query(VH, [JAN_BSN]))[POLITIE] == "no_hit"
+    head = json.loads(jws.b64u_decode(json.loads(answers[-1])["payload"]))["tag_set"]
+    _, pk1 = politie.oprf_key(CONVENANT_ID, 1)
+    assert (head["oprf_epoch"], head["oprf_public_key"]) == (1, jws.b64u_encode(pk1))
+    started = oprf_epochs.current(politie.conn, CONVENANT_ID).started_at
+    assert started is not None
+    assert head["oprf_epoch_ends_at"] == rfc3339(started + timedelta(days=30))
 
 
 async def test_no_change_when_epochs_are_off(federation: Federation) -> None:
