@@ -27,6 +27,7 @@ from node.protocol.identifiers import parse_identifier, subject_key
 from node.protocol.models import rfc3339
 from node.protocol.tag_set import tag_from_output
 from node.store import key_pins, oprf_epochs, tag_sets
+from node.store.db import tx
 from tests.detail_fixtures import CONTACT, detail_federation, hit_round
 from tests.federation import (
     CONVENANT_ID,
@@ -356,3 +357,42 @@ async def test_registry_changes_during_the_build_reach_the_new_set(
     # The refs agree with the registry too: removing the two that hold `other` empties it.
     fed.register(POLITIE, _reg("BPS-0", third))
     assert _tag(fed, POLITIE, other, 1) not in tag_sets.members(politie.conn, live)
+
+
+async def test_a_round_across_the_change_evaluates_again_under_the_new_key(
+    federation: Federation,
+) -> None:
+    # The partner changes its key after answering the evaluation and before the
+    # requester fetches its set: the set comes under the new key, so the requester keeps
+    # it and evaluates once more (§6.8 step 5) instead of calling the partner invalid.
+    fed = federation
+    fed.register(POLITIE, _reg("BPS-1", JAN_BSN))
+    politie = fed.nodes[POLITIE].ctx
+    conv = politie.trust().convenants[CONVENANT_ID][0].convenant
+    proxy = await interpose(fed, POLITIE)
+
+    def change_after_first_evaluation(path: str, body: bytes) -> bytes:
+        if path == EVALUATE_PATH and oprf_epochs.current(politie.conn, CONVENANT_ID).epoch == 0:
+            # Not on the partner's own loop (this is the proxy): its direct connection.
+            with tx(politie.conn):
+                assert publishing.begin_epoch(politie, conv, 1) == "started"
+            with tx(politie.conn):
+                everything = publishing.stage_chunk(
+                    politie, conv, 1, "", "\uffff", publishing.EpochTags(1)
+                )
+                assert everything
+            with tx(politie.conn):
+                assert publishing.finish_epoch(politie, conv, 1) is not None
+        return body
+
+    proxy.rewrite = change_after_first_evaluation
+    result = await fed.query(VH, [JAN_BSN])
+    partner = next(p for p in result["partners"] if p["partner"] == POLITIE)
+    assert (partner["status"], partner["tries"]) == ("hit", 2)
+    pinned = {p.epoch for p in key_pins.pins(fed.nodes[VH].ctx.conn, [POLITIE])}
+    assert pinned == {0, 1}
+    evaluated = [
+        e for e in log_entries(fed.nodes[POLITIE], "bekendheid.evaluated")
+        if e["trace_id"] == result["trace_id"]
+    ]  # fmt: skip
+    assert len(evaluated) == 2
