@@ -517,7 +517,17 @@ def render_config(cfg: NodeConfig) -> str:
     lines = _comment(CONFIG_HEADER)
     for k, v in top.items():
         lines += ["", *_keyed(k, f"{k} = {_value(v)}")]
-    sections = ["http", "limits", "peers", "retention", "details", "oprf", "database", "web", "logging"]
+    sections = [
+        "http",
+        "limits",
+        "peers",
+        "retention",
+        "details",
+        "oprf",
+        "database",
+        "web",
+        "logging",
+    ]
     if cfg.tls is not None:
         sections.append("tls")
     for section in sections:

@@ -36,6 +36,7 @@ from tests.federation import (
     Federation,
     interpose,
     log_entries,
+    standard_federation,
     statuses,
 )
 
@@ -396,3 +397,18 @@ async def test_a_round_across_the_change_evaluates_again_under_the_new_key(
         if e["trace_id"] == result["trace_id"]
     ]  # fmt: skip
     assert len(evaluated) == 2
+
+
+async def test_pins_are_compared_over_mutual_tls(tmp_path: Path) -> None:
+    # The key-pins exchange goes where the consistency request goes: over the peer's
+    # pinned TLS session (§12.3), which is how nodes talk by default.
+    fed = await standard_federation(tmp_path, tls=True)
+    try:
+        fed.register("om-test", _reg("OM-1", JAN_BSN))
+        assert statuses(await fed.query(VH, [JAN_BSN]))["om-test"] == "hit"
+        assert statuses(await fed.query(POLITIE, [JAN_BSN]))["om-test"] == "hit"
+        assert (await _cross_check(fed, VH))[POLITIE] == "agree"
+        compared = log_entries(fed.nodes[POLITIE], "key_pins.compared")
+        assert compared[-1]["data"]["compared"] == 2
+    finally:
+        await fed.close()

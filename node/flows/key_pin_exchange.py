@@ -32,7 +32,7 @@ from node.flows.answering import (
     refuse_unauthenticated,
 )
 from node.flows.context import NodeContext
-from node.flows.peer_client import PartnerFailure, post_signed, verified
+from node.flows.peer_client import PartnerFailure, peer_ssl, post_signed, verified
 from node.protocol import answer_size, jws
 from node.protocol.answers import Expected
 from node.protocol.key_pins import (
@@ -47,6 +47,7 @@ from node.protocol.key_pins import (
 from node.protocol.models import parse_model
 from node.store import key_pins, log, peer_heads
 from node.store.db import tx
+from node.tls import PeerTransport
 
 KEY_PINS_PATH = "/peer/v1/key-pins"
 
@@ -90,7 +91,7 @@ def _compare(
     return ours, entries
 
 
-def answer_key_pins(ctx: NodeContext, body: bytes) -> Answer:
+def answer_key_pins(ctx: NodeContext, body: bytes, transport: PeerTransport) -> Answer:
     """§9.6, answering: §6.6 steps 1–6, then compare, record, log, sign."""
     doc = jws.parse_bytes(body, KEY_PINS_REQUEST_TYP)
     req = parse_model(KeyPinsRequest, doc.payload)
@@ -101,7 +102,9 @@ def answer_key_pins(ctx: NodeContext, body: bytes) -> Answer:
         "request_hash": jws.b64u_encode(doc.digest()),
         "issued_at": now,
     }
-    refusal = admit_peer(ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now)
+    refusal = admit_peer(
+        ctx, doc, req.requester, req.partner, req.issued_at, req.nonce, now, transport
+    )
     if refusal is not None:
         return refuse_unauthenticated(
             ctx, "key_pins", req.requester, refusal, KEY_PINS_RESPONSE_TYP, fields,
@@ -166,6 +169,7 @@ async def _compare_with(
     doc = jws.sign(KEY_PINS_REQUEST_TYP, req.wire(), ctx.keys.signing)
     card = peer.card
     try:
+        context = await peer_ssl(ctx, card)  # TLS pinned to the card's key (§12.3)
         body = await asyncio.wait_for(
             post_signed(
                 session,
@@ -173,6 +177,7 @@ async def _compare_with(
                 doc,
                 KEY_PINS_RESPONSE_TYP,
                 max_bytes=answer_size.KEY_PINS_ANSWER,
+                ssl_context=context,
             ),
             ctx.cfg.peers.timeout_seconds,
         )

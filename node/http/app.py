@@ -239,8 +239,8 @@ async def peer_consistency(request: web.Request) -> web.Response:
 
 
 async def peer_key_pins(request: web.Request) -> web.Response:
-    ctx, body = request.app[CTX], await request.read()
-    return jose(await ctx.write(lambda: key_pin_exchange.answer_key_pins(ctx, body)))
+    ctx, body, transport = request.app[CTX], await request.read(), peer_transport(request)
+    return jose(await ctx.write(lambda: key_pin_exchange.answer_key_pins(ctx, body, transport)))
 
 
 async def peer_tag_set(request: web.Request) -> web.Response:
