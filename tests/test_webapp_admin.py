@@ -172,6 +172,7 @@ async def test_a_card_is_shown_with_its_fingerprint_and_added_only_after_confirm
     assert shown["organisation"] == f"{card.organisation} (reclassering)"
     assert shown["endpoint"] == card.endpoint_url
     assert shown["fingerprint"] == card.signing_fingerprint
+    assert shown["tls_fingerprint"] == (card.tls_key_fingerprint or "geen (kaart zonder TLS)")
     assert "Dit is een nieuwe partner" in text
     # Shown, not added: no card held, nothing logged.
     assert peers.by_id(node.ctx.conn, "reclassering-test") is None
@@ -193,6 +194,19 @@ async def test_a_card_is_shown_with_its_fingerprint_and_added_only_after_confirm
     # Who added it: the admin signed in (the CLI's entry has no "by": the host's records).
     assert added[-1]["data"] == {"signing_key_fingerprint": card.signing_fingerprint, "by": ME}
     assert 'data-peer="reclassering-test" data-state="active"' in text
+
+
+async def test_a_tls_card_is_shown_with_its_tls_key_fingerprint(
+    federation: Federation, beheerder: Browser
+) -> None:
+    newcomer = federation.add_node("jeugdzorg-test", "jeugdzorg", tls=True)
+    card, _ = newcomer.ctx.own_card()
+    assert card.tls_key_fingerprint is not None
+    status, text, _ = await beheerder.upload(
+        "/app/beheer/partners/kaart", card_file(newcomer.card_json())
+    )
+    assert status == 200, text[:2000]
+    assert figures(text)["tls_fingerprint"] == card.tls_key_fingerprint
 
 
 async def test_a_tampered_card_is_refused_and_nothing_is_added(

@@ -334,6 +334,8 @@ def _card_facts(card: PeerCard) -> dict[str, str]:
         "endpoint": card.endpoint_url,
         "fingerprint": card.signing_fingerprint,
         "encryption_fingerprint": card.encryption_fingerprint,
+        # The TLS key the partner's connections must use (§12.3); a v1 card names none.
+        "tls_fingerprint": card.tls_key_fingerprint or "geen (kaart zonder TLS)",
         "valid_from": when(card.valid_from),
         "valid_until": when(card.valid_until),
     }
