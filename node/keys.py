@@ -4,6 +4,9 @@
 - ``encryption.key``: X25519 private key (hex). Receives end-to-end encrypted details.
 - ``oprf.seed``: OPRF master secret (hex). The per-convenant OPRF keys and the log's
   pseudonym key are derived from it (docs/protocol.md §6.1, §9.2).
+- ``retired/signing-<fingerprint>.pub``: the public half of each signing key this node
+  rotated away from (``vhnode keys rotate``, §4.1.1): its own log heads signed before the
+  rotation still verify. The old seed is not kept: nothing needs to sign with it again.
 
 Symmetric keys are derived with HKDF-SHA-256 (RFC 5869), one ``info`` label per use.
 Release 0.1.0 derived them as HMAC-SHA-256(secret, label); those legacy keys remain
@@ -15,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nacl.public
@@ -34,6 +37,7 @@ SECOND_FACTOR_KEY_INFO = b"vhnode/v1 hkdf second factor at rest"
 WEB_FORM_KEY_INFO = b"vhnode/v1 hkdf web form tokens"
 LEGACY_PSEUDONYM_KEY_INFO = b"vhnode/v1 log pseudonym key"
 LEGACY_AT_REST_KEY_INFO = b"vhnode/v1 details at rest"
+RETIRED_DIR = "retired"
 
 
 def oprf_key_info(convenant_id: str, epoch: int) -> bytes:
@@ -55,10 +59,20 @@ class NodeKeys:
     signing: nacl.signing.SigningKey
     encryption: nacl.public.PrivateKey
     oprf_seed: bytes
+    # Public keys of the signing keys this node used before (§4.1.1).
+    retired_signing: tuple[bytes, ...] = ()
 
     @property
     def signing_public(self) -> bytes:
         return bytes(self.signing.verify_key)
+
+    @property
+    def signing_history(self) -> dict[str, bytes]:
+        """Fingerprint → public key of every signing key this node has had, the current
+        one included: its own log's heads are signed by whichever was current then."""
+        keys = {fingerprint(k): k for k in self.retired_signing}
+        keys[self.signing_fingerprint] = self.signing_public
+        return keys
 
     @property
     def encryption_public(self) -> bytes:
@@ -129,6 +143,23 @@ class NodeKeys:
             with os.fdopen(fd, "w") as f:
                 f.write(raw.hex() + "\n")
 
+    def rotate_signing(self, directory: Path, new: nacl.signing.SigningKey) -> NodeKeys:
+        """Make ``new`` this node's signing key in ``directory``: the current key's public
+        half is kept under ``retired/`` first, then ``signing.key`` is replaced in one
+        rename, so a crash leaves either key whole, never half a file."""
+        retired = directory / RETIRED_DIR
+        retired.mkdir(mode=0o700, exist_ok=True)
+        kept = retired / f"signing-{self.signing_fingerprint}.pub"
+        if not kept.exists():  # kept by a rotation that stopped before the rename
+            _write_private(kept, self.signing_public)
+        tmp = directory / "signing.key.tmp"
+        tmp.unlink(missing_ok=True)
+        _write_private(tmp, bytes(new))
+        os.replace(tmp, directory / "signing.key")
+        return replace(
+            self, signing=new, retired_signing=(*self.retired_signing, self.signing_public)
+        )
+
     @classmethod
     def load(cls, directory: Path) -> NodeKeys:
         def read(name: str) -> bytes:
@@ -145,8 +176,19 @@ class NodeKeys:
                 raise ConfigError(f"key file {path} is readable by others; chmod 600 it")
             return raw
 
+        retired_dir = directory / RETIRED_DIR
+        retired = sorted(retired_dir.glob("signing-*.pub")) if retired_dir.is_dir() else []
         return cls(
             signing=nacl.signing.SigningKey(read("signing.key")),
             encryption=nacl.public.PrivateKey(read("encryption.key")),
             oprf_seed=read("oprf.seed"),
+            retired_signing=tuple(read(f"{RETIRED_DIR}/{p.name}") for p in retired),
         )
+
+
+def _write_private(path: Path, raw: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(raw.hex() + "\n")
+        f.flush()
+        os.fsync(f.fileno())

@@ -74,6 +74,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "init",
         "Create a node home: config, keys, self-signed peer card, database.",
     ),
+    "keys": ("node.cli.identity", "keys", "This node's signing key: rotation (§4.1.1)."),
     "liaison": (
         "node.cli.liaison",
         "liaison",

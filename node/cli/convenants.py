@@ -47,6 +47,21 @@ def convenant_create(home: Path, source: Path, output: Path | None) -> None:
     emit(document_text(doc), output)
 
 
+@convenant.command("next")
+@home_option
+@click.argument("convenant_id")
+@out_option
+def convenant_next(home: Path, convenant_id: str, output: Path | None) -> None:
+    """Draft the next version of an installed convenant with every party's current keys.
+
+    After a party's key rotation this is the version that names the new key: the same
+    text, version + 1, each party's fingerprints from the card held now. Every party
+    signs it ('vhnode convenant sign'), then merge and install as any version."""
+    with node_at(home) as ctx:
+        doc = admin.next_convenant_version(ctx, convenant_id)
+    emit(document_text(doc), output)
+
+
 @convenant.command("sign")
 @home_option
 @click.argument("file", type=click.Path(path_type=Path))

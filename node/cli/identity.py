@@ -322,6 +322,55 @@ def tls_renew(home: Path, days: int) -> None:
     )
 
 
+# --- keys ------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """This node's signing key: rotation (§4.1.1)."""
+
+
+@keys.command("rotate")
+@home_option
+@click.option(
+    "--compromised",
+    is_flag=True,
+    help="The old key may be in other hands: do not let it vouch for the new one; every "
+    "partner's admin revokes the old card and adds the new one by hand.",
+)
+def keys_rotate(home: Path, compromised: bool) -> None:
+    """Replace this node's signing key and issue a card for the new one.
+
+    Without --compromised the old key cross-signs the new card, and partners' nodes take
+    it without an admin when this node announces it on start. Restart the node right
+    after: until then it still signs with the old key. Then every convenant that names
+    the old key needs a next version: 'vhnode convenant next ID', signed by every party."""
+    with node_at(home) as ctx:
+        old = ctx.keys.signing_fingerprint
+        doc, naming_old = admin.rotate_signing_key(ctx, compromised=compromised)
+        path = ctx.home / CARD_FILE
+    c, _ = verify_card(doc.to_json())
+    click.echo(f"rotated the signing key of {c.node_id}: new card {path}")
+    click.echo(f"old signing key fingerprint: {old}")
+    click.echo(f"new signing key fingerprint: {c.signing_fingerprint}")
+    if compromised:
+        click.echo(
+            "compromised: the card is not cross-signed; tell every partner's admin the new "
+            "fingerprint out of band: they run 'vhnode peer revoke' and 'vhnode peer add "
+            "--rotate' (docs/operations.md)"
+        )
+    else:
+        click.echo(
+            "restart the node now: it announces the cross-signed card to every partner, "
+            "whose nodes take it without an admin"
+        )
+    for convenant_id in naming_old:
+        click.echo(
+            f"convenant {convenant_id} names the old key: draft its next version with "
+            f"'vhnode convenant next {convenant_id}' and have every party sign it"
+        )
+
+
 # --- peer ------------------------------------------------------------------------------
 
 
@@ -333,7 +382,12 @@ def peer() -> None:
 @peer.command("add")
 @home_option
 @click.argument("card_file", metavar="CARD.json", type=click.Path(path_type=Path))
-@click.option("--rotate", is_flag=True, help="Accept a new signing key for a known node id.")
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="Accept a new signing key for a known node id (not needed for a card the held "
+    "key cross-signed).",
+)
 def peer_add(home: Path, card_file: Path, rotate: bool) -> None:
     """Add (or update) a partner's peer card."""
     card_json = admin.load_json_file(card_file)

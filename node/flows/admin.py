@@ -15,6 +15,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
+import nacl.signing
 from pydantic import ValidationError
 
 from node import tls
@@ -35,8 +36,12 @@ from node.errors import (
     ConfigError,
     ConvenantNotInForce,
     InputError,
+    KeyMismatch,
+    MalformedMessage,
     NotAParty,
+    RevokedRequester,
     UnknownConvenant,
+    UnknownRequester,
     VhnodeError,
 )
 from node.flows import log_entries
@@ -52,13 +57,14 @@ from node.keys import NodeKeys
 from node.policy.convenant import in_force
 from node.protocol import jws, peer_card
 from node.protocol.convenant import (
+    CONVENANT_TYP,
     Convenant,
     draft_from_toml,
     parse_convenant,
     party_signatures,
 )
 from node.protocol.identifiers import amsterdam_date
-from node.protocol.models import rfc3339
+from node.protocol.models import parse_model, rfc3339
 from node.protocol.peer_card import PeerCard, verify_card
 from node.protocol.registration import Registration, RowError, iter_file
 from node.protocol.withdrawal import (
@@ -256,24 +262,168 @@ def load_json_file(path: Path) -> Any:
 
 def add_peer(
     ctx: NodeContext, card_json: Any, rotate: bool = False, *, by: str | None = None
-) -> tuple[PeerCard, Literal["added", "unchanged", "updated", "rotated"]]:
+) -> tuple[PeerCard, peers.Outcome]:
     card, doc = verify_card(card_json, ctx.clock.now())
     if card.node_id == ctx.node_id:
         raise InputError("that is this node's own card")
     with tx(ctx.conn):
-        outcome = peers.add(ctx.conn, doc, ctx.clock.now(), rotate=rotate)
-        if outcome != "unchanged":
-            ctx.record(
-                [
-                    log_entries.peer_card_held(
-                        outcome=outcome,
-                        node_id=card.node_id,
-                        signing_key_fingerprint=card.signing_fingerprint,
-                        by=by,
-                    )
-                ]
-            )
+        outcome = hold_card(ctx, card, doc, rotate=rotate, by=by)
     return card, outcome
+
+
+def hold_card(
+    ctx: NodeContext,
+    card: PeerCard,
+    doc: jws.SignedDocument,
+    *,
+    rotate: bool = False,
+    by: str | None = None,
+) -> peers.Outcome:
+    """§4.2 steps 3–5 for a verified card, with its log entry; in the caller's
+    transaction. A rotation the held key cross-signed needs no ``rotate`` and says so
+    in its entry (``via``)."""
+    held = peers.by_id(ctx.conn, card.node_id)
+    outcome = peers.add(ctx.conn, doc, ctx.clock.now(), rotate=rotate)
+    if outcome == "unchanged":
+        return outcome
+    rotated_from = held.card.signing_fingerprint if held and outcome == "rotated" else None
+    cross_signed = (
+        held is not None and outcome == "rotated" and peers.cross_signed_by_held(card, held)
+    )
+    ctx.record(
+        [
+            log_entries.peer_card_held(
+                outcome=outcome,
+                node_id=card.node_id,
+                signing_key_fingerprint=card.signing_fingerprint,
+                by=by,
+                via="cross-signature" if cross_signed else None,
+                previous_signing_key_fingerprint=rotated_from,
+            )
+        ]
+    )
+    return outcome
+
+
+def accept_announced_card(ctx: NodeContext, body: bytes) -> peers.Outcome:
+    """A peer's own card, sent to ``POST /peer/v1/card`` (§4.4); one write job.
+
+    Taken only where the key this node holds for that node id vouches for it: a card
+    with that same key (§4.2 step 4), or a rotation card it cross-signed (step 5). A new
+    node id, a revoked peer, or another key without that cross-signature stays for an
+    admin to decide, after comparing fingerprints out of band."""
+    try:
+        raw = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise MalformedMessage("the body is not JSON") from e
+    now = ctx.clock.now()
+    card, doc = verify_card(raw, now)
+    if card.node_id == ctx.node_id:
+        raise InputError("that is this node's own card")
+    held = peers.by_id(ctx.conn, card.node_id)
+    if held is None:
+        raise UnknownRequester(
+            f"no peer card held for {card.node_id}: an admin adds a new partner's card"
+        )
+    if held.revoked_at is not None:
+        raise RevokedRequester(
+            f"peer card of {card.node_id} is revoked: only an admin accepts a new card for it"
+        )
+    if held.card.signing_fingerprint != card.signing_fingerprint and not (
+        peers.cross_signed_by_held(card, held)
+    ):
+        raise KeyMismatch(
+            f"card of {card.node_id} has another signing key and no cross-signature by the "
+            "key held: only an admin accepts it, after comparing fingerprints out of band"
+        )
+    return hold_card(ctx, card, doc)
+
+
+def rotate_signing_key(
+    ctx: NodeContext, *, compromised: bool = False
+) -> tuple[jws.SignedDocument, list[str]]:
+    """Give this node a new signing key (§4.1.1) and a card for it.
+
+    The card is cross-signed by the old key, so partners holding the old card take it
+    without an admin (§4.2 step 5) — unless ``compromised``: a key a thief may hold
+    vouches for nothing, so the card is signed by the new key alone and every partner's
+    admin revokes the old card and accepts the new one by hand (docs/operations.md).
+    Returns the new card and the ids of the installed convenants that name the old key:
+    they are not in force once partners hold the new card (§5.4) until a version naming
+    the new key (``next_convenant_version``) is signed by every party.
+    """
+    held, _ = ctx.own_card()
+    old = ctx.keys
+    new_key = nacl.signing.SigningKey.generate()
+    # issued_at orders a node's cards (§4.2): the new card comes out after the held one.
+    now = max(ctx.clock.now(), held.issued_at + timedelta(seconds=1))
+    card = peer_card.issue_card(
+        node_id=held.node_id,
+        organisation=held.organisation,
+        org_type=held.org_type,
+        endpoint=held.endpoint,
+        signing_key=new_key,
+        encryption_public=old.encryption_public,
+        validity=timedelta(days=ctx.cfg.card_validity_days),
+        now=now,
+        # The TLS key is not rotated with the signing key: the card keeps its certificate.
+        tls_certificate=tls.certificate_der(ctx.home, ctx.cfg),
+        previous_key=None if compromised else old.signing,
+    )
+    verify_card(card.to_json())  # never hand out a card that does not verify
+    naming_old = [
+        inst.convenant.id
+        for inst in convenants.latest_versions(ctx.conn)
+        if (p := inst.convenant.party(ctx.node_id)) is not None
+        and p.signing_key_fingerprint == old.signing_fingerprint
+    ]
+    ctx.keys = old.rotate_signing(ctx.home / KEYS_DIR, new_key)
+    path = ctx.home / CARD_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    write_private(tmp, json.dumps(card.to_json(), indent=2) + "\n")
+    os.replace(tmp, path)
+    ctx.forget_own_card()
+    ctx.forget_trust()
+    with tx(ctx.conn):  # sealed under a head the new key signs
+        ctx.record(
+            [
+                log_entries.key_rotated(
+                    signing_key_fingerprint=ctx.keys.signing_fingerprint,
+                    previous_signing_key_fingerprint=old.signing_fingerprint,
+                    compromised=compromised,
+                )
+            ]
+        )
+    return card, naming_old
+
+
+def next_convenant_version(ctx: NodeContext, convenant_id: str) -> jws.SignedDocument:
+    """The draft of the next version of an installed convenant (§5.4): the newest
+    version's text with ``version + 1`` and every party's key fingerprints as on the card
+    held now (this node's own included), unsigned. After a party's key rotation this is
+    the version that names the new key; every party signs it as any new version."""
+    inst = convenants.latest(ctx.conn, convenant_id)
+    if inst is None:
+        raise UnknownConvenant(f"convenant {convenant_id} is not installed here")
+    conv = inst.convenant
+    cards = {p.node_id: p.card for p in peers.all_peers(ctx.conn)}
+    cards[ctx.node_id] = own_card(ctx)[0]
+    parties = []
+    for party in conv.parties:
+        card = cards.get(party.node_id)
+        if card is None:
+            raise InputError(f"no card held for {party.node_id}: add it with 'vhnode peer add'")
+        parties.append(
+            party.model_copy(
+                update={
+                    "signing_key_fingerprint": card.signing_fingerprint,
+                    "encryption_key_fingerprint": card.encryption_fingerprint,
+                }
+            )
+        )
+    update = {"version": conv.version + 1, "parties": tuple(parties)}
+    payload = conv.model_copy(update=update).wire()
+    return jws.unsigned(CONVENANT_TYP, parse_model(Convenant, payload).wire())
 
 
 def revoke_peer(ctx: NodeContext, node_id: str, *, by: str | None = None) -> None:

@@ -138,7 +138,7 @@ class NodeContext:
 
     async def verify_log(self) -> log.VerifyReport:
         """``log.verify`` of this node's log, the longest read there is."""
-        return await self.long_read(log.verify, self.node_id, self.keys.signing_public)
+        return await self.long_read(log.verify, self.node_id, self.keys.signing_history)
 
     async def long_read(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(conn, *args)``, a long read that is all CPU: in a worker process when the
@@ -213,6 +213,11 @@ class NodeContext:
             conn.log_dirty = True
         else:
             log.append(conn, self.keys.signing, self.node_id, entries, now or self.clock.now())
+
+    def forget_trust(self) -> None:
+        """This node's own key changed (``admin.rotate_signing_key``): the trust snapshot
+        names it, so build it again when next needed."""
+        self._trust = None
 
     def forget_own_card(self) -> None:
         """The card file was replaced (``admin.renew_card``): read it again when needed."""

@@ -47,6 +47,22 @@ def card_renewed(
     )
 
 
+def key_rotated(
+    *, signing_key_fingerprint: str, previous_signing_key_fingerprint: str, compromised: bool
+) -> LogEntry:
+    """This node changed its signing key (§4.1.1): from which to which, and whether the
+    old key cross-signed the new card (not when it is taken to be compromised)."""
+    return LogEntry(
+        kind=LogKind.KEY_ROTATED,
+        outcome="rotated",
+        data={
+            "signing_key_fingerprint": signing_key_fingerprint,
+            "previous_signing_key_fingerprint": previous_signing_key_fingerprint,
+            "cross_signed": not compromised,
+        },
+    )
+
+
 _PEER_KINDS = {
     "added": LogKind.PEER_ADDED,
     "updated": LogKind.PEER_UPDATED,
@@ -55,14 +71,24 @@ _PEER_KINDS = {
 
 
 def peer_card_held(
-    *, outcome: str, node_id: str, signing_key_fingerprint: str, by: str | None = None
+    *,
+    outcome: str,
+    node_id: str,
+    signing_key_fingerprint: str,
+    by: str | None = None,
+    via: str | None = None,
+    previous_signing_key_fingerprint: str | None = None,
 ) -> LogEntry:
-    """``peer.added``, ``peer.updated`` or ``peer.rotated``, as ``outcome`` says."""
+    """``peer.added``, ``peer.updated`` or ``peer.rotated``, as ``outcome`` says. A
+    rotation names the key it replaced; ``via`` is ``"cross-signature"`` when the held key
+    vouched for the new one (§4.2 step 5), absent when an admin accepted it by hand."""
+    data: dict[str, Any] = {"signing_key_fingerprint": signing_key_fingerprint}
+    if previous_signing_key_fingerprint is not None:
+        data["previous_signing_key_fingerprint"] = previous_signing_key_fingerprint
+    if via is not None:
+        data["via"] = via
     return LogEntry(
-        kind=_PEER_KINDS[outcome],
-        counterparty=node_id,
-        outcome=outcome,
-        data=_by({"signing_key_fingerprint": signing_key_fingerprint}, by),
+        kind=_PEER_KINDS[outcome], counterparty=node_id, outcome=outcome, data=_by(data, by)
     )
 
 

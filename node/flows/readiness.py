@@ -101,7 +101,7 @@ def _keys_loaded(ctx: NodeContext) -> Check:
 
 async def _from_the_log_and_convenants(ctx: NodeContext) -> list[Check]:
     def look() -> tuple[str | None, list[str]]:
-        tip = log.check_tip(ctx.conn, ctx.node_id, ctx.keys.signing_public)
+        tip = log.check_tip(ctx.conn, ctx.node_id, ctx.keys.signing_history)
         trust, now = ctx.trust(), ctx.clock.now()
         in_force_now = []
         for convenant_id, versions in sorted(trust.convenants.items()):

@@ -33,6 +33,7 @@ from node.errors import (
 )
 from node.flows import (
     admin,
+    card_announce,
     key_epochs,
     key_pin_exchange,
     monitoring,
@@ -226,6 +227,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def peer_card(request: web.Request) -> web.Response:
     doc = request.app[CTX].own_card()[1]
     return web.Response(text=json.dumps(doc.to_json()), content_type=JOSE)
+
+
+async def peer_card_announced(request: web.Request) -> web.Response:
+    """§4.4: a peer's own card, taken if the key held for it vouches for it."""
+    ctx, body = request.app[CTX], await request.read()
+    outcome = await ctx.write(lambda: admin.accept_announced_card(ctx, body))
+    return web.json_response({"status": outcome})
 
 
 async def peer_evaluate(request: web.Request) -> web.Response:
@@ -587,6 +595,23 @@ def make_app(ctx: NodeContext) -> web.Application:
 
     app.cleanup_ctx.append(client_session)
     app.cleanup_ctx.append(tls_trust)
+
+    async def announce(app: web.Application) -> Any:
+        # After a key rotation: partners take the cross-signed card without an admin.
+        async def run() -> None:
+            ON_LOOP.set(True)
+            try:
+                await card_announce.announce_rotation(ctx, app[SESSION])
+            except (VhnodeError, sqlite3.Error) as e:
+                logger.warning("card_announce_failed", error=type(e).__name__)
+
+        task = asyncio.create_task(run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(announce)
     app.cleanup_ctx.append(background)
     app.cleanup_ctx.append(retention)
     app.cleanup_ctx.append(unauthenticated_counts)
@@ -597,6 +622,7 @@ def make_app(ctx: NodeContext) -> web.Application:
             web.get("/readyz", ready),
             web.get("/metrics", metrics),
             web.get("/peer/v1/card", peer_card),
+            web.post("/peer/v1/card", peer_card_announced),
             web.post("/peer/v1/evaluate", peer_evaluate),
             web.post("/peer/v1/tag-set", peer_tag_set),
             web.post("/peer/v1/log/consistency", peer_consistency),

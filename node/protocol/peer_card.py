@@ -51,6 +51,8 @@ class PeerCard(WireModel):
     issued_at: Timestamp
     # v2 only (§4.1): B64U of the node's TLS certificate, DER. Its key is what peers pin.
     tls_certificate: TlsCertificate | None = None
+    # A rotation card (§4.1.1) names the key it succeeds, which cross-signs it.
+    previous_signing_key: PublicKey | None = None
 
     @property
     def tls_certificate_der(self) -> bytes | None:
@@ -80,6 +82,16 @@ class PeerCard(WireModel):
         return jws.fingerprint(self.encryption_key_bytes)
 
     @property
+    def previous_key_bytes(self) -> bytes | None:
+        key = self.previous_signing_key
+        return None if key is None else jws.b64u_decode(key)
+
+    @property
+    def previous_fingerprint(self) -> str | None:
+        key = self.previous_key_bytes
+        return None if key is None else jws.fingerprint(key)
+
+    @property
     def endpoint_url(self) -> str:
         return str(self.endpoint).rstrip("/")
 
@@ -94,6 +106,8 @@ class PeerCard(WireModel):
                 # A card that names a TLS key is reached over TLS only: an http endpoint
                 # would send the request in clear past the pin (§4.1).
                 raise ValueError("a card with tls_certificate needs an https endpoint")
+        if self.previous_signing_key == self.signing_key:
+            raise ValueError("previous_signing_key must differ from signing_key")
         return self
 
     @property
@@ -111,6 +125,8 @@ class PeerCard(WireModel):
         out["endpoint"] = self.endpoint_url
         if self.tls_certificate is None:
             del out["tls_certificate"]  # a v1 card has no such member at all
+        if out["previous_signing_key"] is None:  # absent from every card but a rotation card
+            del out["previous_signing_key"]
         return out
 
 
@@ -138,9 +154,12 @@ def issue_card(
     validity: timedelta,
     now: datetime,
     tls_certificate: bytes | None = None,
+    previous_key: nacl.signing.SigningKey | None = None,
 ) -> jws.SignedDocument:
     """A self-signed peer card (§3) valid from ``now`` for ``validity``; a v2 card when
-    it carries the node's TLS certificate (DER)."""
+    it carries the node's TLS certificate (DER); with ``previous_key``, a rotation card
+    (§4.1.1) that key cross-signs."""
+    previous = None if previous_key is None else bytes(previous_key.verify_key)
     card = PeerCard(
         node_id=node_id,
         organisation=organisation,
@@ -152,8 +171,10 @@ def issue_card(
         valid_until=now + validity,
         issued_at=now,
         tls_certificate=None if tls_certificate is None else jws.b64u_encode(tls_certificate),
+        previous_signing_key=None if previous is None else jws.b64u_encode(previous),
     )
-    return jws.sign(card.typ, card.wire(), signing_key)
+    doc = jws.sign(card.typ, card.wire(), signing_key)
+    return doc if previous_key is None else doc.with_signature(previous_key)
 
 
 def not_yet_valid(card: PeerCard, now: datetime, *, issued: bool = False) -> CardNotYetValid | None:
@@ -179,11 +200,19 @@ def verify_card(obj: Any, now: datetime | None = None) -> tuple[PeerCard, jws.Si
     doc = jws.parse(obj)
     if doc.typ not in PEER_CARD_TYPS:
         raise MalformedMessage(f"expected a {' or '.join(PEER_CARD_TYPS)} document, got {doc.typ}")
-    if len(doc.signatures) != 1:
+    if doc.payload.get("previous_signing_key", "") is None:
+        raise MalformedMessage("previous_signing_key is absent or a key, never null")
+    card = parse_model(PeerCard, doc.payload)
+    previous = card.previous_key_bytes
+    if previous is None and len(doc.signatures) != 1:
         # Only the card's own key vouches for it; another signature proves nothing and
         # would travel on with the card (§4.1).
         raise MalformedMessage("a peer card carries exactly one signature, its own")
-    card = parse_model(PeerCard, doc.payload)
+    if previous is not None and len(doc.signatures) != 2:
+        # §4.1.1: its own and the cross-signature of the key it names, nothing else.
+        raise MalformedMessage(
+            "a rotation card carries exactly two signatures: its own and its previous key's"
+        )
     if card.typ != doc.typ:
         # v1 never carries the member and v2 always does: a card cannot be read as the
         # other version by a node that knows only one of them.
@@ -192,6 +221,8 @@ def verify_card(obj: Any, now: datetime | None = None) -> tuple[PeerCard, jws.Si
             "carry tls_certificate"
         )
     doc.verify(card.signing_fingerprint, card.signing_key_bytes)
+    if previous is not None:
+        doc.verify(jws.fingerprint(previous), previous)
     if now is not None:
         early = not_yet_valid(card, now, issued=True)
         if early is not None:

@@ -7,13 +7,14 @@ checked by ``verify``; a peer's are checked and kept with every answer it sends.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from node.errors import MalformedMessage
+from node.errors import BadSignature, MalformedMessage
 from node.protocol import jws
 from node.protocol.fields import B64U_PATTERN
 from node.protocol.jws import SignedDocument
@@ -68,13 +69,23 @@ def _parse_time(text: str) -> datetime:
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
 
 
-def check_head(obj: Any, node_id: str, verify_key: bytes) -> TreeHead:
+def check_head(obj: Any, node_id: str, verify_key: bytes | Mapping[str, bytes]) -> TreeHead:
     """Parse and verify a signed tree head of ``node_id`` (ours in ``verify``, a peer's
-    when heads are gossiped). Raises BadSignature or MalformedMessage."""
+    when heads are gossiped). Raises BadSignature or MalformedMessage.
+
+    ``verify_key`` is one key, or every key the node has had by fingerprint (its own log
+    across a key rotation, §4.1.1): a head then verifies under the key its ``kid`` names.
+    """
     if isinstance(obj, SignedTreeHead):
         obj = obj.wire()
     doc = jws.parse(obj, TREE_HEAD_TYP)
-    doc.verify(jws.fingerprint(verify_key), verify_key)
+    if isinstance(verify_key, bytes):
+        doc.verify(jws.fingerprint(verify_key), verify_key)
+    else:
+        kids = [k for k in doc.kids() if k in verify_key]
+        if not kids:
+            raise BadSignature("tree head is not signed by any key this node has had")
+        doc.verify(kids[0], verify_key[kids[0]])
     p = doc.payload
     if set(p) != {"node", "tree_size", "root_hash", "signed_at"}:
         raise MalformedMessage(

@@ -325,7 +325,9 @@ def _log_size(conn: sqlite3.Connection) -> int:
     return 0 if row is None else int(row[0]) + 1
 
 
-def check_tip(conn: sqlite3.Connection, node_id: str, verify_key: bytes) -> str | None:
+def check_tip(
+    conn: sqlite3.Connection, node_id: str, verify_key: bytes | Mapping[str, bytes]
+) -> str | None:
     """Readiness's look at the log (node/flows/readiness.py): None if the newest entry,
     the newest signed head and the stored frontier agree, else what is wrong. O(log n):
     a cheap stand-in for ``verify``, which reads the whole log — it catches a deleted

@@ -15,6 +15,7 @@ class LogKind(StrEnum):
     # The node and its administration
     NODE_INITIALISED = "node.initialised"
     CARD_RENEWED = "card.renewed"
+    KEY_ROTATED = "key.rotated"
     PEER_ADDED = "peer.added"
     PEER_UPDATED = "peer.updated"
     PEER_ROTATED = "peer.rotated"

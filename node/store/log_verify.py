@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -271,7 +271,9 @@ def _span_is(lo: int, hi: int, verb: str) -> str:
 
 
 class _Verifier:
-    def __init__(self, conn: sqlite3.Connection, node_id: str, verify_key: bytes) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, node_id: str, verify_key: bytes | Mapping[str, bytes]
+    ) -> None:
         self.conn = conn
         self.node_id = node_id
         self.verify_key = verify_key
@@ -713,8 +715,11 @@ class _StoredNodes:
         return self.findings
 
 
-def verify(conn: sqlite3.Connection, node_id: str, verify_key: bytes) -> VerifyReport:
-    """Recompute the whole log from the stored bodies and check it against its heads.
+def verify(
+    conn: sqlite3.Connection, node_id: str, verify_key: bytes | Mapping[str, bytes]
+) -> VerifyReport:
+    """Recompute the whole log from the stored bodies and check it against its heads,
+    signed by ``verify_key`` or, given every key the node has had, by any of them.
 
     Streams entries, subjects and heads in one ordered pass (memory independent of the
     log size) inside one read transaction, so a concurrent append cannot make a

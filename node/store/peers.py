@@ -31,13 +31,29 @@ def _row_to_peer(row: tuple[str, str | None]) -> Peer:
     return Peer(card=card, document=doc, revoked_at=row[1])
 
 
+Outcome = Literal["added", "unchanged", "updated", "rotated"]
+
+
+def cross_signed_by_held(card: PeerCard, held: Peer) -> bool:
+    """§4.2 step 5: ``card`` is a rotation card (§4.1.1, its cross-signature verified by
+    ``verify_card``) whose previous key is the key of the held card, and that card is not
+    revoked: the holder of the key this node trusts for that node id vouches for the new
+    one. A revoked card vouches for nothing, so a stolen key cannot move its node on."""
+    return (
+        held.revoked_at is None
+        and card.previous_fingerprint is not None
+        and card.previous_fingerprint == held.card.signing_fingerprint
+    )
+
+
 def add(
     conn: sqlite3.Connection, document: jws.SignedDocument, now: datetime, rotate: bool = False
-) -> Literal["added", "unchanged", "updated", "rotated"]:
+) -> Outcome:
     """Store a verified peer card. Inside the caller's transaction.
 
     A card for a known node id with a different signing key is refused (KeyMismatch)
-    unless ``rotate`` is set: a swapped key is exactly what an attacker would send.
+    unless it is cross-signed by the held key (``cross_signed_by_held``) or ``rotate`` is
+    set: a swapped key is exactly what an attacker would send.
     """
     card, _ = verify_card(document.to_json())
     existing = by_id(conn, card.node_id)
@@ -54,11 +70,12 @@ def add(
         )
         db.bump_trust_generation(conn)
         return "added"
-    if existing.card.signing_fingerprint != card.signing_fingerprint and not rotate:
-        raise KeyMismatch(
-            f"peer {card.node_id} is known with another signing key; "
-            "use --rotate after confirming the new fingerprint out of band"
-        )
+    if (
+        existing.card.signing_fingerprint != card.signing_fingerprint
+        and not rotate
+        and not cross_signed_by_held(card, existing)
+    ):
+        raise KeyMismatch(_mismatch(card, existing))
     if existing.document.payload_b64 == document.payload_b64:
         return "unchanged"
     outcome: Literal["updated", "rotated"] = (
@@ -86,6 +103,17 @@ def add(
     )
     db.bump_trust_generation(conn)
     return outcome
+
+
+def _mismatch(card: PeerCard, held: Peer) -> str:
+    """Why a card with another key was not taken as a rotation, for the admin to act on."""
+    head = f"peer {card.node_id} is known with another signing key"
+    tail = "; use --rotate after confirming the new fingerprint out of band"
+    if card.previous_fingerprint is None:
+        return head + tail
+    if card.previous_fingerprint != held.card.signing_fingerprint:
+        return f"{head}, not the previous key this card's cross-signature names" + tail
+    return f"{head}: the card held is revoked, so its cross-signature counts for nothing" + tail
 
 
 def by_id(conn: sqlite3.Connection, node_id: str) -> Peer | None:

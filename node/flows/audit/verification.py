@@ -81,7 +81,7 @@ async def verify_and_record(ctx: NodeContext, actor: str | None) -> tuple[log.Ve
 
 def verify_and_record_here(ctx: NodeContext, actor: str | None) -> tuple[log.VerifyReport, bool]:
     """``verify_and_record`` on this thread's own connection (the CLI)."""
-    report = log.verify(ctx.conn, ctx.node_id, ctx.keys.signing_public)
+    report = log.verify(ctx.conn, ctx.node_id, ctx.keys.signing_history)
     try:
         with tx(ctx.conn):
             ctx.record([_entry(report, actor)])
