@@ -217,7 +217,9 @@ CASES = [
     ),
     Bad("tag-set-oversized", "POST", TAG_SET_PATH, 413, "payload_too_large", _raw(b" " * TOO_BIG)),
     Bad("tag-set-wrong-method", "PUT", TAG_SET_PATH, 405, "method_not_allowed", _json({})),
-    Bad("card-wrong-method", "POST", "/peer/v1/card", 405, "method_not_allowed", _json({})),
+    Bad("card-wrong-method", "PUT", "/peer/v1/card", 405, "method_not_allowed", _json({})),
+    # POST /peer/v1/card takes a peer's announced card (§4.4): anything else is malformed.
+    Bad("card-not-a-card", "POST", "/peer/v1/card", 400, "malformed_message", _json({})),
     Bad("healthz-wrong-method", "DELETE", "/healthz", 405, "method_not_allowed"),
     Bad("unknown-peer-route", "POST", "/peer/v1/alles", 404, "not_found", _json({})),
     Bad("unknown-route", "GET", "/admin.php", 404, "not_found"),
