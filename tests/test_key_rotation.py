@@ -35,6 +35,7 @@ from tests.federation import (
     jws_bytes,
     log_entries,
     post_peer,
+    standard_federation,
     statuses,
 )
 
@@ -220,6 +221,37 @@ async def test_a_rotation_is_taken_by_every_partner_without_an_admin(
     assert status == 200, checked
     verdicts = {p["peer"]: p["verdict"] for p in checked["peers"]}
     assert verdicts["politie-test"] == "consistent", checked
+
+
+async def test_a_rotation_over_mutual_tls_keeps_the_tls_pin(tmp_path: Path) -> None:
+    # The signing key changes, the TLS key does not: the rotation card is a v2 card with
+    # the same certificate, announced over mutual TLS and taken there without an admin.
+    fed = await standard_federation(tmp_path, tls=True)
+    try:
+        fed.register("politie-test", JAN_AT_POLITIE)
+        politie = fed.nodes["politie-test"]
+        before, _ = verify_card(politie.card_json())
+        await fed.stop("politie-test")
+        card_doc, _ = admin.rotate_signing_key(politie.ctx)
+        card, doc = verify_card(card_doc.to_json())
+        assert doc.typ == "vhnode-peer-card/v2"
+        assert card.tls_key_fingerprint == before.tls_key_fingerprint
+        assert card.previous_fingerprint == before.signing_fingerprint
+        await fed.start("politie-test")
+        await _until(
+            lambda: all(
+                _held_key(fed, n, "politie-test") == card.signing_fingerprint for n in OTHERS
+            )
+        )
+        draft = admin.next_convenant_version(fed.nodes["vh-test"].ctx, CONVENANT_ID)
+        for node in fed.nodes.values():
+            draft = admin.sign_convenant(node.ctx, draft.to_json())
+        for node in fed.nodes.values():
+            admin.install_convenant(node.ctx, draft.to_json())
+        result = await fed.query("vh-test", [JAN], case_ref="CASUS-ROT-TLS")
+        assert statuses(result)["politie-test"] == "hit"
+    finally:
+        await fed.close()
 
 
 async def test_a_stolen_key_cannot_move_a_revoked_partner_to_a_key_of_its_own(

@@ -18,6 +18,7 @@ import aiohttp
 import structlog
 
 from node.flows.context import NodeContext
+from node.flows.peer_client import PartnerFailure, peer_ssl
 from node.store import peers
 
 logger = structlog.get_logger("vhnode.card_announce")
@@ -44,9 +45,17 @@ async def announce_once(
     card_text = json.dumps(ctx.own_card()[1].to_json())
     url = peer.card.endpoint_url + CARD_PATH
     try:
+        # The same transport as every other message to this peer: TLS pinned to its card.
+        context = await peer_ssl(ctx, peer.card)
+    except PartnerFailure as f:  # plain HTTP where [tls] does not allow it: never sent
+        return Announced(peer.node_id, f"not_sent:{f.reason or f.status}")
+    try:
         async with asyncio.timeout(ctx.cfg.peers.timeout_seconds):
             async with session.post(
-                url, data=card_text, headers={"Content-Type": "application/jose+json"}
+                url,
+                data=card_text,
+                headers={"Content-Type": "application/jose+json"},
+                ssl=context,
             ) as resp:
                 body = await resp.content.read(MAX_ANSWER_BYTES)
                 status = resp.status
@@ -84,7 +93,8 @@ async def announce_rotation(ctx: NodeContext, session: aiohttp.ClientSession) ->
             if a.retry:
                 continue
             done.append(a)
-            log = logger.warning if a.outcome.startswith("refused") else logger.info
+            refused = a.outcome.startswith(("refused", "not_sent"))
+            log = logger.warning if refused else logger.info
             log("card_announced", peer=a.peer, outcome=a.outcome)
         pending = [p for p in pending if p.node_id in retry]
         if pending:
