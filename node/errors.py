@@ -169,6 +169,14 @@ class LogCorrupted(VhnodeError):
     title = "Log verification failed"
 
 
+class RestorePending(LogCorrupted):
+    """The database was restored from a backup and has not yet learned which heads its
+    peers hold (docs/protocol.md §9.5): no new head is signed until it has."""
+
+    code = "restore_pending"
+    title = "Restored log waits for its restore check"
+
+
 class DatabaseBusy(VhnodeError):
     """Another process held the database's write lock past the node's wait: nothing of
     the request was written; it can be sent again."""

@@ -313,10 +313,30 @@ def test_step_5_adds_oprf_key_epochs_and_keeps_the_tags(tmp_path: Path) -> None:
     keys = NodeKeys.generate()
     conn = sqlite3.connect(tmp_path / "node.db", isolation_level=None)
     assert migrations.migrate(conn, keys, target=4) == [1, 2, 3, 4]
-    assert migrations.migrate(conn, keys) == [5]
+    assert migrations.migrate(conn, keys, target=5) == [5]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"oprf_epochs", "peer_oprf_keys", "peer_oprf_key_conflicts"} <= tables
     assert oprf_epochs.current(conn, "vh-test-veelplegers").epoch == 0
     legacy = oprf.derive_key_pair(keys.oprf_seed, b"vhnode/v1 convenant vh-test-veelplegers")
     assert keys.oprf_key("vh-test-veelplegers", 0) == legacy
     assert keys.oprf_key("vh-test-veelplegers", 1) != legacy
+
+
+def test_step_6_keeps_held_heads_as_epoch_0_and_keys_them_by_epoch(tmp_path: Path) -> None:
+    keys = NodeKeys.generate()
+    conn = sqlite3.connect(tmp_path / "node.db", isolation_level=None)
+    assert migrations.migrate(conn, keys, target=5) == [1, 2, 3, 4, 5]
+    conn.execute(
+        "INSERT INTO peer_tree_heads (peer, tree_size, root_hash, head, received_at)"
+        " VALUES ('om-test', 5, x'00', '{}', '2026-01-01T00:00:00Z')"
+    )
+    assert migrations.migrate(conn, keys) == [6]
+    assert migrations.user_version(conn) == migrations.latest()
+    held = "SELECT peer, epoch, tree_size FROM peer_tree_heads"
+    assert conn.execute(held).fetchall() == [("om-test", 0, 5)]
+    # The same size in a later epoch is another head, not a conflict of keys.
+    conn.execute(
+        "INSERT INTO peer_tree_heads (peer, epoch, tree_size, root_hash, head, received_at)"
+        " VALUES ('om-test', 1, 5, x'01', '{}', '2026-01-02T00:00:00Z')"
+    )
+    assert len(conn.execute(held).fetchall()) == 2

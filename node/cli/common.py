@@ -53,6 +53,16 @@ def _os_error(e: OSError) -> str:
 # tests/test_cli_startup.py checks that each equals the command's own first help line.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "audit": ("node.cli.audit", "audit", "The node's tamper-evident log."),
+    "backup": (
+        "node.cli.backup",
+        "backup_command",
+        "Back up the node home to one file, while the node runs: a consistent database copy.",
+    ),
+    "backup-key": (
+        "node.cli.backup",
+        "backup_key",
+        "Make an X25519 key pair for encrypted backups; print the public key.",
+    ),
     "card": ("node.cli.identity", "card", "This node's own peer card."),
     "convenant": (
         "node.cli.convenants",
@@ -90,6 +100,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "node.cli.registry",
         "registry",
         "This partner's own registry of subjects it knows.",
+    ),
+    "restore": (
+        "node.cli.backup",
+        "restore_command",
+        "Restore a backup into the node home; the node's next start asks its peers first.",
     ),
     "serve": ("node.cli.serve", "serve", "Run the node's HTTP server until SIGTERM or Ctrl-C."),
     "service": (

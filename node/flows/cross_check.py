@@ -19,7 +19,7 @@ from node.errors import ProtocolError
 from node.flows import log_entries
 from node.flows.context import NodeContext
 from node.flows.key_pin_exchange import PinVerdict, compare_pins
-from node.flows.peer_client import PartnerFailure, peer_ssl, post_signed, verified
+from node.flows.peer_client import PartnerFailure, peer_ssl, post_signed, remember_head, verified
 from node.protocol import answer_size, jws, merkle
 from node.protocol.answers import Expected
 from node.protocol.consistency import (
@@ -74,8 +74,12 @@ async def _check_one(
     if peer is None:
         result.verdict, result.detail = "invalid", "no peer card for this node"
         return result
-    forked, held = await ctx.read(
-        lambda: (peer_heads.conflicts(ctx.conn, peer_id), peer_heads.latest(ctx.conn, peer_id))
+    forked, held, held_epoch = await ctx.read(
+        lambda: (
+            peer_heads.conflicts(ctx.conn, peer_id),
+            peer_heads.latest(ctx.conn, peer_id),
+            peer_heads.newest_epoch(ctx.conn, peer_id),
+        )
     )
     if forked:
         result.verdict, result.detail = "forked", "we hold two signed heads of one size"
@@ -123,9 +127,7 @@ async def _check_one(
         if isinstance(resp, ConsistencyRefused):
             if head is not None:  # none when the peer could not authenticate us
                 refusal_head = head
-                await ctx.write(
-                    lambda: peer_heads.remember(ctx.conn, peer_id, refusal_head, ctx.clock.now())
-                )
+                await ctx.write(lambda: remember_head(ctx, peer_id, refusal_head, log_fork=False))
             raise PartnerFailure("refused", resp.reason, resp.reason_detail or "")
         if head is None:  # the model allows no null head in a proof
             raise PartnerFailure("invalid", "bad_tree_head", "the answer carries no tree head")
@@ -140,8 +142,16 @@ async def _check_one(
         result.verdict, result.detail = "invalid", e.detail
         return result
     result.current_size = head.tree_size
-    seen = await ctx.write(lambda: peer_heads.remember(ctx.conn, peer_id, head, ctx.clock.now()))
-    if head.tree_size < held_size:
+    seen = await ctx.write(lambda: remember_head(ctx, peer_id, head, log_fork=False))
+    if head.epoch > held_epoch and seen != "conflict":
+        # §9.5: restored from a backup, with a signed statement that admits the loss;
+        # sizes of the closed epoch say nothing about the new one.
+        result.verdict = "restored"
+        result.detail = f"the peer opened log epoch {head.epoch} after a restore"
+    elif head.epoch < held_epoch:
+        result.verdict = "forked"
+        result.detail = f"the peer answered in log epoch {head.epoch}, which it closed"
+    elif head.tree_size < held_size:
         # Shorter than what it signed for us: cut back (any regrowth since is a fork too,
         # and a second root for a held size is kept as evidence by remember()).
         result.verdict = "truncated"

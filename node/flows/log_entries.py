@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from node.protocol.restore import RestoreStatement
 from node.store.log import LogEntry
 from node.store.log_kinds import LogKind
 
@@ -479,6 +480,67 @@ def key_pins_checked(*, peer: str, verdict: str, compared: int) -> LogEntry:
         counterparty=peer,
         outcome=verdict,
         data={"compared": compared},
+    )
+
+
+def peer_log_restored(*, partner: str, statement: RestoreStatement, held_size: int) -> LogEntry:
+    """A partner's head of a new log epoch, with its restore statement (§9.5).
+    ``held_size``: the largest head of the closed epoch we held, beside what it admits."""
+    return LogEntry(
+        kind=LogKind.PEER_LOG_RESTORED,
+        counterparty=partner,
+        outcome="restored",
+        data={
+            "epoch": statement.epoch,
+            "restored_size": statement.restored.tree_size,
+            "admitted_size": statement.held.tree_size,
+            "held_size": held_size,
+        },
+    )
+
+
+def log_held_head_served(*, requester: str, epoch: int | None, tree_size: int | None) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.LOG_HELD_HEAD_SERVED,
+        counterparty=requester,
+        outcome="served",
+        data={"epoch": epoch, "tree_size": tree_size},
+    )
+
+
+def log_held_head_refused(*, requester: str, reason: str) -> LogEntry:
+    return LogEntry(
+        kind=LogKind.LOG_HELD_HEAD_REFUSED,
+        counterparty=requester,
+        outcome="refused",
+        reason=reason,
+        data={},
+    )
+
+
+def log_restored(*, statement: RestoreStatement) -> LogEntry:
+    """This node opened a new log epoch after a restore (§9.5): the statement's terms."""
+    return LogEntry(
+        kind=LogKind.LOG_RESTORED,
+        outcome="restored",
+        data={
+            "epoch": statement.epoch,
+            "restored_epoch": statement.restored.epoch,
+            "restored_size": statement.restored.tree_size,
+            "held_epoch": statement.held.epoch,
+            "held_size": statement.held.tree_size,
+            "peers_asked": statement.peers_asked,
+            "peers_answered": statement.peers_answered,
+        },
+    )
+
+
+def log_restore_checked(*, tree_size: int, peers_asked: int, peers_answered: int) -> LogEntry:
+    """A restored copy whose peers all answered and hold nothing past it: no epoch needed."""
+    return LogEntry(
+        kind=LogKind.LOG_RESTORE_CHECKED,
+        outcome="consistent",
+        data={"tree_size": tree_size, "peers_asked": peers_asked, "peers_answered": peers_answered},
     )
 
 

@@ -292,19 +292,35 @@ async def signed_exchange(
 
 
 async def keep_tree_head(ctx: NodeContext, partner: str, head: TreeHead) -> None:
-    """§9.3: keep the partner's verified tree head. A second head for a size we hold, with
-    another root, proves a forked log: the answer is not trusted."""
-
-    def remember() -> str:
-        seen = peer_heads.remember(ctx.conn, partner, head, ctx.clock.now())
-        if seen == "conflict":
-            ctx.record([log_entries.peer_log_forked(partner=partner, tree_size=head.tree_size)])
-        return seen
-
-    seen = await ctx.write(remember)
+    """§9.3: keep the partner's verified tree head. A second head for a size we hold in
+    the same epoch, with another root, proves a forked log: the answer is not trusted. A
+    head of a new epoch with its restore statement (§9.5) is a restore: logged, trusted."""
+    seen = await ctx.write(lambda: remember_head(ctx, partner, head))
     if seen == "conflict":
         raise PartnerFailure(
             "invalid",
             "forked_log",
             f"partner signed two different logs of size {head.tree_size}",
         )
+
+
+def remember_head(
+    ctx: NodeContext, partner: str, head: TreeHead, *, log_fork: bool = True
+) -> peer_heads.Seen:
+    """``peer_heads.remember`` and its log entry: a restore always, a fork unless the
+    caller records it its own way (the cross-check's verdict). In a write job."""
+    held_before = peer_heads.latest(ctx.conn, partner)
+    seen = peer_heads.remember(ctx.conn, partner, head, ctx.clock.now())
+    if seen == "conflict" and log_fork:
+        ctx.record([log_entries.peer_log_forked(partner=partner, tree_size=head.tree_size)])
+    elif seen == "restored" and head.restore is not None:
+        ctx.record(
+            [
+                log_entries.peer_log_restored(
+                    partner=partner,
+                    statement=head.restore,
+                    held_size=0 if held_before is None else held_before[0],
+                )
+            ]
+        )
+    return seen

@@ -49,6 +49,7 @@ from node.flows.audit import inzage, render, report, verification
 from node.flows.context import ON_LOOP, NodeContext
 from node.flows.cross_check import cross_check
 from node.flows.publishing import apply_changes
+from node.flows.restore_check import answer_held_head, check_restored
 from node.http import details_routes as requester_routes
 from node.http import liaison_routes as provider_routes
 from node.http.peer_guard import PeerGuard
@@ -249,6 +250,11 @@ async def peer_consistency(request: web.Request) -> web.Response:
 async def peer_key_pins(request: web.Request) -> web.Response:
     ctx, body, transport = request.app[CTX], await request.read(), peer_transport(request)
     return jose(await ctx.write(lambda: key_pin_exchange.answer_key_pins(ctx, body, transport)))
+
+
+async def peer_held_head(request: web.Request) -> web.Response:
+    ctx, body, transport = request.app[CTX], await request.read(), peer_transport(request)
+    return jose(await ctx.write(lambda: answer_held_head(ctx, body, transport)))
 
 
 async def peer_tag_set(request: web.Request) -> web.Response:
@@ -593,8 +599,15 @@ def make_app(ctx: NodeContext) -> web.Application:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def restore_check(app: web.Application) -> Any:
+        # A restored copy learns which of its heads the peers hold before the node listens
+        # and signs anything (docs/protocol.md §9.5); a no-op on any other database.
+        await check_restored(ctx, app[SESSION])
+        yield
+
     app.cleanup_ctx.append(client_session)
     app.cleanup_ctx.append(tls_trust)
+    app.cleanup_ctx.append(restore_check)
 
     async def announce(app: web.Application) -> Any:
         # After a key rotation: partners take the cross-signed card without an admin.
@@ -627,6 +640,7 @@ def make_app(ctx: NodeContext) -> web.Application:
             web.post("/peer/v1/tag-set", peer_tag_set),
             web.post("/peer/v1/log/consistency", peer_consistency),
             web.post("/peer/v1/key-pins", peer_key_pins),
+            web.post("/peer/v1/log/held-head", peer_held_head),
             web.post("/api/v1/audit/cross-check", post_audit_cross_check),
             web.get("/api/v1/node", get_node),
             web.put("/api/v1/registrations/{ref}", put_registration),

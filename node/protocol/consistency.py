@@ -30,6 +30,7 @@ Verdict = Literal[
     "inconsistent",
     "truncated",
     "forked",
+    "restored",
     "no_heads",
     "refused",
     "unreachable",

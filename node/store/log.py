@@ -46,10 +46,17 @@ from typing import Any
 
 import nacl.signing
 
-from node.errors import InputError, LogCorrupted, NotFound, VhnodeError
+from node.errors import InputError, LogCorrupted, NotFound, RestorePending, VhnodeError
 from node.protocol import jcs, jws, merkle
 from node.protocol.models import rfc3339
-from node.protocol.tree_head import TREE_HEAD_TYP, TreeHead, check_head, parse_time
+from node.protocol.restore import RESTORE_STATEMENT_TYP
+from node.protocol.tree_head import (
+    TREE_HEAD_TYP,
+    TreeHead,
+    check_head,
+    head_payload,
+    parse_time,
+)
 
 # The verifier lives in its own module; re-exported (``__all__``) so ``log.verify`` and
 # friends keep working. log_verify imports this module only inside its functions.
@@ -261,14 +268,11 @@ def _sign_head(
     tree_size: int,
     root: bytes,
     now: datetime,
+    epoch: int = 0,
+    statement: Any | None = None,
 ) -> TreeHead:
     signed_at = rfc3339(now)
-    payload = {
-        "node": node_id,
-        "tree_size": tree_size,
-        "root_hash": jws.b64u_encode(root),
-        "signed_at": signed_at,
-    }
+    payload = head_payload(node_id, tree_size, root, signed_at, epoch, statement)
     text = jws.canonical(jws.sign(TREE_HEAD_TYP, payload, signing_key).to_json()).decode("ascii")
     conn.execute(
         "INSERT INTO tree_heads (tree_size, root_hash, signed_at, jws) VALUES (?, ?, ?, ?)",
@@ -279,11 +283,15 @@ def _sign_head(
 
 
 def _head_from_row(row: tuple[Any, ...]) -> TreeHead:
+    # ``epoch`` stays 0 here: our own epoch is ``current_epoch`` (the newest head is always
+    # of it), and the signed text carries it for whoever receives the head.
     tree_size, root, signed_at, text = row
     return TreeHead(int(tree_size), bytes(root), parse_time(signed_at), str(text))
 
 
 def latest_head(conn: sqlite3.Connection) -> TreeHead | None:
+    # Sizes grow across epochs too: a new epoch's first head covers its own log.restored
+    # entry, one past the state restored.
     row = conn.execute(
         "SELECT tree_size, root_hash, signed_at, jws FROM tree_heads"
         " ORDER BY tree_size DESC LIMIT 1"
@@ -298,6 +306,55 @@ def head_at(conn: sqlite3.Connection, tree_size: int) -> TreeHead | None:
         (tree_size,),
     ).fetchone()
     return None if row is None else _head_from_row(row)
+
+
+# --- epochs (§9.5) --------------------------------------------------------------------
+
+RESTORE_CHECK_META = "restore_check"
+"""Set in a backup copy (``node.store.backup``): whoever starts a node on it must first
+learn the heads its peers hold (``node.flows.restore_check``); until then no head is
+signed (``RestorePending``)."""
+
+
+def current_epoch(conn: sqlite3.Connection) -> tuple[int, Any | None]:
+    """Our log's epoch and the restore statement (parsed JWS object) that opened it;
+    (0, None) before any restore."""
+    try:
+        row = conn.execute("SELECT epoch, statement FROM log_epochs ORDER BY epoch DESC LIMIT 1")
+    except sqlite3.OperationalError:
+        return 0, None  # a database before schema step 5 (migrations, their tests): epoch 0
+    found = row.fetchone()
+    return (0, None) if found is None else (int(found[0]), json.loads(found[1]))
+
+
+def restore_pending(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM meta WHERE key = ?", (RESTORE_CHECK_META,)).fetchone()
+    return row is not None
+
+
+def mark_restore_pending(conn: sqlite3.Connection) -> None:
+    """Flag this database as a restored copy (called on the backup copy)."""
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, 'pending')", (RESTORE_CHECK_META,)
+    )
+
+
+def end_restore_check(
+    conn: sqlite3.Connection, statement: Any | None, restored_size: int, now: datetime
+) -> None:
+    """The restore check is done: with a statement, open its epoch (every head signed
+    from here on carries it). Inside the caller's transaction, before the entry that
+    records it is appended."""
+    _in_transaction(conn, "end_restore_check", now)
+    if statement is not None:
+        epoch = jws.parse(statement, RESTORE_STATEMENT_TYP).payload["epoch"]
+        conn.execute(
+            "INSERT INTO log_epochs (epoch, statement, restored_size, started_at)"
+            " VALUES (?, ?, ?, ?)",
+            (epoch, jws.canonical(statement).decode("ascii"), restored_size, rfc3339(now)),
+        )
+    conn.execute("DELETE FROM meta WHERE key = ?", (RESTORE_CHECK_META,))
+    _WRITERS.pop(id(conn), None)  # the epoch is read afresh by the next append
 
 
 # --- append ----------------------------------------------------------------------------
@@ -388,6 +445,11 @@ class _Writer:
     each with the newest head size when it was written: after a SAVEPOINT rollback the
     stored tip may be one of them, ahead of the newest head and of ``log_frontier``, and
     that is this group's own work, not an unsigned tail."""
+    epoch: int = 0
+    statement: Any | None = None
+    """The log's epoch and the statement that opened it: every head signed carries them."""
+    pending: bool = False
+    """A restored copy before its restore check: sign nothing (§9.5)."""
 
 
 _WRITERS: OrderedDict[int, _Writer] = OrderedDict()
@@ -440,7 +502,20 @@ def _load(conn: sqlite3.Connection) -> _Writer:
             f"log frontier covers {frontier.size} entries but the log has {size}; run verify"
         )
     _ensure_nodes(conn, size, exact=True)
-    state = _Writer(conn, size, prev, frontier, stored, head_size, True, unsigned)
+    epoch, statement = current_epoch(conn)
+    state = _Writer(
+        conn,
+        size,
+        prev,
+        frontier,
+        stored,
+        head_size,
+        True,
+        unsigned,
+        epoch,
+        statement,
+        restore_pending(conn),
+    )
     _WRITERS[id(conn)] = state
     _WRITERS.move_to_end(id(conn))
     while len(_WRITERS) > _MAX_WRITERS:
@@ -586,6 +661,11 @@ def _seal(
     if newest is not None and newest.tree_size == state.size:
         head = newest
     else:
+        if state.pending:
+            raise RestorePending(
+                "this database is a restored copy: the node must first learn which of its"
+                " heads the peers hold (vhnode serve asks them) before it signs a new one"
+            )
         head = _sign_head(
             conn,
             signing_key,
@@ -593,6 +673,8 @@ def _seal(
             tree_size=state.size,
             root=state.frontier.root(),
             now=now,
+            epoch=state.epoch,
+            statement=state.statement,
         )
     state.head_size = state.size
     state.checked = False  # the next commit group starts from a re-checked tip

@@ -52,6 +52,11 @@ class LogKind(StrEnum):
     PEER_OPRF_KEY_CONFLICT = "peer.oprf_key_conflict"
     KEY_PINS_COMPARED = "key_pins.compared"
     KEY_PINS_CHECKED = "key_pins.checked"
+    PEER_LOG_RESTORED = "peer.log_restored"
+    LOG_HELD_HEAD_SERVED = "log.held_head_served"
+    LOG_HELD_HEAD_REFUSED = "log.held_head_refused"
+    LOG_RESTORED = "log.restored"
+    LOG_RESTORE_CHECKED = "log.restore_checked"
     PEER_UNAUTHENTICATED = "peer.unauthenticated"
     # The detail exchange, as the partner (§14.11)
     DETAIL_REQUESTED = "detail.requested"

@@ -617,12 +617,60 @@ def _oprf_epochs(conn: sqlite3.Connection, keys: NodeKeys | None) -> None:
         conn.execute(statement)
 
 
+# --- step 6: log epochs after a restore (docs/protocol.md §9.5) --------------------------
+
+LOG_EPOCHS_SCHEMA = """
+-- Our own epochs after the first: each opened by the signed restore statement its heads carry.
+CREATE TABLE IF NOT EXISTS log_epochs (
+    epoch INTEGER PRIMARY KEY,
+    statement TEXT NOT NULL,          -- the restore statement JWS, canonical JSON text
+    restored_size INTEGER NOT NULL,
+    started_at TEXT NOT NULL
+);
+-- Peers' restore statements, received inside their heads: the evidence of each restore.
+CREATE TABLE IF NOT EXISTS peer_log_restores (
+    peer TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    statement TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (peer, epoch)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS peer_tree_heads_by_epoch (
+    peer TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    tree_size INTEGER NOT NULL,
+    root_hash BLOB NOT NULL,
+    head TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (peer, epoch, tree_size)
+) WITHOUT ROWID;
+"""
+
+
+def _log_epochs(conn: sqlite3.Connection, keys: NodeKeys | None) -> None:
+    """A peer's heads are keyed by (peer, epoch, size): a restored peer's new epoch reuses
+    sizes without a conflict, while two roots for one size within an epoch still are one
+    (§9.3, §9.5). Every head held so far is of epoch 0."""
+    for statement in _statements(LOG_EPOCHS_SCHEMA):
+        conn.execute(statement)
+    if "epoch" not in {str(r[1]) for r in conn.execute("PRAGMA table_info(peer_head_conflicts)")}:
+        conn.execute("ALTER TABLE peer_head_conflicts ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
+    conn.execute(
+        "INSERT OR IGNORE INTO peer_tree_heads_by_epoch"
+        " (peer, epoch, tree_size, root_hash, head, received_at)"
+        " SELECT peer, 0, tree_size, root_hash, head, received_at FROM peer_tree_heads"
+    )
+    conn.execute("DROP TABLE peer_tree_heads")
+    conn.execute("ALTER TABLE peer_tree_heads_by_epoch RENAME TO peer_tree_heads")
+
+
 STEPS: Sequence[Step] = (
     Step(1, "release 0.1.0 schema", _baseline),
     Step(2, "HKDF-derived at-rest and pseudonym keys", _hkdf_keys, _reencrypt_prepare),
     Step(3, "liaison inbox: acknowledged hit notices, first disclosure", _liaison_inbox),
     Step(4, "web application sign-in: credentials and sessions", _web_sign_in),
     Step(5, "OPRF key epochs and pinned partner keys", _oprf_epochs),
+    Step(6, "log epochs: restore statements, heads held per epoch", _log_epochs),
 )
 
 

@@ -56,6 +56,10 @@ VERDICT_WORDS = {
     "inconsistent": "Niet in orde: geen geldig bewijs, het logboek is herschreven",
     "truncated": "Niet in orde: het logboek van de partner is ingekort",
     "forked": "Niet in orde: de partner tekende twee verschillende logboeken",
+    "restored": (
+        "Hersteld: de partner zette een back-up terug en verklaarde getekend welke"
+        " regels verloren gingen; het logboek gaat verder in een nieuw tijdvak"
+    ),
     "no_heads": "Nog niets te vergelijken: geen boomkop van deze partner ontvangen",
     "refused": "Geweigerd door de partner",
     "unreachable": "Partner niet bereikbaar",
