@@ -171,7 +171,7 @@ class LogCorrupted(VhnodeError):
 
 class RestorePending(LogCorrupted):
     """The database was restored from a backup and has not yet learned which heads its
-    peers hold (docs/protocol.md §9.5): no new head is signed until it has."""
+    peers hold (docs/protocol.md §9.7): no new head is signed until it has."""
 
     code = "restore_pending"
     title = "Restored log waits for its restore check"

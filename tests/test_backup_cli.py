@@ -73,6 +73,11 @@ async def test_passphrase_backup_while_serving_restores_into_a_new_home(
     code, stdout, err = await vhnode("status", "--home", str(new_home), "--json")
     assert code == 0, err
     assert json.loads(stdout)["node_id"] == OM
+    # The test-restore drill: the log verifies; the copy signs nothing before its check.
+    code, stdout, err = await vhnode("audit", "verify", "--home", str(new_home))
+    assert code == 0, err
+    assert stdout.startswith("OK:")
+    assert "refused the record" in err
 
 
 async def test_wrong_passphrase_and_misuse_are_one_line_errors(

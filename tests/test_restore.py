@@ -1,4 +1,4 @@
-"""Backup and restore without forking (docs/protocol.md §9.5), in a real federation.
+"""Backup and restore without forking (docs/protocol.md §9.7), in a real federation.
 
 A partner is backed up while it answers rounds, answers more (its peers keep signed heads
 of that newer history), and is then restored from the backup. Started again, it asks its
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from pathlib import Path
 
 import nacl.public
@@ -21,10 +22,23 @@ from node.flows import admin
 from node.flows.backups import make_backup, restore_backup
 from node.flows.context import open_node
 from node.flows.cross_check import cross_check
+from node.flows.restore_check import HELD_HEAD_PATH
 from node.protocol import jws
+from node.protocol.held_head import HELD_HEAD_REQUEST_TYP, HELD_HEAD_RESPONSE_TYP, HeldHeadRequest
+from node.protocol.tree_head import check_head
 from node.store import log
 from node.store.backup import Protection
-from tests.federation import Federation, log_entries, restore, snapshot, statuses
+from tests.federation import (
+    Federation,
+    log_entries,
+    open_signed,
+    outsider,
+    partner_result,
+    post_peer,
+    restore,
+    snapshot,
+    statuses,
+)
 
 JAN = {"kind": "bsn", "bsn": "123456782"}
 OM = "om-test"
@@ -62,15 +76,17 @@ async def back_up_while_serving(fed: Federation, out: Path, key: nacl.public.Pri
     assert statuses(first)[OM] == statuses(second)[OM] == "no_hit"
 
 
-async def restore_from(fed: Federation, archive: Path, key: nacl.public.PrivateKey) -> None:
-    """Stop om-test, restore the backup into its home with ``vhnode restore``'s flow, and
+async def restore_from(
+    fed: Federation, archive: Path, key: nacl.public.PrivateKey, node_id: str = OM
+) -> None:
+    """Stop the node, restore the backup into its home with ``vhnode restore``'s flow, and
     start it: the start runs the restore check before the node listens."""
-    node = fed.nodes[OM]
-    await fed.stop(OM)
+    node = fed.nodes[node_id]
+    await fed.stop(node_id)
     node.ctx.close()
     restore_backup(archive, node.home, protection=with_key(key), force=True, now=node.clock.now())
     node.ctx = open_node(node.home, clock=node.clock)
-    await fed.start(OM)
+    await fed.start(node_id)
 
 
 async def verdicts(fed: Federation, asker: str = "vh-test") -> dict[str, str]:
@@ -277,3 +293,131 @@ async def test_a_restored_copy_signs_nothing_before_its_check(
     await fed.start(OM)  # the check runs; then the node signs again
     admin.create_user(node.ctx, "nieuw-beheer", "admin")
     assert log.latest_head(node.ctx.conn) != before
+
+
+def held_head_request(fed: Federation, requester: str, partner: str) -> jws.SignedDocument:
+    req = HeldHeadRequest(
+        requester=requester,
+        partner=partner,
+        nonce=jws.b64u_encode(secrets.token_bytes(16)),
+        issued_at=fed.nodes[requester].clock.now(),
+    )
+    return jws.sign(HELD_HEAD_REQUEST_TYP, req.wire(), fed.nodes[requester].ctx.keys.signing)
+
+
+async def test_held_head_tells_a_peer_its_own_newest_head_and_a_stranger_nothing(
+    federation: Federation,
+) -> None:
+    fed = federation
+    await fed.query("vh-test", [JAN], case_ref="CASUS-1")
+    reply = await post_peer(fed, "vh-test", HELD_HEAD_PATH, held_head_request(fed, OM, "vh-test"))
+    assert reply.status == 200
+    answer = open_signed(fed, "vh-test", reply.body, HELD_HEAD_RESPONSE_TYP)
+    assert answer["outcome"] == "held"
+    held = check_head(answer["held"], OM, fed.nodes[OM].ctx.keys.signing_public)
+    newest_at_vh = (
+        fed.nodes["vh-test"]
+        .ctx.conn.execute("SELECT max(tree_size) FROM peer_tree_heads WHERE peer = ?", (OM,))
+        .fetchone()[0]
+    )
+    assert held.tree_size == newest_at_vh
+    assert answer["tree_head"] is not None  # vh-test's own head travels too (§9.3)
+    served = log_entries(fed.nodes["vh-test"], "log.held_head_served")
+    assert [(e["counterparty"], e["data"]["tree_size"]) for e in served] == [(OM, newest_at_vh)]
+
+    stranger = outsider(fed)  # known to nobody
+    reply = await post_peer(
+        fed, "vh-test", HELD_HEAD_PATH, held_head_request(fed, stranger.node_id, "vh-test")
+    )
+    assert reply.status == 403
+    refused = open_signed(fed, "vh-test", reply.body, HELD_HEAD_RESPONSE_TYP)
+    assert refused["reason"] == "unknown_requester"
+    assert refused["held"] is None
+    assert refused["tree_head"] is None  # a stranger learns nothing of vh-test's activity
+
+
+async def test_an_epoch_head_fits_the_bounds_heads_travel_in(
+    federation: Federation, tmp_path: Path, backup_key: nacl.public.PrivateKey
+) -> None:
+    fed = federation
+    archive = tmp_path / "om-test.vhbackup"
+    make_backup(
+        fed.nodes[OM].home,
+        archive,
+        with_keys=False,
+        protection=to_key(backup_key),
+        now=fed.nodes[OM].clock.now(),
+    )
+    await fed.query("vh-test", [JAN], case_ref="CASUS-1")
+    await restore_from(fed, archive, backup_key)
+    head = log.latest_head(fed.nodes[OM].ctx.conn)
+    assert head is not None
+    document = json.loads(head.jws)
+    assert len(document["payload"]) < 4096  # tree_head.SignedTreeHead's payload bound
+    parsed = check_head(document, OM, fed.nodes[OM].ctx.keys.signing_public)
+    assert parsed.epoch == 1
+    assert parsed.restore is not None
+    assert parsed.restore.lost_entries > 0
+
+
+async def test_a_restored_partner_answers_from_its_restored_registry(
+    federation: Federation, tmp_path: Path, backup_key: nacl.public.PrivateKey
+) -> None:
+    """A registration added after the backup is gone with the restore: the requester's
+    copy of the newer tag set must not keep finding it, and the partner's next
+    publication must not clash with a version the requester holds."""
+    fed = federation
+    piet = {"kind": "bsn", "bsn": "111222333"}
+    fed.register(OM, {"ref": "OM-1", "themes": ["veelplegers"], "identifiers": [JAN]})
+    assert statuses(await fed.query("vh-test", [JAN, piet], case_ref="CASUS-1"))[OM] == "hit"
+    archive = tmp_path / "om-test.vhbackup"
+    make_backup(
+        fed.nodes[OM].home,
+        archive,
+        with_keys=False,
+        protection=to_key(backup_key),
+        now=fed.nodes[OM].clock.now(),
+    )
+    fed.register(OM, {"ref": "OM-2", "themes": ["veelplegers"], "identifiers": [piet]})
+    before = await fed.query("vh-test", [JAN, piet], case_ref="CASUS-2")
+    assert partner_result(before, OM)["subjects"] == ["hit", "hit"]
+
+    await restore_from(fed, archive, backup_key)
+    after = await fed.query("vh-test", [JAN, piet], case_ref="CASUS-3")
+    assert partner_result(after, OM)["subjects"] == ["hit", "no_hit"]  # OM-2 is gone
+    assert partner_result(after, OM)["tag_set_version"] > 1 << 20
+    # The partner publishes on; the requester follows without a clash of versions.
+    fed.register(OM, {"ref": "OM-3", "themes": ["veelplegers"], "identifiers": [piet]})
+    later = await fed.query("vh-test", [JAN, piet], case_ref="CASUS-4")
+    assert partner_result(later, OM)["subjects"] == ["hit", "hit"]
+
+
+async def test_a_restored_requester_is_restored_at_the_partners_it_asks(
+    federation: Federation, tmp_path: Path, backup_key: nacl.public.PrivateKey
+) -> None:
+    """Requests carry the requester's head (§9.5): partners witness the asking node, so a
+    restored Veiligheidshuis must not look forked to them either."""
+    fed = federation
+    vh = fed.nodes["vh-test"]
+    await fed.query("vh-test", [JAN], case_ref="CASUS-1")
+    archive = tmp_path / "vh-test.vhbackup"
+    make_backup(
+        vh.home, archive, with_keys=False, protection=to_key(backup_key), now=vh.clock.now()
+    )
+    await fed.query("vh-test", [JAN], case_ref="CASUS-2")  # partners hold newer heads of vh
+    await restore_from(fed, archive, backup_key, "vh-test")
+    assert log_entries(vh, "log.restored")
+    result = await fed.query("vh-test", [JAN], case_ref="CASUS-3")
+    assert set(statuses(result).values()) == {"no_hit"}
+    for partner in ("om-test", "politie-test", "ggz-test"):
+        seen = [
+            e
+            for e in log_entries(fed.nodes[partner], "peer.log_restored")
+            if e["counterparty"] == "vh-test"
+        ]
+        assert len(seen) == 1, partner
+        assert not [
+            e
+            for e in log_entries(fed.nodes[partner], "peer.log_forked")
+            if e["counterparty"] == "vh-test"
+        ]

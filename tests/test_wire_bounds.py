@@ -166,7 +166,7 @@ def test_a_tree_head_is_a_bounded_jws_object() -> None:
     good = _refusal(TagSetRefused, "r", "d")
     parse_model(TagSetRefused, good)
     for head in (
-        {"payload": "e30" * 400, "signatures": [{"protected": "e30", "signature": "AA"}]},
+        {"payload": "e30" * 1400, "signatures": [{"protected": "e30", "signature": "AA"}]},
         {"payload": "e30", "signatures": []},
         {"payload": "e30", "signatures": [{"protected": "e30", "signature": "AA"}] * 2},
         {"payload": "e30", "signatures": [{"protected": "e30", "signature": "AA"}], "x": 1},

@@ -141,7 +141,7 @@ def restore_command(
         click.echo(f"the replaced database is kept as {done['replaced']}")
     click.echo(
         "on its next start the node asks its peers which of its heads they hold before it"
-        " signs anything; a new log epoch follows if they hold more (docs/protocol.md §9.5)"
+        " signs anything; a new log epoch follows if they hold more (docs/protocol.md §9.7)"
     )
 
 

@@ -226,11 +226,25 @@ def witness_requester(
         return RequesterTreeHeadBad(e.detail)
     if requester == ctx.node_id:
         return None  # our own head, asking ourselves: our log is here, not a peer's
-    if peer_heads.remember(ctx.conn, requester, head, now) == "conflict":
+    held_before = peer_heads.latest(ctx.conn, requester)
+    seen = peer_heads.remember(ctx.conn, requester, head, now)
+    if seen == "conflict":
         ctx.record([log_entries.peer_log_forked(partner=requester, tree_size=head.tree_size)], now)
         return RequesterLogForked(
             f"{requester} signed another root for tree size {head.tree_size} before; "
             "both signed heads are kept"
+        )
+    if seen == "restored" and head.restore is not None:
+        # §9.7: a requester restored from a backup, with its signed statement: recorded,
+        # and the request answered.
+        held_size = 0 if held_before is None else held_before[0]
+        ctx.record(
+            [
+                log_entries.peer_log_restored(
+                    partner=requester, statement=head.restore, held_size=held_size
+                )
+            ],
+            now,
         )
     return None
 

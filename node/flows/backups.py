@@ -1,5 +1,5 @@
 """Backing up a node home and restoring it (``vhnode backup``, ``vhnode restore``;
-docs/operations.md "Backup and restore", docs/protocol.md §9.5).
+docs/operations.md "Backup and restore", docs/protocol.md §9.7).
 
 The file format and its encryption are ``node.store.backup``'s. Restoring puts the
 backup's database in place of the home's — never beside a different node's keys — and

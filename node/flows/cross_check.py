@@ -144,7 +144,7 @@ async def _check_one(
     result.current_size = head.tree_size
     seen = await ctx.write(lambda: remember_head(ctx, peer_id, head, log_fork=False))
     if head.epoch > held_epoch and seen != "conflict":
-        # §9.5: restored from a backup, with a signed statement that admits the loss;
+        # §9.7: restored from a backup, with a signed statement that admits the loss;
         # sizes of the closed epoch say nothing about the new one.
         result.verdict = "restored"
         result.detail = f"the peer opened log epoch {head.epoch} after a restore"

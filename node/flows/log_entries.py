@@ -484,7 +484,7 @@ def key_pins_checked(*, peer: str, verdict: str, compared: int) -> LogEntry:
 
 
 def peer_log_restored(*, partner: str, statement: RestoreStatement, held_size: int) -> LogEntry:
-    """A partner's head of a new log epoch, with its restore statement (§9.5).
+    """A partner's head of a new log epoch, with its restore statement (§9.7).
     ``held_size``: the largest head of the closed epoch we held, beside what it admits."""
     return LogEntry(
         kind=LogKind.PEER_LOG_RESTORED,
@@ -519,7 +519,7 @@ def log_held_head_refused(*, requester: str, reason: str) -> LogEntry:
 
 
 def log_restored(*, statement: RestoreStatement) -> LogEntry:
-    """This node opened a new log epoch after a restore (§9.5): the statement's terms."""
+    """This node opened a new log epoch after a restore (§9.7): the statement's terms."""
     return LogEntry(
         kind=LogKind.LOG_RESTORED,
         outcome="restored",

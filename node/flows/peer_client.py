@@ -294,7 +294,7 @@ async def signed_exchange(
 async def keep_tree_head(ctx: NodeContext, partner: str, head: TreeHead) -> None:
     """§9.3: keep the partner's verified tree head. A second head for a size we hold in
     the same epoch, with another root, proves a forked log: the answer is not trusted. A
-    head of a new epoch with its restore statement (§9.5) is a restore: logged, trusted."""
+    head of a new epoch with its restore statement (§9.7) is a restore: logged, trusted."""
     seen = await ctx.write(lambda: remember_head(ctx, partner, head))
     if seen == "conflict":
         raise PartnerFailure(

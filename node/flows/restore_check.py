@@ -1,4 +1,4 @@
-"""Restoring without forking (docs/protocol.md §9.5): both sides of the held-head exchange
+"""Restoring without forking (docs/protocol.md §9.7): both sides of the held-head exchange
 and the check a restored node runs before it signs anything.
 
 A backup copy carries a marker (``log.RESTORE_CHECK_META``, set by ``node.store.backup``);
@@ -56,11 +56,15 @@ from node.protocol.restore import (
     statement_payload,
 )
 from node.protocol.tree_head import TREE_HEAD_TYP, TreeHead, check_head
-from node.store import log, peer_heads
+from node.store import log, peer_heads, tag_sets
 from node.store.db import tx
 from node.tls import PeerTransport
 
 HELD_HEAD_PATH = "/peer/v1/log/held-head"
+TAG_SET_VERSION_JUMP = 1 << 20
+"""How far each tag set's version moves when an epoch opens (§9.7): more publications
+than a node makes between a backup and its restore, so past any version a requester may
+hold of the lost history — also one whose peer could not answer the check."""
 
 logger = structlog.get_logger("vhnode.restore")
 
@@ -69,7 +73,7 @@ logger = structlog.get_logger("vhnode.restore")
 
 
 def answer_held_head(ctx: NodeContext, body: bytes, transport: PeerTransport) -> Answer:
-    """§9.5: the newest signed head of the requester we hold. Any known, unrevoked peer
+    """§9.7: the newest signed head of the requester we hold. Any known, unrevoked peer
     may ask (the head is its own); authenticated like a consistency request (§6.6 steps
     1–6), logged, and carrying our own head (§9.3)."""
     doc = jws.parse_bytes(body, HELD_HEAD_REQUEST_TYP)
@@ -269,7 +273,25 @@ def _conclude(ctx: NodeContext, answers: list[HeldAnswer]) -> RestoreCheck:
     doc = jws.sign(RESTORE_STATEMENT_TYP, payload, ctx.keys.signing)
     statement = check_statement(doc.to_json(), ctx.node_id, ctx.keys.signing_public)
     log.end_restore_check(conn, json.loads(statement.jws), own.tree_size, now)
-    ctx.record([log_entries.log_restored(statement=statement)], now)
+    entries = [log_entries.log_restored(statement=statement)]
+    # Tag sets published after the backup are lost too, and requesters may hold them:
+    # the same members again, at a version past theirs (§9.7).
+    for (convenant_id,) in conn.execute(
+        "SELECT DISTINCT convenant_id FROM tag_set_versions ORDER BY convenant_id"
+    ).fetchall():
+        head = tag_sets.publish_after_restore(conn, convenant_id, TAG_SET_VERSION_JUMP, now)
+        entries.append(
+            log_entries.tag_set_published(
+                convenant_id=convenant_id,
+                convenant_version=None,
+                actor=None,
+                version=head.version,
+                count=head.count,
+                added=0,
+                removed=0,
+            )
+        )
+    ctx.record(entries, now)
     return RestoreCheck(asked, len(answered), behind, statement.epoch, statement.jws)
 
 

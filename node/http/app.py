@@ -601,7 +601,7 @@ def make_app(ctx: NodeContext) -> web.Application:
 
     async def restore_check(app: web.Application) -> Any:
         # A restored copy learns which of its heads the peers hold before the node listens
-        # and signs anything (docs/protocol.md §9.5); a no-op on any other database.
+        # and signs anything (docs/protocol.md §9.7); a no-op on any other database.
         await check_restored(ctx, app[SESSION])
         yield
 

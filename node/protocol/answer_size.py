@@ -45,7 +45,7 @@ HIT_NOTICE_ANSWER = ENVELOPE
 KEY_PINS_ANSWER = ENVELOPE + 256 * 1024
 """A key-pins response (§9.6): at most 1024 pins of about 200 bytes each."""
 HELD_HEAD_ANSWER = ENVELOPE + 8 * 1024
-"""A held-head response (§9.5): besides the partner's own head, one head of the requester
+"""A held-head response (§9.7): besides the partner's own head, one head of the requester
 (with the restore statement of its epoch, if any)."""
 CONSISTENCY_ANSWER = ENVELOPE + PER_ELEMENT * MAX_PROOF_HASHES
 """A consistency response (§9.4): at most 64 hashes."""

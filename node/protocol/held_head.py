@@ -1,4 +1,4 @@
-"""The held-head exchange (docs/protocol.md §9.5): "which is the newest head of mine you
+"""The held-head exchange (docs/protocol.md §9.7): "which is the newest head of mine you
 hold?", asked by a node whose database was restored, before it signs anything new."""
 
 from __future__ import annotations

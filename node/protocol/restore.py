@@ -1,4 +1,4 @@
-"""Log epochs after a restore (docs/protocol.md §9.5): the restore statement and the
+"""Log epochs after a restore (docs/protocol.md §9.7): the restore statement and the
 held-head exchange.
 
 A node restored from a backup has a log shorter than, or different from, the one its
@@ -53,7 +53,7 @@ class LogPoint:
 
 @dataclass(frozen=True)
 class RestoreStatement:
-    """A verified restore statement (§9.5)."""
+    """A verified restore statement (§9.7)."""
 
     node: str
     epoch: int

@@ -4,7 +4,7 @@ A tree head commits a node to the first ``tree_size`` entries of its log. Ours a
 checked by ``verify``; a peer's are checked and kept with every answer it sends.
 
 A head of log epoch 0 (every head before a restore) has exactly four members; a head of a
-later epoch (§9.5) adds ``epoch`` and the signed ``restore`` statement that opened it, so
+later epoch (§9.7) adds ``epoch`` and the signed ``restore`` statement that opened it, so
 whoever meets the epoch can check why it began. Sizes are compared within one epoch.
 """
 
@@ -44,7 +44,7 @@ class TreeHead:
     jws: str
     """The signed head as JSON text (JWS General JSON Serialization)."""
     epoch: int = 0
-    """The log epoch (§9.5): 0 until the node's first restore."""
+    """The log epoch (§9.7): 0 until the node's first restore."""
     restore: RestoreStatement | None = None
     """The statement that opened ``epoch``; None in epoch 0."""
 

@@ -8,7 +8,7 @@ passphrase or to an X25519 recipient key unless the admin asked for none.
   transaction, so the copy is one consistent state of the log and everything it records,
   and the node's writer is not held up (WAL). The copy is marked as restored
   (``log.mark_restore_pending``): a node started on it signs no tree head before it has
-  learned which heads its peers hold (docs/protocol.md §9.5).
+  learned which heads its peers hold (docs/protocol.md §9.7).
 - Encryption: libsodium's XChaCha20-Poly1305 secretstream in 1 MiB chunks (truncation
   and reordering show as a failed final tag), the header line bound to the first chunk
   as additional data. The stream key comes from the passphrase by Argon2id (parameters

@@ -308,7 +308,7 @@ def head_at(conn: sqlite3.Connection, tree_size: int) -> TreeHead | None:
     return None if row is None else _head_from_row(row)
 
 
-# --- epochs (§9.5) --------------------------------------------------------------------
+# --- epochs (§9.7) --------------------------------------------------------------------
 
 RESTORE_CHECK_META = "restore_check"
 """Set in a backup copy (``node.store.backup``): whoever starts a node on it must first
@@ -449,7 +449,7 @@ class _Writer:
     statement: Any | None = None
     """The log's epoch and the statement that opened it: every head signed carries them."""
     pending: bool = False
-    """A restored copy before its restore check: sign nothing (§9.5)."""
+    """A restored copy before its restore check: sign nothing (§9.7)."""
 
 
 _WRITERS: OrderedDict[int, _Writer] = OrderedDict()

@@ -617,7 +617,7 @@ def _oprf_epochs(conn: sqlite3.Connection, keys: NodeKeys | None) -> None:
         conn.execute(statement)
 
 
-# --- step 6: log epochs after a restore (docs/protocol.md §9.5) --------------------------
+# --- step 6: log epochs after a restore (docs/protocol.md §9.7) --------------------------
 
 LOG_EPOCHS_SCHEMA = """
 -- Our own epochs after the first: each opened by the signed restore statement its heads carry.
@@ -650,7 +650,7 @@ CREATE TABLE IF NOT EXISTS peer_tree_heads_by_epoch (
 def _log_epochs(conn: sqlite3.Connection, keys: NodeKeys | None) -> None:
     """A peer's heads are keyed by (peer, epoch, size): a restored peer's new epoch reuses
     sizes without a conflict, while two roots for one size within an epoch still are one
-    (§9.3, §9.5). Every head held so far is of epoch 0."""
+    (§9.3, §9.7). Every head held so far is of epoch 0."""
     for statement in _statements(LOG_EPOCHS_SCHEMA):
         conn.execute(statement)
     if "epoch" not in {str(r[1]) for r in conn.execute("PRAGMA table_info(peer_head_conflicts)")}:

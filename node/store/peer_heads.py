@@ -1,10 +1,10 @@
-"""Tree heads received from peers (docs/protocol.md §9.3, §9.5).
+"""Tree heads received from peers (docs/protocol.md §9.3, §9.7).
 
 Every signed answer carries the partner's current signed tree head; the requester keeps
 them. Two heads of one peer for the same size *within one log epoch* with different roots
 are proof that the peer forked its log: both signed documents are kept as evidence.
 
-A head of a newer epoch carries the peer's signed restore statement (§9.5): the peer was
+A head of a newer epoch carries the peer's signed restore statement (§9.7): the peer was
 restored from a backup and admits the entries it lost. It is kept as evidence and the
 head is a restore, not a fork — unless the statement contradicts a head we hold (its
 restored state is not a state of the log we saw), or the peer signs on in an epoch it
@@ -158,6 +158,6 @@ def conflicts_by_peer(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def restores(conn: sqlite3.Connection, peer: str) -> int:
-    """How many restore statements of ``peer`` we hold (§9.5)."""
+    """How many restore statements of ``peer`` we hold (§9.7)."""
     row = conn.execute("SELECT COUNT(*) FROM peer_log_restores WHERE peer = ?", (peer,))
     return int(row.fetchone()[0])

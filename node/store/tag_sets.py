@@ -249,6 +249,24 @@ def holds_rows(conn: sqlite3.Connection, set_id: str) -> bool:
     )
 
 
+def publish_after_restore(
+    conn: sqlite3.Connection, convenant_id: str, jump: int, now: datetime
+) -> Head:
+    """The same members again as version ``current + jump`` (docs/protocol.md §9.7): past
+    any version a requester may hold of the history lost with a restore, so none takes
+    its old copy for current, and none meets a second digest for a version it holds.
+    Records no changes: a delta from a version below it is derived only from versions
+    this node has (``delta_since``). Inside the caller's transaction."""
+    prev = head(conn, convenant_id)
+    version = prev.version + jump
+    conn.execute(
+        "INSERT INTO tag_set_versions (convenant_id, version, count, digest, published_at) "
+        "VALUES (?,?,?,?,?)",
+        (convenant_id, version, prev.count, prev.digest, rfc3339(now)),
+    )
+    return Head(version, prev.count, prev.digest)
+
+
 def members(conn: sqlite3.Connection, convenant_id: str) -> list[bytes]:
     return [
         r[0]
@@ -261,8 +279,16 @@ def members(conn: sqlite3.Connection, convenant_id: str) -> list[bytes]:
 def delta_since(
     conn: sqlite3.Connection, convenant_id: str, since: int, current: int
 ) -> tuple[list[bytes], list[bytes]] | None:
-    """Net (added, removed) from version ``since`` to ``current``; None if not derivable."""
+    """Net (added, removed) from version ``since`` to ``current``; None if not derivable:
+    also when this node never published ``since`` — a version of a history lost with a
+    restore (docs/protocol.md §9.7), whose members may differ from anything recorded."""
     if since <= 0 or since > current:
+        return None
+    published = conn.execute(
+        "SELECT 1 FROM tag_set_versions WHERE convenant_id = ? AND version = ?",
+        (convenant_id, since),
+    ).fetchone()
+    if published is None:
         return None
     first_op: dict[bytes, str] = {}
     for tag, op in conn.execute(
