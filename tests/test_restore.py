@@ -18,7 +18,8 @@ import nacl.public
 import pytest
 
 from node.errors import RestorePending
-from node.flows import admin
+from node.flows import admin, monitoring
+from node.flows.audit import report
 from node.flows.backups import make_backup, restore_backup
 from node.flows.context import open_node
 from node.flows.cross_check import cross_check
@@ -421,3 +422,31 @@ async def test_a_restored_requester_is_restored_at_the_partners_it_asks(
             for e in log_entries(fed.nodes[partner], "peer.log_forked")
             if e["counterparty"] == "vh-test"
         ]
+
+
+async def test_the_privacy_officer_and_the_monitor_see_each_restore(
+    federation: Federation, tmp_path: Path, backup_key: nacl.public.PrivateKey
+) -> None:
+    fed = federation
+    archive = tmp_path / "om-test.vhbackup"
+    make_backup(
+        fed.nodes[OM].home,
+        archive,
+        with_keys=False,
+        protection=to_key(backup_key),
+        now=fed.nodes[OM].clock.now(),
+    )
+    await fed.query("vh-test", [JAN], case_ref="CASUS-1")
+    await restore_from(fed, archive, backup_key)
+    await fed.query("vh-test", [JAN], case_ref="CASUS-2")
+    for holder, party in (("vh-test", OM), (OM, OM)):
+        ctx = fed.nodes[holder].ctx
+        found = report.report_for(ctx.conn, holder, ctx.clock.now()).anomalies
+        assert [(a.rule, a.party, a.count) for a in found if a.rule == "restored_log"] == [
+            ("restored_log", party, 1)
+        ], holder
+    at_vh = (await monitoring.scrape(fed.nodes["vh-test"].ctx)).decode()
+    assert 'vhnode_peer_log_restores{partner="om-test"} 1.0' in at_vh
+    assert "vhnode_log_epoch 0.0" in at_vh
+    at_om = (await monitoring.scrape(fed.nodes[OM].ctx)).decode()
+    assert "vhnode_log_epoch 1.0" in at_om

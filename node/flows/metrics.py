@@ -162,6 +162,17 @@ class NodeMetrics:
             "When the newest import last committed a batch, or ended",
             registry=r,
         )
+        self.peer_log_restores = Gauge(
+            "vhnode_peer_log_restores",
+            "Restore statements held of a partner: log epochs it opened after a restore",
+            ["partner"],
+            registry=r,
+        )
+        self.log_epoch = Gauge(
+            "vhnode_log_epoch",
+            "This node's log epoch: 0 until its first restore from a backup (protocol §9.7)",
+            registry=r,
+        )
         self.ready = Gauge("vhnode_ready", "1 when /readyz would answer 200", registry=r)
         self.readiness_check = Gauge(
             "vhnode_readiness_check",

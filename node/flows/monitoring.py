@@ -39,6 +39,9 @@ async def scrape(ctx: NodeContext) -> bytes:
         m.database_bytes.set(size.used_bytes + size.wal_bytes)
         for partner, forks in peer_heads.conflicts_by_peer(conn).items():
             m.peer_log_forks.labels(partner).set(forks)
+        for partner, restores in peer_heads.restores_by_peer(conn).items():
+            m.peer_log_restores.labels(partner).set(restores)
+        m.log_epoch.set(log.current_epoch(conn)[0])
         _import_progress(m, imports.load(conn))
 
     await ctx.read(read)

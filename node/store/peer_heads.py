@@ -157,6 +157,12 @@ def conflicts_by_peer(conn: sqlite3.Connection) -> dict[str, int]:
     return {str(peer): int(n) for peer, n in rows}
 
 
+def restores_by_peer(conn: sqlite3.Connection) -> dict[str, int]:
+    """Every peer we hold restore statements of: how many (§9.7)."""
+    rows = conn.execute("SELECT peer, COUNT(*) FROM peer_log_restores GROUP BY peer")
+    return {str(peer): int(n) for peer, n in rows}
+
+
 def restores(conn: sqlite3.Connection, peer: str) -> int:
     """How many restore statements of ``peer`` we hold (§9.7)."""
     row = conn.execute("SELECT COUNT(*) FROM peer_log_restores WHERE peer = ?", (peer,))

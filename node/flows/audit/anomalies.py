@@ -64,7 +64,7 @@ class Anomaly:
     rule: str
     """``many_subjects``, ``burst``, ``rate_limited``, ``suspect_requester``,
     ``unauthenticated_requests``, ``detail_probe``, ``forked_peer_log``,
-    ``oprf_key_conflict``."""
+    ``oprf_key_conflict``, ``restored_log``."""
     party: str | None
     convenant: str | None
     window: str
@@ -274,6 +274,23 @@ def forked_log_anomalies(alerts: Mapping[tuple[str, str], Window]) -> list[Anoma
             detail=f"{kind}: {_ALERTS[kind][1]}",
         )
         for (kind, party), w in sorted(alerts.items())
+    ]
+
+
+def restored_log_anomalies(restores: Mapping[tuple[str, str], Window]) -> list[Anomaly]:
+    """Restores per (kind, node): a partner (``peer.log_restored``) or this node
+    (``log.restored``) was restored from a backup and opened a new log epoch with a signed
+    statement admitting lost entries (docs/protocol.md §9.7)."""
+    return [
+        Anomaly(
+            "restored_log",
+            party,
+            None,
+            f"{w.first}/{w.last}",
+            w.count,
+            detail=f"{kind}: restored from a backup; log entries after the backup are lost",
+        )
+        for (kind, party), w in sorted(restores.items())
     ]
 
 

@@ -80,6 +80,10 @@ claim is unproven, so they are never counted as that party's requests."""
 ALERT_KINDS = (LogKind.PEER_LOG_FORKED, LogKind.PEER_OPRF_KEY_CONFLICT)
 """Entries that are anomalies by themselves (a partner signed two different logs, or
 showed two OPRF keys for one epoch)."""
+RESTORE_KINDS = (LogKind.PEER_LOG_RESTORED, LogKind.LOG_RESTORED)
+"""A partner, or this node, restored from a backup and opened a new log epoch admitting
+lost entries (docs/protocol.md §9.7): not a fork, but always worth the privacy officer's
+attention."""
 STATUSES = ("hit", "no_hit", "refused", "unreachable", "timeout", "invalid")
 """Per-subject statuses of an ask (docs/protocol.md §8.1), in report order."""
 ANSWERED_COUNTS = ("evaluations", "elements", "refused", "tag_sets_served", "tag_sets_refused")

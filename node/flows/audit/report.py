@@ -37,6 +37,7 @@ from node.flows.audit.anomalies import (
     parse_thresholds,
     probe_anomalies,
     refusal_anomalies,
+    restored_log_anomalies,
     unauthenticated_anomalies,
 )
 from node.flows.audit.filters import Filters, matches, parse_date, parse_filters, requesting_party
@@ -51,6 +52,7 @@ from node.flows.audit.kinds import (
     PROBE_REASONS,
     PROVIDER_KINDS,
     REFUSAL_KINDS,
+    RESTORE_KINDS,
     STATUSES,
     SUSPECT_REASONS,
     TAG_SET_SERVE_KINDS,
@@ -208,6 +210,7 @@ def build(
     suspect: defaultdict[tuple[str, str, str], Window] = defaultdict(Window)
     probes: defaultdict[tuple[str, str, str], Window] = defaultdict(Window)
     alerts: defaultdict[tuple[str, str], Window] = defaultdict(Window)
+    restores: defaultdict[tuple[str, str], Window] = defaultdict(Window)
     unauthenticated: defaultdict[tuple[str, str], Window] = defaultdict(Window)
     refusals_given: Counter[tuple[str, str]] = Counter()
     refusals_received: Counter[tuple[str, str]] = Counter()
@@ -301,6 +304,9 @@ def build(
                 w.last = max(w.last, str(end or e.time))
         if e.kind in ALERT_KINDS:
             alerts[(e.kind, party)].add(e.time)
+        elif e.kind in RESTORE_KINDS:
+            # log.restored is this node's own restore: no counterparty.
+            restores[(e.kind, e.counterparty or node_id)].add(e.time)
 
     for conv, time_text in own_round_times.values():
         rep.asked_per_day.setdefault(time_text[:10], _new_day())["rounds"] += 1
@@ -327,6 +333,7 @@ def build(
         *unauthenticated_anomalies(unauthenticated),
         *probe_anomalies(probes),
         *forked_log_anomalies(alerts),
+        *restored_log_anomalies(restores),
     ]
     return rep
 

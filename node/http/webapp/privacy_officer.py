@@ -76,6 +76,7 @@ RULE_WORDS = {
     "detail_probe": "Detailverzoek zonder eigen treffer",
     "forked_peer_log": "Partner tekende twee logboeken",
     "oprf_key_conflict": "Partner toonde twee OPRF-sleutels voor één periode",
+    "restored_log": "Logboek teruggezet uit een back-up (getekende verklaring)",
 }
 KIND_WORDS = {
     "bekendheid.round": "Bevraging gestart",
