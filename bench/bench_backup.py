@@ -29,8 +29,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import nacl.pwhash
 import nacl.public
+import nacl.pwhash
 import nacl.utils
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -93,7 +93,9 @@ def main() -> None:
         t = time.perf_counter()
         build(source, keys, entries)
         mib = source.stat().st_size / 2**20
-        print(f"log of {entries:,} entries: {mib:.1f} MiB, built in {time.perf_counter() - t:.1f} s")
+        print(
+            f"log of {entries:,} entries: {mib:.1f} MiB, built in {time.perf_counter() - t:.1f} s"
+        )
 
         t = time.perf_counter()
         shutil.copyfile(source, work / "plain.db")
