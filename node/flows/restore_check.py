@@ -56,7 +56,7 @@ from node.protocol.restore import (
     statement_payload,
 )
 from node.protocol.tree_head import TREE_HEAD_TYP, TreeHead, check_head
-from node.store import log, peer_heads, tag_sets
+from node.store import log, oprf_epochs, peer_heads, tag_sets
 from node.store.db import tx
 from node.tls import PeerTransport
 
@@ -276,10 +276,15 @@ def _conclude(ctx: NodeContext, answers: list[HeldAnswer]) -> RestoreCheck:
     entries = [log_entries.log_restored(statement=statement)]
     # Tag sets published after the backup are lost too, and requesters may hold them:
     # the same members again, at a version past theirs (§9.7).
-    for (convenant_id,) in conn.execute(
-        "SELECT DISTINCT convenant_id FROM tag_set_versions ORDER BY convenant_id"
-    ).fetchall():
-        head = tag_sets.publish_after_restore(conn, convenant_id, TAG_SET_VERSION_JUMP, now)
+    # Each convenant's live set only (its OPRF key epoch's, §6.1.1): a previous epoch's
+    # set serves hit proofs of the overlap and is never asked for as a tag set.
+    set_ids = [
+        str(r[0]) for r in conn.execute("SELECT DISTINCT convenant_id FROM tag_set_versions")
+    ]
+    convenants = sorted({s.split("#", 1)[0] for s in set_ids})
+    for convenant_id in convenants:
+        live = oprf_epochs.live_set(conn, convenant_id)
+        head = tag_sets.publish_after_restore(conn, live, TAG_SET_VERSION_JUMP, now)
         entries.append(
             log_entries.tag_set_published(
                 convenant_id=convenant_id,
