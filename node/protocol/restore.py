@@ -13,11 +13,12 @@ a fork; sizes are compared within one epoch only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from node.errors import MalformedMessage
+from node.errors import BadSignature, MalformedMessage
 from node.protocol import jws
 
 RESTORE_STATEMENT_TYP = "vhnode-restore-statement/v1"
@@ -126,11 +127,20 @@ def _point(value: Any, what: str, extra: set[str] = frozenset()) -> LogPoint:  #
     )
 
 
-def check_statement(obj: Any, node_id: str, verify_key: bytes) -> RestoreStatement:
-    """Parse and verify a restore statement of ``node_id``, signed by ``verify_key``.
-    Raises BadSignature or MalformedMessage."""
+def check_statement(
+    obj: Any, node_id: str, verify_key: bytes | Mapping[str, bytes]
+) -> RestoreStatement:
+    """Parse and verify a restore statement of ``node_id``, signed by ``verify_key`` (one
+    key, or every key the node has had by fingerprint, §4.1.1). Raises BadSignature or
+    MalformedMessage."""
     doc = jws.parse(obj, RESTORE_STATEMENT_TYP)
-    doc.verify(jws.fingerprint(verify_key), verify_key)
+    if isinstance(verify_key, bytes):
+        doc.verify(jws.fingerprint(verify_key), verify_key)
+    else:
+        kids = [k for k in doc.kids() if k in verify_key]
+        if not kids:
+            raise BadSignature("restore statement is not signed by any key this node has had")
+        doc.verify(kids[0], verify_key[kids[0]])
     p = doc.payload
     if set(p) != _STATEMENT_MEMBERS:
         raise MalformedMessage(

@@ -272,6 +272,12 @@ def _sign_head(
     statement: Any | None = None,
 ) -> TreeHead:
     signed_at = rfc3339(now)
+    if statement is not None:
+        # After a key rotation (§4.1.1) peers know only the new key: the epoch's statement
+        # travels signed by the key that signs the head (same payload, same terms).
+        doc = jws.parse(statement, RESTORE_STATEMENT_TYP)
+        if doc.kids() != (jws.fingerprint(bytes(signing_key.verify_key)),):
+            statement = jws.sign(RESTORE_STATEMENT_TYP, doc.payload, signing_key).to_json()
     payload = head_payload(node_id, tree_size, root, signed_at, epoch, statement)
     text = jws.canonical(jws.sign(TREE_HEAD_TYP, payload, signing_key).to_json()).decode("ascii")
     conn.execute(
