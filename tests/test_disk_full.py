@@ -9,14 +9,17 @@ SQLite really returns SQLITE_FULL here: the node's `[database] max_size_mib` set
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from node.config import CONFIG_FILE
 from node.flows.context import open_node
-from node.store import log
+from node.store import db, log
 from tests.detail_fixtures import ANTECEDENTS, CONTACT, detail_convenant_toml
 from tests.federation import DEFAULT_PARTIES, Federation, free_port
 
@@ -126,3 +129,13 @@ async def test_a_put_on_a_full_disk_is_problem_disk_full_and_the_node_goes_on(
         assert body["ok"] is True
     finally:
         await fed.close()
+
+
+def test_an_error_of_the_sqlite3_module_itself_is_no_full_disk(tmp_path: Path) -> None:
+    """A closed connection's ProgrammingError has no SQLite error code: it is passed on as
+    itself, not turned into an AttributeError while the node looks for SQLITE_FULL."""
+    conn = sqlite3.connect(tmp_path / "x.sqlite")
+    conn.close()
+    with pytest.raises(sqlite3.ProgrammingError) as raised:
+        conn.execute("SELECT 1")
+    assert db.is_disk_full(raised.value) is False

@@ -105,7 +105,10 @@ def flush_deleted(conn: sqlite3.Connection) -> None:
 
 
 def is_disk_full(e: BaseException) -> bool:
-    return isinstance(e, sqlite3.Error) and e.sqlite_errorcode == sqlite3.SQLITE_FULL
+    # Errors raised by the sqlite3 module itself (a closed connection, a misuse) carry no
+    # SQLite error code at all: they are no full disk, and must keep their own message.
+    code = getattr(e, "sqlite_errorcode", None)
+    return isinstance(e, sqlite3.Error) and code == sqlite3.SQLITE_FULL
 
 
 def _disk_full(e: BaseException) -> BaseException:
