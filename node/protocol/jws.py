@@ -148,6 +148,18 @@ class SignedDocument:
             return
         raise BadSignature(f"no signature by key {kid[:16]}…")
 
+    def verify_by(self, keys: bytes | Mapping[str, bytes], what: str) -> None:
+        """Raise BadSignature unless signed by ``keys``: one key, or every key a node has
+        had by fingerprint (its own documents across a key rotation, §4.1.1), of which
+        the first the document names must verify. ``what`` names the document in errors."""
+        if isinstance(keys, bytes):
+            self.verify(fingerprint(keys), keys)
+            return
+        kids = [k for k in self.kids() if k in keys]
+        if not kids:
+            raise BadSignature(f"{what} is not signed by any key this node has had")
+        self.verify(kids[0], keys[kids[0]])
+
     def with_signature(self, key: nacl.signing.SigningKey) -> SignedDocument:
         """A copy with ``key``'s signature added (replacing an earlier one by the same key)."""
         new = _sign_one(self.typ, self.payload_b64, key)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from node.errors import BadSignature, MalformedMessage
+from node.errors import MalformedMessage
 from node.protocol import jws
 
 RESTORE_STATEMENT_TYP = "vhnode-restore-statement/v1"
@@ -134,13 +134,7 @@ def check_statement(
     key, or every key the node has had by fingerprint, §4.1.1). Raises BadSignature or
     MalformedMessage."""
     doc = jws.parse(obj, RESTORE_STATEMENT_TYP)
-    if isinstance(verify_key, bytes):
-        doc.verify(jws.fingerprint(verify_key), verify_key)
-    else:
-        kids = [k for k in doc.kids() if k in verify_key]
-        if not kids:
-            raise BadSignature("restore statement is not signed by any key this node has had")
-        doc.verify(kids[0], verify_key[kids[0]])
+    doc.verify_by(verify_key, "restore statement")
     p = doc.payload
     if set(p) != _STATEMENT_MEMBERS:
         raise MalformedMessage(

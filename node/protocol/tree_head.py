@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from node.errors import BadSignature, MalformedMessage
+from node.errors import MalformedMessage
 from node.protocol import jws
 from node.protocol.fields import B64U_PATTERN
 from node.protocol.jws import SignedDocument
@@ -92,13 +92,7 @@ def check_head(obj: Any, node_id: str, verify_key: bytes | Mapping[str, bytes]) 
     if isinstance(obj, SignedTreeHead):
         obj = obj.wire()
     doc = jws.parse(obj, TREE_HEAD_TYP)
-    if isinstance(verify_key, bytes):
-        doc.verify(jws.fingerprint(verify_key), verify_key)
-    else:
-        kids = [k for k in doc.kids() if k in verify_key]
-        if not kids:
-            raise BadSignature("tree head is not signed by any key this node has had")
-        doc.verify(kids[0], verify_key[kids[0]])
+    doc.verify_by(verify_key, "tree head")
     p = doc.payload
     epoch, statement = 0, None
     if set(p) == _EPOCH_MEMBERS:
